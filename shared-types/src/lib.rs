@@ -1,0 +1,482 @@
+//! The webchat wire protocol (`shared/PROTOCOL.md`, v1) as serde types.
+//!
+//! This crate is the protocol's one implementation in code: the Lambdas, the local
+//! gateway and the browser all decode and encode frames through it, so it depends on
+//! serde only and builds for `wasm32-unknown-unknown`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest user name, in Unicode scalar values, after trimming.
+pub const MAX_NAME_CHARS: usize = 32;
+/// Longest chat message, in Unicode scalar values, after trimming.
+pub const MAX_MESSAGE_CHARS: usize = 4096;
+/// Most `receivers` one `message` frame may list.
+pub const MAX_RECEIVERS: usize = 100;
+/// Longest `requestId`, in Unicode scalar values.
+pub const MAX_REQUEST_ID_CHARS: usize = 64;
+/// Longest connection id a client may name (AWS ids are 16 characters).
+pub const MAX_CONNECTION_ID_CHARS: usize = 128;
+/// API Gateway's limit on one WebSocket frame.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+/// API Gateway's limit on one WebSocket message (all its frames together).
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+/// API Gateway closes a connection that has been silent this long.
+pub const IDLE_TIMEOUT_SECS: u64 = 10 * 60;
+/// API Gateway closes every connection after this long.
+pub const MAX_CONNECTION_LIFETIME_SECS: u64 = 2 * 60 * 60;
+/// The stage name the templates deploy and the local gateway serves.
+pub const DEFAULT_STAGE: &str = "Prod";
+
+/// One frame a client sends: an action plus the optional correlation id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientFrame {
+    #[serde(flatten)]
+    pub action: ClientAction,
+    #[serde(rename = "requestId", default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// What a client asks for, tagged on `action` as API Gateway routes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ClientAction {
+    /// Names this connection, or renames it.
+    Register { user_name: String },
+    /// Asks for the other registered connections.
+    List {},
+    /// Sends a chat message to `receivers`, or to everyone when they are absent.
+    Message {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receivers: Option<Vec<ReceiverRef>>,
+        /// Sent by the original client; the server ignores it and uses the registered name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender: Option<String>,
+    },
+    /// Keeps the connection out of API Gateway's idle timeout.
+    Ping {},
+}
+
+/// A recipient named by a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiverRef {
+    pub connection_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+}
+
+/// A registered connection as other clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub user_name: String,
+    pub connection_id: String,
+}
+
+/// One frame the server sends: an event plus, on replies, the caller's `requestId`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerFrame {
+    #[serde(flatten)]
+    pub event: ServerEvent,
+    #[serde(rename = "requestId", default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// What the server tells a client, tagged on `action`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ServerEvent {
+    NewUser {
+        user_name: String,
+        connection_id: String,
+    },
+    UserExit {
+        user_name: String,
+        connection_id: String,
+    },
+    Message {
+        sender: String,
+        sender_id: String,
+        receiver: User,
+        message: String,
+        message_id: String,
+        /// Milliseconds since the Unix epoch, by the server's clock.
+        timestamp: u64,
+        /// True when the sender listed `receivers`.
+        private: bool,
+    },
+    List {
+        users: Vec<User>,
+    },
+    Registered {
+        user_name: String,
+        connection_id: String,
+    },
+    Sent {
+        message_id: String,
+        timestamp: u64,
+        delivered: u32,
+    },
+    Pong {},
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Why a frame was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadJson,
+    UnknownAction,
+    InvalidField,
+    NameTaken,
+    NotRegistered,
+    TooLarge,
+    RateLimited,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownAction => "unknown_action",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::NameTaken => "name_taken",
+            ErrorCode::NotRegistered => "not_registered",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refused frame: the code and human-readable reason to answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The frame's `requestId`, when it had a valid one, so the error can carry it.
+    pub request_id: Option<String>,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
+        self
+    }
+
+    /// The `error` frame that answers the refused frame.
+    pub fn to_frame(&self) -> ServerFrame {
+        ServerFrame {
+            event: ServerEvent::Error {
+                code: self.code,
+                message: self.message.clone(),
+            },
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// A client frame that passed every rule of the protocol, with its text normalised
+/// (names and messages trimmed, receivers without duplicates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidFrame {
+    pub request: Request,
+    pub request_id: Option<String>,
+}
+
+/// A validated client request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Register {
+        user_name: String,
+    },
+    List,
+    Message {
+        message: String,
+        /// `None` broadcasts; `Some` lists connection ids, deduplicated, in order.
+        receivers: Option<Vec<String>>,
+    },
+    Ping,
+}
+
+const KNOWN_ACTIONS: [&str; 4] = ["register", "list", "message", "ping"];
+
+/// The action a raw frame selects, as API Gateway's `$request.body.action` would:
+/// `None` for frames that go to `$default` (not JSON, no string `action`, unknown action).
+pub fn route_action(frame: &str) -> Option<&'static str> {
+    #[derive(Deserialize)]
+    struct ActionOnly<'a> {
+        #[serde(borrow)]
+        action: Option<std::borrow::Cow<'a, str>>,
+    }
+    let parsed: ActionOnly = serde_json::from_str(frame).ok()?;
+    let action = parsed.action?;
+    KNOWN_ACTIONS.into_iter().find(|known| *known == action)
+}
+
+/// Decodes and validates one client frame.
+///
+/// Stages mirror how API Gateway and the handlers see a frame: it must be JSON
+/// (`bad_json`), name a known `action` (`unknown_action`), have fields of the right
+/// types (`invalid_field`), and respect every limit (`invalid_field`, `too_large`).
+pub fn decode_client_frame(frame: &str) -> Result<ValidFrame, Refusal> {
+    if frame.len() > MAX_MESSAGE_BYTES {
+        return Err(Refusal::new(
+            ErrorCode::TooLarge,
+            format!("frames are limited to {MAX_MESSAGE_BYTES} bytes"),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(frame)
+        .map_err(|err| Refusal::new(ErrorCode::BadJson, format!("frame is not valid JSON: {err}")))?;
+    let serde_json::Value::Object(mut object) = value else {
+        return Err(Refusal::new(
+            ErrorCode::UnknownAction,
+            "frame must be a JSON object with an \"action\"",
+        ));
+    };
+    let action = match object.get("action") {
+        Some(serde_json::Value::String(action)) if KNOWN_ACTIONS.contains(&action.as_str()) => {
+            action.clone()
+        }
+        Some(serde_json::Value::String(action)) => {
+            return Err(Refusal::new(
+                ErrorCode::UnknownAction,
+                format!(
+                    "unknown action \"{}\"; use register, list, message or ping",
+                    truncate_for_echo(action)
+                ),
+            ))
+        }
+        _ => {
+            return Err(Refusal::new(
+                ErrorCode::UnknownAction,
+                "frame has no string \"action\"; use register, list, message or ping",
+            ))
+        }
+    };
+    let request_id = match object.remove("requestId") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(id)) => Some(validate_request_id(id)?),
+        Some(_) => {
+            return Err(Refusal::new(
+                ErrorCode::InvalidField,
+                "requestId must be a string",
+            ))
+        }
+    };
+    let refuse = |code, message: String| Refusal::new(code, message).with_request_id(request_id.clone());
+
+    let parsed: ClientAction = serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|err| refuse(ErrorCode::InvalidField, format!("invalid \"{action}\" frame: {err}")))?;
+
+    let request = match parsed {
+        ClientAction::Register { user_name } => Request::Register {
+            user_name: validate_user_name(&user_name).map_err(|r| r.with_request_id(request_id.clone()))?,
+        },
+        ClientAction::List {} => Request::List,
+        ClientAction::Ping {} => Request::Ping,
+        ClientAction::Message {
+            message, receivers, ..
+        } => {
+            let message = validate_message(&message).map_err(|r| r.with_request_id(request_id.clone()))?;
+            let receivers = match receivers {
+                None => None,
+                Some(list) => Some(validate_receivers(list).map_err(|r| r.with_request_id(request_id.clone()))?),
+            };
+            Request::Message { message, receivers }
+        }
+    };
+    Ok(ValidFrame {
+        request,
+        request_id,
+    })
+}
+
+fn truncate_for_echo(text: &str) -> String {
+    let mut short: String = text.chars().take(32).filter(|c| !c.is_control()).collect();
+    if text.chars().count() > 32 {
+        short.push('…');
+    }
+    short
+}
+
+/// Characters that render as nothing or reorder text: allowing them in names would let
+/// one user impersonate another with a name that looks the same.
+fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
+/// Trims a user name and checks it against the protocol's rules.
+pub fn validate_user_name(raw: &str) -> Result<String, Refusal> {
+    let name = raw.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS {
+        return Err(Refusal::new(
+            ErrorCode::InvalidField,
+            format!("userName must be 1 to {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Refusal::new(
+            ErrorCode::InvalidField,
+            "userName must not contain control characters",
+        ));
+    }
+    if name.chars().any(is_invisible_or_bidi) {
+        return Err(Refusal::new(
+            ErrorCode::InvalidField,
+            "userName must not contain invisible or text-direction characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// The key under which a name is unique: names differing only in case collide.
+pub fn name_key(user_name: &str) -> String {
+    user_name.to_lowercase()
+}
+
+/// Trims a chat message and checks it against the protocol's rules.
+pub fn validate_message(raw: &str) -> Result<String, Refusal> {
+    let message = raw.trim();
+    if message.is_empty() {
+        return Err(Refusal::new(
+            ErrorCode::InvalidField,
+            "message must not be blank",
+        ));
+    }
+    if message.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(Refusal::new(
+            ErrorCode::TooLarge,
+            format!("message is limited to {MAX_MESSAGE_CHARS} characters"),
+        ));
+    }
+    if message
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(Refusal::new(
+            ErrorCode::InvalidField,
+            "message must not contain control characters other than line breaks and tabs",
+        ));
+    }
+    Ok(message.to_string())
+}
+
+fn validate_receivers(list: Vec<ReceiverRef>) -> Result<Vec<String>, Refusal> {
+    if list.len() > MAX_RECEIVERS {
+        return Err(Refusal::new(
+            ErrorCode::TooLarge,
+            format!("receivers is limited to {MAX_RECEIVERS} entries"),
+        ));
+    }
+    let mut ids: Vec<String> = Vec::with_capacity(list.len());
+    for receiver in list {
+        let id = receiver.connection_id;
+        let chars = id.chars().count();
+        if chars == 0 || chars > MAX_CONNECTION_ID_CHARS || id.chars().any(char::is_control) {
+            return Err(Refusal::new(
+                ErrorCode::InvalidField,
+                format!("receivers[].connectionId must be 1 to {MAX_CONNECTION_ID_CHARS} printable characters"),
+            ));
+        }
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+fn validate_request_id(id: String) -> Result<String, Refusal> {
+    let chars = id.chars().count();
+    if chars == 0 || chars > MAX_REQUEST_ID_CHARS || id.chars().any(char::is_control) {
+        return Err(Refusal::new(
+            ErrorCode::InvalidField,
+            format!("requestId must be 1 to {MAX_REQUEST_ID_CHARS} printable characters"),
+        ));
+    }
+    Ok(id)
+}
+
+impl ServerFrame {
+    /// An event pushed to a connection that did not ask for it.
+    pub fn push(event: ServerEvent) -> Self {
+        ServerFrame {
+            event,
+            request_id: None,
+        }
+    }
+
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        // Every field is a string, number, bool or a list of those: serialisation cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl ClientFrame {
+    /// A frame without a `requestId`, as the original client sent them.
+    pub fn new(action: ClientAction) -> Self {
+        ClientFrame {
+            action,
+            request_id: None,
+        }
+    }
+
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Decodes a frame the server sent.
+pub fn decode_server_frame(frame: &str) -> Result<ServerFrame, serde_json::Error> {
+    serde_json::from_str(frame)
+}
