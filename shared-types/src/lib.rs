@@ -39,7 +39,11 @@ pub struct ClientFrame {
 
 /// What a client asks for, tagged on `action` as API Gateway routes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "action",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ClientAction {
     /// Names this connection, or renames it.
     Register { user_name: String },
@@ -86,7 +90,11 @@ pub struct ServerFrame {
 
 /// What the server tells a client, tagged on `action`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "action",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ServerEvent {
     NewUser {
         user_name: String,
@@ -254,8 +262,12 @@ pub fn decode_client_frame(frame: &str) -> Result<ValidFrame, Refusal> {
             format!("frames are limited to {MAX_MESSAGE_BYTES} bytes"),
         ));
     }
-    let value: serde_json::Value = serde_json::from_str(frame)
-        .map_err(|err| Refusal::new(ErrorCode::BadJson, format!("frame is not valid JSON: {err}")))?;
+    let value: serde_json::Value = serde_json::from_str(frame).map_err(|err| {
+        Refusal::new(
+            ErrorCode::BadJson,
+            format!("frame is not valid JSON: {err}"),
+        )
+    })?;
     let serde_json::Value::Object(mut object) = value else {
         return Err(Refusal::new(
             ErrorCode::UnknownAction,
@@ -292,24 +304,34 @@ pub fn decode_client_frame(frame: &str) -> Result<ValidFrame, Refusal> {
             ))
         }
     };
-    let refuse = |code, message: String| Refusal::new(code, message).with_request_id(request_id.clone());
+    let refuse =
+        |code, message: String| Refusal::new(code, message).with_request_id(request_id.clone());
 
-    let parsed: ClientAction = serde_json::from_value(serde_json::Value::Object(object))
-        .map_err(|err| refuse(ErrorCode::InvalidField, format!("invalid \"{action}\" frame: {err}")))?;
+    let parsed: ClientAction =
+        serde_json::from_value(serde_json::Value::Object(object)).map_err(|err| {
+            refuse(
+                ErrorCode::InvalidField,
+                format!("invalid \"{action}\" frame: {err}"),
+            )
+        })?;
 
     let request = match parsed {
         ClientAction::Register { user_name } => Request::Register {
-            user_name: validate_user_name(&user_name).map_err(|r| r.with_request_id(request_id.clone()))?,
+            user_name: validate_user_name(&user_name)
+                .map_err(|r| r.with_request_id(request_id.clone()))?,
         },
         ClientAction::List {} => Request::List,
         ClientAction::Ping {} => Request::Ping,
         ClientAction::Message {
             message, receivers, ..
         } => {
-            let message = validate_message(&message).map_err(|r| r.with_request_id(request_id.clone()))?;
+            let message =
+                validate_message(&message).map_err(|r| r.with_request_id(request_id.clone()))?;
             let receivers = match receivers {
                 None => None,
-                Some(list) => Some(validate_receivers(list).map_err(|r| r.with_request_id(request_id.clone()))?),
+                Some(list) => Some(
+                    validate_receivers(list).map_err(|r| r.with_request_id(request_id.clone()))?,
+                ),
             };
             Request::Message { message, receivers }
         }

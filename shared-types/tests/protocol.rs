@@ -17,7 +17,12 @@ fn refusal(frame: &str) -> Refusal {
 #[test]
 fn original_client_register_frame_decodes() {
     let frame = decode_client_frame(r#"{"action":"register","userName":"ana"}"#).unwrap();
-    assert_eq!(frame.request, Request::Register { user_name: "ana".into() });
+    assert_eq!(
+        frame.request,
+        Request::Register {
+            user_name: "ana".into()
+        }
+    );
     assert_eq!(frame.request_id, None);
 }
 
@@ -33,23 +38,41 @@ fn original_client_private_message_frame_decodes_and_ignores_sender() {
     let frame = decode_client_frame(raw).unwrap();
     assert_eq!(
         frame.request,
-        Request::Message { message: "oi".into(), receivers: Some(vec!["K1a2b3c4d5e6f7g=".into()]) }
+        Request::Message {
+            message: "oi".into(),
+            receivers: Some(vec!["K1a2b3c4d5e6f7g=".into()])
+        }
     );
     let typed: ClientFrame = serde_json::from_str(raw).unwrap();
-    assert_eq!(serde_json::from_str::<Value>(&typed.to_json()).unwrap(), serde_json::from_str::<Value>(raw).unwrap());
+    assert_eq!(
+        serde_json::from_str::<Value>(&typed.to_json()).unwrap(),
+        serde_json::from_str::<Value>(raw).unwrap()
+    );
 }
 
 #[test]
 fn every_client_action_round_trips() {
     let frames = [
         (
-            ClientFrame { action: ClientAction::Register { user_name: "alice".into() }, request_id: Some("r1".into()) },
+            ClientFrame {
+                action: ClientAction::Register {
+                    user_name: "alice".into(),
+                },
+                request_id: Some("r1".into()),
+            },
             json!({"action":"register","userName":"alice","requestId":"r1"}),
         ),
-        (ClientFrame::new(ClientAction::List {}), json!({"action":"list"})),
+        (
+            ClientFrame::new(ClientAction::List {}),
+            json!({"action":"list"}),
+        ),
         (
             ClientFrame {
-                action: ClientAction::Message { message: "hi all".into(), receivers: None, sender: None },
+                action: ClientAction::Message {
+                    message: "hi all".into(),
+                    receivers: None,
+                    sender: None,
+                },
                 request_id: Some("r2".into()),
             },
             json!({"action":"message","message":"hi all","requestId":"r2"}),
@@ -57,12 +80,21 @@ fn every_client_action_round_trips() {
         (
             ClientFrame::new(ClientAction::Message {
                 message: "psst".into(),
-                receivers: Some(vec![ReceiverRef { connection_id: "L0SM9cOFvHcCIhw=".into(), user_name: None }]),
+                receivers: Some(vec![ReceiverRef {
+                    connection_id: "L0SM9cOFvHcCIhw=".into(),
+                    user_name: None,
+                }]),
                 sender: None,
             }),
             json!({"action":"message","message":"psst","receivers":[{"connectionId":"L0SM9cOFvHcCIhw="}]}),
         ),
-        (ClientFrame { action: ClientAction::Ping {}, request_id: Some("p".into()) }, json!({"action":"ping","requestId":"p"})),
+        (
+            ClientFrame {
+                action: ClientAction::Ping {},
+                request_id: Some("p".into()),
+            },
+            json!({"action":"ping","requestId":"p"}),
+        ),
     ];
     for (frame, expected) in frames {
         let text = frame.to_json();
@@ -74,20 +106,32 @@ fn every_client_action_round_trips() {
 
 #[test]
 fn every_server_event_round_trips() {
-    let alice = User { user_name: "alice".into(), connection_id: "L0SM9cOFvHcCIhw=".into() };
+    let alice = User {
+        user_name: "alice".into(),
+        connection_id: "L0SM9cOFvHcCIhw=".into(),
+    };
     roundtrip_server(
-        ServerFrame::push(ServerEvent::NewUser { user_name: "alice".into(), connection_id: "L0SM9cOFvHcCIhw=".into() }),
+        ServerFrame::push(ServerEvent::NewUser {
+            user_name: "alice".into(),
+            connection_id: "L0SM9cOFvHcCIhw=".into(),
+        }),
         json!({"action":"newUser","userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}),
     );
     roundtrip_server(
-        ServerFrame::push(ServerEvent::UserExit { user_name: "alice".into(), connection_id: "L0SM9cOFvHcCIhw=".into() }),
+        ServerFrame::push(ServerEvent::UserExit {
+            user_name: "alice".into(),
+            connection_id: "L0SM9cOFvHcCIhw=".into(),
+        }),
         json!({"action":"userExit","userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}),
     );
     roundtrip_server(
         ServerFrame::push(ServerEvent::Message {
             sender: "alice".into(),
             sender_id: "L0SM9cOFvHcCIhw=".into(),
-            receiver: User { user_name: "bob".into(), connection_id: "K1a2b3c4d5e6f7g=".into() },
+            receiver: User {
+                user_name: "bob".into(),
+                connection_id: "K1a2b3c4d5e6f7g=".into(),
+            },
             message: "hi all".into(),
             message_id: "01J".into(),
             timestamp: 1764316800000,
@@ -96,23 +140,47 @@ fn every_server_event_round_trips() {
         json!({"action":"message","sender":"alice","senderId":"L0SM9cOFvHcCIhw=","receiver":{"connectionId":"K1a2b3c4d5e6f7g=","userName":"bob"},"message":"hi all","messageId":"01J","timestamp":1764316800000u64,"private":false}),
     );
     roundtrip_server(
-        ServerFrame { event: ServerEvent::List { users: vec![alice.clone()] }, request_id: None },
+        ServerFrame {
+            event: ServerEvent::List {
+                users: vec![alice.clone()],
+            },
+            request_id: None,
+        },
         json!({"action":"list","users":[{"userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}]}),
     );
     roundtrip_server(
-        ServerFrame { event: ServerEvent::Registered { user_name: "alice".into(), connection_id: "L0SM9cOFvHcCIhw=".into() }, request_id: Some("r1".into()) },
+        ServerFrame {
+            event: ServerEvent::Registered {
+                user_name: "alice".into(),
+                connection_id: "L0SM9cOFvHcCIhw=".into(),
+            },
+            request_id: Some("r1".into()),
+        },
         json!({"action":"registered","userName":"alice","connectionId":"L0SM9cOFvHcCIhw=","requestId":"r1"}),
     );
     roundtrip_server(
-        ServerFrame { event: ServerEvent::Sent { message_id: "01J".into(), timestamp: 1764316800000, delivered: 3 }, request_id: Some("r2".into()) },
+        ServerFrame {
+            event: ServerEvent::Sent {
+                message_id: "01J".into(),
+                timestamp: 1764316800000,
+                delivered: 3,
+            },
+            request_id: Some("r2".into()),
+        },
         json!({"action":"sent","messageId":"01J","timestamp":1764316800000u64,"delivered":3,"requestId":"r2"}),
     );
     roundtrip_server(
-        ServerFrame { event: ServerEvent::Pong {}, request_id: Some("p".into()) },
+        ServerFrame {
+            event: ServerEvent::Pong {},
+            request_id: Some("p".into()),
+        },
         json!({"action":"pong","requestId":"p"}),
     );
     roundtrip_server(
-        ServerFrame::push(ServerEvent::Error { code: ErrorCode::InvalidField, message: "userName must be 1 to 32 characters".into() }),
+        ServerFrame::push(ServerEvent::Error {
+            code: ErrorCode::InvalidField,
+            message: "userName must be 1 to 32 characters".into(),
+        }),
         json!({"action":"error","code":"invalid_field","message":"userName must be 1 to 32 characters"}),
     );
 }
@@ -149,14 +217,31 @@ fn blank_name_is_refused_as_in_the_protocol_example() {
 #[test]
 fn names_are_trimmed_and_limited_to_32_characters() {
     assert_eq!(validate_user_name("  ana  ").unwrap(), "ana");
-    assert_eq!(validate_user_name(&"é".repeat(32)).unwrap().chars().count(), 32);
-    assert_eq!(validate_user_name(&"é".repeat(33)).unwrap_err().code, ErrorCode::InvalidField);
+    assert_eq!(
+        validate_user_name(&"é".repeat(32)).unwrap().chars().count(),
+        32
+    );
+    assert_eq!(
+        validate_user_name(&"é".repeat(33)).unwrap_err().code,
+        ErrorCode::InvalidField
+    );
 }
 
 #[test]
 fn names_with_control_invisible_or_bidi_characters_are_refused() {
-    for bad in ["a\u{0}b", "a\nb", "ad\u{200B}min", "\u{202E}nimda", "a\u{2066}b", "\u{FEFF}ana"] {
-        assert_eq!(validate_user_name(bad).unwrap_err().code, ErrorCode::InvalidField, "{bad:?}");
+    for bad in [
+        "a\u{0}b",
+        "a\nb",
+        "ad\u{200B}min",
+        "\u{202E}nimda",
+        "a\u{2066}b",
+        "\u{FEFF}ana",
+    ] {
+        assert_eq!(
+            validate_user_name(bad).unwrap_err().code,
+            ErrorCode::InvalidField,
+            "{bad:?}"
+        );
     }
 }
 
@@ -168,42 +253,88 @@ fn names_compare_case_insensitively() {
 
 #[test]
 fn message_limits_answer_invalid_field_or_too_large() {
-    assert_eq!(refusal(r#"{"action":"message","message":"  \n "}"#).code, ErrorCode::InvalidField);
-    let long = format!(r#"{{"action":"message","message":"{}"}}"#, "x".repeat(MAX_MESSAGE_CHARS + 1));
+    assert_eq!(
+        refusal(r#"{"action":"message","message":"  \n "}"#).code,
+        ErrorCode::InvalidField
+    );
+    let long = format!(
+        r#"{{"action":"message","message":"{}"}}"#,
+        "x".repeat(MAX_MESSAGE_CHARS + 1)
+    );
     assert_eq!(refusal(&long).code, ErrorCode::TooLarge);
-    let exact = format!(r#"{{"action":"message","message":" {} "}}"#, "x".repeat(MAX_MESSAGE_CHARS));
+    let exact = format!(
+        r#"{{"action":"message","message":" {} "}}"#,
+        "x".repeat(MAX_MESSAGE_CHARS)
+    );
     assert!(decode_client_frame(&exact).is_ok());
-    assert_eq!(refusal(r#"{"action":"message","message":"a\u0000b"}"#).code, ErrorCode::InvalidField);
+    assert_eq!(
+        refusal(r#"{"action":"message","message":"a\u0000b"}"#).code,
+        ErrorCode::InvalidField
+    );
     let lines = decode_client_frame(r#"{"action":"message","message":"a\n\tb"}"#).unwrap();
-    assert_eq!(lines.request, Request::Message { message: "a\n\tb".into(), receivers: None });
+    assert_eq!(
+        lines.request,
+        Request::Message {
+            message: "a\n\tb".into(),
+            receivers: None
+        }
+    );
 }
 
 #[test]
 fn receivers_are_limited_deduplicated_and_null_means_everyone() {
-    let many: Vec<Value> = (0..=MAX_RECEIVERS).map(|i| json!({"connectionId": format!("c{i}")})).collect();
+    let many: Vec<Value> = (0..=MAX_RECEIVERS)
+        .map(|i| json!({"connectionId": format!("c{i}")}))
+        .collect();
     let frame = json!({"action":"message","message":"hi","receivers":many}).to_string();
     assert_eq!(refusal(&frame).code, ErrorCode::TooLarge);
 
     let dup = r#"{"action":"message","message":"hi","receivers":[{"connectionId":"a"},{"connectionId":"b"},{"connectionId":"a"}]}"#;
     assert_eq!(
         decode_client_frame(dup).unwrap().request,
-        Request::Message { message: "hi".into(), receivers: Some(vec!["a".into(), "b".into()]) }
+        Request::Message {
+            message: "hi".into(),
+            receivers: Some(vec!["a".into(), "b".into()])
+        }
     );
     let null = r#"{"action":"message","message":"hi","receivers":null}"#;
-    assert_eq!(decode_client_frame(null).unwrap().request, Request::Message { message: "hi".into(), receivers: None });
-    assert_eq!(refusal(r#"{"action":"message","message":"hi","receivers":[{"connectionId":""}]}"#).code, ErrorCode::InvalidField);
+    assert_eq!(
+        decode_client_frame(null).unwrap().request,
+        Request::Message {
+            message: "hi".into(),
+            receivers: None
+        }
+    );
+    assert_eq!(
+        refusal(r#"{"action":"message","message":"hi","receivers":[{"connectionId":""}]}"#).code,
+        ErrorCode::InvalidField
+    );
 }
 
 #[test]
 fn frames_that_are_not_json_answer_bad_json() {
-    for bad in ["", "{", "hello", "{\"action\":\"list\"", &"[".repeat(10_000)] {
+    for bad in [
+        "",
+        "{",
+        "hello",
+        "{\"action\":\"list\"",
+        &"[".repeat(10_000),
+    ] {
         assert_eq!(refusal(bad).code, ErrorCode::BadJson, "{bad:?}");
     }
 }
 
 #[test]
 fn frames_without_a_known_action_answer_unknown_action() {
-    for bad in [r#"{}"#, r#"{"action":5}"#, r#"{"action":"shout"}"#, r#"[1,2]"#, r#""list""#, r#"{"action":null}"#, r#"{"action":"LIST"}"#] {
+    for bad in [
+        r#"{}"#,
+        r#"{"action":5}"#,
+        r#"{"action":"shout"}"#,
+        r#"[1,2]"#,
+        r#""list""#,
+        r#"{"action":null}"#,
+        r#"{"action":"LIST"}"#,
+    ] {
         assert_eq!(refusal(bad).code, ErrorCode::UnknownAction, "{bad}");
         assert_eq!(route_action(bad), None, "{bad}");
     }
@@ -211,8 +342,14 @@ fn frames_without_a_known_action_answer_unknown_action() {
 
 #[test]
 fn route_selection_matches_the_action_field() {
-    assert_eq!(route_action(r#"{"action":"register","userName":5}"#), Some("register"));
-    assert_eq!(route_action(r#"{"requestId":"x","action":"ping"}"#), Some("ping"));
+    assert_eq!(
+        route_action(r#"{"action":"register","userName":5}"#),
+        Some("register")
+    );
+    assert_eq!(
+        route_action(r#"{"requestId":"x","action":"ping"}"#),
+        Some("ping")
+    );
     assert_eq!(route_action("not json"), None);
 }
 
@@ -221,20 +358,36 @@ fn fields_of_the_wrong_type_answer_invalid_field_with_the_request_id() {
     let r = refusal(r#"{"action":"register","userName":5,"requestId":"r9"}"#);
     assert_eq!(r.code, ErrorCode::InvalidField);
     assert_eq!(r.request_id.as_deref(), Some("r9"));
-    assert_eq!(refusal(r#"{"action":"register"}"#).code, ErrorCode::InvalidField);
-    assert_eq!(refusal(r#"{"action":"message","message":["a"]}"#).code, ErrorCode::InvalidField);
-    assert_eq!(refusal(r#"{"action":"message","message":"a","receivers":{"connectionId":"x"}}"#).code, ErrorCode::InvalidField);
+    assert_eq!(
+        refusal(r#"{"action":"register"}"#).code,
+        ErrorCode::InvalidField
+    );
+    assert_eq!(
+        refusal(r#"{"action":"message","message":["a"]}"#).code,
+        ErrorCode::InvalidField
+    );
+    assert_eq!(
+        refusal(r#"{"action":"message","message":"a","receivers":{"connectionId":"x"}}"#).code,
+        ErrorCode::InvalidField
+    );
 }
 
 #[test]
 fn request_ids_are_echoed_and_bad_ones_refused() {
     let ok = decode_client_frame(r#"{"action":"ping","requestId":"abc"}"#).unwrap();
     assert_eq!(ok.request_id.as_deref(), Some("abc"));
-    for bad in [r#"{"action":"ping","requestId":""}"#, r#"{"action":"ping","requestId":7}"#, r#"{"action":"ping","requestId":{"a":1}}"#] {
+    for bad in [
+        r#"{"action":"ping","requestId":""}"#,
+        r#"{"action":"ping","requestId":7}"#,
+        r#"{"action":"ping","requestId":{"a":1}}"#,
+    ] {
         let r = refusal(bad);
         assert_eq!(r.code, ErrorCode::InvalidField, "{bad}");
         assert_eq!(r.request_id, None);
     }
-    let long = format!(r#"{{"action":"ping","requestId":"{}"}}"#, "x".repeat(MAX_REQUEST_ID_CHARS + 1));
+    let long = format!(
+        r#"{{"action":"ping","requestId":"{}"}}"#,
+        "x".repeat(MAX_REQUEST_ID_CHARS + 1)
+    );
     assert_eq!(refusal(&long).code, ErrorCode::InvalidField);
 }

@@ -1,1 +1,47 @@
-fn main(){}
+//! The Lambda function for every webchat route. Each route is deployed as its own
+//! function (own role, least privilege) running this same binary: the event's
+//! `routeKey` selects the handler, so one build serves all seven.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use webchat_backend::{DynamoStore, ManagementGateways, TableNames};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // JSON lines, without our own timestamps: CloudWatch stamps every line.
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .with_target(false)
+        .init();
+
+    // Clients are built once per cold start and reused by every invocation.
+    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(webchat_backend::sdk::timeouts())
+        .load()
+        .await;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk_config),
+        TableNames::from_env()?,
+    );
+    let gateways = ManagementGateways::new(&sdk_config, std::env::var("MANAGEMENT_ENDPOINT").ok());
+
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+            let (store, gateways) = (&store, &gateways);
+            async move {
+                let request = event.payload;
+                let gateway = gateways.for_event(&request)?;
+                let response: ApiGatewayProxyResponse =
+                    webchat_backend::handle(store, &gateway, &request).await;
+                Ok::<_, Error>(response)
+            }
+        },
+    ))
+    .await
+}

@@ -1,0 +1,431 @@
+//! The DynamoDB connection store.
+//!
+//! Two tables: `Connections` keyed by `connectionId` (with `userName`, `connectedAt`
+//! and a `ttl` so rows left by a lost `$disconnect` expire) and `Names` keyed by the
+//! lower-cased name. A name is claimed with a conditional put on `Names`, so DynamoDB
+//! itself decides who wins a race for a name; nothing here reads-then-writes.
+
+use crate::store::{Connection, ConnectionStore, Registration, StoreError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
+    ReturnValue, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use webchat_shared_types::name_key;
+
+const CONNECTION_ID: &str = "connectionId";
+const USER_NAME: &str = "userName";
+const CONNECTED_AT: &str = "connectedAt";
+const TTL: &str = "ttl";
+const NAME_KEY: &str = "nameKey";
+/// BatchGetItem's own limit, which is also the protocol's receiver limit.
+const BATCH_GET_LIMIT: usize = 100;
+
+/// The two table names, from `CONNECTIONS_TABLE` and `NAMES_TABLE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    pub connections: String,
+    pub names: String,
+}
+
+impl TableNames {
+    pub fn from_env() -> Result<Self, StoreError> {
+        let var = |name: &str| {
+            std::env::var(name).map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "environment variable {name} is not set; set it to the DynamoDB table name"
+                ))
+            })
+        };
+        Ok(TableNames {
+            connections: var("CONNECTIONS_TABLE")?,
+            names: var("NAMES_TABLE")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: TableNames,
+    /// Scan page size; `None` lets DynamoDB fill 1 MB pages. Tests set it small to
+    /// prove that every page is read.
+    scan_page_size: Option<i32>,
+}
+
+fn unavailable(operation: &str, err: impl std::error::Error) -> StoreError {
+    StoreError::Unavailable(format!(
+        "DynamoDB {operation} failed: {}",
+        DisplayErrorContext(err)
+    ))
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs() as i64
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_string())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn connection_from_item(item: &HashMap<String, AttributeValue>) -> Option<Connection> {
+    let connection_id = item.get(CONNECTION_ID)?.as_s().ok()?.clone();
+    let connected_at = item
+        .get(CONNECTED_AT)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let user_name = item.get(USER_NAME).and_then(|v| v.as_s().ok()).cloned();
+    Some(Connection {
+        connection_id,
+        connected_at,
+        user_name,
+    })
+}
+
+/// A row whose TTL has passed is dead even if DynamoDB has not deleted it yet
+/// (TTL deletion can lag by days).
+fn is_expired(item: &HashMap<String, AttributeValue>, now: i64) -> bool {
+    item.get(TTL)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .is_some_and(|ttl| ttl < now)
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, tables: TableNames) -> Self {
+        DynamoStore {
+            client,
+            tables,
+            scan_page_size: None,
+        }
+    }
+
+    pub fn with_scan_page_size(mut self, page_size: i32) -> Self {
+        self.scan_page_size = Some(page_size);
+        self
+    }
+
+    pub fn tables(&self) -> &TableNames {
+        &self.tables
+    }
+
+    /// Creates both tables when they do not exist (local gateway and tests; on AWS the
+    /// `dynamodb.yml` stack owns them).
+    pub async fn create_tables_if_missing(&self) -> Result<(), StoreError> {
+        for (table, key) in [
+            (&self.tables.connections, CONNECTION_ID),
+            (&self.tables.names, NAME_KEY),
+        ] {
+            let created = self
+                .client
+                .create_table()
+                .table_name(table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(key)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .map_err(|e| unavailable("CreateTable", e))?,
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(key)
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .map_err(|e| unavailable("CreateTable", e))?,
+                )
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(err) if err.code() == Some("ResourceInUseException") => continue,
+                Err(err) => return Err(unavailable("CreateTable", err)),
+            }
+            self.wait_until_active(table).await?;
+            // Some DynamoDB emulators lack TTL; expiry is also enforced on read, so a
+            // failure here only means rows are not deleted in the background.
+            let ttl = TimeToLiveSpecification::builder()
+                .attribute_name(TTL)
+                .enabled(true)
+                .build()
+                .map_err(|e| unavailable("UpdateTimeToLive", e))?;
+            if let Err(err) = self
+                .client
+                .update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(ttl)
+                .send()
+                .await
+            {
+                tracing::debug!(table, error = %DisplayErrorContext(err), "TTL not enabled");
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_until_active(&self, table: &str) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::TableStatus;
+        for _ in 0..100 {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(|e| unavailable("DescribeTable", e))?;
+            if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "table {table} did not become ACTIVE"
+        )))
+    }
+
+    /// Releases a name if (and only if) `connection_id` still holds it.
+    async fn release_name(&self, user_name: &str, connection_id: &str) -> Result<(), StoreError> {
+        let released = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.names)
+            .key(NAME_KEY, s(&name_key(user_name)))
+            .condition_expression("connectionId = :me")
+            .expression_attribute_values(":me", s(connection_id))
+            .send()
+            .await;
+        match released {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(unavailable("DeleteItem (name)", err)),
+        }
+    }
+}
+
+impl ConnectionStore for DynamoStore {
+    async fn add(&self, connection: Connection) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.connections)
+            .item(CONNECTION_ID, s(&connection.connection_id))
+            .item(CONNECTED_AT, n(connection.connected_at))
+            .item(TTL, n(connection.expires_at()))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem (connection)", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.connections)
+            .key(CONNECTION_ID, s(connection_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem (connection)", e))?;
+        let now = now_secs();
+        Ok(output
+            .item()
+            .filter(|item| !is_expired(item, now))
+            .and_then(connection_from_item))
+    }
+
+    async fn get_many(&self, ids: &[String]) -> Result<Vec<Connection>, StoreError> {
+        let now = now_secs();
+        let mut found = Vec::new();
+        for chunk in ids.chunks(BATCH_GET_LIMIT) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|id| HashMap::from([(CONNECTION_ID.to_string(), s(id))]))
+                .collect();
+            let mut backoff = Duration::from_millis(20);
+            // BatchGetItem may return part of the keys as unprocessed under load; ask again.
+            for _attempt in 0..8 {
+                if pending.is_empty() {
+                    break;
+                }
+                let keys = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| unavailable("BatchGetItem", e))?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.tables.connections, keys)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("BatchGetItem", e))?;
+                if let Some(items) = output
+                    .responses()
+                    .and_then(|r| r.get(&self.tables.connections))
+                {
+                    found.extend(
+                        items
+                            .iter()
+                            .filter(|item| !is_expired(item, now))
+                            .filter_map(connection_from_item),
+                    );
+                }
+                if let Some(unprocessed) = output
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.tables.connections))
+                {
+                    pending = unprocessed.keys().to_vec();
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable(
+                    "DynamoDB BatchGetItem left keys unprocessed after 8 attempts".into(),
+                ));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn register(
+        &self,
+        connection_id: &str,
+        user_name: &str,
+    ) -> Result<Registration, StoreError> {
+        let current = self
+            .get(connection_id)
+            .await?
+            .ok_or_else(|| StoreError::NoSuchConnection(connection_id.to_string()))?;
+        let key = name_key(user_name);
+        let previous = current.user_name.clone();
+        let now = now_secs();
+
+        // Claim the name: free, already ours, or held by a row past its TTL.
+        let claimed = self
+            .client
+            .put_item()
+            .table_name(&self.tables.names)
+            .item(NAME_KEY, s(&key))
+            .item(USER_NAME, s(user_name))
+            .item(CONNECTION_ID, s(connection_id))
+            .item(TTL, n(current.expires_at()))
+            .condition_expression(
+                "attribute_not_exists(nameKey) OR connectionId = :me OR #ttl < :now",
+            )
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":me", s(connection_id))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => {}
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                return Err(StoreError::NameTaken)
+            }
+            Err(err) => return Err(unavailable("PutItem (name)", err)),
+        }
+
+        // Point the connection at its name, unless it closed meanwhile.
+        let pointed = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connections)
+            .key(CONNECTION_ID, s(connection_id))
+            .update_expression("SET userName = :name")
+            .condition_expression("attribute_exists(connectionId)")
+            .expression_attribute_values(":name", s(user_name))
+            .send()
+            .await;
+        match pointed {
+            Ok(_) => {}
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                self.release_name(user_name, connection_id).await?;
+                return Err(StoreError::NoSuchConnection(connection_id.to_string()));
+            }
+            Err(err) => return Err(unavailable("UpdateItem (connection)", err)),
+        }
+
+        if let Some(old) = previous.as_deref().filter(|old| name_key(old) != key) {
+            self.release_name(old, connection_id).await?;
+        }
+        Ok(Registration { previous })
+    }
+
+    async fn remove(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.connections)
+            .key(CONNECTION_ID, s(connection_id))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| unavailable("DeleteItem (connection)", e))?;
+        let removed = output.attributes().and_then(connection_from_item);
+        if let Some(name) = removed.as_ref().and_then(|c| c.user_name.as_deref()) {
+            self.release_name(name, connection_id).await?;
+        }
+        Ok(removed)
+    }
+
+    async fn registered(&self) -> Result<Vec<Connection>, StoreError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.tables.connections)
+            .filter_expression("attribute_exists(userName) AND #ttl >= :now")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":now", n(now_secs()))
+            .set_limit(self.scan_page_size)
+            .into_paginator()
+            .items()
+            .send();
+        let mut connections = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| unavailable("Scan (connections)", e))?;
+            connections.extend(connection_from_item(&item));
+        }
+        Ok(connections)
+    }
+}
+
+/// A DynamoDB client for a local endpoint (dynalite, DynamoDB Local): static
+/// credentials and region, short timeouts so a stopped server fails fast.
+pub fn local_client(endpoint: &str) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(crate::sdk::local_credentials())
+        .timeout_config(crate::sdk::timeouts())
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(2))
+        .build();
+    Client::from_conf(config)
+}

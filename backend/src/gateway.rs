@@ -1,0 +1,160 @@
+//! How handlers reach connections other than the caller: API Gateway's management API
+//! (`POST`/`DELETE /@connections/{id}`), behind a small trait so tests can record pushes.
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_sdk_apigatewaymanagement::Client;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PostError {
+    /// 410: the connection is closed; its row is stale.
+    #[error("connection is gone")]
+    Gone,
+    /// 429: API Gateway is throttling; worth retrying after a pause.
+    #[error("throttled by API Gateway")]
+    Throttled,
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub trait ConnectionGateway: Send + Sync {
+    /// Sends one text frame to a connection.
+    fn post(
+        &self,
+        connection_id: &str,
+        data: &str,
+    ) -> impl Future<Output = Result<(), PostError>> + Send;
+
+    /// Closes a connection; closing one that is already gone is not an error.
+    fn delete(&self, connection_id: &str) -> impl Future<Output = Result<(), PostError>> + Send;
+}
+
+/// The management API of one API Gateway stage.
+#[derive(Debug, Clone)]
+pub struct ManagementGateway {
+    client: Client,
+}
+
+impl ManagementGateway {
+    pub fn new(client: Client) -> Self {
+        ManagementGateway { client }
+    }
+
+    /// A client for a local management endpoint such as `webchat-local`'s.
+    pub fn local(endpoint: &str) -> Self {
+        let config = aws_sdk_apigatewaymanagement::Config::builder()
+            .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_sdk_apigatewaymanagement::config::Region::new(
+                "us-east-1",
+            ))
+            .credentials_provider(crate::sdk::local_credentials())
+            .timeout_config(crate::sdk::timeouts())
+            // Throttling is retried by the fan-out with its own backoff.
+            .retry_config(aws_sdk_apigatewaymanagement::config::retry::RetryConfig::disabled())
+            .build();
+        ManagementGateway::new(Client::from_conf(config))
+    }
+}
+
+fn classify<E>(
+    err: aws_sdk_apigatewaymanagement::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> PostError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    match (status, err.code()) {
+        (Some(410), _) | (_, Some("GoneException")) => PostError::Gone,
+        (Some(429), _) | (_, Some("LimitExceededException")) => PostError::Throttled,
+        _ => PostError::Failed(DisplayErrorContext(err).to_string()),
+    }
+}
+
+impl ConnectionGateway for ManagementGateway {
+    async fn post(&self, connection_id: &str, data: &str) -> Result<(), PostError> {
+        self.client
+            .post_to_connection()
+            .connection_id(connection_id)
+            .data(Blob::new(data.as_bytes()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn delete(&self, connection_id: &str) -> Result<(), PostError> {
+        match self
+            .client
+            .delete_connection()
+            .connection_id(connection_id)
+            .send()
+            .await
+            .map_err(classify)
+        {
+            Ok(_) | Err(PostError::Gone) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// Management clients per endpoint, built once and reused across invocations.
+///
+/// On AWS the endpoint is `MANAGEMENT_ENDPOINT` when set, else `https://{domainName}/{stage}`
+/// from the event (a custom domain would need the variable).
+pub struct ManagementGateways {
+    sdk_config: aws_config::SdkConfig,
+    fixed: Option<ManagementGateway>,
+    by_endpoint: Mutex<HashMap<String, ManagementGateway>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot tell the management endpoint: set MANAGEMENT_ENDPOINT or send events with requestContext.domainName and stage")]
+pub struct NoEndpoint;
+
+impl ManagementGateways {
+    pub fn new(sdk_config: &aws_config::SdkConfig, fixed_endpoint: Option<String>) -> Self {
+        let fixed = fixed_endpoint
+            .filter(|endpoint| !endpoint.is_empty())
+            .map(|endpoint| Self::build(sdk_config, &endpoint));
+        ManagementGateways {
+            sdk_config: sdk_config.clone(),
+            fixed,
+            by_endpoint: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn build(sdk_config: &aws_config::SdkConfig, endpoint: &str) -> ManagementGateway {
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk_config)
+            .endpoint_url(endpoint)
+            .timeout_config(crate::sdk::timeouts())
+            .retry_config(aws_sdk_apigatewaymanagement::config::retry::RetryConfig::disabled())
+            .build();
+        ManagementGateway::new(Client::from_conf(config))
+    }
+
+    pub fn for_event(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> Result<ManagementGateway, NoEndpoint> {
+        if let Some(fixed) = &self.fixed {
+            return Ok(fixed.clone());
+        }
+        let context = &event.request_context;
+        let (Some(domain), Some(stage)) =
+            (context.domain_name.as_deref(), context.stage.as_deref())
+        else {
+            return Err(NoEndpoint);
+        };
+        let endpoint = format!("https://{domain}/{stage}");
+        let mut cache = self.by_endpoint.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(cache
+            .entry(endpoint)
+            .or_insert_with_key(|endpoint| Self::build(&self.sdk_config, endpoint))
+            .clone())
+    }
+}

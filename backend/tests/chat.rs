@@ -1,0 +1,697 @@
+//! Every row of PROTOCOL.md, driven through the same `handle` the Lambdas and the local
+//! gateway call, over the in-memory store and a gateway that records pushes.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use serde_json::{json, Value};
+use webchat_backend::{handle, ConnectionStore, MemoryStore, RecordingGateway, StoreError};
+use webchat_shared_types::{ServerEvent, User};
+
+struct Harness {
+    store: MemoryStore,
+    gateway: RecordingGateway,
+}
+
+fn event(route: &str, connection_id: &str, body: Option<&str>) -> ApiGatewayWebsocketProxyRequest {
+    let mut event = ApiGatewayWebsocketProxyRequest::default();
+    event.request_context.route_key = Some(route.to_string());
+    event.request_context.connection_id = Some(connection_id.to_string());
+    event.request_context.connected_at = 1_764_316_800_000;
+    event.request_context.domain_name = Some("abc.execute-api.eu-west-1.amazonaws.com".into());
+    event.request_context.stage = Some("Prod".into());
+    event.body = body.map(str::to_string);
+    event
+}
+
+fn body_json(response: &ApiGatewayProxyResponse) -> Option<Value> {
+    match &response.body {
+        Some(Body::Text(text)) => Some(serde_json::from_str(text).expect("reply is JSON")),
+        None => None,
+        other => panic!("unexpected body {other:?}"),
+    }
+}
+
+impl Harness {
+    fn new() -> Self {
+        Harness {
+            store: MemoryStore::new(),
+            gateway: RecordingGateway::new(),
+        }
+    }
+
+    async fn route(&self, route: &str, id: &str, body: Option<&str>) -> ApiGatewayProxyResponse {
+        handle(&self.store, &self.gateway, &event(route, id, body)).await
+    }
+
+    async fn connect(&self, id: &str) {
+        assert_eq!(self.route("$connect", id, None).await.status_code, 200);
+    }
+
+    /// Sends a frame on the route API Gateway would select and returns the reply body.
+    async fn send(&self, id: &str, frame: Value) -> Option<Value> {
+        let route = frame
+            .get("action")
+            .and_then(Value::as_str)
+            .unwrap_or("$default")
+            .to_string();
+        let response = self.route(&route, id, Some(&frame.to_string())).await;
+        assert_eq!(response.status_code, 200);
+        body_json(&response)
+    }
+
+    async fn join(&self, id: &str, name: &str) {
+        self.connect(id).await;
+        let reply = self
+            .send(
+                id,
+                json!({"action":"register","userName":name,"requestId":"j"}),
+            )
+            .await;
+        assert_eq!(reply.unwrap()["action"], "registered");
+    }
+
+    fn events(&self, id: &str) -> Vec<ServerEvent> {
+        self.gateway.events_for(id)
+    }
+}
+
+fn error_code(reply: Option<Value>) -> String {
+    let reply = reply.expect("an error reply");
+    assert_eq!(reply["action"], "error", "{reply}");
+    assert!(reply["message"].as_str().is_some_and(|m| !m.is_empty()));
+    reply["code"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn connect_records_the_connection_and_disconnect_forgets_it() {
+    let h = Harness::new();
+    h.connect("A1").await;
+    assert!(h.store.get("A1").await.unwrap().is_some());
+    assert_eq!(h.route("$disconnect", "A1", None).await.status_code, 200);
+    assert!(h.store.get("A1").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn disconnect_of_an_unknown_connection_is_fine() {
+    let h = Harness::new();
+    assert_eq!(
+        h.route("$disconnect", "nobody", None).await.status_code,
+        200
+    );
+    assert_eq!(
+        h.route("$disconnect", "nobody", None).await.status_code,
+        200
+    );
+}
+
+#[tokio::test]
+async fn register_with_request_id_replies_registered_and_tells_the_others() {
+    let h = Harness::new();
+    h.join("A", "ana").await;
+    h.connect("B").await;
+    let reply = h
+        .send(
+            "B",
+            json!({"action":"register","userName":"  bia ","requestId":"r1"}),
+        )
+        .await;
+    assert_eq!(
+        reply,
+        Some(json!({"action":"registered","userName":"bia","connectionId":"B","requestId":"r1"}))
+    );
+    assert_eq!(
+        h.events("A"),
+        vec![ServerEvent::NewUser {
+            user_name: "bia".into(),
+            connection_id: "B".into()
+        }]
+    );
+    assert!(
+        h.events("B").is_empty(),
+        "the registering connection is not told about itself"
+    );
+}
+
+#[tokio::test]
+async fn register_without_request_id_is_silent_like_the_original() {
+    let h = Harness::new();
+    h.connect("A").await;
+    assert_eq!(
+        h.send("A", json!({"action":"register","userName":"ana"}))
+            .await,
+        None
+    );
+    assert_eq!(
+        h.store
+            .get("A")
+            .await
+            .unwrap()
+            .unwrap()
+            .user_name
+            .as_deref(),
+        Some("ana")
+    );
+}
+
+#[tokio::test]
+async fn unregistered_connections_get_no_announcements() {
+    let h = Harness::new();
+    h.connect("lurker").await;
+    h.join("A", "ana").await;
+    assert!(h.events("lurker").is_empty());
+}
+
+#[tokio::test]
+async fn a_taken_name_is_refused_in_any_letter_case() {
+    let h = Harness::new();
+    h.join("A", "Ana").await;
+    h.connect("B").await;
+    let reply = h
+        .send(
+            "B",
+            json!({"action":"register","userName":"aNA","requestId":"r"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply["code"], "name_taken");
+    assert_eq!(reply["requestId"], "r");
+    assert_eq!(
+        h.store.get("B").await.unwrap().unwrap().user_name,
+        None,
+        "a refused frame changes nothing"
+    );
+    assert_eq!(
+        error_code(
+            h.send("B", json!({"action":"register","userName":"ana"}))
+                .await
+        ),
+        "name_taken"
+    );
+}
+
+#[tokio::test]
+async fn rename_announces_exit_of_the_old_name_then_the_new_one_and_frees_the_old() {
+    let h = Harness::new();
+    h.join("A", "ana").await;
+    h.join("B", "bia").await;
+    h.gateway.clear();
+    let reply = h
+        .send(
+            "B",
+            json!({"action":"register","userName":"bea","requestId":"r"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply["userName"], "bea");
+    assert_eq!(
+        h.events("A"),
+        vec![
+            ServerEvent::UserExit {
+                user_name: "bia".into(),
+                connection_id: "B".into()
+            },
+            ServerEvent::NewUser {
+                user_name: "bea".into(),
+                connection_id: "B".into()
+            },
+        ]
+    );
+    h.connect("C").await;
+    let reply = h
+        .send(
+            "C",
+            json!({"action":"register","userName":"bia","requestId":"r"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply["action"], "registered", "the old name is free again");
+}
+
+#[tokio::test]
+async fn registering_the_same_name_again_announces_nothing() {
+    let h = Harness::new();
+    h.join("A", "ana").await;
+    h.join("B", "bia").await;
+    h.gateway.clear();
+    let reply = h
+        .send(
+            "B",
+            json!({"action":"register","userName":"bia","requestId":"r"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply["action"], "registered");
+    assert!(h.events("A").is_empty());
+}
+
+#[tokio::test]
+async fn invalid_names_answer_invalid_field() {
+    let h = Harness::new();
+    h.connect("A").await;
+    for name in [
+        json!("   "),
+        json!("x".repeat(33)),
+        json!("a\u{202E}b"),
+        json!(7),
+    ] {
+        let code = error_code(
+            h.send("A", json!({"action":"register","userName":name}))
+                .await,
+        );
+        assert_eq!(code, "invalid_field", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn list_always_replies_with_the_others_even_without_request_id() {
+    let h = Harness::new();
+    h.join("A", "ana").await;
+    h.join("B", "bia").await;
+    h.connect("C").await;
+    let reply = h.send("A", json!({"action":"list"})).await.unwrap();
+    assert_eq!(
+        reply,
+        json!({"action":"list","users":[{"userName":"bia","connectionId":"B"}]})
+    );
+    let reply = h
+        .send("C", json!({"action":"list","requestId":"l"}))
+        .await
+        .unwrap();
+    assert_eq!(reply["requestId"], "l");
+    assert_eq!(reply["users"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn broadcast_reaches_every_other_registered_connection_with_server_set_sender() {
+    let h = Harness::new();
+    h.join("A", "ana").await;
+    h.join("B", "bia").await;
+    h.join("C", "caio").await;
+    h.connect("lurker").await;
+    h.gateway.clear();
+    let reply = h
+        .send(
+            "A",
+            json!({"action":"message","sender":"mallory","message":"  hi all ","requestId":"m1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply["action"], "sent");
+    assert_eq!(reply["delivered"], 2);
+    assert_eq!(reply["requestId"], "m1");
+    let message_id = reply["messageId"].as_str().unwrap().to_string();
+    assert_eq!(message_id.len(), 26);
+    for (id, name) in [("B", "bia"), ("C", "caio")] {
+        match h.events(id).as_slice() {
+            [ServerEvent::Message {
+                sender,
+                sender_id,
+                receiver,
+                message,
+                message_id: mid,
+                private,
+                timestamp,
+            }] => {
+                assert_eq!(sender, "ana");
+                assert_eq!(sender_id, "A");
+                assert_eq!(
+                    receiver,
+                    &User {
+                        user_name: name.into(),
+                        connection_id: id.into()
+                    }
+                );
+                assert_eq!(message, "hi all");
+                assert_eq!(mid, &message_id);
+                assert!(!private);
+                assert_eq!(Some(*timestamp), reply["timestamp"].as_u64());
+            }
+            other => panic!("{id} got {other:?}"),
+        }
+    }
+    assert!(
+        h.events("A").is_empty(),
+        "the sender never receives its own message"
+    );
+    assert!(h.events("lurker").is_empty());
+}
+
+#[tokio::test]
+async fn private_message_reaches_only_listed_live_receivers() {
+    let h = Harness::new();
+    h.join("A", "ana").await;
+    h.join("B", "bia").await;
+    h.join("C", "caio").await;
+    h.connect("lurker").await;
+    h.gateway.clear();
+    let frame = json!({"action":"message","message":"psst","requestId":"p","receivers":[
+        {"connectionId":"B","userName":"bia"},{"connectionId":"ghost"},{"connectionId":"A"},{"connectionId":"lurker"},{"connectionId":"B"}]});
+    let reply = h.send("A", frame).await.unwrap();
+    assert_eq!(
+        reply["delivered"], 1,
+        "unknown, unregistered, duplicate and own ids are skipped"
+    );
+    assert!(matches!(
+        h.events("B").as_slice(),
+        [ServerEvent::Message { private: true, .. }]
+    ));
+    assert!(h.events("C").is_empty());
+    assert!(h.events("A").is_empty());
+}
+
+#[tokio::test]
+async fn original_client_private_message_frame_is_delivered_without_reply() {
+    let h = Harness::new();
+    h.join("A", "ana").await;
+    h.join("K1a2b3c4d5e6f7g=", "bia").await;
+    h.gateway.clear();
+    let raw = r#"{"action":"message","sender":"ana","receivers":[{"userName":"bia","connectionId":"K1a2b3c4d5e6f7g="}],"message":"oi"}"#;
+    let response = h.route("message", "A", Some(raw)).await;
+    assert_eq!(response.body, None);
+    assert_eq!(h.events("K1a2b3c4d5e6f7g=").len(), 1);
+}
+
+#[tokio::test]
+async fn message_from_an_unregistered_connection_answers_not_registered() {
+    let h = Harness::new();
+    h.join("B", "bia").await;
+    h.connect("A").await;
+    h.gateway.clear();
+    assert_eq!(
+        error_code(
+            h.send("A", json!({"action":"message","message":"hi"}))
+                .await
+        ),
+        "not_registered"
+    );
+    assert!(h.events("B").is_empty());
+}
+
+#[tokio::test]
+async fn message_limits_answer_their_codes_and_deliver_nothing() {
+    let h = Harness::new();
+    h.join("A", "ana").await;
+    h.join("B", "bia").await;
+    h.gateway.clear();
+    assert_eq!(
+        error_code(
+            h.send("A", json!({"action":"message","message":" \t "}))
+                .await
+        ),
+        "invalid_field"
+    );
+    assert_eq!(
+        error_code(
+            h.send("A", json!({"action":"message","message":"x".repeat(4097)}))
+                .await
+        ),
+        "too_large"
+    );
+    let receivers: Vec<Value> = (0..101)
+        .map(|i| json!({"connectionId": format!("c{i}")}))
+        .collect();
+    assert_eq!(
+        error_code(
+            h.send(
+                "A",
+                json!({"action":"message","message":"hi","receivers":receivers})
+            )
+            .await
+        ),
+        "too_large"
+    );
+    assert!(h.events("B").is_empty());
+}
+
+#[tokio::test]
+async fn ping_answers_pong_only_when_asked_with_request_id() {
+    let h = Harness::new();
+    h.connect("A").await;
+    assert_eq!(
+        h.send("A", json!({"action":"ping","requestId":"p"})).await,
+        Some(json!({"action":"pong","requestId":"p"}))
+    );
+    assert_eq!(h.send("A", json!({"action":"ping"})).await, None);
+}
+
+#[tokio::test]
+async fn default_route_answers_bad_json_and_unknown_action() {
+    let h = Harness::new();
+    h.connect("A").await;
+    let bad = h.route("$default", "A", Some("not json")).await;
+    assert_eq!(error_code(body_json(&bad)), "bad_json");
+    let unknown = h
+        .route(
+            "$default",
+            "A",
+            Some(r#"{"action":"shout","requestId":"x"}"#),
+        )
+        .await;
+    assert_eq!(error_code(body_json(&unknown)), "unknown_action");
+    let missing = h.route("$default", "A", Some(r#"{"message":"hi"}"#)).await;
+    assert_eq!(error_code(body_json(&missing)), "unknown_action");
+    let empty = h.route("$default", "A", None).await;
+    assert_eq!(error_code(body_json(&empty)), "bad_json");
+}
+
+#[tokio::test]
+async fn binary_frames_answer_bad_json() {
+    let h = Harness::new();
+    h.connect("A").await;
+    let mut binary = event("$default", "A", Some("AAEC"));
+    binary.is_base64_encoded = true;
+    let response = handle(&h.store, &h.gateway, &binary).await;
+    assert_eq!(error_code(body_json(&response)), "bad_json");
+}
+
+#[tokio::test]
+async fn a_refusal_carries_the_request_id_of_its_frame() {
+    let h = Harness::new();
+    h.connect("A").await;
+    let reply = h
+        .send(
+            "A",
+            json!({"action":"message","message":"hi","requestId":"q7"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply["code"], "not_registered");
+    assert_eq!(reply["requestId"], "q7");
+}
+
+#[tokio::test]
+async fn disconnect_of_a_registered_user_tells_the_rest_and_frees_the_name() {
+    let h = Harness::new();
+    h.join("A", "ana").await;
+    h.join("B", "bia").await;
+    h.gateway.clear();
+    h.route("$disconnect", "A", None).await;
+    assert_eq!(
+        h.events("B"),
+        vec![ServerEvent::UserExit {
+            user_name: "ana".into(),
+            connection_id: "A".into()
+        }]
+    );
+    h.join("C", "ANA").await;
+}
+
+#[tokio::test]
+async fn gone_recipient_is_removed_announced_and_the_others_still_get_the_message() {
+    let h = Harness::new();
+    h.join("A", "ana").await;
+    h.join("B", "bia").await;
+    h.join("C", "caio").await;
+    h.join("D", "duda").await;
+    h.gateway.clear();
+    h.gateway.mark_gone("C");
+    let reply = h
+        .send(
+            "A",
+            json!({"action":"message","message":"hi","requestId":"m"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reply["action"], "sent",
+        "one failing recipient never fails the sender"
+    );
+    assert_eq!(reply["delivered"], 2);
+    assert!(
+        h.store.get("C").await.unwrap().is_none(),
+        "the stale row is deleted"
+    );
+    let exit = ServerEvent::UserExit {
+        user_name: "caio".into(),
+        connection_id: "C".into(),
+    };
+    for id in ["A", "B", "D"] {
+        assert!(h.events(id).contains(&exit), "{id} is told caio left");
+    }
+    assert!(matches!(h.events("B")[0], ServerEvent::Message { .. }));
+    h.join("E", "caio").await;
+}
+
+#[tokio::test]
+async fn gone_connections_found_while_announcing_are_cleaned_up_too() {
+    let h = Harness::new();
+    h.join("A", "ana").await;
+    h.join("B", "bia").await;
+    h.join("C", "caio").await;
+    h.gateway.clear();
+    h.gateway.mark_gone("B");
+    h.gateway.mark_gone("C");
+    h.route("$disconnect", "A", None).await;
+    assert!(h.store.registered().await.unwrap().is_empty());
+    h.join("X", "bia").await;
+    h.join("Y", "caio").await;
+}
+
+#[tokio::test]
+async fn throttled_pushes_are_retried_with_backoff() {
+    let h = Harness::new();
+    h.join("A", "ana").await;
+    h.join("B", "bia").await;
+    h.gateway.clear();
+    h.gateway.throttle("B", 2);
+    let reply = h
+        .send(
+            "A",
+            json!({"action":"message","message":"hi","requestId":"m"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply["delivered"], 1);
+    assert_eq!(h.events("B").len(), 1);
+    assert!(h.gateway.attempts("B") >= 3);
+}
+
+#[tokio::test]
+async fn a_recipient_throttled_for_good_is_not_counted_but_does_not_fail_the_sender() {
+    let h = Harness::new();
+    h.join("A", "ana").await;
+    h.join("B", "bia").await;
+    h.join("C", "caio").await;
+    h.gateway.clear();
+    h.gateway.throttle("B", 100);
+    let reply = h
+        .send(
+            "A",
+            json!({"action":"message","message":"hi","requestId":"m"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply["action"], "sent");
+    assert_eq!(reply["delivered"], 1);
+    assert!(
+        h.store.get("B").await.unwrap().is_some(),
+        "throttling is not goneness"
+    );
+}
+
+#[tokio::test]
+async fn fan_out_to_many_recipients_delivers_each_exactly_once() {
+    let h = Harness::new();
+    h.join("sender", "ana").await;
+    for i in 0..300 {
+        h.join(&format!("c{i}"), &format!("user{i}")).await;
+    }
+    h.gateway.clear();
+    let reply = h
+        .send(
+            "sender",
+            json!({"action":"message","message":"hi","requestId":"m"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply["delivered"], 300);
+    let pushed = h.gateway.pushed();
+    let unique: std::collections::HashSet<_> = pushed.iter().map(|(id, _)| id).collect();
+    assert_eq!(pushed.len(), 300);
+    assert_eq!(unique.len(), 300);
+}
+
+#[tokio::test]
+async fn message_ids_sort_by_time() {
+    let earlier = webchat_backend::chat::new_message_id(1_000);
+    let later = webchat_backend::chat::new_message_id(2_000);
+    assert!(earlier < later);
+    assert_ne!(
+        webchat_backend::chat::new_message_id(5),
+        webchat_backend::chat::new_message_id(5)
+    );
+}
+
+/// A store whose backend is down, as when DynamoDB is unreachable.
+struct DownStore;
+
+impl ConnectionStore for DownStore {
+    async fn add(&self, _: webchat_backend::Connection) -> Result<(), StoreError> {
+        Err(down())
+    }
+    async fn get(&self, _: &str) -> Result<Option<webchat_backend::Connection>, StoreError> {
+        Err(down())
+    }
+    async fn get_many(&self, _: &[String]) -> Result<Vec<webchat_backend::Connection>, StoreError> {
+        Err(down())
+    }
+    async fn register(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<webchat_backend::Registration, StoreError> {
+        Err(down())
+    }
+    async fn remove(&self, _: &str) -> Result<Option<webchat_backend::Connection>, StoreError> {
+        Err(down())
+    }
+    async fn registered(&self) -> Result<Vec<webchat_backend::Connection>, StoreError> {
+        Err(down())
+    }
+}
+
+fn down() -> StoreError {
+    StoreError::Unavailable("connection refused".into())
+}
+
+#[tokio::test]
+async fn a_store_outage_answers_internal_and_refuses_new_connections() {
+    let gateway = RecordingGateway::new();
+    let send = |route: &'static str, body: Value| {
+        let gateway = &gateway;
+        async move {
+            handle(
+                &DownStore,
+                gateway,
+                &event(route, "A", Some(&body.to_string())),
+            )
+            .await
+        }
+    };
+    for (route, frame) in [
+        (
+            "register",
+            json!({"action":"register","userName":"ana","requestId":"r"}),
+        ),
+        ("list", json!({"action":"list"})),
+        (
+            "message",
+            json!({"action":"message","message":"hi","requestId":"m"}),
+        ),
+    ] {
+        let reply = body_json(&send(route, frame).await).unwrap();
+        assert_eq!(reply["code"], "internal", "{route}");
+        assert!(
+            !reply["message"].as_str().unwrap().contains("refused"),
+            "internals are not leaked"
+        );
+    }
+    let pong = body_json(&send("ping", json!({"action":"ping","requestId":"p"})).await).unwrap();
+    assert_eq!(pong["action"], "pong", "ping needs no store");
+    assert_eq!(
+        handle(&DownStore, &gateway, &event("$connect", "A", None))
+            .await
+            .status_code,
+        500
+    );
+}
