@@ -7,7 +7,7 @@ use crate::gateway::{ConnectionGateway, PostError};
 use crate::store::{Connection, ConnectionStore, StoreError};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
-use futures::stream::{self, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use webchat_shared_types::{
@@ -276,7 +276,8 @@ impl<S: ConnectionStore, G: ConnectionGateway> Chat<'_, S, G> {
                     private,
                 });
                 (id, frame.to_json())
-            });
+            })
+            .collect();
         let outcome = fan_out(self.gateway, deliveries).await;
         self.remove_gone(outcome.gone).await;
         Ok(ServerEvent::Sent {
@@ -304,7 +305,8 @@ impl<S: ConnectionStore, G: ConnectionGateway> Chat<'_, S, G> {
                 .filter(|c| {
                     Some(c.connection_id.as_str()) != except && !gone.contains(&c.connection_id)
                 })
-                .map(|c| (c.connection_id.clone(), payload.clone()));
+                .map(|c| (c.connection_id.clone(), payload.clone()))
+                .collect();
             let outcome = fan_out(self.gateway, deliveries).await;
             gone.extend(outcome.gone);
         }
@@ -350,19 +352,23 @@ fn user_exit(user: User) -> ServerEvent {
 
 /// Pushes each `(connection id, frame)` with bounded concurrency. A failing recipient
 /// never stops the others.
-pub async fn fan_out<G, I>(gateway: &G, deliveries: I) -> FanOut
-where
-    G: ConnectionGateway,
-    I: IntoIterator<Item = (String, String)>,
-{
-    let mut results = stream::iter(deliveries)
-        .map(|(connection_id, payload)| async move {
-            let result = post_with_backoff(gateway, &connection_id, &payload).await;
-            (connection_id, result)
-        })
-        .buffer_unordered(FANOUT_CONCURRENCY);
+pub async fn fan_out<G: ConnectionGateway>(
+    gateway: &G,
+    deliveries: Vec<(String, String)>,
+) -> FanOut {
+    let mut waiting = deliveries.into_iter();
+    let mut in_flight = FuturesUnordered::new();
     let mut outcome = FanOut::default();
-    while let Some((connection_id, result)) = results.next().await {
+    loop {
+        while in_flight.len() < FANOUT_CONCURRENCY {
+            let Some((connection_id, payload)) = waiting.next() else {
+                break;
+            };
+            in_flight.push(deliver(gateway, connection_id, payload));
+        }
+        let Some((connection_id, result)) = in_flight.next().await else {
+            return outcome;
+        };
         match result {
             Ok(()) => outcome.delivered += 1,
             Err(PostError::Gone) => outcome.gone.push(connection_id),
@@ -372,7 +378,15 @@ where
             }
         }
     }
-    outcome
+}
+
+async fn deliver<G: ConnectionGateway>(
+    gateway: &G,
+    connection_id: String,
+    payload: String,
+) -> (String, Result<(), PostError>) {
+    let result = post_with_backoff(gateway, &connection_id, &payload).await;
+    (connection_id, result)
 }
 
 async fn post_with_backoff<G: ConnectionGateway>(

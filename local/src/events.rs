@@ -1,0 +1,168 @@
+//! API Gateway's Lambda events, filled in as AWS fills them.
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use base64::Engine;
+use http::HeaderMap;
+use rand::Rng;
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// An id in API Gateway's shape: 16 base64 characters ending in `=` (11 random bytes),
+/// e.g. `L0SM9cOFvHcCIhw=`. `/` is avoided because AWS ids never contain it.
+pub fn connection_id() -> String {
+    loop {
+        let bytes: [u8; 11] = rand::rng().random();
+        let id = base64::engine::general_purpose::STANDARD.encode(bytes);
+        if !id.contains('/') {
+            return id;
+        }
+    }
+}
+
+/// A request id in the shape API Gateway uses for `requestId` and `messageId`.
+pub fn request_id() -> String {
+    let bytes: [u8; 6] = rand::rng().random();
+    format!(
+        "{}=",
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)[..7]
+    )
+}
+
+/// `28/Nov/2026:08:41:20 +0000`, API Gateway's `requestTime` format.
+fn request_time(epoch_ms: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let rfc3339 = humantime::format_rfc3339_seconds(
+        UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms.max(0) as u64),
+    )
+    .to_string();
+    // "2026-11-28T08:41:20Z"
+    let (date, time) = rfc3339.split_once('T').unwrap_or((&rfc3339, ""));
+    let mut parts = date.split('-');
+    let (year, month, day) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or("1"),
+        parts.next().unwrap_or(""),
+    );
+    let month = MONTHS[month.parse::<usize>().unwrap_or(1).clamp(1, 12) - 1];
+    format!("{day}/{month}/{year}:{} +0000", time.trim_end_matches('Z'))
+}
+
+/// What every event of one connection shares.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub connection_id: String,
+    pub connected_at: i64,
+    pub source_ip: String,
+    pub user_agent: Option<String>,
+}
+
+/// The API the events claim to come from.
+#[derive(Debug, Clone)]
+pub struct ApiInfo {
+    pub api_id: String,
+    pub stage: String,
+    /// `host:port` the gateway listens on, as `domainName`.
+    pub domain_name: String,
+}
+
+fn base_event(
+    api: &ApiInfo,
+    conn: &ConnectionInfo,
+    route_key: &str,
+    event_type: &str,
+) -> ApiGatewayWebsocketProxyRequest {
+    let now = now_ms();
+    let mut event = ApiGatewayWebsocketProxyRequest::default();
+    let context = &mut event.request_context;
+    context.route_key = Some(route_key.to_string());
+    context.event_type = Some(event_type.to_string());
+    context.connection_id = Some(conn.connection_id.clone());
+    context.connected_at = conn.connected_at;
+    context.request_time_epoch = now;
+    context.request_time = Some(request_time(now));
+    context.request_id = Some(request_id());
+    context.extended_request_id = context.request_id.clone();
+    context.message_direction = Some("IN".to_string());
+    context.domain_name = Some(api.domain_name.clone());
+    context.stage = Some(api.stage.clone());
+    context.apiid = Some(api.api_id.clone());
+    context.identity.source_ip = Some(conn.source_ip.clone());
+    context.identity.user_agent = conn.user_agent.clone();
+    event.is_base64_encoded = false;
+    event
+}
+
+pub fn connect_event(
+    api: &ApiInfo,
+    conn: &ConnectionInfo,
+    headers: &HeaderMap,
+    query: HashMap<String, Vec<String>>,
+) -> ApiGatewayWebsocketProxyRequest {
+    let mut event = base_event(api, conn, "$connect", "CONNECT");
+    event.headers = headers.clone();
+    event.multi_value_headers = headers.clone();
+    if !query.is_empty() {
+        event.query_string_parameters = query.clone().into();
+        event.multi_value_query_string_parameters = query.into();
+    }
+    event
+}
+
+/// A client frame; binary frames arrive base64-encoded, as on AWS.
+pub fn message_event(
+    api: &ApiInfo,
+    conn: &ConnectionInfo,
+    route_key: &str,
+    body: String,
+    is_base64_encoded: bool,
+) -> ApiGatewayWebsocketProxyRequest {
+    let mut event = base_event(api, conn, route_key, "MESSAGE");
+    event.request_context.message_id = Some(request_id());
+    event.body = Some(body);
+    event.is_base64_encoded = is_base64_encoded;
+    event
+}
+
+pub fn disconnect_event(
+    api: &ApiInfo,
+    conn: &ConnectionInfo,
+    status_code: u16,
+    reason: &str,
+) -> ApiGatewayWebsocketProxyRequest {
+    let mut event = base_event(api, conn, "$disconnect", "DISCONNECT");
+    event.request_context.disconnect_status_code = Some(i64::from(status_code));
+    event.request_context.disconnect_reason = Some(reason.to_string());
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_ids_have_the_aws_shape() {
+        for _ in 0..200 {
+            let id = connection_id();
+            assert_eq!(id.len(), 16, "{id}");
+            assert!(id.ends_with('='), "{id}");
+            assert!(!id.contains('/'), "{id}");
+        }
+    }
+
+    #[test]
+    fn request_time_uses_api_gateway_format() {
+        assert_eq!(
+            request_time(1_764_316_800_000),
+            "28/Nov/2025:08:00:00 +0000"
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! `webchat-local`: an API Gateway WebSocket API on one machine.
+//!
+//! It speaks WebSocket to clients exactly as API Gateway does (routes selected on
+//! `$request.body.action`, `$connect` during the handshake, `$disconnect` after every
+//! close, frame and message limits, idle timeout, maximum lifetime) and runs the
+//! backend's handlers in-process with API Gateway's own event types. The handlers reach
+//! other connections the way they do on AWS: with the real `aws-sdk-apigatewaymanagement`
+//! client, over HTTP, against this gateway's `@connections` API.
+
+mod events;
+mod management;
+mod socket;
+mod store;
+
+pub use store::AnyStore;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use events::{ApiInfo, ConnectionInfo};
+use http::{HeaderMap, StatusCode};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use webchat_backend::{DynamoStore, ManagementGateway, MemoryStore, TableNames};
+use webchat_shared_types::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
+
+/// The routes API Gateway is configured with (`templates/websocket.yml`), and whether
+/// each sends the handler's response body back to the caller.
+pub const ROUTES: [(&str, bool); 7] = [
+    ("$connect", false),
+    ("$disconnect", false),
+    ("register", true),
+    ("list", true),
+    ("message", true),
+    ("ping", true),
+    ("$default", true),
+];
+
+fn is_two_way(route: &str) -> bool {
+    ROUTES
+        .iter()
+        .any(|(key, two_way)| *key == route && *two_way)
+}
+
+/// How the gateway runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub stage: String,
+    /// Serve this directory (the built UI) at `/`, with a generated `/config.json`.
+    pub static_dir: Option<PathBuf>,
+    /// Keep connections in DynamoDB at this endpoint instead of in memory.
+    pub dynamodb_endpoint: Option<String>,
+    pub tables: TableNames,
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            stage: webchat_shared_types::DEFAULT_STAGE.to_string(),
+            static_dir: None,
+            dynamodb_endpoint: None,
+            tables: TableNames {
+                connections: "webchat-connections".to_string(),
+                names: "webchat-names".to_string(),
+            },
+            idle_timeout: Duration::from_secs(webchat_shared_types::IDLE_TIMEOUT_SECS),
+            max_lifetime: Duration::from_secs(webchat_shared_types::MAX_CONNECTION_LIFETIME_SECS),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source} (is another webchat-local running? try --addr 127.0.0.1:0)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot prepare the DynamoDB tables at {endpoint}: {source} (is DynamoDB running there?)"
+    )]
+    Tables {
+        endpoint: String,
+        source: webchat_backend::StoreError,
+    },
+    #[error("static directory {0} does not exist; build the UI first (`trunk build --release`)")]
+    StaticDir(PathBuf),
+}
+
+/// What the gateway sends down one socket.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    Text(String),
+    Binary(Vec<u8>),
+    Close { code: u16, reason: &'static str },
+}
+
+/// One open connection, as the management API sees it.
+pub(crate) struct OpenConnection {
+    pub info: ConnectionInfo,
+    pub last_active_ms: AtomicI64,
+    pub outbound: mpsc::UnboundedSender<Outbound>,
+}
+
+pub(crate) struct Gateway {
+    pub api: ApiInfo,
+    pub config: Config,
+    pub store: AnyStore,
+    /// The handlers' view of `@connections`: the real SDK client, over HTTP, to us.
+    pub management: ManagementGateway,
+    pub connections: Mutex<HashMap<String, Arc<OpenConnection>>>,
+}
+
+impl Gateway {
+    pub fn connection(&self, id: &str) -> Option<Arc<OpenConnection>> {
+        self.lock_connections().get(id).cloned()
+    }
+
+    pub fn lock_connections(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OpenConnection>>> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs the handler for one event and logs it the way API Gateway's execution log would.
+    pub async fn invoke(
+        &self,
+        event: &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
+    ) -> aws_lambda_events::apigw::ApiGatewayProxyResponse {
+        let started = std::time::Instant::now();
+        let response = webchat_backend::handle(&self.store, &self.management, event).await;
+        let context = &event.request_context;
+        tracing::info!(
+            target: "webchat_local::route",
+            "{} {} -> {} in {:.1} ms",
+            context.route_key.as_deref().unwrap_or("?"),
+            context.connection_id.as_deref().unwrap_or("?"),
+            response.status_code,
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        response
+    }
+}
+
+/// A running gateway.
+pub struct Running {
+    addr: SocketAddr,
+    stage: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    gateway: Arc<Gateway>,
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://127.0.0.1:PORT/Prod`.
+    pub fn websocket_url(&self) -> String {
+        format!("ws://{}/{}", self.addr, self.stage)
+    }
+
+    /// The endpoint to give an `aws-sdk-apigatewaymanagement` client.
+    pub fn management_endpoint(&self) -> String {
+        format!("http://{}/{}", self.addr, self.stage)
+    }
+
+    /// How many sockets are open right now.
+    pub fn open_connections(&self) -> usize {
+        self.gateway.lock_connections().len()
+    }
+
+    /// Stops accepting and drops every connection without running `$disconnect`, as a
+    /// killed process would.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        let open: Vec<_> = self.gateway.lock_connections().drain().collect();
+        for (_, connection) in open {
+            let _ = connection.outbound.send(Outbound::Close {
+                code: 1001,
+                reason: "Going away",
+            });
+        }
+    }
+}
+
+/// Starts the gateway and returns once it accepts connections.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    if let Some(dir) = &config.static_dir {
+        if !dir.is_dir() {
+            return Err(StartError::StaticDir(dir.clone()));
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.addr,
+        source,
+    })?;
+
+    let store = match &config.dynamodb_endpoint {
+        None => AnyStore::Memory(MemoryStore::new()),
+        Some(endpoint) => {
+            let store = DynamoStore::new(
+                webchat_backend::dynamo::local_client(endpoint),
+                config.tables.clone(),
+            );
+            store
+                .create_tables_if_missing()
+                .await
+                .map_err(|source| StartError::Tables {
+                    endpoint: endpoint.clone(),
+                    source,
+                })?;
+            AnyStore::Dynamo(store)
+        }
+    };
+    let stage = config.stage.clone();
+    let gateway = Arc::new(Gateway {
+        api: ApiInfo {
+            api_id: api_id(),
+            stage: stage.clone(),
+            domain_name: addr.to_string(),
+        },
+        management: ManagementGateway::local(&format!("http://{addr}/{stage}")),
+        store,
+        connections: Mutex::new(HashMap::new()),
+        config,
+    });
+
+    let app = router(gateway.clone());
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = shutdown_rx.await;
+        })
+        .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "server stopped");
+        }
+    });
+    Ok(Running {
+        addr,
+        stage,
+        shutdown: Some(shutdown_tx),
+        task,
+        gateway,
+    })
+}
+
+/// API Gateway API ids are 10 lower-case letters and digits.
+fn api_id() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..10)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn router(gateway: Arc<Gateway>) -> Router {
+    let stage = gateway.api.stage.clone();
+    let mut router = Router::new()
+        .route(&format!("/{stage}"), get(upgrade))
+        .merge(management::routes(&stage));
+    if let Some(dir) = gateway.config.static_dir.clone() {
+        router = router
+            .route("/config.json", get(ui_config))
+            .fallback_service(tower_http::services::ServeDir::new(dir));
+    }
+    router.with_state(gateway)
+}
+
+/// `config.json` for the UI: the WebSocket URL as the browser should reach it.
+async fn ui_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> impl IntoResponse {
+    // The Host header is what the browser used, so a UI opened via another name or a
+    // proxy still finds the gateway.
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| gateway.api.domain_name.clone());
+    axum::Json(serde_json::json!({ "websocketUrl": format!("ws://{host}/{}", gateway.api.stage) }))
+}
+
+/// The WebSocket handshake: `$connect` runs before the upgrade, and a non-2xx answer
+/// refuses it with that status, as on API Gateway.
+async fn upgrade(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let info = ConnectionInfo {
+        connection_id: events::connection_id(),
+        connected_at: events::now_ms(),
+        source_ip: peer.ip().to_string(),
+        user_agent: headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
+    let mut query_map: HashMap<String, Vec<String>> = HashMap::new();
+    for (key, value) in query {
+        query_map.entry(key).or_default().push(value);
+    }
+    let event = events::connect_event(&gateway.api, &info, &headers, query_map);
+    tracing::info!(target: "webchat_local::connection", "connect {} from {}", info.connection_id, info.source_ip);
+    let response = gateway.invoke(&event).await;
+    if !(200..300).contains(&response.status_code) {
+        let status = StatusCode::from_u16(response.status_code as u16)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        tracing::info!(target: "webchat_local::connection", "connect {} refused with {}", info.connection_id, status);
+        return (status, "Forbidden").into_response();
+    }
+    upgrade
+        .max_frame_size(MAX_FRAME_BYTES)
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| socket::run(gateway, info, socket))
+}
