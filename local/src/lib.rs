@@ -61,6 +61,9 @@ pub struct Config {
     pub tables: TableNames,
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
+    /// When false, closed sockets never reach `$disconnect`: what happens on AWS when
+    /// the event is lost, leaving stale rows for the next fan-out to find gone (410).
+    pub deliver_disconnects: bool,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             },
             idle_timeout: Duration::from_secs(webchat_shared_types::IDLE_TIMEOUT_SECS),
             max_lifetime: Duration::from_secs(webchat_shared_types::MAX_CONNECTION_LIFETIME_SECS),
+            deliver_disconnects: true,
         }
     }
 }

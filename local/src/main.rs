@@ -59,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         },
         idle_timeout: Duration::from_secs(args.idle_timeout),
         max_lifetime: Duration::from_secs(args.max_lifetime),
+        deliver_disconnects: true,
     };
     let store = match &config.dynamodb_endpoint {
         Some(endpoint) => format!("DynamoDB at {endpoint}"),

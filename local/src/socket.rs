@@ -142,8 +142,10 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
         ending.code,
         ending.reason
     );
-    let event = events::disconnect_event(&gateway.api, &info, ending.code, &ending.reason);
-    gateway.invoke(&event).await;
+    if gateway.config.deliver_disconnects {
+        let event = events::disconnect_event(&gateway.api, &info, ending.code, &ending.reason);
+        gateway.invoke(&event).await;
+    }
 }
 
 async fn handle_frames(
