@@ -111,7 +111,12 @@ pub fn connect_event(
     event.headers = headers.clone();
     event.multi_value_headers = headers.clone();
     if !query.is_empty() {
-        event.query_string_parameters = query.clone().into();
+        // Like API Gateway: the last value of each key, and every value in the multi map.
+        let single: HashMap<String, String> = query
+            .iter()
+            .filter_map(|(key, values)| Some((key.clone(), values.last()?.clone())))
+            .collect();
+        event.query_string_parameters = single.into();
         event.multi_value_query_string_parameters = query.into();
     }
     event
@@ -156,6 +161,68 @@ mod tests {
             assert!(id.ends_with('='), "{id}");
             assert!(!id.contains('/'), "{id}");
         }
+    }
+
+    fn sample() -> (ApiInfo, ConnectionInfo) {
+        let api = ApiInfo {
+            api_id: "abc123defg".into(),
+            stage: "Prod".into(),
+            domain_name: "127.0.0.1:8080".into(),
+        };
+        let conn = ConnectionInfo {
+            connection_id: "L0SM9cOFvHcCIhw=".into(),
+            connected_at: 1_764_316_800_000,
+            source_ip: "127.0.0.1".into(),
+            user_agent: Some("test-agent".into()),
+        };
+        (api, conn)
+    }
+
+    #[test]
+    fn connect_events_carry_the_handshake_headers_and_query() {
+        let (api, conn) = sample();
+        let mut headers = HeaderMap::new();
+        headers.insert("sec-websocket-protocol", "chat".parse().unwrap());
+        let query = HashMap::from([(
+            "token".to_string(),
+            vec!["t1".to_string(), "t2".to_string()],
+        )]);
+        let event = connect_event(&api, &conn, &headers, query);
+        assert_eq!(event.query_string_parameters.first("token"), Some("t2"));
+        assert_eq!(
+            event.multi_value_query_string_parameters.all("token"),
+            Some(vec!["t1", "t2"])
+        );
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["headers"]["sec-websocket-protocol"], "chat");
+        let context = &json["requestContext"];
+        assert_eq!(context["routeKey"], "$connect");
+        assert_eq!(context["eventType"], "CONNECT");
+        assert_eq!(context["connectionId"], "L0SM9cOFvHcCIhw=");
+        assert_eq!(context["connectedAt"], 1_764_316_800_000i64);
+        assert_eq!(context["domainName"], "127.0.0.1:8080");
+        assert_eq!(context["stage"], "Prod");
+        assert_eq!(context["apiId"], "abc123defg");
+        assert_eq!(context["identity"]["sourceIp"], "127.0.0.1");
+        assert!(context["requestId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()));
+        assert!(context["requestTimeEpoch"].as_i64().is_some_and(|t| t > 0));
+    }
+
+    #[test]
+    fn message_and_disconnect_events_have_their_aws_fields() {
+        let (api, conn) = sample();
+        let message =
+            serde_json::to_value(message_event(&api, &conn, "ping", "{}".into(), false)).unwrap();
+        assert_eq!(message["requestContext"]["eventType"], "MESSAGE");
+        assert_eq!(message["requestContext"]["routeKey"], "ping");
+        assert!(message["requestContext"]["messageId"].as_str().is_some());
+        assert_eq!(message["body"], "{}");
+        let gone = serde_json::to_value(disconnect_event(&api, &conn, 1001, "Going away")).unwrap();
+        assert_eq!(gone["requestContext"]["eventType"], "DISCONNECT");
+        assert_eq!(gone["requestContext"]["disconnectStatusCode"], 1001);
+        assert_eq!(gone["requestContext"]["disconnectReason"], "Going away");
     }
 
     #[test]

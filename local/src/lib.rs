@@ -342,8 +342,18 @@ async fn upgrade(
         tracing::info!(target: "webchat_local::connection", "connect {} refused with {}", info.connection_id, status);
         return (status, "Forbidden").into_response();
     }
+    // `$connect` succeeded, so a handshake that fails now must still end in `$disconnect`.
+    let failed = (gateway.clone(), info.clone());
     upgrade
         .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
+        .on_failed_upgrade(move |err| {
+            let (gateway, info) = failed;
+            tracing::info!(target: "webchat_local::connection", "upgrade of {} failed: {err}", info.connection_id);
+            tokio::spawn(async move {
+                let event = events::disconnect_event(&gateway.api, &info, 1006, "Upgrade failed");
+                gateway.invoke(&event).await;
+            });
+        })
         .on_upgrade(move |socket| socket::run(gateway, info, socket))
 }

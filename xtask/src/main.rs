@@ -1,1 +1,160 @@
-fn main() {}
+//! Project tasks, run as `cargo xtask <task>` (see `.cargo/config.toml`).
+//!
+//! - `test`: installs what the checks need, then format, lints, the wasm build of the
+//!   protocol crate, cfn-lint, every test, and the real-browser test. CI runs this.
+//! - `dev`: installs the UI tools, builds the UI, and serves the whole chat with
+//!   `webchat-local` at http://127.0.0.1:8080/.
+//! - `bench`: the speed and size figures, written to `target/bench/results.json`.
+//! - `lambdas`: the arm64 Lambda build with cargo-lambda.
+
+mod bench;
+mod lambdas;
+mod ui;
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  test      install what is missing, then fmt, clippy, wasm build, cfn-lint, all tests, browser test
+  dev       build the UI and serve the chat at http://127.0.0.1:8080/ (extra args go to webchat-local)
+  bench     measure speed and size figures into target/bench/results.json and the README
+  lambdas   build the Lambda binary for arm64 with cargo-lambda (zip in target/lambda/)";
+
+/// dynalite, the DynamoDB implementation the tests run against.
+const DYNALITE: &str = "dynalite@3.2.2";
+
+fn main() -> Result<()> {
+    let root = workspace_root();
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    match task.as_deref() {
+        Some("test") => test(&root),
+        Some("dev") => dev(&root, &rest),
+        Some("bench") => bench::run(&root),
+        Some("lambdas") => lambdas::build_lambdas(&root),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
+        None => bail!("no task given\n\n{USAGE}"),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+/// `cargo` as the one running xtask, so the pinned toolchain is used throughout.
+fn cargo(root: &Path) -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(root);
+    command
+}
+
+/// Runs a step, printing it first and failing with its name.
+fn step(name: &str, mut command: Command) -> Result<()> {
+    println!("xtask: {name}");
+    let started = Instant::now();
+    let status = command
+        .status()
+        .with_context(|| format!("could not start `{name}`"))?;
+    if !status.success() {
+        bail!("`{name}` failed ({status}); see its output above");
+    }
+    println!(
+        "xtask: {name}: ok in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Installs dynalite into `.tools/dynalite` (project-local, git-ignored) when missing.
+fn ensure_dynalite(root: &Path) -> Result<()> {
+    let prefix = root.join(".tools/dynalite");
+    if prefix.join("node_modules/dynalite/package.json").is_file() {
+        return Ok(());
+    }
+    println!("xtask: installing {DYNALITE} from npm into .tools/dynalite");
+    let mut npm = Command::new("npm");
+    npm.args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&prefix)
+        .arg(DYNALITE)
+        .current_dir(root);
+    step("npm install dynalite", npm).context(
+        "dynalite is needed by the DynamoDB tests; install Node.js and npm (Debian: apt-get install nodejs npm) and retry",
+    )
+}
+
+fn test(root: &Path) -> Result<()> {
+    let started = Instant::now();
+    ensure_dynalite(root)?;
+    ui::ensure_ui_tools(root)?;
+    ui::ensure_browser(root)?;
+
+    let mut fmt = cargo(root);
+    fmt.args(["fmt", "--all", "--check"]);
+    step("cargo fmt --check", fmt)?;
+
+    let mut clippy = cargo(root);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    step("cargo clippy -D warnings", clippy)?;
+
+    // The protocol crate is shared with the browser: it must build for wasm.
+    let mut wasm = cargo(root);
+    wasm.args([
+        "build",
+        "-p",
+        "webchat-shared-types",
+        "--target",
+        "wasm32-unknown-unknown",
+    ]);
+    step("shared-types for wasm32", wasm)?;
+
+    lambdas::cfn_lint(root)?;
+
+    let mut tests = cargo(root);
+    tests.args(["test", "--workspace", "--exclude", "webchat-e2e"]);
+    step("cargo test", tests)?;
+
+    ui::browser_test(root)?;
+    println!(
+        "xtask: test: every check passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn dev(root: &Path, extra: &[String]) -> Result<()> {
+    ui::ensure_ui_tools(root)?;
+    let dist = ui::build_ui(root, true)?;
+    println!("xtask: starting webchat-local; open http://127.0.0.1:8080/ (Ctrl-C stops it)");
+    let mut serve = cargo(root);
+    serve
+        .args([
+            "run",
+            "--release",
+            "--bin",
+            "webchat-local",
+            "--",
+            "--static-dir",
+        ])
+        .arg(&dist)
+        .args(extra);
+    step("webchat-local", serve)
+}
