@@ -1,0 +1,340 @@
+//! The AWS tooling tasks: `cfn-lint` on the templates, and the arm64 Lambda build.
+//!
+//! Both use Python tools from PyPI, installed on first use into a project-local venv at
+//! `.tools/venv` (git-ignored): `cfn-lint`, `cargo-lambda` and `ziglang` (the Zig
+//! toolchain cargo-lambda links with when cross-compiling). Nothing is installed globally
+//! except, through rustup, the `aarch64-unknown-linux-gnu` standard library.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+/// The venv, relative to the workspace root.
+const VENV: &str = ".tools/venv";
+/// The one Lambda binary every function of templates/websocket.yml runs.
+const LAMBDA_BINARY: &str = "webchat-lambda";
+/// Lambda's arm64 (Graviton) target.
+const ARM64_TARGET: &str = "aarch64-unknown-linux-gnu";
+
+/// Runs cfn-lint on every `templates/*.yml`; fails if it reports anything.
+pub fn cfn_lint(root: &Path) -> Result<()> {
+    let venv = Venv::ensure(root)?;
+    venv.ensure_package("cfn-lint")?;
+
+    let templates = templates(root)?;
+    let names: Vec<String> = templates
+        .iter()
+        .map(|p| p.strip_prefix(root).unwrap_or(p).display().to_string())
+        .collect();
+    println!("xtask: cfn-lint {}", names.join(" "));
+    let status = Command::new(venv.bin("cfn-lint"))
+        .args(&names)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .status()
+        .context("running cfn-lint from .tools/venv")?;
+    if !status.success() {
+        bail!(
+            "cfn-lint reported problems in templates/*.yml (exit status {}); see its output above",
+            status.code().map_or("signal".into(), |c| c.to_string())
+        );
+    }
+    println!("xtask: cfn-lint: {} templates clean", templates.len());
+    Ok(())
+}
+
+/// Builds `webchat-lambda` for arm64 Lambda (provided.al2023) with cargo-lambda and prints
+/// the zip's path and size. Every function in templates/websocket.yml runs this one zip.
+pub fn build_lambdas(root: &Path) -> Result<()> {
+    let started = Instant::now();
+    let venv = Venv::ensure(root)?;
+    venv.ensure_package("cargo-lambda")?;
+    venv.ensure_package("ziglang")?;
+    ensure_rust_target(root, ARM64_TARGET)?;
+
+    let lambda_dir = root.join("target").join("lambda");
+    println!(
+        "xtask: building {LAMBDA_BINARY} for arm64 ({ARM64_TARGET}, release) with cargo-lambda and zig"
+    );
+    let status = Command::new(venv.bin("cargo-lambda"))
+        .args(["lambda", "build", "--release", "--arm64"])
+        .args(["--bin", LAMBDA_BINARY, "--output-format", "zip"])
+        .arg("--lambda-dir")
+        .arg(&lambda_dir)
+        .current_dir(root)
+        // cargo-lambda finds zig through `python3 -m ziglang` in the venv.
+        .env("PATH", venv.path_with_bin()?)
+        .env("VIRTUAL_ENV", &venv.dir)
+        .stdin(Stdio::null())
+        .status()
+        .context("running cargo-lambda from .tools/venv")?;
+    if !status.success() {
+        bail!("cargo lambda build failed ({status}); see its output above");
+    }
+
+    let zip = lambda_dir.join(LAMBDA_BINARY).join("bootstrap.zip");
+    let zip_size = std::fs::metadata(&zip)
+        .with_context(|| {
+            format!(
+                "cargo-lambda reported success but {} is missing",
+                zip.display()
+            )
+        })?
+        .len();
+    println!(
+        "xtask: {} ({}) serves every function of templates/websocket.yml",
+        zip.strip_prefix(root).unwrap_or(&zip).display(),
+        human_size(zip_size)
+    );
+    // Check what Lambda will run: the zip's `bootstrap`.
+    let (name, bootstrap) = first_zip_entry(&zip)?;
+    if name != "bootstrap" || !is_aarch64_elf(&bootstrap) {
+        bail!(
+            "{} does not hold an arm64 (aarch64) ELF executable named bootstrap",
+            zip.display()
+        );
+    }
+    println!(
+        "xtask: its bootstrap is an aarch64 ELF executable of {}",
+        human_size(bootstrap.len() as u64)
+    );
+    println!(
+        "xtask: lambdas built in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `templates/*.yml`, sorted.
+fn templates(root: &Path) -> Result<Vec<PathBuf>> {
+    let dir = root.join("templates");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        bail!("no templates/*.yml to lint");
+    }
+    Ok(found)
+}
+
+/// The project-local Python venv.
+struct Venv {
+    dir: PathBuf,
+}
+
+impl Venv {
+    /// Creates `.tools/venv` unless it is there already.
+    fn ensure(root: &Path) -> Result<Self> {
+        let venv = Self {
+            dir: root.join(VENV),
+        };
+        if !venv.python().exists() {
+            println!("xtask: creating a Python venv in {VENV}");
+            let python = std::env::var_os("XTASK_PYTHON").unwrap_or_else(|| "python3".into());
+            run(Command::new(&python).args(["-m", "venv"]).arg(&venv.dir)).with_context(|| {
+                format!(
+                    "creating {VENV} with {} -m venv (is python3 with venv installed?)",
+                    python.to_string_lossy()
+                )
+            })?;
+        }
+        Ok(venv)
+    }
+
+    fn bin(&self, name: &str) -> PathBuf {
+        self.dir.join("bin").join(name)
+    }
+
+    fn python(&self) -> PathBuf {
+        self.bin("python3")
+    }
+
+    /// Installs a PyPI package into the venv unless it is installed already.
+    fn ensure_package(&self, package: &str) -> Result<()> {
+        let installed = Command::new(self.python())
+            .args(["-m", "pip", "show", "--quiet", package])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if installed {
+            return Ok(());
+        }
+        println!("xtask: installing {package} into {VENV}");
+        run(Command::new(self.python()).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            package,
+        ]))
+        .with_context(|| format!("installing {package} from PyPI into {VENV}"))
+    }
+
+    /// `PATH` with the venv's bin directory first.
+    fn path_with_bin(&self) -> Result<OsString> {
+        let mut paths = vec![self.dir.join("bin")];
+        if let Some(path) = std::env::var_os("PATH") {
+            paths.extend(std::env::split_paths(&path));
+        }
+        std::env::join_paths(paths).context("building PATH")
+    }
+}
+
+/// Adds a Rust target's standard library through rustup when the toolchain in use (the one
+/// rust-toolchain.toml pins) lacks it.
+fn ensure_rust_target(root: &Path, target: &str) -> Result<()> {
+    let listed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output();
+    let Ok(listed) = listed else {
+        println!("xtask: rustup not found; assuming the {target} standard library is installed");
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .any(|l| l.trim() == target)
+    {
+        return Ok(());
+    }
+    println!("xtask: adding the Rust target {target} (rustup target add)");
+    run(Command::new("rustup")
+        .args(["target", "add", target])
+        .current_dir(root))
+}
+
+/// Runs a command with inherited output; fails on a non-zero exit.
+fn run(command: &mut Command) -> Result<()> {
+    let shown = format!("{command:?}");
+    let status = command
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The name and contents of a zip file's first entry (stored or deflated).
+fn first_zip_entry(zip: &Path) -> Result<(String, Vec<u8>)> {
+    let bytes = std::fs::read(zip).with_context(|| format!("reading {}", zip.display()))?;
+    parse_first_zip_entry(&bytes).with_context(|| format!("reading the zip {}", zip.display()))
+}
+
+fn parse_first_zip_entry(bytes: &[u8]) -> Result<(String, Vec<u8>)> {
+    let u16_at = |at: usize| -> Result<usize> {
+        let b = bytes
+            .get(at..at + 2)
+            .context("truncated local file header")?;
+        Ok(u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let u32_at = |at: usize| -> Result<usize> {
+        let b = bytes
+            .get(at..at + 4)
+            .context("truncated local file header")?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    if !bytes.starts_with(b"PK\x03\x04") {
+        bail!("no local file header at the start");
+    }
+    let (flags, method) = (u16_at(6)?, u16_at(8)?);
+    let (name_len, extra_len) = (u16_at(26)?, u16_at(28)?);
+    let name = bytes
+        .get(30..30 + name_len)
+        .context("truncated file name")?;
+    let data = bytes
+        .get(30 + name_len + extra_len..)
+        .context("truncated entry")?;
+    let contents = match method {
+        0 if flags & 0x8 == 0 => data
+            .get(..u32_at(22)?)
+            .context("truncated stored entry")?
+            .to_vec(),
+        8 => {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::DeflateDecoder::new(data), &mut out)
+                .context("inflating the entry")?;
+            out
+        }
+        other => bail!("unsupported compression method {other}"),
+    };
+    Ok((String::from_utf8_lossy(name).into_owned(), contents))
+}
+
+/// An ELF executable for aarch64: magic, and e_machine (offset 18, little-endian) 183.
+fn is_aarch64_elf(bytes: &[u8]) -> bool {
+    bytes.len() > 20 && bytes.starts_with(b"\x7fELF") && bytes[18] == 183 && bytes[19] == 0
+}
+
+fn human_size(bytes: u64) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MiB, {bytes} bytes", bytes as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{:.1} KiB, {bytes} bytes", bytes as f64 / 1024.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aarch64_elf_headers_are_recognised() {
+        let mut header = vec![0u8; 64];
+        header[..4].copy_from_slice(b"\x7fELF");
+        header[18] = 183;
+        assert!(is_aarch64_elf(&header));
+        header[18] = 62; // x86-64
+        assert!(!is_aarch64_elf(&header));
+        assert!(!is_aarch64_elf(b"#!/bin/sh\n"));
+    }
+
+    fn zip_entry(method: u16, name: &str, stored: &[u8], size: usize) -> Vec<u8> {
+        let mut zip = b"PK\x03\x04".to_vec();
+        zip.extend([20, 0, 0, 0]); // version, flags
+        zip.extend(method.to_le_bytes());
+        zip.extend([0; 8]); // time, date, crc
+        zip.extend((stored.len() as u32).to_le_bytes());
+        zip.extend((size as u32).to_le_bytes());
+        zip.extend((name.len() as u16).to_le_bytes());
+        zip.extend(0u16.to_le_bytes());
+        zip.extend(name.as_bytes());
+        zip.extend(stored);
+        zip.extend(b"PK\x01\x02 central directory follows");
+        zip
+    }
+
+    #[test]
+    fn the_first_zip_entry_is_read_stored_or_deflated() {
+        use std::io::Write;
+        let contents = b"\x7fELF and the rest of a binary".repeat(10);
+        let stored = zip_entry(0, "bootstrap", &contents, contents.len());
+        assert_eq!(
+            parse_first_zip_entry(&stored).unwrap(),
+            ("bootstrap".to_string(), contents.clone())
+        );
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&contents).unwrap();
+        let deflated = encoder.finish().unwrap();
+        let zip = zip_entry(8, "bootstrap", &deflated, contents.len());
+        assert_eq!(parse_first_zip_entry(&zip).unwrap().1, contents);
+        assert!(parse_first_zip_entry(b"not a zip").is_err());
+    }
+
+    #[test]
+    fn sizes_read_as_kib_or_mib() {
+        assert_eq!(human_size(2048), "2.0 KiB, 2048 bytes");
+        assert_eq!(human_size(3 * 1024 * 1024), "3.0 MiB, 3145728 bytes");
+    }
+}
