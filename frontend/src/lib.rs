@@ -1,1 +1,461 @@
+//! The webchat browser UI: Leptos components over the plain-Rust state machine in
+//! [`state`], and the browser shell ([`shell`]) that carries out its commands with a
+//! WebSocket, timers and localStorage.
+//!
+//! Everything from the network is rendered as text nodes; nothing is ever inserted as HTML.
 
+pub mod shell;
+pub mod state;
+
+use leptos::ev;
+use leptos::html;
+use leptos::prelude::*;
+use state::{counter_text, enter_sends, Chat, Delivery, Entry, EntryKind, Screen};
+use webchat_shared_types::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
+
+/// Signals shared by the components.
+#[derive(Clone, Copy)]
+struct Ui {
+    chat: RwSignal<Chat>,
+    /// `Date.now()`, refreshed every second for the reconnect countdown.
+    now: RwSignal<f64>,
+    name_draft: RwSignal<String>,
+    draft: RwSignal<String>,
+    /// The transcript sticks to its end (false once the reader scrolls up).
+    following: RwSignal<bool>,
+}
+
+/// The whole app.
+#[component]
+pub fn App() -> impl IntoView {
+    let chat = RwSignal::new(Chat::new());
+    let ui = Ui {
+        chat,
+        now: RwSignal::new(shell::now_ms()),
+        name_draft: RwSignal::new(shell::load_name().unwrap_or_default()),
+        draft: RwSignal::new(String::new()),
+        following: RwSignal::new(true),
+    };
+    shell::start(chat, ui.now);
+    provide_context(ui);
+
+    let screen = Memo::new(move |_| chat.with(|c| c.screen));
+    view! {
+        <main class="app">
+            {move || match screen.get() {
+                Screen::Join => view! { <JoinScreen /> }.into_any(),
+                Screen::Chat => view! { <ChatScreen /> }.into_any(),
+            }}
+        </main>
+    }
+}
+
+fn ui() -> Ui {
+    expect_context::<Ui>()
+}
+
+#[component]
+fn JoinScreen() -> impl IntoView {
+    let Ui {
+        chat, name_draft, ..
+    } = ui();
+    let joining = move || chat.with(|c| c.joining);
+    let error = move || chat.with(|c| c.join_error.clone());
+    let input_ref: NodeRef<html::Input> = NodeRef::new();
+    Effect::new(move |_| {
+        if let Some(input) = input_ref.get() {
+            let _ = input.focus();
+        }
+    });
+    let on_submit = move |ev: ev::SubmitEvent| {
+        ev.prevent_default();
+        let name = name_draft.get_untracked();
+        shell::dispatch(move |c| c.join(&name));
+    };
+    view! {
+        <section class="join" data-testid="join-screen" aria-labelledby="join-title">
+            <h1 id="join-title">"Webchat"</h1>
+            <p class="lead">"Pick a name to join the chat."</p>
+            <form on:submit=on_submit data-testid="join-form" novalidate>
+                <label for="name-input">"Your name"</label>
+                <div class="row">
+                    <input
+                        id="name-input"
+                        data-testid="name-input"
+                        node_ref=input_ref
+                        type="text"
+                        autocomplete="nickname"
+                        maxlength=MAX_NAME_CHARS.to_string()
+                        aria-describedby="join-error"
+                        aria-invalid=move || if error().is_some() { "true" } else { "false" }
+                        prop:value=move || name_draft.get()
+                        on:input=move |ev| name_draft.set(event_target_value(&ev))
+                    />
+                    <button type="submit" data-testid="join-button" disabled=joining>
+                        {move || if joining() { "Joining…" } else { "Join" }}
+                    </button>
+                </div>
+                <p id="join-error" class="error" role="alert" data-testid="join-error">
+                    {move || error().unwrap_or_default()}
+                </p>
+            </form>
+        </section>
+    }
+}
+
+#[component]
+fn ChatScreen() -> impl IntoView {
+    let Ui { chat, now, .. } = ui();
+    let name = move || chat.with(|c| c.name.clone().unwrap_or_default());
+    let status = move || chat.with(|c| c.status(now.get()));
+    let on_leave = move |_| shell::dispatch(|c| c.leave());
+    view! {
+        <div class="chat" data-testid="chat-screen">
+            <header class="top">
+                <h1>"Webchat"</h1>
+                <p class="me" data-testid="me">"online as " <strong>{name}</strong></p>
+                <p
+                    class=move || format!("status status-{}", status().key())
+                    data-testid="status"
+                    data-status=move || status().key()
+                >
+                    // The countdown changes every second: show it, announce only the state.
+                    <span aria-hidden="true">{move || status().label()}</span>
+                    <span class="visually-hidden" role="status">
+                        {move || chat.with(|c| c.status(0.0).key())}
+                    </span>
+                </p>
+                <button type="button" class="leave" data-testid="leave-button" on:click=on_leave>
+                    "Leave"
+                </button>
+            </header>
+            <div class="panes">
+                <UserList />
+                <section class="conversation" aria-label="Conversation">
+                    <Transcript />
+                    <Composer />
+                </section>
+            </div>
+        </div>
+    }
+}
+
+#[component]
+fn UserList() -> impl IntoView {
+    let Ui { chat, .. } = ui();
+    let users = move || chat.with(|c| c.users.clone());
+    let recipient =
+        move || chat.with(|c| c.recipient.as_ref().and_then(|r| r.connection_id.clone()));
+    view! {
+        <aside class="users" aria-labelledby="users-title">
+            <h2 id="users-title">
+                "Online ("
+                <span data-testid="user-count">{move || chat.with(|c| c.users.len())}</span>
+                ")"
+            </h2>
+            <Show when=move || chat.with(|c| c.users.is_empty())>
+                <p class="hint">"Nobody else is here yet."</p>
+            </Show>
+            <ul data-testid="user-list">
+                <For
+                    each=users
+                    key=|user| (user.connection_id.clone(), user.user_name.clone())
+                    children=move |user| {
+                        let id = user.connection_id.clone();
+                        let id_for_click = id.clone();
+                        let label = format!("Send a private message to {}", user.user_name);
+                        view! {
+                            <li data-testid="user" data-name=user.user_name.clone()>
+                                <button
+                                    type="button"
+                                    title=label.clone()
+                                    aria-label=label
+                                    aria-pressed=move || {
+                                        if recipient().as_deref() == Some(id.as_str()) { "true" } else { "false" }
+                                    }
+                                    on:click=move |_| {
+                                        let id = id_for_click.clone();
+                                        shell::dispatch(move |c| {
+                                            c.toggle_recipient(&id);
+                                            Vec::new()
+                                        });
+                                    }
+                                >
+                                    {user.user_name.clone()}
+                                </button>
+                            </li>
+                        }
+                    }
+                />
+            </ul>
+        </aside>
+    }
+}
+
+#[component]
+fn Transcript() -> impl IntoView {
+    let Ui {
+        chat, following, ..
+    } = ui();
+    let list_ref: NodeRef<html::Ol> = NodeRef::new();
+    let unseen = RwSignal::new(0usize);
+
+    let scroll_to_end = move || {
+        request_animation_frame(move || {
+            if let Some(list) = list_ref.get_untracked() {
+                list.set_scroll_top(list.scroll_height());
+            }
+        });
+    };
+    // Follow new lines unless the reader scrolled up; then count them instead.
+    Effect::new(move |previous: Option<Option<u64>>| {
+        let last = chat.with(|c| c.entries.last().map(|e| e.id));
+        let previous = previous.flatten();
+        if following.get() {
+            unseen.set(0);
+            scroll_to_end();
+        } else {
+            let added = chat.with_untracked(|c| {
+                c.entries
+                    .iter()
+                    .rev()
+                    .take_while(|e| Some(e.id) > previous)
+                    .count()
+            });
+            unseen.update(|n| *n += added);
+        }
+        last
+    });
+    let on_scroll = move |_| {
+        if let Some(list) = list_ref.get_untracked() {
+            let at_end = list.scroll_height() - list.scroll_top() - list.client_height() <= 24;
+            if following.get_untracked() != at_end {
+                following.set(at_end);
+            }
+        }
+    };
+
+    view! {
+        <div class="transcript-wrap">
+            <ol
+                class="transcript"
+                data-testid="transcript"
+                node_ref=list_ref
+                role="log"
+                aria-live="polite"
+                aria-label="Messages"
+                tabindex="0"
+                on:scroll=on_scroll
+            >
+                <For
+                    each=move || chat.with(|c| c.entries.clone())
+                    key=|entry| (entry.id, entry.version)
+                    children=|entry| view! { <EntryRow entry /> }
+                />
+            </ol>
+            <Show when=move || { unseen.get() > 0 }>
+                <button
+                    type="button"
+                    class="jump"
+                    data-testid="jump-to-latest"
+                    on:click=move |_| following.set(true)
+                >
+                    {move || format!("{} new ↓", unseen.get())}
+                </button>
+            </Show>
+        </div>
+    }
+}
+
+#[component]
+fn EntryRow(entry: Entry) -> impl IntoView {
+    let title = entry.title();
+    match entry.kind {
+        EntryKind::System { text } => view! {
+            <li class="system" data-testid="system-line">{text}</li>
+        }
+        .into_any(),
+        EntryKind::Message {
+            sender,
+            text,
+            timestamp_ms,
+            private,
+            own,
+            to,
+            delivery,
+        } => {
+            let (delivery_key, delivery_label) = match &delivery {
+                Delivery::Received => ("received", ""),
+                Delivery::Pending => ("pending", "sending…"),
+                Delivery::Sent { .. } => ("sent", "sent"),
+                Delivery::Failed { .. } => ("failed", "not sent"),
+            };
+            let mut class = String::from("msg");
+            if own {
+                class.push_str(" own");
+            }
+            if private {
+                class.push_str(" private");
+            }
+            class.push(' ');
+            class.push_str(delivery_key);
+            let (time, iso) = shell::local_time(timestamp_ms);
+            let sender_attr = sender.clone();
+            let private_label = match (private, to) {
+                (false, _) => None,
+                (true, Some(to)) => Some(format!("private to {to}")),
+                (true, None) => Some("private".to_string()),
+            };
+            view! {
+                <li
+                    class=class
+                    data-testid="message"
+                    data-sender=sender_attr
+                    data-own=own.to_string()
+                    data-private=private.to_string()
+                    data-delivery=delivery_key
+                    title=title
+                >
+                    <div class="meta">
+                        <span class="sender" data-testid="message-sender">{sender}</span>
+                        {private_label.map(|label| view! {
+                            <span class="tag" data-testid="private-tag">{label}</span>
+                        })}
+                        <time datetime=iso>{time}</time>
+                        {own.then(|| view! {
+                            <span class="delivery" data-testid="delivery">{delivery_label}</span>
+                        })}
+                    </div>
+                    <p class="text" data-testid="message-text">{text}</p>
+                </li>
+            }
+            .into_any()
+        }
+    }
+}
+
+#[component]
+fn Composer() -> impl IntoView {
+    let Ui {
+        chat,
+        draft,
+        following,
+        ..
+    } = ui();
+    let textarea_ref: NodeRef<html::Textarea> = NodeRef::new();
+    let users = move || chat.with(|c| c.users.clone());
+    let recipient = move || chat.with(|c| c.recipient.clone());
+    let blocker = move || draft.with(|d| chat.with(|c| c.send_blocker(d)));
+    let online = move || chat.with(Chat::online);
+    let counter = move || draft.with(|d| counter_text(d));
+    let over_limit = move || draft.with(|d| d.trim().chars().count() > MAX_MESSAGE_CHARS);
+
+    Effect::new(move |_| {
+        if let Some(textarea) = textarea_ref.get() {
+            let _ = textarea.focus();
+        }
+    });
+
+    let send = move || {
+        let text = draft.get_untracked();
+        let taken = shell::dispatch_with(move |c| c.send_message(&text, shell::now_ms()));
+        if taken {
+            draft.set(String::new());
+            // Your own message always brings the transcript to its end.
+            following.set(true);
+        }
+    };
+    let on_keydown = move |ev: ev::KeyboardEvent| {
+        if enter_sends(&ev.key(), ev.shift_key(), ev.is_composing()) {
+            ev.prevent_default();
+            send();
+        }
+    };
+    let on_submit = move |ev: ev::SubmitEvent| {
+        ev.prevent_default();
+        send();
+    };
+    let on_recipient = move |ev: ev::Event| {
+        let value = event_target_value(&ev);
+        shell::dispatch(move |c| {
+            if !value.starts_with('~') {
+                c.set_recipient((!value.is_empty()).then_some(value.as_str()));
+            }
+            Vec::new()
+        });
+    };
+
+    view! {
+        <form class="composer" data-testid="composer" on:submit=on_submit>
+            <div class="to">
+                <label for="recipient">"To"</label>
+                <select id="recipient" data-testid="recipient" on:change=on_recipient>
+                    <option value="" prop:selected=move || recipient().is_none()>
+                        "Everyone"
+                    </option>
+                    <For
+                        each=users
+                        key=|user| (user.connection_id.clone(), user.user_name.clone())
+                        children=move |user| {
+                            let id = user.connection_id.clone();
+                            let selected = move || {
+                                recipient()
+                                    .and_then(|r| r.connection_id)
+                                    .is_some_and(|selected| selected == id)
+                            };
+                            view! {
+                                <option value=user.connection_id.clone() prop:selected=selected>
+                                    {format!("{} (private)", user.user_name)}
+                                </option>
+                            }
+                        }
+                    />
+                    {move || {
+                        recipient()
+                            .filter(|r| r.connection_id.is_none())
+                            .map(|r| view! {
+                                <option value="~offline" disabled=true selected=true>
+                                    {format!("{} (offline)", r.user_name)}
+                                </option>
+                            })
+                    }}
+                </select>
+            </div>
+            <div class="write">
+                <label for="message-input" class="visually-hidden">"Message"</label>
+                <textarea
+                    id="message-input"
+                    data-testid="message-input"
+                    node_ref=textarea_ref
+                    rows="2"
+                    placeholder=move || chat.with(Chat::composer_placeholder)
+                    aria-describedby="composer-hint message-counter"
+                    prop:value=move || draft.get()
+                    on:input=move |ev| draft.set(event_target_value(&ev))
+                    on:keydown=on_keydown
+                ></textarea>
+                <button
+                    type="submit"
+                    data-testid="send-button"
+                    disabled=move || blocker().is_some()
+                    title=move || blocker().unwrap_or_else(|| "Send (Enter)".into())
+                >
+                    "Send"
+                </button>
+            </div>
+            <div class="under">
+                <span id="composer-hint" class="hint" data-testid="composer-hint">
+                    {move || (!online()).then_some("Offline: your text is kept and can be sent once the chat is back.")}
+                </span>
+                <span
+                    id="message-counter"
+                    class=move || if over_limit() { "counter over" } else { "counter" }
+                    data-testid="counter"
+                    aria-live="polite"
+                >
+                    {move || counter().unwrap_or_default()}
+                </span>
+            </div>
+        </form>
+    }
+}

@@ -1,0 +1,717 @@
+//! The web UI in a real browser: headless Chromium driven over WebDriver (Debian's
+//! chromedriver) against the real `webchat-local` gateway serving the built UI.
+//!
+//! Run it with `cargo xtask test`, which installs chromium and chromedriver, builds the UI
+//! into `dist/` and builds `webchat-local` first. Inputs: `WEBCHAT_DIST` (default
+//! `<workspace>/dist`), `WEBCHAT_LOCAL_BIN` (default `<workspace>/target/debug/webchat-local`),
+//! `CHROMEDRIVER` (default `/usr/bin/chromedriver`), `CHROMIUM` (default `/usr/bin/chromium`).
+//! Screenshots of every step go to `<workspace>/target/e2e/`.
+
+use anyhow::{anyhow, bail, Context, Result};
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde::Deserialize;
+use serde_json::json;
+use std::fs;
+use std::future::Future;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+/// Covers the reconnect backoff (up to 30 s between attempts) after the gateway is back.
+const RECONNECT_WAIT: Duration = Duration::from_secs(60);
+const XSS: &str = r#"<img src=x onerror="window.__xss=1">"#;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e/ sits in the workspace")
+        .to_path_buf()
+}
+
+fn env_path(name: &str, default: PathBuf) -> PathBuf {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or(default)
+}
+
+const HOW_TO_RUN: &str =
+    "run `cargo xtask test`: it installs chromium and chromedriver, builds the UI \
+     into dist/ and builds webchat-local before running this test";
+
+/// Kills the whole process group of a child we started, on drop.
+struct Reaper {
+    name: &'static str,
+    child: Child,
+}
+
+impl Reaper {
+    fn spawn(name: &'static str, command: &mut Command) -> Result<Self> {
+        use std::os::unix::process::CommandExt;
+        // Own process group, so the browsers chromedriver starts go down with it.
+        command.process_group(0);
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name} ({command:?})"))?;
+        Ok(Reaper { name, child })
+    }
+
+    fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // Negative pid: the process group this child leads.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .stderr(Stdio::null())
+                .status();
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.kill();
+        eprintln!("e2e: stopped {}", self.name);
+    }
+}
+
+/// A running `webchat-local` serving the built UI.
+struct Gateway {
+    process: Reaper,
+    addr: String,
+}
+
+impl Gateway {
+    /// Starts the gateway on `addr` (`127.0.0.1:0` for a free port) and waits for its
+    /// `ws://` line.
+    fn start(bin: &Path, dist: &Path, addr: &str, log: &Path) -> Result<Self> {
+        let mut log_file = fs::OpenOptions::new().create(true).append(true).open(log)?;
+        writeln!(log_file, "--- webchat-local --addr {addr}")?;
+        let mut process = Reaper::spawn(
+            "webchat-local",
+            Command::new(bin)
+                .args(["--addr", addr, "--stage", "Prod", "--static-dir"])
+                .arg(dist)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(log_file.try_clone()?),
+        )?;
+        let stdout = process.child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(log_file, "{line}");
+                if let Some(start) = line.find("ws://") {
+                    if let Some(tx) = tx.take() {
+                        let url: String = line[start..]
+                            .chars()
+                            .take_while(|c| !c.is_whitespace())
+                            .collect();
+                        let _ = tx.send(url);
+                    }
+                }
+            }
+        });
+        let url = rx.recv_timeout(WAIT).map_err(|_| {
+            anyhow!(
+                "webchat-local printed no ws:// URL within {WAIT:?} (log: {})",
+                log.display()
+            )
+        })?;
+        let addr = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if !addr.contains(':') {
+            bail!("cannot read the address from webchat-local's URL {url:?}");
+        }
+        eprintln!("e2e: webchat-local listening at {url}");
+        Ok(Gateway { process, addr })
+    }
+
+    /// Starts the gateway again on the same address, retrying while the port is still busy.
+    fn restart_on(bin: &Path, dist: &Path, addr: &str, log: &Path) -> Result<Self> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match Gateway::start(bin, dist, addr, log) {
+                Ok(gateway) => return Ok(gateway),
+                Err(err) if Instant::now() < deadline => {
+                    eprintln!("e2e: restart on {addr} failed ({err:#}); retrying");
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    fn page_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    fn stop(mut self) {
+        self.process.kill();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// chromedriver on a free port.
+struct Driver {
+    _process: Reaper,
+    url: String,
+}
+
+impl Driver {
+    fn start(bin: &Path, log: &Path) -> Result<Self> {
+        let port = free_port()?;
+        let log_file = fs::File::create(log)?;
+        let process = Reaper::spawn(
+            "chromedriver",
+            Command::new(bin)
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(log_file.try_clone()?)
+                .stderr(log_file),
+        )?;
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!(
+                    "chromedriver did not listen on port {port} (log: {})",
+                    log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Driver {
+            _process: process,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+}
+
+/// What a page shows, read in one script call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct View {
+    screen: String,
+    status: Option<String>,
+    me: Option<String>,
+    join_error: String,
+    users: Vec<String>,
+    messages: Vec<Message>,
+    system: Vec<String>,
+    transcript_imgs: u32,
+    xss: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Message {
+    sender: String,
+    text: String,
+    private: bool,
+    own: bool,
+    delivery: String,
+    title: String,
+}
+
+impl View {
+    fn has(&self, sender: &str, text: &str) -> bool {
+        self.message(sender, text).is_some()
+    }
+
+    fn message(&self, sender: &str, text: &str) -> Option<&Message> {
+        self.messages
+            .iter()
+            .find(|m| m.sender == sender && m.text == text)
+    }
+
+    fn sorted_users(&self) -> Vec<String> {
+        let mut users = self.users.clone();
+        users.sort();
+        users
+    }
+}
+
+const VIEW_JS: &str = r#"
+const q = (s, r = document) => Array.from(r.querySelectorAll(s));
+const one = (s) => document.querySelector(s);
+return {
+  screen: one('[data-testid=chat-screen]') ? 'chat' : one('[data-testid=join-screen]') ? 'join' : 'none',
+  status: one('[data-testid=status]') ? one('[data-testid=status]').dataset.status : null,
+  me: one('[data-testid=me] strong') ? one('[data-testid=me] strong').textContent : null,
+  joinError: one('[data-testid=join-error]') ? one('[data-testid=join-error]').textContent : '',
+  users: q('[data-testid=user]').map(e => e.dataset.name),
+  messages: q('[data-testid=message]').map(e => ({
+    sender: e.dataset.sender,
+    text: e.querySelector('[data-testid=message-text]').textContent,
+    private: e.dataset.private === 'true',
+    own: e.dataset.own === 'true',
+    delivery: e.dataset.delivery,
+    title: e.title || '',
+  })),
+  system: q('[data-testid=system-line]').map(e => e.textContent),
+  transcriptImgs: q('[data-testid=transcript] img').length,
+  xss: typeof window.__xss,
+};
+"#;
+
+/// One browser window, one chat user.
+struct User {
+    name: &'static str,
+    client: Client,
+}
+
+impl User {
+    async fn open(
+        driver: &Driver,
+        name: &'static str,
+        chromium: &Path,
+        profile: &Path,
+        size: (u32, u32),
+    ) -> Result<Self> {
+        fs::create_dir_all(profile)?;
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    "--disable-background-timer-throttling",
+                    "--disable-renderer-backgrounding",
+                    format!("--user-data-dir={}", profile.display()),
+                    format!("--window-size={},{}", size.0, size.1),
+                ],
+            }
+        });
+        let serde_json::Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .with_context(|| format!("opening a Chromium session for {name}"))?;
+        Ok(User { name, client })
+    }
+
+    async fn view(&self) -> Result<View> {
+        let value = self.client.execute(VIEW_JS, Vec::new()).await?;
+        serde_json::from_value(value).context("reading the page state")
+    }
+
+    /// Waits until `check` accepts this page's view; fails with the last view seen.
+    async fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&View) -> Option<T>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let view = self.view().await?;
+            if let Some(found) = check(&view) {
+                return Ok(found);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{}: timed out after {timeout:?} waiting for {what}; the page shows {view:#?}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn join(&self, name: &str) -> Result<()> {
+        let input = self
+            .client
+            .wait()
+            .for_element(Locator::Css("[data-testid=name-input]"))
+            .await?;
+        input.clear().await?;
+        input.send_keys(name).await?;
+        self.client
+            .find(Locator::Css("[data-testid=join-button]"))
+            .await?
+            .click()
+            .await?;
+        Ok(())
+    }
+
+    async fn type_message(&self, keys: &str) -> Result<()> {
+        let input = self
+            .client
+            .find(Locator::Css("[data-testid=message-input]"))
+            .await?;
+        input.send_keys(keys).await?;
+        Ok(())
+    }
+
+    /// Types `text` and presses Enter.
+    async fn say(&self, text: &str) -> Result<()> {
+        self.type_message(&format!("{text}{}", char::from(Key::Enter)))
+            .await
+    }
+
+    async fn click_send(&self) -> Result<()> {
+        self.client
+            .find(Locator::Css("[data-testid=send-button]"))
+            .await?
+            .click()
+            .await?;
+        Ok(())
+    }
+
+    async fn choose_recipient(&self, label: &str) -> Result<()> {
+        self.client
+            .find(Locator::Css("[data-testid=recipient]"))
+            .await?
+            .select_by_label(label)
+            .await?;
+        Ok(())
+    }
+
+    async fn screenshot(&self, dir: &Path, file: &str) -> Result<()> {
+        let png = self.client.screenshot().await?;
+        let path = dir.join(file);
+        fs::write(&path, png).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("e2e: screenshot {}", path.display());
+        Ok(())
+    }
+}
+
+fn require(path: &Path, what: &str) -> Result<()> {
+    if !path.exists() {
+        bail!("{what} not found at {}; {HOW_TO_RUN}", path.display());
+    }
+    Ok(())
+}
+
+async fn step<F, Fut>(name: &str, f: F) -> Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    eprintln!("e2e: step {name}");
+    f().await.with_context(|| format!("step \"{name}\""))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_users_chat_in_real_browsers() -> Result<()> {
+    let root = workspace();
+    let dist = env_path("WEBCHAT_DIST", root.join("dist"));
+    let local_bin = env_path("WEBCHAT_LOCAL_BIN", root.join("target/debug/webchat-local"));
+    let chromedriver = env_path("CHROMEDRIVER", PathBuf::from("/usr/bin/chromedriver"));
+    let chromium = env_path("CHROMIUM", PathBuf::from("/usr/bin/chromium"));
+    require(&chromedriver, "chromedriver")?;
+    require(&chromium, "Chromium")?;
+    require(&dist.join("index.html"), "the built UI (dist/index.html)")?;
+    require(&local_bin, "the webchat-local binary")?;
+
+    let out = root.join("target/e2e");
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out)?;
+    let gateway_log = out.join("webchat-local.log");
+    let profiles = std::env::temp_dir().join(format!("webchat-e2e-{}", std::process::id()));
+
+    let result = run(
+        &out,
+        &dist,
+        &local_bin,
+        &chromedriver,
+        &chromium,
+        &gateway_log,
+        &profiles,
+    )
+    .await;
+    let _ = fs::remove_dir_all(&profiles);
+    result
+}
+
+async fn run(
+    out: &Path,
+    dist: &Path,
+    local_bin: &Path,
+    chromedriver: &Path,
+    chromium: &Path,
+    gateway_log: &Path,
+    profiles: &Path,
+) -> Result<()> {
+    let mut gateway = Gateway::start(local_bin, dist, "127.0.0.1:0", gateway_log)?;
+    let addr = gateway.addr.clone();
+    let page = gateway.page_url();
+    let driver = Driver::start(chromedriver, &out.join("chromedriver.log"))?;
+
+    let alice = User::open(
+        &driver,
+        "alice",
+        chromium,
+        &profiles.join("alice"),
+        (1100, 760),
+    )
+    .await?;
+    let bob = User::open(&driver, "bob", chromium, &profiles.join("bob"), (1100, 760)).await?;
+    // carol is on a phone-sized window.
+    let carol = User::open(
+        &driver,
+        "carol",
+        chromium,
+        &profiles.join("carol"),
+        (390, 800),
+    )
+    .await?;
+    let users = [&alice, &bob, &carol];
+    for user in users {
+        user.client.goto(&page).await?;
+    }
+
+    step("join and see each other", || async {
+        alice
+            .wait_for("the join screen", WAIT, |v| {
+                (v.screen == "join").then_some(())
+            })
+            .await?;
+        alice.screenshot(out, "01-join-screen.png").await?;
+        alice.join("alice").await?;
+        alice
+            .wait_for("the chat screen", WAIT, |v| {
+                (v.screen == "chat" && v.status.as_deref() == Some("online")).then_some(())
+            })
+            .await?;
+        bob.join("bob").await?;
+        bob.wait_for("alice in the list", WAIT, |v| {
+            (v.users == ["alice"]).then_some(())
+        })
+        .await?;
+        alice
+            .wait_for("bob in the list", WAIT, |v| {
+                (v.users == ["bob"]).then_some(())
+            })
+            .await?;
+        let me = alice.view().await?.me;
+        if me.as_deref() != Some("alice") {
+            bail!("header shows {me:?}, expected \"online as alice\"");
+        }
+        alice.screenshot(out, "02-joined.png").await
+    })
+    .await?;
+
+    step("a taken name shows the server's error", || async {
+        carol.join("alice").await?;
+        let error = carol
+            .wait_for("the join error", WAIT, |v| {
+                (v.screen == "join" && !v.join_error.trim().is_empty())
+                    .then(|| v.join_error.clone())
+            })
+            .await?;
+        eprintln!("e2e: join error shown: {error:?}");
+        carol.screenshot(out, "03-name-taken.png").await?;
+        carol.join("carol").await?;
+        for (user, others) in [
+            (&alice, ["bob", "carol"]),
+            (&bob, ["alice", "carol"]),
+            (&carol, ["alice", "bob"]),
+        ] {
+            user.wait_for("the other two in the list", WAIT, |v| {
+                (v.screen == "chat" && v.sorted_users() == others).then_some(())
+            })
+            .await?;
+        }
+        carol.screenshot(out, "04-three-joined-narrow.png").await
+    })
+    .await?;
+
+    step("messages both ways with sender names", || async {
+        alice.say("Hello from alice").await?;
+        bob.wait_for("alice's message", WAIT, |v| {
+            v.has("alice", "Hello from alice").then_some(())
+        })
+        .await?;
+        carol
+            .wait_for("alice's message", WAIT, |v| {
+                v.has("alice", "Hello from alice").then_some(())
+            })
+            .await?;
+        let own = alice
+            .wait_for("the sent ack", WAIT, |v| {
+                v.message("alice", "Hello from alice")
+                    .filter(|m| m.own && m.delivery == "sent")
+                    .cloned()
+            })
+            .await?;
+        if !own.title.contains("delivered to 2") {
+            bail!(
+                "own message title {:?} should give the delivered count 2",
+                own.title
+            );
+        }
+        // Shift+Enter adds a line; the Send button sends.
+        bob.type_message(&format!(
+            "Hi alice,{}{}{}bob here",
+            char::from(Key::Shift),
+            char::from(Key::Enter),
+            char::from(Key::Shift)
+        ))
+        .await?;
+        bob.click_send().await?;
+        alice
+            .wait_for("bob's two-line reply", WAIT, |v| {
+                v.has("bob", "Hi alice,\nbob here").then_some(())
+            })
+            .await?;
+        // Blank text is not sent.
+        bob.type_message(&format!("   {}", char::from(Key::Enter)))
+            .await?;
+        alice.screenshot(out, "05-messages.png").await?;
+        bob.screenshot(out, "05-messages-bob.png").await
+    })
+    .await?;
+
+    step("a private message reaches only its target", || async {
+        alice.choose_recipient("bob (private)").await?;
+        alice.say("secret for bob").await?;
+        let private = bob
+            .wait_for("the private message", WAIT, |v| {
+                v.message("alice", "secret for bob").cloned()
+            })
+            .await?;
+        if !private.private {
+            bail!("bob's copy of the private message is not marked private: {private:?}");
+        }
+        alice.choose_recipient("Everyone").await?;
+        alice.say("public after secret").await?;
+        // Frames arrive in order: once carol has the later public message, the private
+        // one would have arrived before it.
+        let view = carol
+            .wait_for("the public message", WAIT, |v| {
+                v.has("alice", "public after secret").then(|| v.clone())
+            })
+            .await?;
+        if view
+            .messages
+            .iter()
+            .any(|m| m.text.contains("secret for bob"))
+        {
+            bail!("carol received the private message: {:#?}", view.messages);
+        }
+        if alice
+            .view()
+            .await?
+            .message("alice", "secret for bob")
+            .map(|m| m.private)
+            != Some(true)
+        {
+            bail!("alice's own private message is not marked private");
+        }
+        bob.screenshot(out, "06-private-bob.png").await?;
+        carol.screenshot(out, "06-private-carol.png").await
+    })
+    .await?;
+
+    step("markup shows as text and runs nothing", || async {
+        carol.say(XSS).await?;
+        for user in [&alice, &bob] {
+            user.wait_for("the markup as text", WAIT, |v| {
+                v.has("carol", XSS).then_some(())
+            })
+            .await?;
+        }
+        // Give a broken image's onerror time to fire, were it an element.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for user in users {
+            let view = user.view().await?;
+            if view.xss != "undefined" || view.transcript_imgs != 0 {
+                bail!(
+                    "{}: window.__xss is {} and the transcript has {} <img>",
+                    user.name,
+                    view.xss,
+                    view.transcript_imgs
+                );
+            }
+        }
+        alice.screenshot(out, "07-markup-as-text.png").await
+    })
+    .await?;
+
+    step(
+        "the gateway restarts and the pages reconnect by themselves",
+        || async {
+            gateway_stop(&mut gateway);
+            for user in users {
+                user.wait_for("the connection to drop", WAIT, |v| {
+                    (v.screen == "chat" && v.status.as_deref() != Some("online")).then_some(())
+                })
+                .await?;
+            }
+            alice.screenshot(out, "08-reconnecting.png").await?;
+            gateway = Gateway::restart_on(local_bin, dist, &addr, gateway_log)?;
+            for (user, others) in [
+                (&alice, ["bob", "carol"]),
+                (&bob, ["alice", "carol"]),
+                (&carol, ["alice", "bob"]),
+            ] {
+                user.wait_for("online again with the others listed", RECONNECT_WAIT, |v| {
+                    (v.screen == "chat"
+                        && v.status.as_deref() == Some("online")
+                        && v.me.as_deref() == Some(user.name)
+                        && v.sorted_users() == others)
+                        .then_some(())
+                })
+                .await?;
+            }
+            let system = alice.view().await?.system;
+            if !system
+                .iter()
+                .any(|line| line.starts_with("Back online as alice"))
+            {
+                bail!("alice's transcript does not say she is back online: {system:?}");
+            }
+            bob.say("bob is back").await?;
+            for user in [&alice, &carol] {
+                user.wait_for("bob's message after the restart", WAIT, |v| {
+                    v.has("bob", "bob is back").then_some(())
+                })
+                .await?;
+            }
+            alice.say("alice too").await?;
+            bob.wait_for("alice's message after the restart", WAIT, |v| {
+                v.has("alice", "alice too").then_some(())
+            })
+            .await?;
+            alice.screenshot(out, "09-reconnected.png").await?;
+            carol.screenshot(out, "09-reconnected-carol.png").await
+        },
+    )
+    .await?;
+
+    for user in [alice, bob, carol] {
+        let _ = user.client.close().await;
+    }
+    gateway.stop();
+    drop(driver);
+    Ok(())
+}
+
+/// Stops the gateway abruptly, as a crash or redeploy would.
+fn gateway_stop(gateway: &mut Gateway) {
+    gateway.process.kill();
+}

@@ -1,0 +1,756 @@
+use super::*;
+use serde_json::{json, Value};
+use webchat_shared_types::ServerFrame;
+
+/// The JSON frames among `commands`, parsed.
+fn sent(commands: &[Command]) -> Vec<Value> {
+    commands
+        .iter()
+        .filter_map(|command| match command {
+            Command::Send(text) => Some(serde_json::from_str(text).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn only_frame(commands: &[Command]) -> Value {
+    let frames = sent(commands);
+    assert_eq!(frames.len(), 1, "expected one frame in {commands:?}");
+    frames.into_iter().next().unwrap()
+}
+
+fn request_id(frame: &Value) -> String {
+    frame["requestId"].as_str().expect("requestId").to_string()
+}
+
+fn reply(event: ServerEvent, request_id: &str) -> String {
+    ServerFrame {
+        event,
+        request_id: Some(request_id.to_string()),
+    }
+    .to_json()
+}
+
+fn push(event: ServerEvent) -> String {
+    ServerFrame::push(event).to_json()
+}
+
+fn user(name: &str, id: &str) -> User {
+    User {
+        user_name: name.into(),
+        connection_id: id.into(),
+    }
+}
+
+fn registered(name: &str, id: &str) -> ServerEvent {
+    ServerEvent::Registered {
+        user_name: name.into(),
+        connection_id: id.into(),
+    }
+}
+
+/// A chat that joined as `name` with connection `id` and got `others` as the list.
+fn joined(name: &str, id: &str, others: &[User]) -> Chat {
+    let mut chat = Chat::new();
+    assert_eq!(chat.join(name), vec![Command::Connect]);
+    let register = only_frame(&chat.socket_opened());
+    let commands = chat.frame(&reply(registered(name, id), &request_id(&register)));
+    let list = only_frame(&commands);
+    assert_eq!(list["action"], "list");
+    chat.frame(&reply(
+        ServerEvent::List {
+            users: others.to_vec(),
+        },
+        &request_id(&list),
+    ));
+    chat
+}
+
+fn names(chat: &Chat) -> Vec<&str> {
+    chat.users.iter().map(|u| u.user_name.as_str()).collect()
+}
+
+fn system_lines(chat: &Chat) -> Vec<&str> {
+    chat.entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::System { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn last_message(chat: &Chat) -> (&str, &str, bool, bool, Option<&str>, &Delivery) {
+    chat.entries
+        .iter()
+        .rev()
+        .find_map(|e| match &e.kind {
+            EntryKind::Message {
+                sender,
+                text,
+                private,
+                own,
+                to,
+                delivery,
+                ..
+            } => Some((
+                sender.as_str(),
+                text.as_str(),
+                *private,
+                *own,
+                to.as_deref(),
+                delivery,
+            )),
+            _ => None,
+        })
+        .expect("a message")
+}
+
+#[test]
+fn join_rejects_invalid_names_locally_with_the_protocol_reason() {
+    let mut chat = Chat::new();
+    assert!(chat.join("   ").is_empty());
+    assert_eq!(
+        chat.join_error.as_deref(),
+        Some("userName must be 1 to 32 characters")
+    );
+    assert!(chat.join(&"x".repeat(33)).is_empty());
+    assert!(!chat.joining);
+    assert_eq!(chat.link, Link::Idle);
+}
+
+#[test]
+fn join_connects_then_registers_the_trimmed_name_with_a_request_id() {
+    let mut chat = Chat::new();
+    assert_eq!(chat.join("  alice "), vec![Command::Connect]);
+    assert!(chat.joining);
+    assert_eq!(chat.status(0.0), Status::Connecting);
+    // A second click while waiting does nothing.
+    assert!(chat.join("alice").is_empty());
+    let frame = only_frame(&chat.socket_opened());
+    assert_eq!(frame["action"], "register");
+    assert_eq!(frame["userName"], "alice");
+    assert!(!request_id(&frame).is_empty());
+    assert_eq!(chat.screen, Screen::Join);
+}
+
+#[test]
+fn registered_reply_opens_the_chat_saves_the_name_and_asks_for_the_list() {
+    let mut chat = Chat::new();
+    chat.join("alice");
+    let register = only_frame(&chat.socket_opened());
+    let commands = chat.frame(&reply(
+        registered("alice", "AAAAAAAAAAAAAAA="),
+        &request_id(&register),
+    ));
+    assert_eq!(commands[0], Command::SaveName("alice".into()));
+    assert_eq!(only_frame(&commands)["action"], "list");
+    assert_eq!(chat.screen, Screen::Chat);
+    assert_eq!(chat.status(0.0), Status::Online);
+    assert_eq!(chat.my_id.as_deref(), Some("AAAAAAAAAAAAAAA="));
+    assert_eq!(system_lines(&chat), ["You joined as alice."]);
+}
+
+#[test]
+fn registered_without_a_matching_request_is_ignored() {
+    let mut chat = Chat::new();
+    chat.join("alice");
+    chat.socket_opened();
+    assert!(chat
+        .frame(&reply(registered("alice", "X"), "r999"))
+        .is_empty());
+    assert!(chat.frame(&push(registered("alice", "X"))).is_empty());
+    assert_eq!(chat.screen, Screen::Join);
+    assert!(chat.joining);
+}
+
+#[test]
+fn taken_name_shows_the_server_reason_inline_and_allows_another_try_on_the_same_socket() {
+    let mut chat = Chat::new();
+    chat.join("alice");
+    let register = only_frame(&chat.socket_opened());
+    chat.frame(&reply(
+        ServerEvent::Error {
+            code: ErrorCode::NameTaken,
+            message: "the name \"alice\" is taken".into(),
+        },
+        &request_id(&register),
+    ));
+    assert_eq!(chat.screen, Screen::Join);
+    assert!(!chat.joining);
+    assert_eq!(
+        chat.join_error.as_deref(),
+        Some("the name \"alice\" is taken")
+    );
+    // The socket is still open: the next try registers on it directly.
+    let again = only_frame(&chat.join("carol"));
+    assert_eq!(again["userName"], "carol");
+    assert_ne!(request_id(&again), request_id(&register));
+    assert_eq!(chat.join_error, None);
+}
+
+#[test]
+fn failing_to_connect_from_the_join_screen_is_reported_not_retried() {
+    let mut chat = Chat::new();
+    chat.join("alice");
+    assert!(chat.socket_closed(1000.0, 0.5).is_empty());
+    assert_eq!(chat.link, Link::Idle);
+    assert!(!chat.joining);
+    assert!(chat
+        .join_error
+        .as_deref()
+        .unwrap()
+        .contains("Could not reach"));
+    assert!(chat.reconnect_due().is_empty());
+}
+
+#[test]
+fn user_list_follows_list_new_user_and_user_exit() {
+    let mut chat = joined("alice", "A", &[user("carol", "C"), user("Bob", "B")]);
+    assert_eq!(names(&chat), ["Bob", "carol"]);
+    chat.frame(&push(ServerEvent::NewUser {
+        user_name: "dave".into(),
+        connection_id: "D".into(),
+    }));
+    chat.frame(&push(ServerEvent::NewUser {
+        user_name: "aaron".into(),
+        connection_id: "E".into(),
+    }));
+    assert_eq!(names(&chat), ["aaron", "Bob", "carol", "dave"]);
+    chat.frame(&push(ServerEvent::UserExit {
+        user_name: "carol".into(),
+        connection_id: "C".into(),
+    }));
+    // An exit for someone unknown changes nothing and says nothing.
+    chat.frame(&push(ServerEvent::UserExit {
+        user_name: "ghost".into(),
+        connection_id: "G".into(),
+    }));
+    assert_eq!(names(&chat), ["aaron", "Bob", "dave"]);
+    assert_eq!(
+        system_lines(&chat),
+        [
+            "You joined as alice.",
+            "dave joined",
+            "aaron joined",
+            "carol left"
+        ]
+    );
+}
+
+#[test]
+fn a_rename_updates_the_entry_and_the_list_excludes_me() {
+    let mut chat = joined("alice", "A", &[user("alice", "A"), user("bob", "B")]);
+    assert_eq!(names(&chat), ["bob"]);
+    chat.frame(&push(ServerEvent::NewUser {
+        user_name: "robert".into(),
+        connection_id: "B".into(),
+    }));
+    assert_eq!(names(&chat), ["robert"]);
+}
+
+#[test]
+fn incoming_messages_keep_sender_text_time_and_private_flag_verbatim() {
+    let mut chat = joined("alice", "A", &[user("bob", "B")]);
+    let xss = "<img src=x onerror=\"window.__xss=1\">";
+    chat.frame(&push(ServerEvent::Message {
+        sender: "bob".into(),
+        sender_id: "B".into(),
+        receiver: user("alice", "A"),
+        message: xss.into(),
+        message_id: "m1".into(),
+        timestamp: 1_764_316_800_000,
+        private: true,
+    }));
+    let (sender, text, private, own, _, delivery) = last_message(&chat);
+    assert_eq!((sender, text, private, own), ("bob", xss, true, false));
+    assert_eq!(*delivery, Delivery::Received);
+    match &chat.entries.last().unwrap().kind {
+        EntryKind::Message { timestamp_ms, .. } => assert_eq!(*timestamp_ms, 1_764_316_800_000.0),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn own_message_is_pending_until_sent_then_shows_the_delivered_count() {
+    let mut chat = joined("alice", "A", &[user("bob", "B"), user("carol", "C")]);
+    let (commands, taken) = chat.send_message("  hello\nworld  ", 5.0);
+    assert!(taken);
+    let frame = only_frame(&commands);
+    assert_eq!(frame["action"], "message");
+    assert_eq!(frame["message"], "hello\nworld");
+    assert!(frame.get("receivers").is_none());
+    let (sender, text, private, own, _, delivery) = last_message(&chat);
+    assert_eq!(
+        (sender, text, private, own),
+        ("alice", "hello\nworld", false, true)
+    );
+    assert_eq!(*delivery, Delivery::Pending);
+    assert_eq!(
+        chat.entries.last().unwrap().title().as_deref(),
+        Some("Sending…")
+    );
+    let version = chat.entries.last().unwrap().version;
+
+    chat.frame(&reply(
+        ServerEvent::Sent {
+            message_id: "m1".into(),
+            timestamp: 42,
+            delivered: 2,
+        },
+        &request_id(&frame),
+    ));
+    let entry = chat.entries.last().unwrap();
+    assert_eq!(
+        entry.kind,
+        EntryKind::Message {
+            sender: "alice".into(),
+            text: "hello\nworld".into(),
+            timestamp_ms: 42.0,
+            private: false,
+            own: true,
+            to: None,
+            delivery: Delivery::Sent { delivered: 2 },
+        }
+    );
+    assert!(entry.version > version, "the row must be rendered again");
+    assert_eq!(entry.title().as_deref(), Some("Sent, delivered to 2 users"));
+}
+
+#[test]
+fn a_refused_message_is_marked_failed_with_the_reason() {
+    let mut chat = joined("alice", "A", &[]);
+    let (commands, _) = chat.send_message("hi", 0.0);
+    let id = request_id(&only_frame(&commands));
+    chat.frame(&reply(
+        ServerEvent::Error {
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+        },
+        &id,
+    ));
+    assert_eq!(
+        *last_message(&chat).5,
+        Delivery::Failed {
+            reason: "slow down".into()
+        }
+    );
+    assert_eq!(
+        chat.entries.last().unwrap().title().as_deref(),
+        Some("Not sent: slow down")
+    );
+}
+
+#[test]
+fn blank_and_oversized_drafts_are_not_sent_and_kept() {
+    let mut chat = joined("alice", "A", &[]);
+    let entries = chat.entries.len();
+    assert_eq!(chat.send_message(" \n\t ", 0.0), (Vec::new(), false));
+    let long = "a".repeat(MAX_MESSAGE_CHARS + 1);
+    assert_eq!(chat.send_message(&long, 0.0), (Vec::new(), false));
+    assert!(chat.send_blocker(&long).unwrap().contains("4096"));
+    assert_eq!(chat.entries.len(), entries);
+    assert_eq!(chat.send_blocker(&"a".repeat(MAX_MESSAGE_CHARS)), None);
+}
+
+#[test]
+fn nothing_is_sent_while_offline_and_the_draft_is_kept() {
+    let mut chat = joined("alice", "A", &[]);
+    chat.socket_closed(0.0, 0.0);
+    assert!(chat.send_blocker("hello").is_some());
+    assert_eq!(chat.send_message("hello", 0.0), (Vec::new(), false));
+}
+
+#[test]
+fn private_messages_name_one_receiver_and_are_marked() {
+    let mut chat = joined("alice", "A", &[user("bob", "B"), user("carol", "C")]);
+    chat.set_recipient(Some("B"));
+    let (commands, taken) = chat.send_message("psst", 0.0);
+    assert!(taken);
+    let frame = only_frame(&commands);
+    assert_eq!(
+        frame["receivers"],
+        json!([{"connectionId": "B", "userName": "bob"}])
+    );
+    let (_, _, private, own, to, _) = last_message(&chat);
+    assert!(private && own);
+    assert_eq!(to, Some("bob"));
+    // Unknown ids and None go back to everyone.
+    chat.set_recipient(Some("nobody"));
+    assert_eq!(chat.recipient, None);
+    chat.set_recipient(Some("C"));
+    chat.set_recipient(None);
+    assert_eq!(chat.recipient, None);
+}
+
+#[test]
+fn a_recipient_who_leaves_blocks_sending_until_they_are_back() {
+    let mut chat = joined("alice", "A", &[user("bob", "B")]);
+    chat.set_recipient(Some("B"));
+    chat.frame(&push(ServerEvent::UserExit {
+        user_name: "bob".into(),
+        connection_id: "B".into(),
+    }));
+    // Never fall back to everyone silently: that would publish a private message.
+    assert_eq!(
+        chat.recipient,
+        Some(Recipient {
+            user_name: "bob".into(),
+            connection_id: None
+        })
+    );
+    assert_eq!(
+        chat.send_blocker("hi").as_deref(),
+        Some("bob is not online")
+    );
+    assert_eq!(chat.send_message("hi", 0.0), (Vec::new(), false));
+    chat.frame(&push(ServerEvent::NewUser {
+        user_name: "Bob".into(),
+        connection_id: "B2".into(),
+    }));
+    assert_eq!(
+        chat.recipient.as_ref().unwrap().connection_id.as_deref(),
+        Some("B2")
+    );
+    assert_eq!(chat.send_blocker("hi"), None);
+}
+
+#[test]
+fn losing_the_socket_fails_pending_messages_and_schedules_a_reconnect() {
+    let mut chat = joined("alice", "A", &[user("bob", "B")]);
+    chat.send_message("in flight", 0.0);
+    let commands = chat.socket_closed(10_000.0, 0.0);
+    assert_eq!(commands, vec![Command::ScheduleReconnect { delay_ms: 500 }]);
+    assert!(matches!(last_message(&chat).5, Delivery::Failed { .. }));
+    assert_eq!(chat.status(10_000.0), Status::Reconnecting { secs: 1 });
+    assert_eq!(chat.screen, Screen::Chat);
+    assert_eq!(
+        system_lines(&chat).last(),
+        Some(&"Connection lost. Reconnecting…")
+    );
+    // An ack that arrives for the old socket's request is ignored.
+    assert!(chat
+        .frame(&reply(
+            ServerEvent::Sent {
+                message_id: "m".into(),
+                timestamp: 1,
+                delivered: 1
+            },
+            "r1"
+        ))
+        .is_empty());
+}
+
+#[test]
+fn reconnecting_counts_down_and_backs_off_while_attempts_fail() {
+    let mut chat = joined("alice", "A", &[]);
+    let mut delays = Vec::new();
+    for _ in 0..10 {
+        match chat.socket_closed(0.0, 1.0).as_slice() {
+            [Command::ScheduleReconnect { delay_ms }] => delays.push(*delay_ms),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(chat.reconnect_due(), vec![Command::Connect]);
+        assert_eq!(chat.status(0.0), Status::Connecting);
+    }
+    assert_eq!(
+        delays,
+        [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000]
+    );
+    // Only the first drop is announced.
+    assert_eq!(
+        system_lines(&chat)
+            .iter()
+            .filter(|l| l.starts_with("Connection lost"))
+            .count(),
+        1
+    );
+    chat.socket_closed(1_000.0, 0.0);
+    assert_eq!(chat.status(1_000.0), Status::Reconnecting { secs: 15 });
+    assert_eq!(chat.status(15_500.0), Status::Reconnecting { secs: 1 });
+    assert_eq!(chat.status(99_000.0), Status::Reconnecting { secs: 0 });
+    assert_eq!(chat.status(1_000.0).label(), "reconnecting in 15 s");
+}
+
+#[test]
+fn after_a_reconnect_it_registers_the_same_name_refreshes_the_list_and_resets_the_backoff() {
+    let mut chat = joined("alice", "A", &[user("bob", "B")]);
+    chat.set_recipient(Some("B"));
+    chat.socket_closed(0.0, 0.0);
+    chat.socket_closed(0.0, 0.0);
+    assert_eq!(chat.reconnect_due(), vec![Command::Connect]);
+    let register = only_frame(&chat.socket_opened());
+    assert_eq!(register["action"], "register");
+    assert_eq!(register["userName"], "alice");
+    assert_eq!(chat.status(0.0), Status::Connecting);
+    let commands = chat.frame(&reply(registered("alice", "A2"), &request_id(&register)));
+    let list = only_frame(&commands);
+    assert_eq!(list["action"], "list");
+    chat.frame(&reply(
+        ServerEvent::List {
+            users: vec![user("bob", "B2")],
+        },
+        &request_id(&list),
+    ));
+    assert_eq!(chat.status(0.0), Status::Online);
+    assert_eq!(chat.my_id.as_deref(), Some("A2"));
+    assert_eq!(names(&chat), ["bob"]);
+    // The private recipient follows bob to his new connection.
+    assert_eq!(
+        chat.recipient.as_ref().unwrap().connection_id.as_deref(),
+        Some("B2")
+    );
+    assert_eq!(system_lines(&chat).last(), Some(&"Back online as alice."));
+    // Backoff starts again from the bottom.
+    assert_eq!(
+        chat.socket_closed(0.0, 0.0),
+        vec![Command::ScheduleReconnect { delay_ms: 500 }]
+    );
+}
+
+#[test]
+fn a_refused_rejoin_goes_back_to_the_join_screen_with_the_reason() {
+    let mut chat = joined("alice", "A", &[]);
+    chat.socket_closed(0.0, 0.0);
+    chat.reconnect_due();
+    let register = only_frame(&chat.socket_opened());
+    chat.frame(&reply(
+        ServerEvent::Error {
+            code: ErrorCode::NameTaken,
+            message: "the name is taken".into(),
+        },
+        &request_id(&register),
+    ));
+    assert_eq!(chat.screen, Screen::Join);
+    assert_eq!(chat.name.as_deref(), Some("alice"));
+    assert!(chat.entries.is_empty());
+    assert_eq!(
+        chat.join_error.as_deref(),
+        Some("Could not rejoin as alice: the name is taken")
+    );
+    assert_eq!(only_frame(&chat.join("alice2"))["userName"], "alice2");
+}
+
+#[test]
+fn leave_closes_the_socket_and_stops_reconnecting() {
+    let mut chat = joined("alice", "A", &[user("bob", "B")]);
+    assert_eq!(chat.leave(), vec![Command::Close]);
+    assert_eq!(chat.screen, Screen::Join);
+    assert_eq!(chat.link, Link::Idle);
+    assert_eq!(chat.status(0.0), Status::Offline);
+    assert_eq!(chat.name.as_deref(), Some("alice"));
+    assert!(chat.users.is_empty() && chat.entries.is_empty());
+    assert!(chat.reconnect_due().is_empty());
+    // Joining again opens a fresh socket.
+    assert_eq!(chat.join("alice"), vec![Command::Connect]);
+}
+
+#[test]
+fn a_leave_while_waiting_to_reconnect_cancels_it() {
+    let mut chat = joined("alice", "A", &[]);
+    chat.socket_closed(0.0, 0.0);
+    assert_eq!(chat.leave(), vec![Command::Close]);
+    assert!(chat.reconnect_due().is_empty());
+}
+
+#[test]
+fn ping_goes_out_only_on_an_open_socket() {
+    let mut chat = joined("alice", "A", &[]);
+    assert_eq!(only_frame(&chat.ping()), json!({"action": "ping"}));
+    chat.socket_closed(0.0, 0.0);
+    assert!(chat.ping().is_empty());
+    assert_eq!(PING_INTERVAL_MS, 300_000);
+}
+
+#[test]
+fn browser_offline_shows_offline_and_coming_back_reconnects_at_once() {
+    let mut chat = joined("alice", "A", &[]);
+    assert!(chat.browser_online_changed(false).is_empty());
+    assert_eq!(chat.status(0.0), Status::Offline);
+    chat.socket_closed(0.0, 0.0);
+    assert_eq!(chat.status(0.0), Status::Offline);
+    assert_eq!(chat.browser_online_changed(true), vec![Command::Connect]);
+    assert_eq!(chat.status(0.0), Status::Connecting);
+}
+
+#[test]
+fn server_errors_without_a_request_become_system_lines_and_unknown_frames_are_ignored() {
+    let mut chat = joined("alice", "A", &[]);
+    chat.frame(&push(ServerEvent::Error {
+        code: ErrorCode::Internal,
+        message: "oops".into(),
+    }));
+    assert_eq!(
+        system_lines(&chat).last(),
+        Some(&"Server error (internal): oops")
+    );
+    let before = chat.clone();
+    assert!(chat.frame("not json").is_empty());
+    assert!(chat
+        .frame(r#"{"action":"typing","userName":"bob"}"#)
+        .is_empty());
+    assert!(chat.frame(&push(ServerEvent::Pong {})).is_empty());
+    assert_eq!(chat, before);
+}
+
+#[test]
+fn request_ids_are_unique_and_valid() {
+    let mut chat = joined("alice", "A", &[]);
+    let mut ids = std::collections::HashSet::new();
+    for i in 0..50 {
+        let (commands, _) = chat.send_message(&format!("m{i}"), 0.0);
+        let id = request_id(&only_frame(&commands));
+        assert!(id.chars().count() <= webchat_shared_types::MAX_REQUEST_ID_CHARS);
+        assert!(ids.insert(id));
+    }
+    // Every frame the client builds passes the server's validation.
+    let (commands, _) = chat.send_message("check", 0.0);
+    for command in commands {
+        if let Command::Send(text) = command {
+            webchat_shared_types::decode_client_frame(&text).unwrap();
+        }
+    }
+}
+
+#[test]
+fn backoff_stays_between_half_a_second_and_thirty_seconds_with_jitter() {
+    for attempt in 0..40 {
+        for random in [0.0, 0.25, 0.5, 0.999, 1.0] {
+            let delay = backoff_delay_ms(attempt, random);
+            assert!(
+                (500..=30_000).contains(&delay),
+                "{attempt} {random} {delay}"
+            );
+        }
+    }
+    assert_eq!(backoff_delay_ms(0, 0.0), 500);
+    assert_eq!(backoff_delay_ms(3, 0.0), 2000);
+    assert_eq!(backoff_delay_ms(3, 0.5), 3000);
+    assert_eq!(backoff_delay_ms(3, 1.0), 4000);
+    assert_eq!(backoff_delay_ms(10, 0.0), 15_000);
+    assert_eq!(backoff_delay_ms(u32::MAX, 1.0), 30_000);
+}
+
+#[test]
+fn counter_appears_near_the_limit() {
+    assert_eq!(counter_text("hello"), None);
+    assert_eq!(counter_text(&"a".repeat(3595)), None);
+    assert_eq!(
+        counter_text(&"a".repeat(3596)).as_deref(),
+        Some("3596 / 4096")
+    );
+    assert_eq!(
+        counter_text(&"é".repeat(4100)).as_deref(),
+        Some("4100 / 4096")
+    );
+}
+
+#[test]
+fn enter_sends_and_shift_enter_adds_a_line() {
+    assert!(enter_sends("Enter", false, false));
+    assert!(!enter_sends("Enter", true, false));
+    assert!(!enter_sends("Enter", false, true));
+    assert!(!enter_sends("a", false, false));
+}
+
+#[test]
+fn clock_pads_hours_and_minutes() {
+    assert_eq!(clock(9, 5), "09:05");
+    assert_eq!(clock(23, 59), "23:59");
+}
+
+#[test]
+fn websocket_url_from_the_query_string() {
+    assert_eq!(
+        ws_url_from_query("?ws=wss%3A%2F%2Fabc.execute-api.eu-west-1.amazonaws.com%2FProd"),
+        Some("wss://abc.execute-api.eu-west-1.amazonaws.com/Prod".into())
+    );
+    assert_eq!(
+        ws_url_from_query("?x=1&ws=ws://127.0.0.1:9000/Dev"),
+        Some("ws://127.0.0.1:9000/Dev".into())
+    );
+    assert_eq!(ws_url_from_query(""), None);
+    assert_eq!(ws_url_from_query("?ws="), None);
+    assert_eq!(ws_url_from_query("?ws=javascript:alert(1)"), None);
+    assert_eq!(ws_url_from_query("?ws=https://example.com"), None);
+    assert_eq!(ws_url_from_query("?wsx=ws://a/b"), None);
+    assert_eq!(ws_url_from_query("?ws=%zz"), None);
+}
+
+#[test]
+fn websocket_url_from_config_json() {
+    assert_eq!(
+        ws_url_from_config(r#"{"websocketUrl":"ws://127.0.0.1:8080/Prod"}"#),
+        Some("ws://127.0.0.1:8080/Prod".into())
+    );
+    assert_eq!(
+        ws_url_from_config(r#"{"websocketUrl":" wss://x.example/Prod ","other":1}"#),
+        Some("wss://x.example/Prod".into())
+    );
+    // A dev server answers unknown paths with index.html: not JSON, so no URL.
+    assert_eq!(ws_url_from_config("<!DOCTYPE html><html></html>"), None);
+    assert_eq!(ws_url_from_config("{}"), None);
+    assert_eq!(
+        ws_url_from_config(r#"{"websocketUrl":"http://x/Prod"}"#),
+        None
+    );
+    assert_eq!(ws_url_from_config(r#"{"websocketUrl":42}"#), None);
+}
+
+#[test]
+fn websocket_url_falls_back_to_the_stage_on_the_same_host() {
+    assert_eq!(
+        ws_url_same_host("http:", "127.0.0.1:8080"),
+        "ws://127.0.0.1:8080/Prod"
+    );
+    assert_eq!(
+        ws_url_same_host("https:", "chat.example.com"),
+        "wss://chat.example.com/Prod"
+    );
+}
+
+#[test]
+fn status_labels_match_the_header_wording() {
+    assert_eq!(Status::Offline.label(), "offline");
+    assert_eq!(Status::Connecting.label(), "connecting");
+    assert_eq!(Status::Online.label(), "online");
+    assert_eq!(
+        Status::Reconnecting { secs: 3 }.label(),
+        "reconnecting in 3 s"
+    );
+}
+
+#[test]
+fn the_transcript_keeps_the_latest_lines_only() {
+    let mut chat = joined("alice", "A", &[]);
+    for i in 0..MAX_ENTRIES + 10 {
+        chat.frame(&push(ServerEvent::Message {
+            sender: "bob".into(),
+            sender_id: "B".into(),
+            receiver: user("alice", "A"),
+            message: format!("m{i}"),
+            message_id: format!("id{i}"),
+            timestamp: 0,
+            private: false,
+        }));
+    }
+    assert_eq!(chat.entries.len(), MAX_ENTRIES);
+    assert_eq!(last_message(&chat).1, format!("m{}", MAX_ENTRIES + 9));
+    let ids: Vec<u64> = chat.entries.iter().map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids stay increasing");
+}
+
+#[test]
+fn clicking_a_user_toggles_private_messages_to_them() {
+    let mut chat = joined("alice", "A", &[user("bob", "B"), user("carol", "C")]);
+    assert!(chat.composer_placeholder().starts_with("Message everyone"));
+    chat.toggle_recipient("B");
+    assert_eq!(chat.recipient.as_ref().unwrap().user_name, "bob");
+    assert!(chat
+        .composer_placeholder()
+        .starts_with("Private message to bob"));
+    chat.toggle_recipient("C");
+    assert_eq!(chat.recipient.as_ref().unwrap().user_name, "carol");
+    chat.toggle_recipient("C");
+    assert_eq!(chat.recipient, None);
+}
