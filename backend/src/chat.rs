@@ -53,7 +53,7 @@ where
                     .to_frame(),
                 )
             } else {
-                chat.frame(connection_id, event.body.as_deref().unwrap_or(""))
+                chat.frame(route, connection_id, event.body.as_deref().unwrap_or(""))
                     .await
             };
             match reply {
@@ -154,7 +154,7 @@ impl<S: ConnectionStore, G: ConnectionGateway> Chat<'_, S, G> {
     }
 
     /// Answers one client frame; `None` means no reply is due.
-    async fn frame(&self, connection_id: &str, body: &str) -> Option<ServerFrame> {
+    async fn frame(&self, route: &str, connection_id: &str, body: &str) -> Option<ServerFrame> {
         let ValidFrame {
             request,
             request_id,
@@ -162,6 +162,18 @@ impl<S: ConnectionStore, G: ConnectionGateway> Chat<'_, S, G> {
             Ok(frame) => frame,
             Err(refusal) => return Some(refusal.to_frame()),
         };
+        // API Gateway chose `$default` because it found no known action; a frame the
+        // decoder reads differently (duplicate keys, say) must still change nothing.
+        if route == "$default" {
+            return Some(ServerFrame {
+                request_id,
+                ..Refusal::new(
+                    ErrorCode::UnknownAction,
+                    "frame has no usable \"action\"; use register, list, message or ping",
+                )
+                .to_frame()
+            });
+        }
         let always_reply = matches!(request, Request::List);
         let outcome = match request {
             Request::Register { user_name } => self.register(connection_id, user_name).await,

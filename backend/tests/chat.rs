@@ -455,6 +455,17 @@ async fn default_route_answers_bad_json_and_unknown_action() {
 }
 
 #[tokio::test]
+async fn a_frame_on_the_default_route_never_acts_even_if_it_decodes() {
+    let h = Harness::new();
+    h.connect("A").await;
+    let body = r#"{"action":"register","userName":"ana","requestId":"r"}"#;
+    let reply = body_json(&h.route("$default", "A", Some(body)).await).unwrap();
+    assert_eq!(reply["code"], "unknown_action");
+    assert_eq!(reply["requestId"], "r");
+    assert_eq!(h.store.get("A").await.unwrap().unwrap().user_name, None);
+}
+
+#[tokio::test]
 async fn binary_frames_answer_bad_json() {
     let h = Harness::new();
     h.connect("A").await;

@@ -1,1 +1,678 @@
-fn main() {}
+//! `webchat-bench`: measures what issue 6 promises and writes `target/bench/results.json`.
+//!
+//! Figures (goals for a 2-core machine):
+//! - broadcast fan-out on `webchat-local` with 1,000 clients, 50 broadcasts: p50 and p99 of
+//!   the time until every client has each one (p99 < 50 ms);
+//! - sustained deliveries per second with 200 clients all sending (≥ 50,000/s);
+//! - Lambda init, exec to first `GET /runtime/invocation/next` (≤ 20 ms), and one warm
+//!   invocation;
+//! - the Lambda zip (≤ 6 MB) and the UI's wasm + js, raw and gzip (≤ 150 KB gzip);
+//! - `webchat-local` peak RSS with 1,000 connections (≤ 100 MB).
+//!
+//! `webchat-local` runs as a release child process (`target/release/webchat-local`) so the
+//! bench's clients never share its runtime; everything stays on 127.0.0.1, and every loop
+//! is bounded in count and time. `cargo xtask bench` builds what it needs and runs this.
+
+mod clients;
+mod lambda;
+mod local;
+
+use anyhow::{bail, Context, Result};
+use clients::{join_many, Recorder};
+use serde::Serialize;
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// One row of results.json.
+#[derive(Debug, Clone, Serialize)]
+struct Figure {
+    name: String,
+    /// A number, or `"not built"` / `"failed: …"` when it could not be measured.
+    value: serde_json::Value,
+    unit: String,
+    /// Human-readable goal, e.g. `"< 50"`; null when the figure is informative only.
+    goal: Option<String>,
+    /// Whether the value meets the goal; null when there is no goal or no value.
+    meets: Option<bool>,
+}
+
+#[derive(Clone, Copy)]
+enum Goal {
+    None,
+    Below(f64),
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Goal {
+    fn text(self) -> Option<String> {
+        match self {
+            Goal::None => None,
+            Goal::Below(v) => Some(format!("< {}", trim(v))),
+            Goal::AtMost(v) => Some(format!("≤ {}", trim(v))),
+            Goal::AtLeast(v) => Some(format!("≥ {}", trim(v))),
+        }
+    }
+
+    fn meets(self, value: f64) -> Option<bool> {
+        match self {
+            Goal::None => None,
+            Goal::Below(v) => Some(value < v),
+            Goal::AtMost(v) => Some(value <= v),
+            Goal::AtLeast(v) => Some(value >= v),
+        }
+    }
+}
+
+fn trim(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+fn round(value: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (value * scale).round() / scale
+}
+
+fn measured(name: &str, value: f64, unit: &str, goal: Goal) -> Figure {
+    Figure {
+        name: name.to_string(),
+        value: json!(value),
+        unit: unit.to_string(),
+        goal: goal.text(),
+        meets: goal.meets(value),
+    }
+}
+
+fn unmeasured(name: &str, why: &str, unit: &str, goal: Goal) -> Figure {
+    Figure {
+        name: name.to_string(),
+        value: json!(why),
+        unit: unit.to_string(),
+        goal: goal.text(),
+        meets: None,
+    }
+}
+
+struct Options {
+    root: PathBuf,
+    local_bin: PathBuf,
+    lambda_bin: PathBuf,
+    out: PathBuf,
+    fanout_clients: usize,
+    broadcasts: usize,
+    throughput_clients: usize,
+    throughput_secs: u64,
+    only: Option<Vec<String>>,
+}
+
+const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin PATH] [--out PATH]
+              [--fanout-clients N] [--broadcasts N] [--throughput-clients N]
+              [--throughput-secs N] [--only fanout,throughput,lambda,sizes]";
+
+fn options() -> Result<Options> {
+    let default_root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut root = default_root;
+    let mut local_bin = None;
+    let mut lambda_bin = None;
+    let mut out = None;
+    let mut options = Options {
+        root: PathBuf::new(),
+        local_bin: PathBuf::new(),
+        lambda_bin: PathBuf::new(),
+        out: PathBuf::new(),
+        fanout_clients: 1000,
+        broadcasts: 50,
+        throughput_clients: 200,
+        throughput_secs: 10,
+        only: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("{arg} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--root" => root = PathBuf::from(value()?),
+            "--local-bin" => local_bin = Some(PathBuf::from(value()?)),
+            "--lambda-bin" => lambda_bin = Some(PathBuf::from(value()?)),
+            "--out" => out = Some(PathBuf::from(value()?)),
+            "--fanout-clients" => options.fanout_clients = value()?.parse()?,
+            "--broadcasts" => options.broadcasts = value()?.parse()?,
+            "--throughput-clients" => options.throughput_clients = value()?.parse()?,
+            "--throughput-secs" => options.throughput_secs = value()?.parse()?,
+            "--only" => {
+                options.only = Some(value()?.split(',').map(str::to_string).collect());
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}\n{USAGE}"),
+        }
+    }
+    if options.fanout_clients < 2 || options.throughput_clients < 2 || options.broadcasts == 0 {
+        bail!("need at least 2 clients and 1 broadcast");
+    }
+    options.local_bin = local_bin.unwrap_or_else(|| root.join("target/release/webchat-local"));
+    options.lambda_bin = lambda_bin.unwrap_or_else(|| root.join("target/release/webchat-lambda"));
+    options.out = out.unwrap_or_else(|| root.join("target/bench/results.json"));
+    options.root = root;
+    Ok(options)
+}
+
+impl Options {
+    fn wants(&self, part: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|p| p == part))
+    }
+}
+
+fn step(text: &str) {
+    println!("bench: {text}");
+    let _ = std::io::stdout().flush();
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    // Nearest rank.
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Fan-out and memory: 1,000 clients on a fresh gateway, then broadcasts one at a time.
+async fn fanout(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
+    let clients = options.fanout_clients;
+    let broadcasts = options.broadcasts;
+    step(&format!(
+        "fan-out: starting webchat-local, registering {clients} clients (each newUser goes to all before it: {} pushes)",
+        clients * (clients - 1) / 2
+    ));
+    let gateway = local::LocalGateway::start(&options.local_bin)?;
+    let recorder = Recorder::new(broadcasts);
+    let started = Instant::now();
+    let mut peers = join_many(
+        &gateway.url,
+        clients,
+        "fan",
+        16,
+        recorder.clone(),
+        (clients / 10).max(1),
+    )
+    .await?;
+    let joined = started.elapsed();
+    let (_, rss_joined) = gateway.memory()?;
+    let fds_joined = gateway.open_fds()?;
+    figures.push(measured(
+        &format!("{clients} clients connect and register"),
+        round(joined.as_secs_f64(), 1),
+        "s",
+        Goal::None,
+    ));
+    // Let the last announcements drain before timing anything.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    step(&format!("fan-out: {broadcasts} broadcasts, one at a time"));
+    let mut completions = Vec::with_capacity(broadcasts);
+    let mut all_deliveries = Vec::with_capacity(broadcasts * (clients - 1));
+    for j in 0..broadcasts {
+        let sender = j % clients;
+        let sent_at = Instant::now();
+        let reply = peers[sender]
+            .request(json!({"action":"message","message":format!("fanout-{j}"),"requestId":format!("f{j}")}))
+            .await?;
+        if reply["action"] != "sent" {
+            bail!("broadcast {j}: {reply}");
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while recorder.fanout[j].lock().map(|a| a.len()).unwrap_or(0) < clients - 1 {
+            if Instant::now() > deadline {
+                bail!(
+                    "broadcast {j} reached {} of {} clients in 30 s",
+                    recorder.arrivals(j).len(),
+                    clients - 1
+                );
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        let arrivals = recorder.arrivals(j);
+        let last = arrivals.iter().max().copied().unwrap_or(sent_at);
+        completions.push(last.saturating_duration_since(sent_at).as_secs_f64() * 1000.0);
+        all_deliveries.extend(
+            arrivals
+                .iter()
+                .map(|a| a.saturating_duration_since(sent_at).as_secs_f64() * 1000.0),
+        );
+        if (j + 1) % 10 == 0 {
+            println!(
+                "    {:>3} / {broadcasts} broadcasts, last one complete in {:.1} ms",
+                j + 1,
+                completions[j]
+            );
+        }
+        // A short pause so one broadcast's tail never overlaps the next one's start.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    completions.sort_by(f64::total_cmp);
+    all_deliveries.sort_by(f64::total_cmp);
+    let (hwm, _) = gateway.memory()?;
+    let label = format!("broadcast to {clients} clients, all delivered");
+    figures.push(measured(
+        &format!("{label}: p50"),
+        round(percentile(&completions, 50.0), 1),
+        "ms",
+        Goal::None,
+    ));
+    figures.push(measured(
+        &format!("{label}: p99"),
+        round(percentile(&completions, 99.0), 1),
+        "ms",
+        Goal::Below(50.0),
+    ));
+    figures.push(measured(
+        "single delivery latency within a broadcast: p50",
+        round(percentile(&all_deliveries, 50.0), 1),
+        "ms",
+        Goal::None,
+    ));
+    figures.push(measured(
+        &format!("webchat-local RSS, {clients} idle registered connections"),
+        round(rss_joined as f64 / 1e6, 1),
+        "MB",
+        Goal::None,
+    ));
+    figures.push(measured(
+        &format!("webchat-local open file descriptors, {clients} idle registered connections"),
+        fds_joined as f64,
+        "fds",
+        Goal::None,
+    ));
+    figures.push(measured(
+        &format!("webchat-local peak RSS (VmHWM), {clients} connections"),
+        round(hwm as f64 / 1e6, 1),
+        "MB",
+        Goal::AtMost(100.0),
+    ));
+    step("fan-out: closing clients");
+    drop(gateway);
+    for peer in peers.drain(..) {
+        peer.close().await;
+    }
+    Ok(())
+}
+
+/// Throughput: every client broadcasts in a closed loop (next frame once `sent` came back).
+async fn throughput(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
+    let clients = options.throughput_clients;
+    let window = Duration::from_secs(options.throughput_secs);
+    step(&format!(
+        "throughput: starting webchat-local, registering {clients} clients"
+    ));
+    let gateway = local::LocalGateway::start(&options.local_bin)?;
+    let recorder = Recorder::new(0);
+    let peers = join_many(
+        &gateway.url,
+        clients,
+        "tp",
+        16,
+        recorder.clone(),
+        (clients / 4).max(1),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    step(&format!(
+        "throughput: all {clients} clients broadcasting for {} s (plus 2 s warm-up)",
+        window.as_secs()
+    ));
+    let stop_at = Instant::now() + Duration::from_secs(2) + window;
+    let mut tasks = Vec::with_capacity(clients);
+    for (i, mut peer) in peers.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let (mut frames, mut delivered) = (0u64, 0u64);
+            let mut n = 0u64;
+            while Instant::now() < stop_at && n < 1_000_000 {
+                n += 1;
+                let reply = peer
+                    .request(json!({"action":"message","message":format!("tp {i} {n}"),"requestId":format!("t{n}")}))
+                    .await?;
+                frames += 1;
+                delivered += reply["delivered"].as_u64().unwrap_or(0);
+            }
+            Ok::<_, anyhow::Error>((peer, frames, delivered))
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (count_start, time_start) = (recorder.deliveries.load(Ordering::SeqCst), Instant::now());
+    let mut last_print = Instant::now();
+    while Instant::now() < stop_at {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if last_print.elapsed() >= Duration::from_secs(2) {
+            last_print = Instant::now();
+            let so_far = recorder.deliveries.load(Ordering::SeqCst) - count_start;
+            println!(
+                "    {so_far:>9} deliveries in {:.1} s ({:.0}/s)",
+                time_start.elapsed().as_secs_f64(),
+                so_far as f64 / time_start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let (count_end, elapsed) = (
+        recorder.deliveries.load(Ordering::SeqCst),
+        time_start.elapsed(),
+    );
+    let rate = (count_end - count_start) as f64 / elapsed.as_secs_f64();
+    let mut frames = 0;
+    let mut acknowledged = 0;
+    let mut peers = Vec::new();
+    for task in tasks {
+        let (peer, f, d) = task.await.context("sender task")??;
+        frames += f;
+        acknowledged += d;
+        peers.push(peer);
+    }
+    // Every acknowledged delivery should arrive; a shortfall means lost pushes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while recorder.deliveries.load(Ordering::SeqCst) < acknowledged && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let received = recorder.deliveries.load(Ordering::SeqCst);
+    let expected = frames * (clients as u64 - 1);
+    figures.push(measured(
+        &format!("sustained deliveries, {clients} clients all sending"),
+        rate.round(),
+        "deliveries/s",
+        Goal::AtLeast(50_000.0),
+    ));
+    figures.push(measured(
+        &format!("broadcasts acknowledged, {clients} clients all sending"),
+        round(
+            frames as f64 / (window + Duration::from_secs(2)).as_secs_f64(),
+            1,
+        ),
+        "frames/s",
+        Goal::None,
+    ));
+    figures.push(measured(
+        "deliveries lost under load (expected − acknowledged)",
+        expected.saturating_sub(acknowledged) as f64,
+        "deliveries",
+        Goal::AtMost(0.0),
+    ));
+    if received < acknowledged {
+        println!("    warning: {acknowledged} deliveries acknowledged, {received} received");
+    }
+    drop(gateway);
+    for peer in peers {
+        peer.close().await;
+    }
+    Ok(())
+}
+
+async fn lambda_figures(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
+    const RUNS: usize = 7;
+    let init_name = "Lambda init: exec to first /runtime/invocation/next (median of 7)";
+    let warm_name = "Lambda warm invocation: ping (median of 7)";
+    if !options.lambda_bin.is_file() {
+        figures.push(unmeasured(init_name, "not built", "ms", Goal::AtMost(20.0)));
+        figures.push(unmeasured(warm_name, "not built", "ms", Goal::None));
+        return Ok(());
+    }
+    step(&format!(
+        "lambda: {RUNS} cold starts of {} against a stub Runtime API",
+        options.lambda_bin.display()
+    ));
+    let stub = lambda::RuntimeStub::start().await?;
+    let (mut inits, mut firsts, mut warms) = (Vec::new(), Vec::new(), Vec::new());
+    for attempt in 0..RUNS {
+        let run = stub.cold_start(&options.lambda_bin, attempt).await?;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "    run {}: init {:.2} ms, first invocation {:.2} ms, warm invocation {:.2} ms",
+            attempt + 1,
+            ms(run.init),
+            ms(run.first_invocation),
+            ms(run.warm_invocation)
+        );
+        inits.push(ms(run.init));
+        firsts.push(ms(run.first_invocation));
+        warms.push(ms(run.warm_invocation));
+    }
+    for list in [&mut inits, &mut firsts, &mut warms] {
+        list.sort_by(f64::total_cmp);
+    }
+    figures.push(measured(
+        init_name,
+        round(percentile(&inits, 50.0), 2),
+        "ms",
+        Goal::AtMost(20.0),
+    ));
+    figures.push(measured(
+        "Lambda first invocation after init: ping (median of 7)",
+        round(percentile(&firsts, 50.0), 2),
+        "ms",
+        Goal::None,
+    ));
+    figures.push(measured(
+        warm_name,
+        round(percentile(&warms, 50.0), 2),
+        "ms",
+        Goal::None,
+    ));
+    Ok(())
+}
+
+fn gzip_len(bytes: &[u8]) -> Result<usize> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?.len())
+}
+
+fn files_with(dir: &Path, extensions: &[&str], found: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            files_with(&path, extensions, found)?;
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| extensions.contains(&e))
+        {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn sizes(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
+    step("sizes: Lambda zip and UI bundle");
+    let zip = options
+        .root
+        .join("target/lambda/webchat-lambda/bootstrap.zip");
+    let zip_name = "Lambda zip (webchat-lambda, bootstrap.zip)";
+    match std::fs::metadata(&zip) {
+        Ok(meta) => figures.push(measured(
+            zip_name,
+            round(meta.len() as f64 / 1e6, 2),
+            "MB",
+            Goal::AtMost(6.0),
+        )),
+        Err(_) => figures.push(unmeasured(zip_name, "not built", "MB", Goal::AtMost(6.0))),
+    }
+
+    let dist = options.root.join("dist");
+    let mut files = Vec::new();
+    if dist.is_dir() {
+        files_with(&dist, &["wasm", "js"], &mut files)?;
+    }
+    let raw_name = "UI wasm + js, raw";
+    let gzip_name = "UI wasm + js, gzip";
+    if !files
+        .iter()
+        .any(|f| f.extension().is_some_and(|e| e == "wasm"))
+    {
+        figures.push(unmeasured(raw_name, "not built", "KB", Goal::None));
+        figures.push(unmeasured(
+            gzip_name,
+            "not built",
+            "KB",
+            Goal::AtMost(150.0),
+        ));
+        return Ok(());
+    }
+    let (mut raw, mut gzip) = (0usize, 0usize);
+    for file in &files {
+        let bytes = std::fs::read(file)?;
+        raw += bytes.len();
+        gzip += gzip_len(&bytes)?;
+    }
+    figures.push(measured(
+        raw_name,
+        round(raw as f64 / 1e3, 1),
+        "KB",
+        Goal::None,
+    ));
+    figures.push(measured(
+        gzip_name,
+        round(gzip as f64 / 1e3, 1),
+        "KB",
+        Goal::AtMost(150.0),
+    ));
+    Ok(())
+}
+
+fn table(figures: &[Figure]) -> String {
+    let value = |f: &Figure| match &f.value {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let width = figures
+        .iter()
+        .map(|f| f.name.chars().count())
+        .max()
+        .unwrap_or(10);
+    let mut out = format!(
+        "{:<width$}  {:>14}  {:<14}  {:<10}  meets\n",
+        "figure", "value", "unit", "goal"
+    );
+    for f in figures {
+        out.push_str(&format!(
+            "{:<width$}  {:>14}  {:<14}  {:<10}  {}\n",
+            f.name,
+            value(f),
+            f.unit,
+            f.goal.clone().unwrap_or_default(),
+            match f.meets {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "-",
+            }
+        ));
+    }
+    out
+}
+
+async fn run(options: Options) -> Result<()> {
+    let mut figures = Vec::new();
+    let started = Instant::now();
+    // A failing part is recorded as such; the other parts still run.
+    fn attempt(name: &str, result: Result<()>, figures: &mut Vec<Figure>) {
+        if let Err(err) = result {
+            println!("bench: {name} failed: {err:#}");
+            figures.push(unmeasured(
+                name,
+                &format!("failed: {err:#}"),
+                "",
+                Goal::None,
+            ));
+        }
+    }
+    if options.wants("sizes") {
+        let result = sizes(&options, &mut figures);
+        attempt("sizes", result, &mut figures);
+    }
+    if options.wants("lambda") {
+        let result = lambda_figures(&options, &mut figures).await;
+        attempt("lambda", result, &mut figures);
+    }
+    if options.wants("fanout") {
+        let result = fanout(&options, &mut figures).await;
+        attempt("fan-out", result, &mut figures);
+    }
+    if options.wants("throughput") {
+        let result = throughput(&options, &mut figures).await;
+        attempt("throughput", result, &mut figures);
+    }
+
+    if let Some(dir) = options.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&options.out, serde_json::to_string_pretty(&figures)? + "\n")
+        .with_context(|| format!("writing {}", options.out.display()))?;
+    println!();
+    print!("{}", table(&figures));
+    println!(
+        "\nbench: done in {:.0} s; results in {}",
+        started.elapsed().as_secs_f64(),
+        options.out.display()
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let options = options()?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let values: Vec<f64> = (1..=50).map(f64::from).collect();
+        assert_eq!(percentile(&values, 50.0), 25.0);
+        assert_eq!(percentile(&values, 99.0), 50.0);
+        assert_eq!(percentile(&[3.0], 99.0), 3.0);
+    }
+
+    #[test]
+    fn goals_read_as_they_are_written() {
+        assert_eq!(Goal::Below(50.0).text().as_deref(), Some("< 50"));
+        assert_eq!(Goal::Below(50.0).meets(49.9), Some(true));
+        assert_eq!(Goal::AtLeast(50_000.0).meets(49_999.0), Some(false));
+        assert_eq!(Goal::None.meets(1.0), None);
+    }
+
+    #[test]
+    fn figures_serialise_with_the_fields_xtask_reads() {
+        let figure = measured("x", 1.5, "ms", Goal::AtMost(2.0));
+        let json = serde_json::to_value(&figure).unwrap();
+        assert_eq!(
+            json,
+            json!({"name":"x","value":1.5,"unit":"ms","goal":"≤ 2","meets":true})
+        );
+        let missing = unmeasured("zip", "not built", "MB", Goal::AtMost(6.0));
+        assert_eq!(
+            serde_json::to_value(&missing).unwrap()["meets"],
+            json!(null)
+        );
+    }
+}

@@ -28,7 +28,9 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use webchat_backend::{DynamoStore, ManagementGateway, MemoryStore, TableNames};
+use webchat_backend::{
+    ConnectionGateway, DynamoStore, ManagementGateway, MemoryStore, PostError, TableNames,
+};
 use webchat_shared_types::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
 /// The routes API Gateway is configured with (`templates/websocket.yml`), and whether
@@ -102,6 +104,39 @@ pub enum StartError {
     StaticDir(PathBuf),
 }
 
+/// Pushes in flight across every handler of this process. On AWS each Lambda instance
+/// pushes from its own sockets; here every fan-out shares one process and one HTTP
+/// server, so without a bound simultaneous broadcasts open thousands of requests at once
+/// and pushes time out.
+const PUSH_PERMITS: usize = 128;
+
+/// The management client, with at most [`PUSH_PERMITS`] requests in flight; a push
+/// waits for a permit before the SDK starts its timeouts.
+pub(crate) struct BoundedPushes {
+    inner: ManagementGateway,
+    permits: tokio::sync::Semaphore,
+}
+
+impl ConnectionGateway for BoundedPushes {
+    async fn post(&self, connection_id: &str, data: &str) -> Result<(), PostError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PostError::Failed("gateway stopping".into()))?;
+        self.inner.post(connection_id, data).await
+    }
+
+    async fn delete(&self, connection_id: &str) -> Result<(), PostError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PostError::Failed("gateway stopping".into()))?;
+        self.inner.delete(connection_id).await
+    }
+}
+
 /// What the gateway sends down one socket.
 #[derive(Debug)]
 pub(crate) enum Outbound {
@@ -122,7 +157,7 @@ pub(crate) struct Gateway {
     pub config: Config,
     pub store: AnyStore,
     /// The handlers' view of `@connections`: the real SDK client, over HTTP, to us.
-    pub management: ManagementGateway,
+    pub management: BoundedPushes,
     pub connections: Mutex<HashMap<String, Arc<OpenConnection>>>,
 }
 
@@ -246,7 +281,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             stage: stage.clone(),
             domain_name: addr.to_string(),
         },
-        management: ManagementGateway::local(&format!("http://{addr}/{stage}")),
+        management: BoundedPushes {
+            inner: ManagementGateway::local(&format!("http://{addr}/{stage}")),
+            permits: tokio::sync::Semaphore::new(PUSH_PERMITS),
+        },
         store,
         connections: Mutex::new(HashMap::new()),
         config,
@@ -344,7 +382,11 @@ async fn upgrade(
     }
     // `$connect` succeeded, so a handshake that fails now must still end in `$disconnect`.
     let failed = (gateway.clone(), info.clone());
+    // Chat frames are small: 4 KB buffers instead of tungstenite's 128 KB each way keep
+    // a thousand idle connections at a few megabytes (they grow for larger frames).
     upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
         .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .on_failed_upgrade(move |err| {

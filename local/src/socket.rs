@@ -91,13 +91,13 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
                     break Ending::new(1001, "Going away");
                 }
                 Ok(None) => break Ending::new(1006, "Connection lost"),
-                Ok(Some(Err(err))) => {
-                    if is_too_big(&err) {
-                        let _ = close(&mut sink, 1009, "Message too big").await;
-                        break Ending::new(1009, "Message too big");
+                Ok(Some(Err(err))) => match close_for(&err) {
+                    Some((code, reason)) => {
+                        let _ = close(&mut sink, code, reason).await;
+                        break Ending::new(code, reason);
                     }
-                    break Ending::new(1006, "Connection lost");
-                }
+                    None => break Ending::new(1006, "Connection lost"),
+                },
                 Ok(Some(Ok(message))) => {
                     let inbound = match message {
                         Message::Text(text) => Inbound {
@@ -191,15 +191,19 @@ async fn close(
     sink.close().await
 }
 
-/// Frames over 32 KB and messages over 128 KB end the connection with 1009.
-fn is_too_big(err: &axum::Error) -> bool {
+/// The close frame a read error deserves (RFC 6455 §7.4): 1009 for frames over 32 KB
+/// and messages over 128 KB, 1007 for text that is not UTF-8, 1002 for other protocol
+/// violations; `None` when the connection itself is gone.
+fn close_for(err: &axum::Error) -> Option<(u16, &'static str)> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(current) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
-        {
-            return true;
+        match current.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(_)) => return Some((1009, "Message too big")),
+            Some(tungstenite::Error::Utf8(_)) => return Some((1007, "Invalid frame payload data")),
+            Some(tungstenite::Error::Protocol(_)) => return Some((1002, "Protocol error")),
+            _ => {}
         }
         source = current.source();
     }
-    false
+    None
 }

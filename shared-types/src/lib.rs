@@ -240,13 +240,10 @@ const KNOWN_ACTIONS: [&str; 4] = ["register", "list", "message", "ping"];
 /// The action a raw frame selects, as API Gateway's `$request.body.action` would:
 /// `None` for frames that go to `$default` (not JSON, no string `action`, unknown action).
 pub fn route_action(frame: &str) -> Option<&'static str> {
-    #[derive(Deserialize)]
-    struct ActionOnly<'a> {
-        #[serde(borrow)]
-        action: Option<std::borrow::Cow<'a, str>>,
-    }
-    let parsed: ActionOnly = serde_json::from_str(frame).ok()?;
-    let action = parsed.action?;
+    // Parsed as `decode_client_frame` parses it (a repeated key keeps its last value), so
+    // the route and the handler always agree on the action.
+    let value: serde_json::Value = serde_json::from_str(frame).ok()?;
+    let action = value.get("action")?.as_str()?;
     KNOWN_ACTIONS.into_iter().find(|known| *known == action)
 }
 
@@ -265,7 +262,10 @@ pub fn decode_client_frame(frame: &str) -> Result<ValidFrame, Refusal> {
     let value: serde_json::Value = serde_json::from_str(frame).map_err(|err| {
         Refusal::new(
             ErrorCode::BadJson,
-            format!("frame is not valid JSON: {err}"),
+            format!(
+                "frame is not valid JSON: {}",
+                truncate_for_echo(&err.to_string(), 160)
+            ),
         )
     })?;
     let serde_json::Value::Object(mut object) = value else {
@@ -273,26 +273,6 @@ pub fn decode_client_frame(frame: &str) -> Result<ValidFrame, Refusal> {
             ErrorCode::UnknownAction,
             "frame must be a JSON object with an \"action\"",
         ));
-    };
-    let action = match object.get("action") {
-        Some(serde_json::Value::String(action)) if KNOWN_ACTIONS.contains(&action.as_str()) => {
-            action.clone()
-        }
-        Some(serde_json::Value::String(action)) => {
-            return Err(Refusal::new(
-                ErrorCode::UnknownAction,
-                format!(
-                    "unknown action \"{}\"; use register, list, message or ping",
-                    truncate_for_echo(action)
-                ),
-            ))
-        }
-        _ => {
-            return Err(Refusal::new(
-                ErrorCode::UnknownAction,
-                "frame has no string \"action\"; use register, list, message or ping",
-            ))
-        }
     };
     let request_id = match object.remove("requestId") {
         None | Some(serde_json::Value::Null) => None,
@@ -304,6 +284,28 @@ pub fn decode_client_frame(frame: &str) -> Result<ValidFrame, Refusal> {
             ))
         }
     };
+    let action = match object.get("action") {
+        Some(serde_json::Value::String(action)) if KNOWN_ACTIONS.contains(&action.as_str()) => {
+            action.clone()
+        }
+        Some(serde_json::Value::String(action)) => {
+            return Err(Refusal::new(
+                ErrorCode::UnknownAction,
+                format!(
+                    "unknown action \"{}\"; use register, list, message or ping",
+                    truncate_for_echo(action, 32)
+                ),
+            )
+            .with_request_id(request_id))
+        }
+        _ => {
+            return Err(Refusal::new(
+                ErrorCode::UnknownAction,
+                "frame has no string \"action\"; use register, list, message or ping",
+            )
+            .with_request_id(request_id))
+        }
+    };
     let refuse =
         |code, message: String| Refusal::new(code, message).with_request_id(request_id.clone());
 
@@ -311,7 +313,11 @@ pub fn decode_client_frame(frame: &str) -> Result<ValidFrame, Refusal> {
         serde_json::from_value(serde_json::Value::Object(object)).map_err(|err| {
             refuse(
                 ErrorCode::InvalidField,
-                format!("invalid \"{action}\" frame: {err}"),
+                // serde quotes the offending value: keep replies small whatever the frame.
+                format!(
+                    "invalid \"{action}\" frame: {}",
+                    truncate_for_echo(&err.to_string(), 160)
+                ),
             )
         })?;
 
@@ -342,9 +348,13 @@ pub fn decode_client_frame(frame: &str) -> Result<ValidFrame, Refusal> {
     })
 }
 
-fn truncate_for_echo(text: &str) -> String {
-    let mut short: String = text.chars().take(32).filter(|c| !c.is_control()).collect();
-    if text.chars().count() > 32 {
+fn truncate_for_echo(text: &str, max_chars: usize) -> String {
+    let mut short: String = text
+        .chars()
+        .take(max_chars)
+        .filter(|c| !c.is_control())
+        .collect();
+    if text.chars().count() > max_chars {
         short.push('…');
     }
     short

@@ -1,0 +1,241 @@
+//! `cargo xtask bench`: builds the release binaries, runs `webchat-bench` (which writes
+//! `target/bench/results.json`), and puts the figures in the README between
+//! `<!-- bench:start -->` and `<!-- bench:end -->`, with the date and the machine.
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const START: &str = "<!-- bench:start -->";
+const END: &str = "<!-- bench:end -->";
+
+pub fn run(root: &Path) -> Result<()> {
+    let started = Instant::now();
+    println!(
+        "xtask: bench: building webchat-local, webchat-lambda and webchat-bench in release \
+         (fat LTO, codegen-units=1: several minutes on 2 cores)"
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "webchat-local",
+            "-p",
+            "webchat-backend",
+            "-p",
+            "webchat-bench",
+            "--bins",
+        ])
+        .current_dir(root)
+        .status()
+        .context("starting cargo build")?;
+    if !status.success() {
+        bail!("the release build failed ({status}); see its output above");
+    }
+    println!(
+        "xtask: bench: built in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    if !root
+        .join("target/lambda/webchat-lambda/bootstrap.zip")
+        .is_file()
+    {
+        println!("xtask: bench: no Lambda zip yet; `cargo xtask lambdas` builds it (its size is reported as not built)");
+    }
+    if !root.join("dist").is_dir() {
+        println!("xtask: bench: no dist/ yet; `cargo xtask dev` builds the UI (its size is reported as not built)");
+    }
+
+    let results = root.join("target/bench/results.json");
+    let status = Command::new(root.join("target/release/webchat-bench"))
+        .arg("--root")
+        .arg(root)
+        .arg("--out")
+        .arg(&results)
+        .current_dir(root)
+        .status()
+        .context("starting target/release/webchat-bench")?;
+    if !status.success() {
+        bail!("webchat-bench failed ({status}); see its output above");
+    }
+
+    let text = std::fs::read_to_string(&results)
+        .with_context(|| format!("reading {}", results.display()))?;
+    let figures: Vec<serde_json::Value> =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", results.display()))?;
+    let section = readme_section(&figures, &today(), &machine());
+
+    let readme_path = root.join("README.md");
+    let readme = std::fs::read_to_string(&readme_path).context("reading README.md")?;
+    match replace_between_markers(&readme, &section) {
+        Some(updated) => {
+            if updated != readme {
+                std::fs::write(&readme_path, updated).context("writing README.md")?;
+            }
+            println!("xtask: bench: README.md table updated");
+        }
+        None => println!(
+            "xtask: bench: README.md has no `{START}` … `{END}` markers; table not written:\n\n{section}"
+        ),
+    }
+    println!(
+        "xtask: bench: done in {:.0} s; figures in {}",
+        started.elapsed().as_secs_f64(),
+        results.strip_prefix(root).unwrap_or(&results).display()
+    );
+    Ok(())
+}
+
+/// The README text between the markers: a table and the line saying where it ran.
+fn readme_section(figures: &[serde_json::Value], date: &str, machine: &str) -> String {
+    let mut out = String::from("| figure | value | goal | meets |\n|---|---:|---|:---:|\n");
+    for figure in figures {
+        let text = |key: &str| match &figure[key] {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let unit = text("unit");
+        let with_unit = |value: String| {
+            if value.is_empty() || unit.is_empty() {
+                value
+            } else {
+                format!("{value} {unit}")
+            }
+        };
+        // "not built", "failed: …": no unit after words.
+        let value = if figure["value"].is_string() {
+            text("value")
+        } else {
+            with_unit(text("value"))
+        };
+        let meets = match figure["meets"].as_bool() {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "–",
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {meets} |\n",
+            text("name").replace('|', "\\|"),
+            value.replace('|', "\\|"),
+            with_unit(text("goal")),
+        ));
+    }
+    out.push_str(&format!(
+        "\nMeasured {date} on {machine} with `cargo xtask bench` (release builds; \
+         `webchat-local` as a child process, clients on 127.0.0.1).\n"
+    ));
+    out
+}
+
+/// Replaces what lies between the markers; `None` when they are missing or out of order.
+fn replace_between_markers(readme: &str, section: &str) -> Option<String> {
+    let start = readme.find(START)? + START.len();
+    let end = start + readme[start..].find(END)?;
+    Some(format!(
+        "{}\n{}{}",
+        &readme[..start],
+        section,
+        &readme[end..]
+    ))
+}
+
+/// `nproc` cores, the CPU model and the memory, from /proc.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| format!(", {:.0} GiB RAM", kb / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    format!("{cores} cores ({model}){memory}")
+}
+
+/// Today's date (UTC) as YYYY-MM-DD.
+fn today() -> String {
+    let days = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0) as i64;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_from_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_420), (2025, 11, 28));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn the_section_goes_between_the_markers() {
+        let readme = "a\n<!-- bench:start -->\nold\n<!-- bench:end -->\nb\n";
+        let updated = replace_between_markers(readme, "new\n").unwrap();
+        assert_eq!(
+            updated,
+            "a\n<!-- bench:start -->\nnew\n<!-- bench:end -->\nb\n"
+        );
+        assert_eq!(replace_between_markers(&updated, "new\n").unwrap(), updated);
+        assert!(replace_between_markers("no markers", "x").is_none());
+    }
+
+    #[test]
+    fn the_table_shows_units_goals_and_verdicts() {
+        let figures: Vec<serde_json::Value> = serde_json::from_str(
+            r#"[{"name":"p99","value":12.5,"unit":"ms","goal":"< 50","meets":true},
+                {"name":"zip","value":"not built","unit":"MB","goal":"≤ 6","meets":null},
+                {"name":"rate","value":100,"unit":"deliveries/s","goal":"≥ 50000","meets":false}]"#,
+        )
+        .unwrap();
+        let section = readme_section(&figures, "2025-11-28", "2 cores (X)");
+        assert!(
+            section.contains("| p99 | 12.5 ms | < 50 ms | yes |"),
+            "{section}"
+        );
+        assert!(
+            section.contains("| zip | not built | ≤ 6 MB | – |"),
+            "{section}"
+        );
+        assert!(
+            section.contains("| rate | 100 deliveries/s | ≥ 50000 deliveries/s | **no** |"),
+            "{section}"
+        );
+        assert!(section.contains("Measured 2025-11-28 on 2 cores (X)"));
+    }
+}
