@@ -31,7 +31,8 @@ fn main() -> Result<()> {
     let root = workspace_root();
     let mut args = std::env::args().skip(1);
     let task = args.next();
-    let rest: Vec<String> = args.collect();
+    // `cargo xtask dev -- --addr …` passes the `--` through; it is not for the task.
+    let rest: Vec<String> = args.skip_while(|arg| arg == "--").collect();
     match task.as_deref() {
         Some("test") => test(&root),
         Some("dev") => dev(&root, &rest),
