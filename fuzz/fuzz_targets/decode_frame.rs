@@ -9,22 +9,23 @@
 //!   of 1..=4,096 characters without control characters other than line breaks and tabs,
 //!   and at most 100 distinct, well-formed receivers; validating its fields again changes
 //!   nothing;
-//! - `route_action` agrees with the decoder: a frame that decodes is routed to its action
-//!   (and, in strict mode, a frame refused as `bad_json` or `unknown_action` is routed to
-//!   `$default`);
-//! - a refusal of a JSON object with a valid string `requestId` carries that `requestId`,
-//!   and its message is short (it must fit in an `error` frame whatever the input);
+//! - `route_action` agrees with the decoder: a frame that decodes is routed to its action,
+//!   and a frame refused as `bad_json` or `unknown_action` is routed to `$default`
+//!   (duplicate keys included: both keep the last value);
+//! - a refusal (other than `bad_json`) of a JSON object with a valid string `requestId`
+//!   carries that `requestId`, and every error message is short (at most 256 characters,
+//!   whatever the input) and round-trips as an `error` frame;
 //! - re-encoding a decoded frame as a `ClientFrame` decodes to the same thing and routes
 //!   the same way; a server `message` event carrying the decoded text round-trips.
 //!
-//! Invariants that shared-types breaks today (see the report / docs/testing.md) are
-//! skipped unless `WEBCHAT_FUZZ_STRICT=1`, so the fuzzer keeps looking for new bugs.
+//! The first runs of this target found four bugs in shared-types, fixed since: routing and
+//! decoding disagreed on duplicate keys and on JSON arrays, `unknown_action` refusals
+//! lost the `requestId`, and error messages quoted the offending value in full.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
-use std::sync::LazyLock;
 use webchat_shared_types::{
     decode_client_frame, decode_server_frame, route_action, validate_message, validate_user_name,
     ClientAction, ClientFrame, ErrorCode, ReceiverRef, Request, ServerEvent, ServerFrame, User,
@@ -32,11 +33,8 @@ use webchat_shared_types::{
     MAX_RECEIVERS, MAX_REQUEST_ID_CHARS,
 };
 
-/// Longest acceptable `error` message, in bytes.
-const MAX_ERROR_MESSAGE_BYTES: usize = 512;
-
-static STRICT: LazyLock<bool> =
-    LazyLock::new(|| std::env::var("WEBCHAT_FUZZ_STRICT").is_ok_and(|v| v == "1"));
+/// Longest acceptable `error` message, in characters.
+const MAX_ERROR_MESSAGE_CHARS: usize = 256;
 
 fuzz_target!(|data: &[u8]| {
     // The gateway hands the handlers text frames only (tungstenite rejects invalid UTF-8;
@@ -55,47 +53,32 @@ fn action_of(request: &Request) -> &'static str {
     }
 }
 
-/// The top level of a JSON object, as raw keys in order plus the string `requestId`
-/// (if any); `None` when the frame is not a JSON object.
-struct TopLevel {
-    keys: Vec<String>,
-    request_id: Option<String>,
-}
-
-fn top_level(frame: &str) -> Option<TopLevel> {
+/// The string `requestId` of a frame that is a JSON object (the last one, when the key is
+/// repeated, as serde_json keeps it), read without building a `Value`.
+fn top_level_request_id(frame: &str) -> Option<String> {
     struct V;
     impl<'de> Visitor<'de> for V {
-        type Value = TopLevel;
+        type Value = Option<String>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("an object")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
-            let mut top = TopLevel {
-                keys: Vec::new(),
-                request_id: None,
-            };
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+            let mut request_id = None;
             while let Some(key) = map.next_key::<String>()? {
                 if key == "requestId" {
                     let value: serde_json::Value = map.next_value()?;
-                    top.request_id = value.as_str().map(str::to_string);
+                    request_id = value.as_str().map(str::to_string);
                 } else {
                     map.next_value::<IgnoredAny>()?;
                 }
-                top.keys.push(key);
             }
-            Ok(top)
+            Ok(request_id)
         }
     }
     let mut de = serde_json::Deserializer::from_str(frame);
-    let top = (&mut de).deserialize_map(V).ok()?;
+    let request_id = (&mut de).deserialize_map(V).ok()?;
     de.end().ok()?;
-    Some(top)
-}
-
-fn has_duplicate_keys(top: &TopLevel) -> bool {
-    let mut keys = top.keys.clone();
-    keys.sort();
-    keys.windows(2).any(|w| w[0] == w[1])
+    request_id
 }
 
 fn valid_request_id(id: &str) -> bool {
@@ -106,26 +89,15 @@ fn valid_request_id(id: &str) -> bool {
 fn check(frame: &str) {
     let decoded = decode_client_frame(frame);
     let routed = route_action(frame);
-    let top = top_level(frame);
-    // Known divergences between `route_action` and the decoder (WEBCHAT_FUZZ_STRICT=1
-    // asserts them too): duplicate top-level keys (`route_action` refuses them, the
-    // decoder keeps the last value), and JSON arrays (`route_action` reads `["ping"]`
-    // as the struct `{action: "ping"}`, the decoder refuses it).
-    let known_route_gap = match &top {
-        Some(top) => has_duplicate_keys(top),
-        None => true,
-    };
 
     match &decoded {
         Ok(valid) => {
             check_valid(valid);
-            if *STRICT || !known_route_gap {
-                assert_eq!(
-                    routed,
-                    Some(action_of(&valid.request)),
-                    "route_action disagrees with decode_client_frame on {frame:?}"
-                );
-            }
+            assert_eq!(
+                routed,
+                Some(action_of(&valid.request)),
+                "route_action disagrees with decode_client_frame on {frame:?}"
+            );
             check_reencoding(valid);
         }
         Err(refusal) => {
@@ -136,15 +108,13 @@ fn check(frame: &str) {
                 );
             }
             assert!(!refusal.message.is_empty());
-            if *STRICT {
-                assert!(
-                    refusal.message.len() <= MAX_ERROR_MESSAGE_BYTES,
-                    "a {}-byte error message for a {}-byte frame: {:?}",
-                    refusal.message.len(),
-                    frame.len(),
-                    refusal.message.chars().take(200).collect::<String>()
-                );
-            }
+            let chars = refusal.message.chars().count();
+            assert!(
+                chars <= MAX_ERROR_MESSAGE_CHARS,
+                "a {chars}-character error message for a {}-byte frame: {:?}",
+                frame.len(),
+                refusal.message.chars().take(200).collect::<String>()
+            );
             // The error frame itself always serialises and reads back.
             let reply = refusal.to_frame();
             let json = reply.to_json();
@@ -153,10 +123,7 @@ fn check(frame: &str) {
                 reply
             );
 
-            // Benign when it fails (the route's function answers with the error), so only
-            // checked in strict mode: `route_action` reads `["ping"]` as `{action: "ping"}`
-            // and skips numbers serde_json::Value refuses (`{"action":"ping","x":1e999}`).
-            if matches!(refusal.code, ErrorCode::BadJson | ErrorCode::UnknownAction) && *STRICT {
+            if matches!(refusal.code, ErrorCode::BadJson | ErrorCode::UnknownAction) {
                 assert_eq!(
                     routed, None,
                     "{frame:?} is refused as {} but routed to {routed:?}",
@@ -164,20 +131,16 @@ fn check(frame: &str) {
                 );
             }
             // A JSON object with a valid requestId gets its error with that requestId
-            // (PROTOCOL.md, "Correlation"): today unknown_action errors lose it.
-            if let Some(id) = top.as_ref().and_then(|t| t.request_id.as_deref()) {
-                let duplicate = top.as_ref().is_some_and(has_duplicate_keys);
-                // serde_json's `Value` refuses some numbers the lenient top-level read
-                // accepts (`1e999`): such frames are `bad_json`, without a requestId.
-                if valid_request_id(id)
-                    && !duplicate
+            // (PROTOCOL.md, "Correlation"). `bad_json` is exempt: serde_json's `Value`
+            // refuses some numbers (`1e999`) that the lenient read below accepts.
+            if let Some(id) = top_level_request_id(frame) {
+                if valid_request_id(&id)
                     && frame.len() <= MAX_MESSAGE_BYTES
                     && refusal.code != ErrorCode::BadJson
-                    && (*STRICT || refusal.code != ErrorCode::UnknownAction)
                 {
                     assert_eq!(
                         refusal.request_id.as_deref(),
-                        Some(id),
+                        Some(id.as_str()),
                         "{} refusal of {frame:?} lost its requestId",
                         refusal.code
                     );

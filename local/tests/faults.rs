@@ -237,9 +237,8 @@ async fn clients_vanishing_during_fan_outs_never_cost_the_others_a_message() {
             peer.kill().await;
         }
     });
-    // A few fan-outs at a time: enough to overlap with the kills, few enough that a debug
-    // build on two busy cores answers every push within the SDK's 5 s attempt timeout
-    // (past it, pushes fail and are not retried: see the report).
+    // A few fan-outs at a time: enough to overlap with the kills, few enough that the
+    // rounds keep pace with them in a debug build on two busy cores.
     let turns = Arc::new(tokio::sync::Semaphore::new(SENDING_AT_ONCE));
     let mut senders = Vec::new();
     for mut peer in survivors {

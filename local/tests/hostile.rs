@@ -629,15 +629,12 @@ async fn a_flood_of_hostile_frames_does_not_disturb_well_behaved_clients() {
     }
 }
 
-// ---- known bugs: these fail today; see the report for the recommended fixes ----------
+// ---- regressions: bugs these tests found, fixed since ---------------------------------
 
 /// PROTOCOL.md: a frame with a `requestId` gets exactly one reply carrying it, "the success
-/// reply listed below, or an error". An unknown action is refused before the `requestId`
-/// is read, so the error comes back without it and a client waiting on the id never
-/// hears back. Fix in `shared_types::decode_client_frame`: read `requestId` before
-/// checking `action`.
+/// reply listed below, or an error". An unknown action used to be refused before the
+/// `requestId` was read, so a client waiting on the id never heard back.
 #[tokio::test]
-
 async fn an_unknown_action_is_refused_with_the_frames_request_id() {
     let gateway = common::start_default().await;
     let mut client = Client::connect(&gateway.websocket_url()).await;
@@ -649,38 +646,36 @@ async fn an_unknown_action_is_refused_with_the_frames_request_id() {
     assert_eq!(reply["requestId"], "r-dance", "{reply}");
 }
 
-/// With duplicate `action` keys, `route_action` refuses the frame (serde's derive sees a
-/// duplicate field, so it goes to `$default`), while `decode_client_frame` keeps the last
-/// value and the handler acts on it. PROTOCOL.md: `$default` "answers with an error". On
-/// AWS the `$default` function has no DynamoDB rights, so it would fail with `internal`
-/// instead; locally it registers. Fix: make both parse the same way (refuse duplicate
-/// keys in `decode_client_frame`), and have `chat::handle` refuse to act when the decoded
-/// action differs from the event's `routeKey`.
+/// With duplicate `action` keys, route selection used to refuse the frame (serde's derive
+/// saw a duplicate field: `$default`) while the decoder kept the last value, so `$default`
+/// registered a name; on AWS the `$default` function has no DynamoDB rights. Now both
+/// read the last value, and a frame routed to `$default` never acts.
 #[tokio::test]
-
 async fn a_frame_routed_to_default_never_changes_anything() {
     let gateway = common::start_default().await;
     let mut client = Client::connect(&gateway.websocket_url()).await;
-    // Duplicate keys: routing and decoding both read the last `action`, so the frame is
-    // handled as the route it was sent to, never by `$default` acting on it.
     client
         .send_text(r#"{"action":"register","action":"ping","userName":"dupe","requestId":"d"}"#)
         .await;
     let reply = client.recv().await;
     assert_eq!(reply, json!({"action":"pong","requestId":"d"}), "{reply}");
+    client
+        .send_text(r#"{"action":"ping","action":"register","userName":"dupe","requestId":"r"}"#)
+        .await;
+    let reply = client.recv().await;
+    assert_eq!(
+        reply["action"], "registered",
+        "the last action wins: {reply}"
+    );
     client.send(json!({"action":"list","requestId":"l"})).await;
     let list = client.recv().await;
-    assert_eq!(list["users"], json!([]), "nothing registered: {list}");
+    assert_eq!(list["users"], json!([]), "only itself registered: {list}");
 }
 
-/// RFC 6455 §8.1: an endpoint that receives a text frame that is not UTF-8 fails the
-/// connection, and should send close code 1007 first (and 1002 for other protocol
-/// violations). The gateway ends the TCP connection without a close frame instead, so
-/// clients see 1006. Fix in `local/src/socket.rs` `run`: like `is_too_big`, map
-/// `tungstenite::Error::Utf8` to `close(1007, "Invalid frame payload data")` and
-/// `tungstenite::Error::Protocol` to `close(1002, "Protocol error")` before breaking.
+/// RFC 6455 §8.1 and §7.4: a text frame that is not UTF-8 fails the connection with close
+/// code 1007 (other protocol violations with 1002). The gateway used to end the TCP
+/// connection without a close frame, so clients saw 1006.
 #[tokio::test]
-
 async fn a_text_frame_that_is_not_utf8_is_closed_with_1007() {
     let gateway = common::start_default().await;
     let mut client = Client::connect(&gateway.websocket_url()).await;
@@ -696,13 +691,10 @@ async fn a_text_frame_that_is_not_utf8_is_closed_with_1007() {
     assert_eq!(client.expect_close().await, 1007);
 }
 
-/// A wrong-typed field is refused with serde's message, which quotes the offending value
-/// in full (`invalid type: string "…"`, escaped once by `Debug` and again by JSON): a
-/// 30 KB frame of `\"` gets a 60 KB `error` back, and a 120 KB fragmented one a reply
-/// over API Gateway's 128 KB limit. Fix in `shared_types::decode_client_frame`: refuse
-/// with a fixed message per field, or pass serde's text through `truncate_for_echo`.
+/// A wrong-typed field was refused with serde's message, which quotes the offending value
+/// in full (escaped once by `Debug` and again by JSON): a 30 KB frame of `\"` got a 60 KB
+/// `error` back, and a 120 KB fragmented one a reply over API Gateway's 128 KB limit.
 #[tokio::test]
-
 async fn error_replies_stay_small_whatever_the_frame() {
     let gateway = common::start_default().await;
     let mut client = Client::connect(&gateway.websocket_url()).await;

@@ -105,7 +105,8 @@ impl Inbox {
 /// What a peer's reader saw besides messages and replies.
 #[derive(Debug, Default, Clone)]
 pub struct Seen {
-    pub new_users: usize,
+    /// The `connectionId` of every `newUser`, in order.
+    pub new_users: Vec<String>,
     /// `(userName, connectionId)` of every `userExit`, in order.
     pub user_exits: Vec<(String, String)>,
     /// The close code, when the server closed with a close frame.
@@ -328,7 +329,13 @@ async fn read(
         };
         let text = text.as_str();
         if text.starts_with(r#"{"action":"newUser""#) {
-            note(&mut |s| s.new_users += 1);
+            // Cut the id out rather than parse: there are N²/2 of these.
+            let id = text
+                .split_once(r#""connectionId":""#)
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(id, _)| id.to_string())
+                .unwrap_or_else(|| panic!("peer {index}: newUser without connectionId: {text}"));
+            note(&mut |s| s.new_users.push(id.clone()));
         } else if text.starts_with(r#"{"action":"userExit""#) {
             let exit: AnnouncementFrame = serde_json::from_str(text).expect("userExit frame");
             note(&mut |s| {
