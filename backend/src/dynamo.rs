@@ -63,6 +63,11 @@ fn unavailable(operation: &str, err: impl std::error::Error) -> StoreError {
     ))
 }
 
+/// A conditional write refused because its condition did not hold (not an outage).
+fn condition_failed(err: &impl ProvideErrorMetadata) -> bool {
+    err.code() == Some("ConditionalCheckFailedException")
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -208,13 +213,7 @@ impl DynamoStore {
             .await;
         match released {
             Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(err) if condition_failed(&err) => Ok(()),
             Err(err) => Err(unavailable("DeleteItem (name)", err)),
         }
     }
@@ -338,13 +337,7 @@ impl ConnectionStore for DynamoStore {
             .await;
         match claimed {
             Ok(_) => {}
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                return Err(StoreError::NameTaken)
-            }
+            Err(err) if condition_failed(&err) => return Err(StoreError::NameTaken),
             Err(err) => return Err(unavailable("PutItem (name)", err)),
         }
 
@@ -361,11 +354,7 @@ impl ConnectionStore for DynamoStore {
             .await;
         match pointed {
             Ok(_) => {}
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
+            Err(err) if condition_failed(&err) => {
                 self.release_name(user_name, connection_id).await?;
                 return Err(StoreError::NoSuchConnection(connection_id.to_string()));
             }
