@@ -17,9 +17,13 @@ use webchat_shared_types::{
 /// How many pushes run at once: enough to hide API Gateway's latency, few enough not to
 /// trip its throttling or exhaust sockets.
 pub const FANOUT_CONCURRENCY: usize = 64;
-/// Attempts per push when API Gateway answers 429.
-const THROTTLE_ATTEMPTS: u32 = 5;
-const THROTTLE_FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// Attempts per push when API Gateway throttles (429) or is unavailable (5xx, no
+/// connection).
+const PUSH_ATTEMPTS: u32 = 5;
+const PUSH_FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// No retry starts this long after a push's first attempt, so a fan-out still answers
+/// well inside the Lambda's 10 s timeout.
+const PUSH_RETRY_WINDOW: Duration = Duration::from_secs(3);
 /// Gone connections found while announcing gone connections: stop after a few rounds.
 const CLEANUP_ROUNDS: usize = 4;
 
@@ -406,17 +410,23 @@ async fn post_with_backoff<G: ConnectionGateway>(
     connection_id: &str,
     payload: &str,
 ) -> Result<(), PostError> {
-    let mut backoff = THROTTLE_FIRST_BACKOFF;
-    for attempt in 1..=THROTTLE_ATTEMPTS {
+    let started = tokio::time::Instant::now();
+    let mut backoff = PUSH_FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
         match gateway.post(connection_id, payload).await {
-            Err(PostError::Throttled) if attempt < THROTTLE_ATTEMPTS => {
-                // Full jitter keeps many throttled pushes from retrying in lockstep.
+            Err(err)
+                if err.is_retryable()
+                    && attempt < PUSH_ATTEMPTS
+                    && started.elapsed() < PUSH_RETRY_WINDOW =>
+            {
+                // Full jitter keeps many failed pushes from retrying in lockstep.
                 let pause = rand::rng().random_range(backoff / 2..=backoff);
                 tokio::time::sleep(pause).await;
                 backoff *= 2;
+                attempt += 1;
             }
             other => return other,
         }
     }
-    Err(PostError::Throttled)
 }

@@ -2,7 +2,7 @@
 //! (`POST`/`DELETE /@connections/{id}`), behind a small trait so tests can record pushes.
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
 use std::collections::HashMap;
@@ -17,8 +17,21 @@ pub enum PostError {
     /// 429: API Gateway is throttling; worth retrying after a pause.
     #[error("throttled by API Gateway")]
     Throttled,
+    /// The push did not get through, but could on a retry: a 5xx, or no connection to
+    /// the management API (refused, reset, connect timeout). Nothing was delivered.
+    #[error("management API unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else, including an attempt that timed out: that push may have been
+    /// delivered, so retrying it could show the message twice.
     #[error("{0}")]
     Failed(String),
+}
+
+impl PostError {
+    /// Whether the same push may be tried again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, PostError::Throttled | PostError::Unavailable(_))
+    }
 }
 
 pub trait ConnectionGateway: Send + Sync {
@@ -61,9 +74,7 @@ impl ManagementGateway {
     }
 }
 
-fn classify<E>(
-    err: aws_sdk_apigatewaymanagement::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
-) -> PostError
+fn classify<E>(err: SdkError<E, aws_smithy_runtime_api::http::Response>) -> PostError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -71,6 +82,12 @@ where
     match (status, err.code()) {
         (Some(410), _) | (_, Some("GoneException")) => PostError::Gone,
         (Some(429), _) | (_, Some("LimitExceededException")) => PostError::Throttled,
+        (Some(500..=599), _) => PostError::Unavailable(DisplayErrorContext(err).to_string()),
+        // Only a connect timeout surfaces here (the attempt timeout is a TimeoutError),
+        // so the request never left: safe to send again.
+        _ if matches!(err, SdkError::DispatchFailure(_)) => {
+            PostError::Unavailable(DisplayErrorContext(err).to_string())
+        }
         _ => PostError::Failed(DisplayErrorContext(err).to_string()),
     }
 }

@@ -14,7 +14,8 @@ pub struct RecordingGateway {
 struct State {
     pushed: Vec<(String, String)>,
     gone: HashSet<String>,
-    throttles_left: HashMap<String, u32>,
+    /// Per connection, errors the next pushes answer with, first one first.
+    failures: HashMap<String, std::collections::VecDeque<PostError>>,
     attempts: HashMap<String, u32>,
     deleted: Vec<String>,
 }
@@ -33,11 +34,13 @@ impl RecordingGateway {
         self.state().gone.insert(connection_id.to_string());
     }
 
-    /// The next `times` pushes to this connection answer 429.
-    pub fn throttle(&self, connection_id: &str, times: u32) {
+    /// The next `times` pushes to this connection fail with `error`.
+    pub fn fail_next(&self, connection_id: &str, error: PostError, times: usize) {
         self.state()
-            .throttles_left
-            .insert(connection_id.to_string(), times);
+            .failures
+            .entry(connection_id.to_string())
+            .or_default()
+            .extend(std::iter::repeat_n(error, times));
     }
 
     /// How many times a push to this connection was attempted.
@@ -81,13 +84,12 @@ impl ConnectionGateway for RecordingGateway {
         if state.gone.contains(connection_id) {
             return Err(PostError::Gone);
         }
-        if let Some(left) = state
-            .throttles_left
+        if let Some(error) = state
+            .failures
             .get_mut(connection_id)
-            .filter(|left| **left > 0)
+            .and_then(|queue| queue.pop_front())
         {
-            *left -= 1;
-            return Err(PostError::Throttled);
+            return Err(error);
         }
         state
             .pushed

@@ -1,79 +1,12 @@
 //! Every row of PROTOCOL.md, driven through the same `handle` the Lambdas and the local
 //! gateway call, over the in-memory store and a gateway that records pushes.
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use aws_lambda_events::encodings::Body;
+mod support;
+
 use serde_json::{json, Value};
-use webchat_backend::{handle, ConnectionStore, MemoryStore, RecordingGateway, StoreError};
+use support::{body_json, event, Harness};
+use webchat_backend::{handle, ConnectionStore, PostError, RecordingGateway, StoreError};
 use webchat_shared_types::{ServerEvent, User};
-
-struct Harness {
-    store: MemoryStore,
-    gateway: RecordingGateway,
-}
-
-fn event(route: &str, connection_id: &str, body: Option<&str>) -> ApiGatewayWebsocketProxyRequest {
-    let mut event = ApiGatewayWebsocketProxyRequest::default();
-    event.request_context.route_key = Some(route.to_string());
-    event.request_context.connection_id = Some(connection_id.to_string());
-    event.request_context.connected_at = 1_764_316_800_000;
-    event.request_context.domain_name = Some("abc.execute-api.eu-west-1.amazonaws.com".into());
-    event.request_context.stage = Some("Prod".into());
-    event.body = body.map(str::to_string);
-    event
-}
-
-fn body_json(response: &ApiGatewayProxyResponse) -> Option<Value> {
-    match &response.body {
-        Some(Body::Text(text)) => Some(serde_json::from_str(text).expect("reply is JSON")),
-        None => None,
-        other => panic!("unexpected body {other:?}"),
-    }
-}
-
-impl Harness {
-    fn new() -> Self {
-        Harness {
-            store: MemoryStore::new(),
-            gateway: RecordingGateway::new(),
-        }
-    }
-
-    async fn route(&self, route: &str, id: &str, body: Option<&str>) -> ApiGatewayProxyResponse {
-        handle(&self.store, &self.gateway, &event(route, id, body)).await
-    }
-
-    async fn connect(&self, id: &str) {
-        assert_eq!(self.route("$connect", id, None).await.status_code, 200);
-    }
-
-    /// Sends a frame on the route API Gateway would select and returns the reply body.
-    async fn send(&self, id: &str, frame: Value) -> Option<Value> {
-        let route = frame
-            .get("action")
-            .and_then(Value::as_str)
-            .unwrap_or("$default")
-            .to_string();
-        let response = self.route(&route, id, Some(&frame.to_string())).await;
-        assert_eq!(response.status_code, 200);
-        body_json(&response)
-    }
-
-    async fn join(&self, id: &str, name: &str) {
-        self.connect(id).await;
-        let reply = self
-            .send(
-                id,
-                json!({"action":"register","userName":name,"requestId":"j"}),
-            )
-            .await;
-        assert_eq!(reply.unwrap()["action"], "registered");
-    }
-
-    fn events(&self, id: &str) -> Vec<ServerEvent> {
-        self.gateway.events_for(id)
-    }
-}
 
 fn error_code(reply: Option<Value>) -> String {
     let reply = reply.expect("an error reply");
@@ -191,10 +124,7 @@ async fn a_taken_name_is_refused_in_any_letter_case() {
 
 #[tokio::test]
 async fn rename_announces_exit_of_the_old_name_then_the_new_one_and_frees_the_old() {
-    let h = Harness::new();
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
-    h.gateway.clear();
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
     let reply = h
         .send(
             "B",
@@ -229,10 +159,7 @@ async fn rename_announces_exit_of_the_old_name_then_the_new_one_and_frees_the_ol
 
 #[tokio::test]
 async fn registering_the_same_name_again_announces_nothing() {
-    let h = Harness::new();
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
-    h.gateway.clear();
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
     let reply = h
         .send(
             "B",
@@ -361,10 +288,7 @@ async fn private_message_reaches_only_listed_live_receivers() {
 
 #[tokio::test]
 async fn original_client_private_message_frame_is_delivered_without_reply() {
-    let h = Harness::new();
-    h.join("A", "ana").await;
-    h.join("K1a2b3c4d5e6f7g=", "bia").await;
-    h.gateway.clear();
+    let h = Harness::with_users(&[("A", "ana"), ("K1a2b3c4d5e6f7g=", "bia")]).await;
     let raw = r#"{"action":"message","sender":"ana","receivers":[{"userName":"bia","connectionId":"K1a2b3c4d5e6f7g="}],"message":"oi"}"#;
     let response = h.route("message", "A", Some(raw)).await;
     assert_eq!(response.body, None);
@@ -389,10 +313,7 @@ async fn message_from_an_unregistered_connection_answers_not_registered() {
 
 #[tokio::test]
 async fn message_limits_answer_their_codes_and_deliver_nothing() {
-    let h = Harness::new();
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
-    h.gateway.clear();
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
     assert_eq!(
         error_code(
             h.send("A", json!({"action":"message","message":" \t "}))
@@ -492,10 +413,7 @@ async fn a_refusal_carries_the_request_id_of_its_frame() {
 
 #[tokio::test]
 async fn disconnect_of_a_registered_user_tells_the_rest_and_frees_the_name() {
-    let h = Harness::new();
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
-    h.gateway.clear();
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
     h.route("$disconnect", "A", None).await;
     assert_eq!(
         h.events("B"),
@@ -509,12 +427,7 @@ async fn disconnect_of_a_registered_user_tells_the_rest_and_frees_the_name() {
 
 #[tokio::test]
 async fn gone_recipient_is_removed_announced_and_the_others_still_get_the_message() {
-    let h = Harness::new();
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
-    h.join("C", "caio").await;
-    h.join("D", "duda").await;
-    h.gateway.clear();
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia"), ("C", "caio"), ("D", "duda")]).await;
     h.gateway.mark_gone("C");
     let reply = h
         .send(
@@ -545,11 +458,7 @@ async fn gone_recipient_is_removed_announced_and_the_others_still_get_the_messag
 
 #[tokio::test]
 async fn gone_connections_found_while_announcing_are_cleaned_up_too() {
-    let h = Harness::new();
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
-    h.join("C", "caio").await;
-    h.gateway.clear();
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia"), ("C", "caio")]).await;
     h.gateway.mark_gone("B");
     h.gateway.mark_gone("C");
     h.route("$disconnect", "A", None).await;
@@ -560,11 +469,8 @@ async fn gone_connections_found_while_announcing_are_cleaned_up_too() {
 
 #[tokio::test]
 async fn throttled_pushes_are_retried_with_backoff() {
-    let h = Harness::new();
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
-    h.gateway.clear();
-    h.gateway.throttle("B", 2);
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    h.gateway.fail_next("B", PostError::Throttled, 2);
     let reply = h
         .send(
             "A",
@@ -578,13 +484,32 @@ async fn throttled_pushes_are_retried_with_backoff() {
 }
 
 #[tokio::test]
+async fn pushes_that_found_the_management_api_unavailable_are_retried() {
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    h.gateway
+        .fail_next("B", PostError::Unavailable("503".into()), 2);
+    assert_eq!(h.broadcast("A", "hi").await, 1);
+    assert_eq!(h.events("B").len(), 1);
+    assert_eq!(h.gateway.attempts("B"), 3);
+}
+
+#[tokio::test]
+async fn a_push_that_may_have_arrived_is_not_sent_twice() {
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    h.gateway
+        .fail_next("B", PostError::Failed("attempt timed out".into()), 1);
+    assert_eq!(h.broadcast("A", "hi").await, 0);
+    assert_eq!(h.gateway.attempts("B"), 1);
+    assert!(
+        h.store.get("B").await.unwrap().is_some(),
+        "a failed push is not goneness"
+    );
+}
+
+#[tokio::test]
 async fn a_recipient_throttled_for_good_is_not_counted_but_does_not_fail_the_sender() {
-    let h = Harness::new();
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
-    h.join("C", "caio").await;
-    h.gateway.clear();
-    h.gateway.throttle("B", 100);
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia"), ("C", "caio")]).await;
+    h.gateway.fail_next("B", PostError::Throttled, 100);
     let reply = h
         .send(
             "A",

@@ -24,12 +24,13 @@ use http::{HeaderMap, StatusCode};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use webchat_backend::{
-    ConnectionGateway, DynamoStore, ManagementGateway, MemoryStore, PostError, TableNames,
+    ConnectionGateway, ConnectionStore, DynamoStore, ManagementGateway, MemoryStore, PostError,
+    TableNames,
 };
 use webchat_shared_types::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
@@ -159,6 +160,8 @@ pub(crate) struct Gateway {
     /// The handlers' view of `@connections`: the real SDK client, over HTTP, to us.
     pub management: BoundedPushes,
     pub connections: Mutex<HashMap<String, Arc<OpenConnection>>>,
+    /// Set by [`Running::stop`]: sockets it closes skip `$disconnect`.
+    pub stopping: AtomicBool,
 }
 
 impl Gateway {
@@ -221,20 +224,31 @@ impl Running {
         self.gateway.lock_connections().len()
     }
 
-    /// Stops accepting and drops every connection without running `$disconnect`, as a
-    /// killed process would.
+    /// Stops the gateway: no new connections, every socket closed with 1001, and every
+    /// connection removed from the store, so a DynamoDB store that outlives this process
+    /// keeps no ghost users or taken names. `$disconnect` does not run for these sockets:
+    /// everyone it would tell is leaving too, and N handlers each announcing to N-1
+    /// closing peers would cost N² pushes for nothing.
     pub async fn stop(mut self) {
+        self.gateway.stopping.store(true, Ordering::SeqCst);
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
         self.task.abort();
         let _ = (&mut self.task).await;
         let open: Vec<_> = self.gateway.lock_connections().drain().collect();
-        for (_, connection) in open {
+        for (connection_id, connection) in open {
             let _ = connection.outbound.send(Outbound::Close {
                 code: 1001,
                 reason: "Going away",
             });
+            if let Err(err) = self.gateway.store.remove(&connection_id).await {
+                tracing::warn!(
+                    error = %err,
+                    "could not remove {connection_id} from the store on stop; \
+                     its row expires with the connection TTL"
+                );
+            }
         }
     }
 }
@@ -287,6 +301,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         },
         store,
         connections: Mutex::new(HashMap::new()),
+        stopping: AtomicBool::new(false),
         config,
     });
 

@@ -142,7 +142,7 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
         ending.code,
         ending.reason
     );
-    if gateway.config.deliver_disconnects {
+    if gateway.config.deliver_disconnects && !gateway.stopping.load(Ordering::SeqCst) {
         let event = events::disconnect_event(&gateway.api, &info, ending.code, &ending.reason);
         gateway.invoke(&event).await;
     }

@@ -350,3 +350,36 @@ async fn a_dropped_tcp_connection_runs_disconnect() {
     let exit: Value = watcher.recv_action("userExit").await;
     assert_eq!(exit["userName"], "dropped");
 }
+
+/// Ctrl-C: `webchat-local` stops, then its process exits, ending every task that had not
+/// finished. A DynamoDB store outlives it, and the next gateway on it must not list the
+/// stopped one's users or refuse their names.
+#[test]
+fn a_restarted_gateway_on_the_same_dynamodb_keeps_no_ghosts_of_the_stopped_one() {
+    let dynalite = Dynalite::start();
+    let config = || Config {
+        dynamodb_endpoint: Some(dynalite.endpoint()),
+        ..Config::default()
+    };
+    let runtime = || tokio::runtime::Runtime::new().expect("tokio runtime");
+
+    let first_process = runtime();
+    first_process.block_on(async {
+        let first = start(config()).await;
+        let url = first.websocket_url();
+        let mut ana = Client::join(&url, "ana").await;
+        let _bia = Client::join(&url, "bia").await;
+        ana.recv_action("newUser").await;
+        first.stop().await;
+    });
+    // What the process exit does to whatever is still running.
+    first_process.shutdown_background();
+
+    runtime().block_on(async {
+        let second = start(config()).await;
+        let mut again = Client::join(&second.websocket_url(), "ana").await;
+        again.send(json!({"action":"list","requestId":"who"})).await;
+        let list = again.recv_action("list").await;
+        assert_eq!(list["users"], json!([]), "ghosts after restart: {list}");
+    });
+}

@@ -333,14 +333,14 @@ async fn load_run(config: Config, clients: usize, private: usize, broadcasts: us
             peer.name
         );
     }
-    // No orderly teardown: closing the sockets (or `Running::stop`, which still runs
-    // `$disconnect` for each) would announce every exit to everyone left, another N²/2
-    // pushes for nothing. The test runtime drops every task when the test returns.
-    std::mem::drop((gateway, peers));
+    // `stop` closes every socket without N `$disconnect`s each announcing to everyone
+    // left, which would be another N²/2 pushes for nothing.
+    gateway.stop().await;
+    drop(peers);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "minutes in a debug build on 2 cores; run with `cargo test --release -p webchat-local --test load -- --ignored` (see docs/testing.md)"]
+#[ignore = "full size: `cargo xtask test` runs it in the load-test profile (docs/testing.md)"]
 async fn a_thousand_clients_exchange_twenty_thousand_private_messages_and_fifty_broadcasts() {
     load_run(
         Config::default(),
@@ -352,7 +352,7 @@ async fn a_thousand_clients_exchange_twenty_thousand_private_messages_and_fifty_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "minutes in a debug build on 2 cores; run with `cargo test --release -p webchat-local --test load -- --ignored` (see docs/testing.md)"]
+#[ignore = "full size: `cargo xtask test` runs it in the load-test profile (docs/testing.md)"]
 async fn two_hundred_clients_on_the_dynamodb_store_lose_nothing() {
     let dynalite = Dynalite::start();
     load_run(

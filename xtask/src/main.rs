@@ -1,7 +1,8 @@
 //! Project tasks, run as `cargo xtask <task>` (see `.cargo/config.toml`).
 //!
 //! - `test`: installs what the checks need, then format, lints, the wasm build of the
-//!   protocol crate, cfn-lint, every test, and the real-browser test. CI runs this.
+//!   protocol crate, cfn-lint, every test, the full-size load tests, and the
+//!   real-browser test. CI runs this.
 //! - `dev`: installs the UI tools, builds the UI, and serves the whole chat with
 //!   `webchat-local` at http://127.0.0.1:8080/.
 //! - `bench`: the speed and size figures, written to `target/bench/results.json`.
@@ -19,7 +20,8 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  test      install what is missing, then fmt, clippy, wasm build, cfn-lint, all tests, browser test
+  test      install what is missing, then fmt, clippy, wasm build, cfn-lint, all tests,
+            the full-size load tests, browser test
   dev       build the UI and serve the chat at http://127.0.0.1:8080/ (extra args go to webchat-local)
   bench     measure speed and size figures into target/bench/results.json and the README
   lambdas   build the Lambda binary for arm64 with cargo-lambda (zip in target/lambda/)";
@@ -132,6 +134,23 @@ fn test(root: &Path) -> Result<()> {
     let mut tests = cargo(root);
     tests.args(["test", "--workspace", "--exclude", "webchat-e2e"]);
     step("cargo test", tests)?;
+
+    // A million pushes through the SDK and back: minutes unoptimised, about two in
+    // the `load-test` profile (Cargo.toml says why it exists).
+    let mut load = cargo(root);
+    load.args([
+        "test",
+        "--profile",
+        "load-test",
+        "-p",
+        "webchat-local",
+        "--test",
+        "load",
+        "--",
+        "--ignored",
+        "--nocapture",
+    ]);
+    step("full-size load tests (load-test profile)", load)?;
 
     ui::browser_test(root)?;
     println!(
