@@ -19,6 +19,11 @@ use tokio::sync::Semaphore;
 use webchat_local::Config;
 use webchat_testkit::Dynalite;
 
+// As in the `webchat-local` binary (src/main.rs says why): the gateway runs in this
+// process here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Frames in flight at once, across all senders, and registrations at once. The gateway
 /// bounds pushes itself (see `simultaneous_broadcasts_from_every_client_all_arrive`);
 /// bounding frames too keeps each reply well within the clients' wait on a busy machine,
