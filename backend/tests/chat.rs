@@ -99,13 +99,7 @@ async fn a_taken_name_is_refused_in_any_letter_case() {
     let h = Harness::new();
     h.join("A", "Ana").await;
     h.connect("B").await;
-    let reply = h
-        .send(
-            "B",
-            json!({"action":"register","userName":"aNA","requestId":"r"}),
-        )
-        .await
-        .unwrap();
+    let reply = h.register("B", "aNA").await;
     assert_eq!(reply["code"], "name_taken");
     assert_eq!(reply["requestId"], "r");
     assert_eq!(
@@ -125,13 +119,7 @@ async fn a_taken_name_is_refused_in_any_letter_case() {
 #[tokio::test]
 async fn rename_announces_exit_of_the_old_name_then_the_new_one_and_frees_the_old() {
     let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
-    let reply = h
-        .send(
-            "B",
-            json!({"action":"register","userName":"bea","requestId":"r"}),
-        )
-        .await
-        .unwrap();
+    let reply = h.register("B", "bea").await;
     assert_eq!(reply["userName"], "bea");
     assert_eq!(
         h.events("A"),
@@ -147,26 +135,14 @@ async fn rename_announces_exit_of_the_old_name_then_the_new_one_and_frees_the_ol
         ]
     );
     h.connect("C").await;
-    let reply = h
-        .send(
-            "C",
-            json!({"action":"register","userName":"bia","requestId":"r"}),
-        )
-        .await
-        .unwrap();
+    let reply = h.register("C", "bia").await;
     assert_eq!(reply["action"], "registered", "the old name is free again");
 }
 
 #[tokio::test]
 async fn registering_the_same_name_again_announces_nothing() {
     let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
-    let reply = h
-        .send(
-            "B",
-            json!({"action":"register","userName":"bia","requestId":"r"}),
-        )
-        .await
-        .unwrap();
+    let reply = h.register("B", "bia").await;
     assert_eq!(reply["action"], "registered");
     assert!(h.events("A").is_empty());
 }

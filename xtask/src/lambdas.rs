@@ -12,6 +12,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::tools::{ensure_rust_target, run};
+
 /// The venv, relative to the workspace root.
 const VENV: &str = ".tools/venv";
 /// The one Lambda binary every function of templates/websocket.yml runs.
@@ -186,43 +188,6 @@ impl Venv {
         }
         std::env::join_paths(paths).context("building PATH")
     }
-}
-
-/// Adds a Rust target's standard library through rustup when the toolchain in use (the one
-/// rust-toolchain.toml pins) lacks it.
-fn ensure_rust_target(root: &Path, target: &str) -> Result<()> {
-    let listed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output();
-    let Ok(listed) = listed else {
-        println!("xtask: rustup not found; assuming the {target} standard library is installed");
-        return Ok(());
-    };
-    if String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .any(|l| l.trim() == target)
-    {
-        return Ok(());
-    }
-    println!("xtask: adding the Rust target {target} (rustup target add)");
-    run(Command::new("rustup")
-        .args(["target", "add", target])
-        .current_dir(root))
-}
-
-/// Runs a command with inherited output; fails on a non-zero exit.
-fn run(command: &mut Command) -> Result<()> {
-    let shown = format!("{command:?}");
-    let status = command
-        .stdin(Stdio::null())
-        .status()
-        .with_context(|| format!("starting {shown}"))?;
-    if !status.success() {
-        bail!("{shown} failed ({status})");
-    }
-    Ok(())
 }
 
 /// The name and contents of a zip file's first entry (stored or deflated).

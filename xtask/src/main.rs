@@ -10,12 +10,14 @@
 
 mod bench;
 mod lambdas;
+mod tools;
 mod ui;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+use tools::{cargo, step};
 
 const USAGE: &str = "usage: cargo xtask <task>
 
@@ -54,30 +56,6 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask lives inside the workspace")
         .to_path_buf()
-}
-
-/// `cargo` as the one running xtask, so the pinned toolchain is used throughout.
-fn cargo(root: &Path) -> Command {
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command.current_dir(root);
-    command
-}
-
-/// Runs a step, printing it first and failing with its name.
-fn step(name: &str, mut command: Command) -> Result<()> {
-    println!("xtask: {name}");
-    let started = Instant::now();
-    let status = command
-        .status()
-        .with_context(|| format!("could not start `{name}`"))?;
-    if !status.success() {
-        bail!("`{name}` failed ({status}); see its output above");
-    }
-    println!(
-        "xtask: {name}: ok in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
 }
 
 /// Installs dynalite into `.tools/dynalite` (project-local, git-ignored) when missing.

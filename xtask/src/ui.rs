@@ -16,6 +16,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::tools::{cargo, ensure_rust_target, output, run, step, target_dir};
+
 /// trunk 0.22 needs a newer Rust than the workspace pins.
 pub const TRUNK_VERSION: &str = "0.21.14";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
@@ -25,7 +27,7 @@ pub const BUNDLE_BUDGET_GZIP: u64 = 150 * 1024;
 
 /// Installs whatever the UI build needs and is missing.
 pub fn ensure_ui_tools(root: &Path) -> Result<()> {
-    ensure_wasm_target(root)?;
+    ensure_rust_target(root, WASM_TARGET)?;
     ensure_trunk(root)?;
     ensure_wasm_bindgen(root)?;
     ensure_wasm_opt()?;
@@ -104,22 +106,14 @@ pub fn browser_test(root: &Path) -> Result<()> {
     ensure_browser(root)?;
     let dist = build_ui(root, true)?;
 
-    println!("xtask: cargo build --bin webchat-local");
-    let status = Command::new(cargo())
-        .args(["build", "-p", "webchat-local", "--bin", "webchat-local"])
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("building webchat-local failed (see the compiler output above)");
-    }
+    let mut build = cargo(root);
+    build.args(["build", "-p", "webchat-local", "--bin", "webchat-local"]);
+    step("cargo build --bin webchat-local", build)?;
     let local_bin = target_dir(root).join("debug").join("webchat-local");
 
     println!("xtask: cargo test -p webchat-e2e (three headless Chromium users; screenshots in target/e2e/)");
-    let status = Command::new(cargo())
+    let status = cargo(root)
         .args(["test", "-p", "webchat-e2e", "--", "--nocapture"])
-        .current_dir(root)
         .env("WEBCHAT_DIST", &dist)
         .env("WEBCHAT_LOCAL_BIN", &local_bin)
         .stdin(Stdio::null())
@@ -135,24 +129,6 @@ pub fn browser_test(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn ensure_wasm_target(root: &Path) -> Result<()> {
-    // Run at the root so rustup answers for the toolchain rust-toolchain.toml pins.
-    let installed = output(
-        Command::new("rustup")
-            .args(["target", "list", "--installed"])
-            .current_dir(root),
-    )
-    .context("running rustup; the UI build needs rustup to add the wasm32 target")?;
-    if installed.lines().any(|line| line.trim() == WASM_TARGET) {
-        return Ok(());
-    }
-    println!("xtask: installing the {WASM_TARGET} target with rustup");
-    run(Command::new("rustup")
-        .args(["target", "add", WASM_TARGET])
-        .current_dir(root))
-    .with_context(|| format!("`rustup target add {WASM_TARGET}` failed"))
-}
-
 fn ensure_trunk(root: &Path) -> Result<()> {
     let want = format!("trunk {TRUNK_VERSION}");
     if version_of("trunk").is_some_and(|v| v == want) {
@@ -161,10 +137,10 @@ fn ensure_trunk(root: &Path) -> Result<()> {
     println!("xtask: installing trunk {TRUNK_VERSION} (about 9 min)");
     // --locked: resolved afresh, trunk 0.21's lightningcss alpha meets a newer cssparser
     // that it does not compile with.
-    run(Command::new(cargo())
-        .args(["install", "trunk", "--version", TRUNK_VERSION, "--locked"])
-        .current_dir(root))
-    .with_context(|| format!("`cargo install trunk --version {TRUNK_VERSION} --locked` failed"))?;
+    run(cargo(root).args(["install", "trunk", "--version", TRUNK_VERSION, "--locked"]))
+        .with_context(|| {
+            format!("`cargo install trunk --version {TRUNK_VERSION} --locked` failed")
+        })?;
     match version_of("trunk") {
         Some(v) if v == want => Ok(()),
         other => bail!(
@@ -181,10 +157,8 @@ fn ensure_wasm_bindgen(root: &Path) -> Result<()> {
         return Ok(());
     }
     println!("xtask: installing wasm-bindgen-cli {version} to match Cargo.lock (about 3 min)");
-    run(Command::new(cargo())
-        .args(["install", "wasm-bindgen-cli", "--version", &version])
-        .current_dir(root))
-    .with_context(|| format!("`cargo install wasm-bindgen-cli --version {version}` failed"))?;
+    run(cargo(root).args(["install", "wasm-bindgen-cli", "--version", &version]))
+        .with_context(|| format!("`cargo install wasm-bindgen-cli --version {version}` failed"))?;
     match version_of("wasm-bindgen") {
         Some(v) if v == want => Ok(()),
         other => bail!(
@@ -347,39 +321,6 @@ fn tool(name: &str) -> PathBuf {
     } else {
         PathBuf::from(name)
     }
-}
-
-fn cargo() -> OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
-}
-
-fn target_dir(root: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => root.join(dir),
-        _ => root.join("target"),
-    }
-}
-
-fn run(command: &mut Command) -> Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("starting {:?}", command.get_program()))?;
-    if !status.success() {
-        bail!("{:?} exited with {status}", command.get_program());
-    }
-    Ok(())
-}
-
-fn output(command: &mut Command) -> Result<String> {
-    let out = command
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("starting {:?}", command.get_program()))?;
-    if !out.status.success() {
-        bail!("{:?} exited with {}", command.get_program(), out.status);
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Bytes the browser downloads to start the app: every `.wasm` and `.js` in dist.

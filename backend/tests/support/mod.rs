@@ -89,15 +89,20 @@ impl<G: ConnectionGateway> Harness<G> {
         body_json(&response)
     }
 
+    /// Registers `id` as `name` and returns the reply.
+    pub async fn register(&self, id: &str, name: &str) -> Value {
+        self.send(
+            id,
+            json!({"action":"register","userName":name,"requestId":"r"}),
+        )
+        .await
+        .expect("a reply to register with a requestId")
+    }
+
     pub async fn join(&self, id: &str, name: &str) {
         self.connect(id).await;
-        let reply = self
-            .send(
-                id,
-                json!({"action":"register","userName":name,"requestId":"j"}),
-            )
-            .await;
-        assert_eq!(reply.unwrap()["action"], "registered");
+        let reply = self.register(id, name).await;
+        assert_eq!(reply["action"], "registered", "{reply}");
     }
 
     /// Broadcasts `text` from `id` and returns how many the `sent` reply says got it.

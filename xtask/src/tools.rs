@@ -1,0 +1,89 @@
+//! Running commands and installing Rust targets: what every task shares.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// `cargo` as the one running xtask, so the pinned toolchain is used throughout.
+pub fn cargo(root: &Path) -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(root);
+    command
+}
+
+/// Runs a named step with its output shown, printing how long it took; fails with its
+/// name.
+pub fn step(name: &str, mut command: Command) -> Result<()> {
+    println!("xtask: {name}");
+    let started = Instant::now();
+    let status = command
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("could not start `{name}`"))?;
+    if !status.success() {
+        bail!("`{name}` failed ({status}); see its output above");
+    }
+    println!(
+        "xtask: {name}: ok in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Runs a command with its output shown; fails on a non-zero exit.
+pub fn run(command: &mut Command) -> Result<()> {
+    let shown = format!("{command:?}");
+    let status = command
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+/// A command's standard output; its errors are shown as they come.
+pub fn output(command: &mut Command) -> Result<String> {
+    let shown = format!("{command:?}");
+    let out = command
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("starting {shown}"))?;
+    if !out.status.success() {
+        bail!("{shown} failed ({})", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The build directory, honouring `CARGO_TARGET_DIR`.
+pub fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
+
+/// Adds a Rust target's standard library through rustup when the toolchain in use (the
+/// one rust-toolchain.toml pins) lacks it.
+pub fn ensure_rust_target(root: &Path, target: &str) -> Result<()> {
+    // Run at the root so rustup answers for the pinned toolchain.
+    let Ok(installed) = output(
+        Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .current_dir(root),
+    ) else {
+        println!("xtask: rustup not found; assuming the {target} standard library is installed");
+        return Ok(());
+    };
+    if installed.lines().any(|line| line.trim() == target) {
+        return Ok(());
+    }
+    println!("xtask: adding the Rust target {target} (rustup target add)");
+    run(Command::new("rustup")
+        .args(["target", "add", target])
+        .current_dir(root))
+    .with_context(|| format!("`rustup target add {target}` failed"))
+}
