@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use events::{ApiInfo, ConnectionInfo};
+use futures::StreamExt;
 use http::{HeaderMap, StatusCode};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -236,22 +237,41 @@ impl Running {
         }
         self.task.abort();
         let _ = (&mut self.task).await;
-        let open: Vec<_> = self.gateway.lock_connections().drain().collect();
-        for (connection_id, connection) in open {
+        let open: HashMap<_, _> = std::mem::take(&mut *self.gateway.lock_connections());
+        for connection in open.values() {
             let _ = connection.outbound.send(Outbound::Close {
                 code: 1001,
                 reason: "Going away",
             });
-            if let Err(err) = self.gateway.store.remove(&connection_id).await {
-                tracing::warn!(
-                    error = %err,
-                    "could not remove {connection_id} from the store on stop; \
-                     its row expires with the connection TTL"
-                );
-            }
         }
+        // A few at a time, and none after the store first fails: with DynamoDB down,
+        // Ctrl-C must not wait out a timeout per connection.
+        let store_failed = AtomicBool::new(false);
+        futures::stream::iter(open.keys())
+            .for_each_concurrent(STOP_REMOVALS_AT_ONCE, |connection_id| {
+                let store_failed = &store_failed;
+                let store = &self.gateway.store;
+                async move {
+                    if store_failed.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if let Err(err) = store.remove(connection_id).await {
+                        if !store_failed.swap(true, Ordering::SeqCst) {
+                            tracing::warn!(
+                                error = %err,
+                                "could not remove the closed connections from the store; \
+                                 their rows expire with the connection TTL"
+                            );
+                        }
+                    }
+                }
+            })
+            .await;
     }
 }
+
+/// Store removals in flight while [`Running::stop`] forgets the open connections.
+const STOP_REMOVALS_AT_ONCE: usize = 16;
 
 /// Starts the gateway and returns once it accepts connections.
 pub async fn start(config: Config) -> Result<Running, StartError> {
