@@ -231,13 +231,15 @@ impl Running {
     /// everyone it would tell is leaving too, and N handlers each announcing to N-1
     /// closing peers would cost N² pushes for nothing.
     pub async fn stop(mut self) {
-        self.gateway.stopping.store(true, Ordering::SeqCst);
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
         self.task.abort();
         let _ = (&mut self.task).await;
+        // Taken before the flag is set: a socket that closes on its own in between is
+        // not in `open`, so its own `$disconnect` must still run, and does.
         let open: HashMap<_, _> = std::mem::take(&mut *self.gateway.lock_connections());
+        self.gateway.stopping.store(true, Ordering::SeqCst);
         for connection in open.values() {
             let _ = connection.outbound.send(Outbound::Close {
                 code: 1001,
