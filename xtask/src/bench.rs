@@ -1,6 +1,7 @@
-//! `cargo xtask bench`: builds the release binaries, runs `webchat-bench` (which writes
-//! `target/bench/results.json`), and puts the figures in the README between
-//! `<!-- bench:start -->` and `<!-- bench:end -->`, with the date and the machine.
+//! `cargo xtask bench`: builds the release binaries, the arm64 Lambda zip and the
+//! release UI, runs `webchat-bench` (which writes `target/bench/results.json`), and puts
+//! the figures in the README between `<!-- bench:start -->` and `<!-- bench:end -->`,
+//! with the date and the machine.
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -12,42 +13,27 @@ const END: &str = "<!-- bench:end -->";
 
 pub fn run(root: &Path) -> Result<()> {
     let started = Instant::now();
-    println!(
-        "xtask: bench: building webchat-local, webchat-lambda and webchat-bench in release \
-         (fat LTO, codegen-units=1: several minutes on 2 cores)"
-    );
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(&cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "webchat-local",
-            "-p",
-            "webchat-backend",
-            "-p",
-            "webchat-bench",
-            "--bins",
-        ])
-        .current_dir(root)
-        .status()
-        .context("starting cargo build")?;
-    if !status.success() {
-        bail!("the release build failed ({status}); see its output above");
-    }
-    println!(
-        "xtask: bench: built in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    if !root
-        .join("target/lambda/webchat-lambda/bootstrap.zip")
-        .is_file()
-    {
-        println!("xtask: bench: no Lambda zip yet; `cargo xtask lambdas` builds it (its size is reported as not built)");
-    }
-    if !root.join("dist").is_dir() {
-        println!("xtask: bench: no dist/ yet; `cargo xtask dev` builds the UI (its size is reported as not built)");
-    }
+    let mut build = crate::tools::cargo(root);
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "webchat-local",
+        "-p",
+        "webchat-backend",
+        "-p",
+        "webchat-bench",
+        "--bins",
+    ]);
+    crate::tools::step(
+        "release build of webchat-local, webchat-lambda and webchat-bench \
+         (fat LTO, codegen-units=1: several minutes on 2 cores)",
+        build,
+    )?;
+    // Sizes are of what this checkout builds now, not of whatever an earlier build left.
+    crate::lambdas::build_lambdas(root)?;
+    crate::ui::ensure_ui_tools(root)?;
+    crate::ui::build_ui(root, true)?;
 
     let results = root.join("target/bench/results.json");
     let status = Command::new(root.join("target/release/webchat-bench"))
