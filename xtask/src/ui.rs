@@ -23,7 +23,8 @@ pub const TRUNK_VERSION: &str = "0.21.14";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Issue 4's budget for the UI download: wasm + js, gzip.
-pub const BUNDLE_BUDGET_GZIP: u64 = 150 * 1024;
+/// KB here are 1,000 bytes, as in `cargo xtask bench`, so both report the same figure.
+pub const BUNDLE_BUDGET_GZIP: u64 = 150_000;
 
 /// Installs whatever the UI build needs and is missing.
 pub fn ensure_ui_tools(root: &Path) -> Result<()> {
@@ -350,5 +351,5 @@ pub fn bundle_size(dist: &Path) -> Result<BundleSize> {
 }
 
 fn kb(bytes: u64) -> String {
-    format!("{:.1} KB", bytes as f64 / 1024.0)
+    format!("{:.1} KB", bytes as f64 / 1000.0)
 }
