@@ -17,13 +17,7 @@ pub fn cargo(root: &Path) -> Command {
 pub fn step(name: &str, mut command: Command) -> Result<()> {
     println!("xtask: {name}");
     let started = Instant::now();
-    let status = command
-        .stdin(Stdio::null())
-        .status()
-        .with_context(|| format!("could not start `{name}`"))?;
-    if !status.success() {
-        bail!("`{name}` failed ({status}); see its output above");
-    }
+    run(&mut command).with_context(|| format!("`{name}` failed; see its output above"))?;
     println!(
         "xtask: {name}: ok in {:.0} s",
         started.elapsed().as_secs_f64()
