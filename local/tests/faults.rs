@@ -1,8 +1,10 @@
 //! Faults: clients that vanish without closing, lost `$disconnect` events, and the
 //! DynamoDB store going away mid-run and coming back.
 
+mod common;
 mod support;
 
+use common::start;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -14,16 +16,43 @@ use support::{join_many, Inbox, Peer};
 use webchat_local::{Config, Running};
 use webchat_testkit::Dynalite;
 
-async fn start(config: Config) -> Running {
-    webchat_local::start(Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        ..config
-    })
-    .await
-    .expect("gateway starts")
+/// A gateway on a free port with `clients` peers registered on it.
+struct Room {
+    gateway: Running,
+    url: String,
+    inbox: Arc<Inbox>,
+    peers: Vec<Peer>,
 }
 
-/// Polls `done` every 20 ms until it holds or `within` passes; says whether it held.
+async fn room(config: Config, clients: usize, prefix: &str, joining_at_once: usize) -> Room {
+    let gateway = start(config).await;
+    let url = gateway.websocket_url();
+    let inbox = Inbox::new();
+    let peers = join_many(&url, clients, prefix, joining_at_once, inbox.clone()).await;
+    Room {
+        gateway,
+        url,
+        inbox,
+        peers,
+    }
+}
+
+/// API Gateway losing `$disconnect` events: closed sockets leave their rows behind.
+fn losing_disconnects() -> Config {
+    Config {
+        deliver_disconnects: false,
+        ..Config::default()
+    }
+}
+
+/// `(name, connection id)` of each peer, as `userExit` announces them.
+fn identities(peers: &[Peer]) -> Vec<(String, String)> {
+    peers
+        .iter()
+        .map(|p| (p.name.clone(), p.connection_id.clone()))
+        .collect()
+}
+
 async fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     loop {
@@ -85,19 +114,14 @@ async fn expect_exits(peers: &[Peer], exits: &[(String, String)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_clients_with_lost_disconnects_are_found_gone_by_the_next_fan_out() {
-    let gateway = start(Config {
-        deliver_disconnects: false,
-        ..Config::default()
-    })
-    .await;
-    let url = gateway.websocket_url();
-    let inbox = Inbox::new();
-    let mut peers = join_many(&url, 8, "peer", 4, inbox.clone()).await;
+    let Room {
+        gateway,
+        url,
+        inbox,
+        mut peers,
+    } = room(losing_disconnects(), 8, "peer", 4).await;
     let killed: Vec<Peer> = peers.split_off(5);
-    let exits: Vec<(String, String)> = killed
-        .iter()
-        .map(|p| (p.name.clone(), p.connection_id.clone()))
-        .collect();
+    let exits = identities(&killed);
     for peer in killed {
         peer.kill().await;
     }
@@ -149,14 +173,12 @@ async fn killed_clients_with_lost_disconnects_are_found_gone_by_the_next_fan_out
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_message_to_a_vanished_client_cleans_it_up_and_reaches_the_others() {
-    let gateway = start(Config {
-        deliver_disconnects: false,
-        ..Config::default()
-    })
-    .await;
-    let url = gateway.websocket_url();
-    let inbox = Inbox::new();
-    let mut peers = join_many(&url, 4, "pm", 4, inbox.clone()).await;
+    let Room {
+        gateway,
+        inbox,
+        mut peers,
+        ..
+    } = room(losing_disconnects(), 4, "pm", 4).await;
     let gone = peers.pop().unwrap();
     let (gone_name, gone_id) = (gone.name.clone(), gone.connection_id.clone());
     gone.kill().await;
@@ -182,15 +204,15 @@ async fn a_private_message_to_a_vanished_client_cleans_it_up_and_reaches_the_oth
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_clients_with_normal_disconnects_are_announced_at_once() {
-    let gateway = start(Config::default()).await;
-    let url = gateway.websocket_url();
-    let inbox = Inbox::new();
-    let mut peers = join_many(&url, 8, "kd", 4, inbox.clone()).await;
+    // Bound, not `_`: the gateway must outlive the statement.
+    let Room {
+        gateway: _gateway,
+        inbox,
+        mut peers,
+        ..
+    } = room(Config::default(), 8, "kd", 4).await;
     let killed: Vec<Peer> = peers.split_off(5);
-    let exits: Vec<(String, String)> = killed
-        .iter()
-        .map(|p| (p.name.clone(), p.connection_id.clone()))
-        .collect();
+    let exits = identities(&killed);
     for peer in killed {
         peer.kill().await;
     }
@@ -215,20 +237,15 @@ async fn clients_vanishing_during_fan_outs_never_cost_the_others_a_message() {
     const DOOMED: usize = 10;
     const ROUNDS: usize = 5;
     const SENDING_AT_ONCE: usize = 4;
-    let gateway = start(Config {
-        deliver_disconnects: false,
-        ..Config::default()
-    })
-    .await;
-    let url = gateway.websocket_url();
-    let inbox = Inbox::new();
-    let mut peers = join_many(&url, CLIENTS, "chaos", 8, inbox.clone()).await;
+    let Room {
+        gateway,
+        inbox,
+        mut peers,
+        ..
+    } = room(losing_disconnects(), CLIENTS, "chaos", 8).await;
     let doomed: Vec<Peer> = peers.split_off(CLIENTS - DOOMED);
     let survivors = peers;
-    let exits: Vec<(String, String)> = doomed
-        .iter()
-        .map(|p| (p.name.clone(), p.connection_id.clone()))
-        .collect();
+    let exits = identities(&doomed);
 
     let killer = tokio::spawn(async move {
         let mut rng = StdRng::seed_from_u64(6);

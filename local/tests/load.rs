@@ -6,8 +6,10 @@
 //! `WEBCHAT_LOAD_PRIVATE`, `WEBCHAT_LOAD_BROADCASTS` (the in-memory run) and
 //! `WEBCHAT_LOAD_DYNAMO_CLIENTS`, `..._PRIVATE`, `..._BROADCASTS` (the dynalite run).
 
+mod common;
 mod support;
 
+use common::start;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -265,12 +267,7 @@ fn check_announcements(peers: &[Peer]) {
 async fn load_run(config: Config, clients: usize, private: usize, broadcasts: usize) {
     assert!(clients >= 2);
     let started = Instant::now();
-    let gateway = webchat_local::start(Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        ..config
-    })
-    .await
-    .expect("gateway starts");
+    let gateway = start(config).await;
     let url = gateway.websocket_url();
     let inbox = Inbox::new();
 
@@ -382,12 +379,7 @@ async fn two_hundred_clients_on_the_dynamodb_store_lose_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_broadcasts_from_every_client_all_arrive() {
     const CLIENTS: usize = 60;
-    let gateway = webchat_local::start(Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    })
-    .await
-    .expect("gateway starts");
+    let gateway = start(Config::default()).await;
     let url = gateway.websocket_url();
     let inbox = Inbox::new();
     let peers = join_many(&url, CLIENTS, "all", JOINING_AT_ONCE, inbox.clone()).await;
