@@ -11,7 +11,8 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use webchat_shared_types::{
-    decode_client_frame, ErrorCode, Refusal, Request, ServerEvent, ServerFrame, User, ValidFrame,
+    decode_client_frame, unknown_action, ErrorCode, Refusal, Request, ServerEvent, ServerFrame,
+    User, ValidFrame,
 };
 
 /// How many pushes run at once: enough to hide API Gateway's latency, few enough not to
@@ -169,14 +170,11 @@ impl<S: ConnectionStore, G: ConnectionGateway> Chat<'_, S, G> {
         // API Gateway chose `$default` because it found no known action; a frame the
         // decoder reads differently (duplicate keys, say) must still change nothing.
         if route == "$default" {
-            return Some(ServerFrame {
-                request_id,
-                ..Refusal::new(
-                    ErrorCode::UnknownAction,
-                    "frame has no usable \"action\"; use register, list, message or ping",
-                )
-                .to_frame()
-            });
+            return Some(
+                unknown_action("frame has no usable \"action\"")
+                    .with_request_id(request_id)
+                    .to_frame(),
+            );
         }
         let always_reply = matches!(request, Request::List);
         let outcome = match request {

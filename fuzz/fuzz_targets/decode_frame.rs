@@ -1,4 +1,4 @@
-//! Fuzzes what every client frame goes through: `route_action` (API Gateway's route
+//! Fuzzes what every client frame goes through: `Route::of_frame` (API Gateway's route
 //! selection, as the local gateway does it) and `decode_client_frame` (the handlers'
 //! decoding and validation), then re-encodes what decodes.
 //!
@@ -9,7 +9,7 @@
 //!   of 1..=4,096 characters without control characters other than line breaks and tabs,
 //!   and at most 100 distinct, well-formed receivers; validating its fields again changes
 //!   nothing;
-//! - `route_action` agrees with the decoder: a frame that decodes is routed to its action,
+//! - `Route::of_frame` agrees with the decoder: a frame that decodes is routed to its action,
 //!   and a frame refused as `bad_json` or `unknown_action` is routed to `$default`
 //!   (duplicate keys included: both keep the last value);
 //! - a refusal (other than `bad_json`) of a JSON object with a valid string `requestId`
@@ -27,7 +27,7 @@
 use libfuzzer_sys::fuzz_target;
 use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use webchat_shared_types::{
-    decode_client_frame, decode_server_frame, route_action, validate_message, validate_user_name,
+    decode_client_frame, decode_server_frame, Route, validate_message, validate_user_name,
     ClientAction, ClientFrame, ErrorCode, ReceiverRef, Request, ServerEvent, ServerFrame, User,
     ValidFrame, MAX_CONNECTION_ID_CHARS, MAX_MESSAGE_BYTES, MAX_MESSAGE_CHARS, MAX_NAME_CHARS,
     MAX_RECEIVERS, MAX_REQUEST_ID_CHARS,
@@ -43,15 +43,6 @@ fuzz_target!(|data: &[u8]| {
         check(frame);
     }
 });
-
-fn action_of(request: &Request) -> &'static str {
-    match request {
-        Request::Register { .. } => "register",
-        Request::List => "list",
-        Request::Message { .. } => "message",
-        Request::Ping => "ping",
-    }
-}
 
 /// The string `requestId` of a frame that is a JSON object (the last one, when the key is
 /// repeated, as serde_json keeps it), read without building a `Value`.
@@ -88,15 +79,15 @@ fn valid_request_id(id: &str) -> bool {
 
 fn check(frame: &str) {
     let decoded = decode_client_frame(frame);
-    let routed = route_action(frame);
+    let routed = Route::of_frame(frame);
 
     match &decoded {
         Ok(valid) => {
             check_valid(valid);
             assert_eq!(
                 routed,
-                Some(action_of(&valid.request)),
-                "route_action disagrees with decode_client_frame on {frame:?}"
+                valid.request.route(),
+                "Route::of_frame disagrees with decode_client_frame on {frame:?}"
             );
             check_reencoding(valid);
         }
@@ -228,7 +219,7 @@ fn check_reencoding(valid: &ValidFrame) {
         Ok(valid),
         "re-encoded frame {again:?} decodes differently"
     );
-    assert_eq!(route_action(&again), Some(action_of(&valid.request)));
+    assert_eq!(Route::of_frame(&again), valid.request.route());
 
     // What the server would push for it reads back unchanged.
     let text = match &valid.request {

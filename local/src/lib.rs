@@ -35,24 +35,6 @@ use webchat_backend::{
 };
 use webchat_shared_types::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
-/// The routes API Gateway is configured with (`templates/websocket.yml`), and whether
-/// each sends the handler's response body back to the caller.
-pub const ROUTES: [(&str, bool); 7] = [
-    ("$connect", false),
-    ("$disconnect", false),
-    ("register", true),
-    ("list", true),
-    ("message", true),
-    ("ping", true),
-    ("$default", true),
-];
-
-fn is_two_way(route: &str) -> bool {
-    ROUTES
-        .iter()
-        .any(|(key, two_way)| *key == route && *two_way)
-}
-
 /// How the gateway runs.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -1,7 +1,7 @@
 //! One client socket, from the upgrade until `$disconnect`.
 
 use crate::events::{self, ConnectionInfo};
-use crate::{is_two_way, Gateway, OpenConnection, Outbound};
+use crate::{Gateway, OpenConnection, Outbound};
 use aws_lambda_events::encodings::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine;
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout_at, Instant};
-use webchat_shared_types::route_action;
+use webchat_shared_types::Route;
 
 /// Why a socket ended, as `$disconnect` reports it.
 struct Ending {
@@ -29,7 +29,7 @@ impl Ending {
 
 /// A frame waiting for its route's handler.
 struct Inbound {
-    route: &'static str,
+    route: Route,
     body: String,
     is_base64_encoded: bool,
 }
@@ -101,13 +101,13 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
                 Ok(Some(Ok(message))) => {
                     let inbound = match message {
                         Message::Text(text) => Inbound {
-                            route: route_action(&text).unwrap_or("$default"),
+                            route: Route::of_frame(&text),
                             body: text.to_string(),
                             is_base64_encoded: false,
                         },
                         // Binary frames cannot be routed on a JSON field: `$default`, base64.
                         Message::Binary(data) => Inbound {
-                            route: "$default",
+                            route: Route::Default,
                             body: base64::engine::general_purpose::STANDARD.encode(&data),
                             is_base64_encoded: true,
                         },
@@ -158,12 +158,12 @@ async fn handle_frames(
         let event = events::message_event(
             &gateway.api,
             &info,
-            frame.route,
+            frame.route.key(),
             frame.body,
             frame.is_base64_encoded,
         );
         let response = gateway.invoke(&event).await;
-        if !is_two_way(frame.route) {
+        if !frame.route.replies() {
             continue;
         }
         match response.body {

@@ -10,13 +10,13 @@ fn gateway_routes_two_way_routes_and_stage_match_the_sam_template() {
         .into_iter()
         .map(|r| (r.key, r.two_way))
         .collect();
-    let emulated: BTreeMap<String, bool> = webchat_local::ROUTES
-        .iter()
-        .map(|(key, two_way)| (key.to_string(), *two_way))
+    let protocol: BTreeMap<String, bool> = webchat_shared_types::Route::ALL
+        .into_iter()
+        .map(|route| (route.key().to_string(), route.replies()))
         .collect();
     assert_eq!(
-        emulated, deployed,
-        "webchat_local::ROUTES must match the routes in templates/websocket.yml"
+        protocol, deployed,
+        "Route::ALL must match the routes in templates/websocket.yml"
     );
     assert_eq!(
         webchat_local::Config::default().stage,

@@ -187,7 +187,7 @@ impl Refusal {
         }
     }
 
-    fn with_request_id(mut self, request_id: Option<String>) -> Self {
+    pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
         self.request_id = request_id;
         self
     }
@@ -235,16 +235,122 @@ pub enum Request {
     Ping,
 }
 
-const KNOWN_ACTIONS: [&str; 4] = ["register", "list", "message", "ping"];
+/// One route of the WebSocket API: API Gateway's route keys, as the templates deploy
+/// them. This enum is the route table: the handlers match on it, the local gateway
+/// routes with it, and the template checks compare the templates against [`Route::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Route {
+    Connect,
+    Disconnect,
+    Register,
+    List,
+    Message,
+    Ping,
+    /// Frames with no known `action`.
+    Default,
+}
 
-/// The action a raw frame selects, as API Gateway's `$request.body.action` would:
-/// `None` for frames that go to `$default` (not JSON, no string `action`, unknown action).
-pub fn route_action(frame: &str) -> Option<&'static str> {
-    // Parsed as `decode_client_frame` parses it (a repeated key keeps its last value), so
-    // the route and the handler always agree on the action.
-    let value: serde_json::Value = serde_json::from_str(frame).ok()?;
-    let action = value.get("action")?.as_str()?;
-    KNOWN_ACTIONS.into_iter().find(|known| *known == action)
+impl Route {
+    /// Every route, in the order the protocol document lists them.
+    pub const ALL: [Route; 7] = [
+        Route::Connect,
+        Route::Disconnect,
+        Route::Register,
+        Route::List,
+        Route::Message,
+        Route::Ping,
+        Route::Default,
+    ];
+
+    /// The route key: `$connect`, `$disconnect`, `$default`, or the frame's `action`.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Route::Connect => "$connect",
+            Route::Disconnect => "$disconnect",
+            Route::Register => "register",
+            Route::List => "list",
+            Route::Message => "message",
+            Route::Ping => "ping",
+            Route::Default => "$default",
+        }
+    }
+
+    /// The route with this key.
+    pub fn from_key(key: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|route| route.key() == key)
+    }
+
+    /// Whether a client selects this route with `"action": key`.
+    pub const fn is_action(self) -> bool {
+        !matches!(self, Route::Connect | Route::Disconnect | Route::Default)
+    }
+
+    /// Whether API Gateway sends the handler's response body back to the caller
+    /// (a two-way route: `RouteResponseSelectionExpression` set, a `$default` route response).
+    pub const fn replies(self) -> bool {
+        !matches!(self, Route::Connect | Route::Disconnect)
+    }
+
+    /// The route a client names with `action`, if it is one.
+    pub fn from_action(action: &str) -> Option<Route> {
+        Route::from_key(action).filter(|route| route.is_action())
+    }
+
+    /// The route API Gateway picks for one text frame on `$request.body.action`:
+    /// [`Route::Default`] for frames that are not JSON, have no string `action`, or
+    /// name an unknown one.
+    pub fn of_frame(frame: &str) -> Route {
+        // Parsed as `decode_client_frame` parses it (a repeated key keeps its last value), so
+        // the route and the handler always agree on the action.
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(frame) else {
+            return Route::Default;
+        };
+        value
+            .get("action")
+            .and_then(serde_json::Value::as_str)
+            .and_then(Route::from_action)
+            .unwrap_or(Route::Default)
+    }
+
+    /// "register, list, message or ping": the actions, for error messages.
+    pub fn action_names() -> String {
+        let actions: Vec<&str> = Route::ALL
+            .into_iter()
+            .filter(|route| route.is_action())
+            .map(Route::key)
+            .collect();
+        match actions.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+impl Request {
+    /// The route this request arrives on.
+    pub fn route(&self) -> Route {
+        match self {
+            Request::Register { .. } => Route::Register,
+            Request::List => Route::List,
+            Request::Message { .. } => Route::Message,
+            Request::Ping => Route::Ping,
+        }
+    }
+}
+
+/// The refusal for a frame that names no usable action.
+pub fn unknown_action(detail: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::UnknownAction,
+        format!("{detail}; use {}", Route::action_names()),
+    )
 }
 
 /// Decodes and validates one client frame.
@@ -285,25 +391,18 @@ pub fn decode_client_frame(frame: &str) -> Result<ValidFrame, Refusal> {
         }
     };
     let action = match object.get("action") {
-        Some(serde_json::Value::String(action)) if KNOWN_ACTIONS.contains(&action.as_str()) => {
+        Some(serde_json::Value::String(action)) if Route::from_action(action).is_some() => {
             action.clone()
         }
         Some(serde_json::Value::String(action)) => {
-            return Err(Refusal::new(
-                ErrorCode::UnknownAction,
-                format!(
-                    "unknown action \"{}\"; use register, list, message or ping",
-                    truncate_for_echo(action, 32)
-                ),
-            )
+            return Err(unknown_action(&format!(
+                "unknown action \"{}\"",
+                truncate_for_echo(action, 32)
+            ))
             .with_request_id(request_id))
         }
         _ => {
-            return Err(Refusal::new(
-                ErrorCode::UnknownAction,
-                "frame has no string \"action\"; use register, list, message or ping",
-            )
-            .with_request_id(request_id))
+            return Err(unknown_action("frame has no string \"action\"").with_request_id(request_id))
         }
     };
     let refuse =

@@ -336,21 +336,54 @@ fn frames_without_a_known_action_answer_unknown_action() {
         r#"{"action":"LIST"}"#,
     ] {
         assert_eq!(refusal(bad).code, ErrorCode::UnknownAction, "{bad}");
-        assert_eq!(route_action(bad), None, "{bad}");
+        assert_eq!(Route::of_frame(bad), Route::Default, "{bad}");
     }
 }
 
 #[test]
 fn route_selection_matches_the_action_field() {
     assert_eq!(
-        route_action(r#"{"action":"register","userName":5}"#),
-        Some("register")
+        Route::of_frame(r#"{"action":"register","userName":5}"#),
+        Route::Register
     );
     assert_eq!(
-        route_action(r#"{"requestId":"x","action":"ping"}"#),
-        Some("ping")
+        Route::of_frame(r#"{"requestId":"x","action":"ping"}"#),
+        Route::Ping
     );
-    assert_eq!(route_action("not json"), None);
+    assert_eq!(Route::of_frame("not json"), Route::Default);
+    // Route keys that are not actions cannot be chosen by a frame.
+    for key in ["$connect", "$disconnect", "$default"] {
+        let frame = format!(r#"{{"action":"{key}"}}"#);
+        assert_eq!(Route::of_frame(&frame), Route::Default, "{frame}");
+        assert_eq!(refusal(&frame).code, ErrorCode::UnknownAction, "{frame}");
+    }
+}
+
+#[test]
+fn every_route_key_reads_back_as_its_route() {
+    for route in Route::ALL {
+        assert_eq!(Route::from_key(route.key()), Some(route));
+    }
+    assert_eq!(Route::from_key("shout"), None);
+    let replying: Vec<&str> = Route::ALL
+        .into_iter()
+        .filter(|r| r.replies())
+        .map(Route::key)
+        .collect();
+    assert_eq!(
+        replying,
+        ["register", "list", "message", "ping", "$default"]
+    );
+}
+
+#[test]
+fn unknown_actions_are_told_which_actions_exist() {
+    let r = refusal(r#"{"action":"shout"}"#);
+    assert!(
+        r.message.ends_with("use register, list, message or ping"),
+        "{}",
+        r.message
+    );
 }
 
 #[test]
