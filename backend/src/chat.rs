@@ -1,4 +1,4 @@
-//! The chat itself: one function per route, as PROTOCOL.md describes them.
+//! The chat itself: one function per route, as docs/protocol.md describes them.
 //!
 //! Replies to the caller go back as the route's response body (API Gateway sends it on
 //! two-way routes); everything for other connections goes through the gateway.

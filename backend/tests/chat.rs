@@ -1,4 +1,4 @@
-//! Every row of PROTOCOL.md, driven through the same `handle` the Lambdas and the local
+//! Every row of docs/protocol.md, driven through the same `handle` the Lambdas and the local
 //! gateway call, over the in-memory store and a gateway that records pushes.
 
 mod support;

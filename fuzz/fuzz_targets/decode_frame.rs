@@ -122,7 +122,7 @@ fn check(frame: &str) {
                 );
             }
             // A JSON object with a valid requestId gets its error with that requestId
-            // (PROTOCOL.md, "Correlation"). `bad_json` is exempt: serde_json's `Value`
+            // (docs/protocol.md, "Correlation"). `bad_json` is exempt: serde_json's `Value`
             // refuses some numbers (`1e999`) that the lenient read below accepts.
             if let Some(id) = top_level_request_id(frame) {
                 if valid_request_id(&id)

@@ -1,8 +1,12 @@
-//! The webchat wire protocol (`shared/PROTOCOL.md`, v1) as serde types.
+//! The webchat wire protocol as serde types.
 //!
 //! This crate is the protocol's one implementation in code: the Lambdas, the local
 //! gateway and the browser all decode and encode frames through it, so it depends on
-//! serde only and builds for `wasm32-unknown-unknown`.
+//! serde only and builds for `wasm32-unknown-unknown`. The spec it implements is the
+//! repository's `docs/protocol.md`, included below so the crate docs and the spec
+//! cannot drift apart.
+//!
+#![doc = include_str!("../../docs/protocol.md")]
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
