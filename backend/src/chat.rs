@@ -1,82 +1,27 @@
-//! The chat itself: one function per route, as docs/protocol.md describes them.
+//! The chat itself: one method per route, as docs/protocol.md describes them.
 //!
-//! Replies to the caller go back as the route's response body (API Gateway sends it on
-//! two-way routes); everything for other connections goes through the gateway.
+//! The rules speak of connections, frames and replies, not of any transport: the reply
+//! to a frame is returned (API Gateway sends it back on two-way routes, see
+//! [`crate::apigw`]), and everything for other connections goes through the gateway.
 
-use crate::gateway::{ConnectionGateway, PostError};
+use crate::gateway::ConnectionGateway;
+use crate::push::fan_out;
 use crate::store::{Connection, ConnectionStore, StoreError};
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use aws_lambda_events::encodings::Body;
-use futures::stream::{FuturesUnordered, StreamExt};
-use rand::Rng;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use webchat_shared_types::{
-    decode_client_frame, unknown_action, ErrorCode, Refusal, Request, ServerEvent, ServerFrame,
-    User, ValidFrame,
+    decode_client_frame, unknown_action, ErrorCode, Refusal, Request, Route, ServerEvent,
+    ServerFrame, User, ValidFrame,
 };
 
-/// How many pushes run at once: enough to hide API Gateway's latency, few enough not to
-/// trip its throttling or exhaust sockets.
-pub const FANOUT_CONCURRENCY: usize = 64;
-/// Attempts per push when API Gateway throttles (429) or is unavailable (5xx, no
-/// connection).
-const PUSH_ATTEMPTS: u32 = 5;
-const PUSH_FIRST_BACKOFF: Duration = Duration::from_millis(50);
-/// No retry starts this long after a push's first attempt, so a fan-out still answers
-/// well inside the Lambda's 10 s timeout.
-const PUSH_RETRY_WINDOW: Duration = Duration::from_secs(3);
 /// Gone connections found while announcing gone connections: stop after a few rounds.
 const CLEANUP_ROUNDS: usize = 4;
 
-/// Handles one API Gateway WebSocket event for any route.
-pub async fn handle<S, G>(
-    store: &S,
-    gateway: &G,
-    event: &ApiGatewayWebsocketProxyRequest,
-) -> ApiGatewayProxyResponse
-where
-    S: ConnectionStore,
-    G: ConnectionGateway,
-{
-    let context = &event.request_context;
-    let Some(connection_id) = context.connection_id.as_deref() else {
-        tracing::warn!("event without requestContext.connectionId");
-        return status(400);
-    };
-    let route = context.route_key.as_deref().unwrap_or("$default");
-    let chat = Chat { store, gateway };
-    match route {
-        "$connect" => chat.connect(connection_id, context.connected_at).await,
-        "$disconnect" => chat.disconnect(connection_id).await,
-        _ => {
-            let reply = if event.is_base64_encoded {
-                Some(
-                    Refusal::new(
-                        ErrorCode::BadJson,
-                        "binary frames are not supported; send JSON text frames",
-                    )
-                    .to_frame(),
-                )
-            } else {
-                chat.frame(route, connection_id, event.body.as_deref().unwrap_or(""))
-                    .await
-            };
-            match reply {
-                Some(frame) => {
-                    let mut response = status(200);
-                    response.body = Some(Body::Text(frame.to_json()));
-                    response
-                }
-                None => status(200),
-            }
-        }
-    }
-}
-
-fn status(code: i64) -> ApiGatewayProxyResponse {
-    let mut response = ApiGatewayProxyResponse::default();
-    response.status_code = code;
-    response
+/// One frame as a client sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
+    Text(&'a str),
+    /// The protocol is JSON text; a binary frame is only ever refused.
+    Binary,
 }
 
 fn now_ms() -> u64 {
@@ -88,13 +33,7 @@ fn now_ms() -> u64 {
 
 /// A ULID: sortable by time, unique without coordination between Lambdas.
 pub fn new_message_id(timestamp_ms: u64) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let random: u128 = rand::rng().random::<u128>() & ((1u128 << 80) - 1);
-    let value = (u128::from(timestamp_ms & ((1 << 48) - 1)) << 80) | random;
-    (0..26)
-        .rev()
-        .map(|i| ALPHABET[((value >> (i * 5)) & 31) as usize] as char)
-        .collect()
+    ulid::Ulid::from_parts(timestamp_ms, rand::random()).to_string()
 }
 
 fn internal(err: &StoreError) -> Refusal {
@@ -105,71 +44,73 @@ fn internal(err: &StoreError) -> Refusal {
     )
 }
 
-/// What one fan-out achieved.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct FanOut {
-    pub delivered: u32,
-    /// Recipients API Gateway reported as closed (410).
-    pub gone: Vec<String>,
-    pub failed: u32,
-}
-
-struct Chat<'a, S, G> {
+/// The chat rules over one store and one gateway.
+pub struct Chat<'a, S, G> {
     store: &'a S,
     gateway: &'a G,
 }
 
-impl<S: ConnectionStore, G: ConnectionGateway> Chat<'_, S, G> {
-    async fn connect(&self, connection_id: &str, connected_at: i64) -> ApiGatewayProxyResponse {
-        let connected_at = if connected_at > 0 {
-            connected_at
-        } else {
-            now_ms() as i64
-        };
+impl<'a, S: ConnectionStore, G: ConnectionGateway> Chat<'a, S, G> {
+    pub fn new(store: &'a S, gateway: &'a G) -> Self {
+        Chat { store, gateway }
+    }
+
+    /// Records a new connection (`$connect`). An error means the handshake should be
+    /// refused: a connection that cannot register is worse than none.
+    pub async fn connect(
+        &self,
+        connection_id: &str,
+        connected_at_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
         let connection = Connection {
             connection_id: connection_id.to_string(),
-            connected_at,
+            connected_at: connected_at_ms.unwrap_or_else(|| now_ms() as i64),
             user_name: None,
         };
-        match self.store.add(connection).await {
-            Ok(()) => status(200),
-            Err(err) => {
-                // Refusing the handshake is better than a connection that cannot register.
-                tracing::error!(connection_id, error = %err, "could not record the connection");
-                status(500)
-            }
-        }
+        self.store.add(connection).await
     }
 
-    async fn disconnect(&self, connection_id: &str) -> ApiGatewayProxyResponse {
-        match self.store.remove(connection_id).await {
-            Ok(Some(connection)) => {
-                if let Some(user) = connection.user() {
-                    let gone = self.announce(vec![user_exit(user)], None).await;
-                    self.remove_gone(gone).await;
-                }
-                status(200)
-            }
-            Ok(None) => status(200),
-            Err(err) => {
-                tracing::error!(connection_id, error = %err, "could not remove the connection");
-                status(500)
-            }
+    /// Forgets a connection that ended (`$disconnect`) and tells the others it left.
+    /// Forgetting one that is already gone is not an error.
+    pub async fn disconnect(&self, connection_id: &str) -> Result<(), StoreError> {
+        if let Some(user) = self
+            .store
+            .remove(connection_id)
+            .await?
+            .and_then(|c| c.user())
+        {
+            let gone = self.announce(vec![user_exit(user)], None).await;
+            self.remove_gone(gone).await;
         }
+        Ok(())
     }
 
-    /// Answers one client frame; `None` means no reply is due.
-    async fn frame(&self, route: &str, connection_id: &str, body: &str) -> Option<ServerFrame> {
+    /// Answers one client frame that arrived on `route`; `None` means no reply is due.
+    pub async fn frame(
+        &self,
+        route: Route,
+        connection_id: &str,
+        frame: Frame<'_>,
+    ) -> Option<ServerFrame> {
+        let Frame::Text(text) = frame else {
+            return Some(
+                Refusal::new(
+                    ErrorCode::BadJson,
+                    "binary frames are not supported; send JSON text frames",
+                )
+                .to_frame(),
+            );
+        };
         let ValidFrame {
             request,
             request_id,
-        } = match decode_client_frame(body) {
+        } = match decode_client_frame(text) {
             Ok(frame) => frame,
             Err(refusal) => return Some(refusal.to_frame()),
         };
-        // API Gateway chose `$default` because it found no known action; a frame the
-        // decoder reads differently (duplicate keys, say) must still change nothing.
-        if route == "$default" {
+        // API Gateway chose the route from the frame; a frame the decoder reads
+        // differently (on `$default` because of duplicate keys, say) changes nothing.
+        if route != request.route() {
             return Some(
                 unknown_action("frame has no usable \"action\"")
                     .with_request_id(request_id)
@@ -361,70 +302,5 @@ fn user_exit(user: User) -> ServerEvent {
     ServerEvent::UserExit {
         user_name: user.user_name,
         connection_id: user.connection_id,
-    }
-}
-
-/// Pushes each `(connection id, frame)` with bounded concurrency. A failing recipient
-/// never stops the others.
-pub async fn fan_out<G: ConnectionGateway>(
-    gateway: &G,
-    deliveries: Vec<(String, String)>,
-) -> FanOut {
-    let mut waiting = deliveries.into_iter();
-    let mut in_flight = FuturesUnordered::new();
-    let mut outcome = FanOut::default();
-    loop {
-        while in_flight.len() < FANOUT_CONCURRENCY {
-            let Some((connection_id, payload)) = waiting.next() else {
-                break;
-            };
-            in_flight.push(deliver(gateway, connection_id, payload));
-        }
-        let Some((connection_id, result)) = in_flight.next().await else {
-            return outcome;
-        };
-        match result {
-            Ok(()) => outcome.delivered += 1,
-            Err(PostError::Gone) => outcome.gone.push(connection_id),
-            Err(err) => {
-                tracing::warn!(connection_id, error = %err, "push failed");
-                outcome.failed += 1;
-            }
-        }
-    }
-}
-
-async fn deliver<G: ConnectionGateway>(
-    gateway: &G,
-    connection_id: String,
-    payload: String,
-) -> (String, Result<(), PostError>) {
-    let result = post_with_backoff(gateway, &connection_id, &payload).await;
-    (connection_id, result)
-}
-
-async fn post_with_backoff<G: ConnectionGateway>(
-    gateway: &G,
-    connection_id: &str,
-    payload: &str,
-) -> Result<(), PostError> {
-    let started = tokio::time::Instant::now();
-    let mut backoff = PUSH_FIRST_BACKOFF;
-    let mut attempt = 1;
-    loop {
-        match gateway.post(connection_id, payload).await {
-            Err(err)
-                if err.is_retryable()
-                    && attempt < PUSH_ATTEMPTS
-                    && started.elapsed() < PUSH_RETRY_WINDOW =>
-            {
-                // Full jitter keeps many failed pushes from retrying in lockstep.
-                let pause = rand::rng().random_range(backoff / 2..=backoff);
-                tokio::time::sleep(pause).await;
-                backoff *= 2;
-                attempt += 1;
-            }
-            other => return other,
-        }
     }
 }

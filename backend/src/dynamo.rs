@@ -405,6 +405,7 @@ impl ConnectionStore for DynamoStore {
     }
 }
 
+#[cfg(feature = "local-endpoints")]
 /// A DynamoDB client for a local endpoint (dynalite, DynamoDB Local): static
 /// credentials and region, short timeouts so a stopped server fails fast.
 pub fn local_client(endpoint: &str) -> Client {

@@ -46,6 +46,21 @@ pub trait ConnectionGateway: Send + Sync {
     fn delete(&self, connection_id: &str) -> impl Future<Output = Result<(), PostError>> + Send;
 }
 
+/// A gateway lent out: lets wrappers such as [`crate::push::Retrying`] borrow one.
+impl<G: ConnectionGateway> ConnectionGateway for &G {
+    fn post(
+        &self,
+        connection_id: &str,
+        data: &str,
+    ) -> impl Future<Output = Result<(), PostError>> + Send {
+        (**self).post(connection_id, data)
+    }
+
+    fn delete(&self, connection_id: &str) -> impl Future<Output = Result<(), PostError>> + Send {
+        (**self).delete(connection_id)
+    }
+}
+
 /// The management API of one API Gateway stage.
 #[derive(Debug, Clone)]
 pub struct ManagementGateway {
@@ -58,6 +73,7 @@ impl ManagementGateway {
     }
 
     /// A client for a local management endpoint such as `webchat-local`'s.
+    #[cfg(feature = "local-endpoints")]
     pub fn local(endpoint: &str) -> Self {
         let config = aws_sdk_apigatewaymanagement::Config::builder()
             .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())

@@ -1,20 +1,38 @@
-//! The webchat backend: chat logic over two small traits (where connections are kept,
-//! how other connections are reached), their AWS implementations, and test doubles.
+//! The webchat backend: chat rules over two small traits (where connections are kept,
+//! how other connections are reached), their AWS implementations, and the API Gateway
+//! edge that the Lambda binary (`webchat-lambda`) and the local gateway
+//! (`webchat-local`) share.
 //!
-//! The Lambda binary (`webchat-lambda`) and the local gateway (`webchat-local`) both
-//! call [`chat::handle`] with API Gateway's own event and response types.
+//! Features: `local-endpoints` adds clients for local DynamoDB and management endpoints
+//! (fixed credentials and region), for `webchat-local`; `test-support` adds a gateway
+//! that records pushes, a store that is always down and a harness that drives the rules,
+//! for tests. The Lambda builds with neither.
 
+pub mod apigw;
 pub mod chat;
+#[cfg(feature = "test-support")]
+pub mod down;
 pub mod dynamo;
 pub mod gateway;
+#[cfg(feature = "test-support")]
+pub mod harness;
 pub mod memory;
+pub mod push;
+#[cfg(feature = "test-support")]
 pub mod recording;
 pub mod sdk;
 pub mod store;
 
-pub use chat::handle;
+pub use apigw::handle;
+pub use chat::{Chat, Frame};
+#[cfg(feature = "test-support")]
+pub use down::DownStore;
 pub use dynamo::{DynamoStore, TableNames};
 pub use gateway::{ConnectionGateway, ManagementGateway, ManagementGateways, PostError};
+#[cfg(feature = "test-support")]
+pub use harness::Harness;
 pub use memory::MemoryStore;
+pub use push::{fan_out, FanOut, Retrying};
+#[cfg(feature = "test-support")]
 pub use recording::RecordingGateway;
 pub use store::{Connection, ConnectionStore, Registration, StoreError};

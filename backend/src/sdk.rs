@@ -13,6 +13,7 @@ pub fn timeouts() -> TimeoutConfig {
         .build()
 }
 
+#[cfg(feature = "local-endpoints")]
 /// Credentials for local endpoints (dynalite, `webchat-local`), which accept any signature.
 pub fn local_credentials() -> aws_credential_types::Credentials {
     aws_credential_types::Credentials::new("local", "local", None, None, "webchat-local")

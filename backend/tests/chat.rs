@@ -1,12 +1,11 @@
-//! Every row of docs/protocol.md, driven through the same `handle` the Lambdas and the local
-//! gateway call, over the in-memory store and a gateway that records pushes.
-
-mod support;
+//! Every row of docs/protocol.md, driven through the chat rules the Lambdas and the local
+//! gateway run, over the in-memory store and a gateway that records pushes.
 
 use serde_json::{json, Value};
-use support::{body_json, event, Harness};
-use webchat_backend::{handle, ConnectionStore, PostError, RecordingGateway, StoreError};
-use webchat_shared_types::{ServerEvent, User};
+use webchat_backend::{
+    Chat, ConnectionStore, DownStore, Frame, Harness, PostError, RecordingGateway, Retrying,
+};
+use webchat_shared_types::{Route, ServerEvent, User};
 
 fn error_code(reply: Option<Value>) -> String {
     let reply = reply.expect("an error reply");
@@ -20,21 +19,15 @@ async fn connect_records_the_connection_and_disconnect_forgets_it() {
     let h = Harness::new();
     h.connect("A1").await;
     assert!(h.store.get("A1").await.unwrap().is_some());
-    assert_eq!(h.route("$disconnect", "A1", None).await.status_code, 200);
+    h.disconnect("A1").await;
     assert!(h.store.get("A1").await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn disconnect_of_an_unknown_connection_is_fine() {
     let h = Harness::new();
-    assert_eq!(
-        h.route("$disconnect", "nobody", None).await.status_code,
-        200
-    );
-    assert_eq!(
-        h.route("$disconnect", "nobody", None).await.status_code,
-        200
-    );
+    h.disconnect("nobody").await;
+    h.disconnect("nobody").await;
 }
 
 #[tokio::test]
@@ -266,8 +259,7 @@ async fn private_message_reaches_only_listed_live_receivers() {
 async fn original_client_private_message_frame_is_delivered_without_reply() {
     let h = Harness::with_users(&[("A", "ana"), ("K1a2b3c4d5e6f7g=", "bia")]).await;
     let raw = r#"{"action":"message","sender":"ana","receivers":[{"userName":"bia","connectionId":"K1a2b3c4d5e6f7g="}],"message":"oi"}"#;
-    let response = h.route("message", "A", Some(raw)).await;
-    assert_eq!(response.body, None);
+    assert_eq!(h.send_text("A", raw).await, None);
     assert_eq!(h.events("K1a2b3c4d5e6f7g=").len(), 1);
 }
 
@@ -335,20 +327,13 @@ async fn ping_answers_pong_only_when_asked_with_request_id() {
 async fn default_route_answers_bad_json_and_unknown_action() {
     let h = Harness::new();
     h.connect("A").await;
-    let bad = h.route("$default", "A", Some("not json")).await;
-    assert_eq!(error_code(body_json(&bad)), "bad_json");
-    let unknown = h
-        .route(
-            "$default",
-            "A",
-            Some(r#"{"action":"shout","requestId":"x"}"#),
-        )
-        .await;
-    assert_eq!(error_code(body_json(&unknown)), "unknown_action");
-    let missing = h.route("$default", "A", Some(r#"{"message":"hi"}"#)).await;
-    assert_eq!(error_code(body_json(&missing)), "unknown_action");
-    let empty = h.route("$default", "A", None).await;
-    assert_eq!(error_code(body_json(&empty)), "bad_json");
+    let on_default = |text| h.frame_on(Route::Default, "A", Frame::Text(text));
+    assert_eq!(error_code(on_default("not json").await), "bad_json");
+    let unknown = on_default(r#"{"action":"shout","requestId":"x"}"#).await;
+    assert_eq!(error_code(unknown), "unknown_action");
+    let missing = on_default(r#"{"message":"hi"}"#).await;
+    assert_eq!(error_code(missing), "unknown_action");
+    assert_eq!(error_code(on_default("").await), "bad_json");
 }
 
 #[tokio::test]
@@ -356,7 +341,10 @@ async fn a_frame_on_the_default_route_never_acts_even_if_it_decodes() {
     let h = Harness::new();
     h.connect("A").await;
     let body = r#"{"action":"register","userName":"ana","requestId":"r"}"#;
-    let reply = body_json(&h.route("$default", "A", Some(body)).await).unwrap();
+    let reply = h
+        .frame_on(Route::Default, "A", Frame::Text(body))
+        .await
+        .unwrap();
     assert_eq!(reply["code"], "unknown_action");
     assert_eq!(reply["requestId"], "r");
     assert_eq!(h.store.get("A").await.unwrap().unwrap().user_name, None);
@@ -366,10 +354,8 @@ async fn a_frame_on_the_default_route_never_acts_even_if_it_decodes() {
 async fn binary_frames_answer_bad_json() {
     let h = Harness::new();
     h.connect("A").await;
-    let mut binary = event("$default", "A", Some("AAEC"));
-    binary.is_base64_encoded = true;
-    let response = handle(&h.store, &h.gateway, &binary).await;
-    assert_eq!(error_code(body_json(&response)), "bad_json");
+    let reply = h.frame_on(Route::Default, "A", Frame::Binary).await;
+    assert_eq!(error_code(reply), "bad_json");
 }
 
 #[tokio::test]
@@ -390,7 +376,7 @@ async fn a_refusal_carries_the_request_id_of_its_frame() {
 #[tokio::test]
 async fn disconnect_of_a_registered_user_tells_the_rest_and_frees_the_name() {
     let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
-    h.route("$disconnect", "A", None).await;
+    h.disconnect("A").await;
     assert_eq!(
         h.events("B"),
         vec![ServerEvent::UserExit {
@@ -437,7 +423,7 @@ async fn gone_connections_found_while_announcing_are_cleaned_up_too() {
     let h = Harness::with_users(&[("A", "ana"), ("B", "bia"), ("C", "caio")]).await;
     h.gateway.mark_gone("B");
     h.gateway.mark_gone("C");
-    h.route("$disconnect", "A", None).await;
+    h.disconnect("A").await;
     assert!(h.store.registered().await.unwrap().is_empty());
     h.join("X", "bia").await;
     h.join("Y", "caio").await;
@@ -534,76 +520,35 @@ async fn message_ids_sort_by_time() {
     );
 }
 
-/// A store whose backend is down, as when DynamoDB is unreachable.
-struct DownStore;
-
-impl ConnectionStore for DownStore {
-    async fn add(&self, _: webchat_backend::Connection) -> Result<(), StoreError> {
-        Err(down())
-    }
-    async fn get(&self, _: &str) -> Result<Option<webchat_backend::Connection>, StoreError> {
-        Err(down())
-    }
-    async fn get_many(&self, _: &[String]) -> Result<Vec<webchat_backend::Connection>, StoreError> {
-        Err(down())
-    }
-    async fn register(
-        &self,
-        _: &str,
-        _: &str,
-    ) -> Result<webchat_backend::Registration, StoreError> {
-        Err(down())
-    }
-    async fn remove(&self, _: &str) -> Result<Option<webchat_backend::Connection>, StoreError> {
-        Err(down())
-    }
-    async fn registered(&self) -> Result<Vec<webchat_backend::Connection>, StoreError> {
-        Err(down())
-    }
-}
-
-fn down() -> StoreError {
-    StoreError::Unavailable("connection refused".into())
-}
-
 #[tokio::test]
 async fn a_store_outage_answers_internal_and_refuses_new_connections() {
-    let gateway = RecordingGateway::new();
-    let send = |route: &'static str, body: Value| {
-        let gateway = &gateway;
+    let recorder = RecordingGateway::new();
+    let gateway = Retrying::new(&recorder);
+    let chat = Chat::new(&DownStore, &gateway);
+    let send = |frame: Value| {
+        let chat = &chat;
         async move {
-            handle(
-                &DownStore,
-                gateway,
-                &event(route, "A", Some(&body.to_string())),
-            )
-            .await
+            let text = frame.to_string();
+            let reply = chat.frame(Route::of_frame(&text), "A", Frame::Text(&text));
+            serde_json::to_value(reply.await.expect("a reply")).unwrap()
         }
     };
-    for (route, frame) in [
-        (
-            "register",
-            json!({"action":"register","userName":"ana","requestId":"r"}),
-        ),
-        ("list", json!({"action":"list"})),
-        (
-            "message",
-            json!({"action":"message","message":"hi","requestId":"m"}),
-        ),
+    for frame in [
+        json!({"action":"register","userName":"ana","requestId":"r"}),
+        json!({"action":"list"}),
+        json!({"action":"message","message":"hi","requestId":"m"}),
     ] {
-        let reply = body_json(&send(route, frame).await).unwrap();
-        assert_eq!(reply["code"], "internal", "{route}");
+        let reply = send(frame.clone()).await;
+        assert_eq!(reply["code"], "internal", "{frame}");
         assert!(
             !reply["message"].as_str().unwrap().contains("refused"),
             "internals are not leaked"
         );
     }
-    let pong = body_json(&send("ping", json!({"action":"ping","requestId":"p"})).await).unwrap();
+    let pong = send(json!({"action":"ping","requestId":"p"})).await;
     assert_eq!(pong["action"], "pong", "ping needs no store");
-    assert_eq!(
-        handle(&DownStore, &gateway, &event("$connect", "A", None))
-            .await
-            .status_code,
-        500
+    assert!(
+        chat.connect("A", None).await.is_err(),
+        "a connection that could not be recorded is refused"
     );
 }

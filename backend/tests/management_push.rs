@@ -2,15 +2,12 @@
 //! that misbehaves on cue: 5xx, nobody listening, no answer at all. What a sender's
 //! `sent` count says, and how many times each push was tried, is what users notice.
 
-mod support;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use support::Harness;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use webchat_backend::{ConnectionGateway, ConnectionStore, ManagementGateway, PostError};
+use webchat_backend::{ConnectionGateway, ConnectionStore, Harness, ManagementGateway, PostError};
 
 /// How the scripted management API answers one request.
 #[derive(Clone, Copy)]

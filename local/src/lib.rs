@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use webchat_backend::{
     ConnectionGateway, ConnectionStore, DynamoStore, ManagementGateway, MemoryStore, PostError,
-    TableNames,
+    Retrying, TableNames,
 };
 use webchat_shared_types::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
@@ -140,8 +140,9 @@ pub(crate) struct Gateway {
     pub api: ApiInfo,
     pub config: Config,
     pub store: AnyStore,
-    /// The handlers' view of `@connections`: the real SDK client, over HTTP, to us.
-    pub management: BoundedPushes,
+    /// The handlers' view of `@connections`: the real SDK client, over HTTP, to us,
+    /// retried as the Lambda retries it.
+    pub management: Retrying<BoundedPushes>,
     pub connections: Mutex<HashMap<String, Arc<OpenConnection>>>,
     /// Set by [`Running::stop`]: sockets it closes skip `$disconnect`.
     pub stopping: AtomicBool,
@@ -299,10 +300,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             stage: stage.clone(),
             domain_name: addr.to_string(),
         },
-        management: BoundedPushes {
+        management: Retrying::new(BoundedPushes {
             inner: ManagementGateway::local(&format!("http://{addr}/{stage}")),
             permits: tokio::sync::Semaphore::new(PUSH_PERMITS),
-        },
+        }),
         store,
         connections: Mutex::new(HashMap::new()),
         stopping: AtomicBool::new(false),

@@ -4,7 +4,7 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use webchat_backend::{DynamoStore, ManagementGateways, TableNames};
+use webchat_backend::{DynamoStore, ManagementGateways, Retrying, TableNames};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -36,7 +36,7 @@ async fn main() -> Result<(), Error> {
             let (store, gateways) = (&store, &gateways);
             async move {
                 let request = event.payload;
-                let gateway = gateways.for_event(&request)?;
+                let gateway = Retrying::new(gateways.for_event(&request)?);
                 let response: ApiGatewayProxyResponse =
                     webchat_backend::handle(store, &gateway, &request).await;
                 Ok::<_, Error>(response)
