@@ -191,14 +191,14 @@ impl World {
         }
     }
 
-    async fn register(&mut self, id: &str, name: &str) -> String {
-        let reply = self
-            .frame(
-                id,
-                json!({"action": "register", "userName": name, "requestId": "r"}),
-            )
-            .await;
-        outcome(reply)
+    /// Sends a frame; returns the reply's `action`, or `error:<code>`.
+    async fn say(&mut self, connection_id: &str, frame: Value) -> String {
+        outcome(self.frame(connection_id, frame).await)
+    }
+
+    async fn register(&mut self, connection_id: &str, name: &str) -> String {
+        let frame = json!({"action": "register", "userName": name, "requestId": "r"});
+        self.say(connection_id, frame).await
     }
 }
 
@@ -237,83 +237,61 @@ async fn record() -> Record {
         record: Record::new(),
     };
 
-    w.connect(&["A", "B", "C", "D", "E", "F", "G"]).await;
-    let message = |receivers: Value| json!({"action": "message", "message": "hi", "receivers": receivers, "requestId": "m"});
-    let broadcast = json!({"action": "message", "message": "hi", "requestId": "m"});
-    assert_eq!(
-        outcome(w.frame("A", broadcast.clone()).await),
-        "error:not_registered"
-    );
+    w.connect(&["A", "B", "C", "D", "E", "F"]).await;
+    let broadcast = || json!({"action": "message", "message": "hi", "requestId": "m"});
+    let list = || json!({"action": "list"});
+    assert_eq!(w.say("A", broadcast()).await, "error:not_registered");
     assert_eq!(w.register("A", "ana").await, "registered");
-    assert_eq!(w.register("B", "bia").await, "registered", "announced to A");
+    assert_eq!(w.register("B", "bia").await, "registered", "told A");
     assert_eq!(w.register("C", "ANA").await, "error:name_taken");
-    assert_eq!(
-        w.register("B", "bea").await,
-        "registered",
-        "a rename frees bia"
-    );
-    assert_eq!(
-        w.register("B", "bea").await,
-        "registered",
-        "the same name again"
-    );
+    assert_eq!(w.register("B", "bea").await, "registered", "frees bia");
+    assert_eq!(w.register("B", "bea").await, "registered", "no change");
     assert_eq!(w.register("nobody", "zed").await, "error:internal");
+    assert_eq!(w.say("A", list()).await, "list");
     assert_eq!(
-        outcome(w.frame("A", json!({"action": "list"})).await),
-        "list"
-    );
-    assert_eq!(
-        outcome(
-            w.frame("A", json!({"action": "ping", "requestId": "p"}))
-                .await
-        ),
+        w.say("A", json!({"action": "ping", "requestId": "p"}))
+            .await,
         "pong"
     );
-    assert_eq!(outcome(w.frame("A", broadcast.clone()).await), "sent");
-    assert_eq!(
-        outcome(
-            w.frame(
-                "A",
-                message(
-                    json!([{"connectionId": "B"}, {"connectionId": "gone"}, {"connectionId": "A"}])
-                )
-            )
-            .await
-        ),
-        "sent"
-    );
+    assert_eq!(w.say("A", broadcast()).await, "sent");
+    let receivers = json!([{"connectionId": "B"}, {"connectionId": "gone"}, {"connectionId": "A"}]);
+    let private =
+        json!({"action": "message", "message": "hi", "receivers": receivers, "requestId": "m"});
+    assert_eq!(w.say("A", private).await, "sent");
 
-    // Pushes that find a connection gone (410) remove it and announce its exit, on every
+    // A push that finds its receiver gone (410) removes it and announces its exit, on each
     // route that pushes.
     assert_eq!(w.register("C", "cid").await, "registered");
     w.management.gateway.mark_gone("C");
-    let sent = w.frame("A", broadcast.clone()).await.expect("a reply");
+    let sent = w.frame("A", broadcast()).await.expect("a reply");
     assert_eq!(sent["delivered"], 1, "B got it, C is gone: {sent}");
     assert_eq!(w.register("D", "dan").await, "registered");
     w.management.gateway.mark_gone("D");
-    assert_eq!(w.register("E", "eve").await, "registered", "D found gone");
+    assert_eq!(w.register("E", "eve").await, "registered", "finds D gone");
     w.management.gateway.mark_gone("E");
     assert_eq!(
         w.send(Route::Disconnect, "B", None).await,
         None,
-        "E found gone"
+        "finds E gone"
     );
-    let list = w
-        .frame("A", json!({"action": "list"}))
-        .await
-        .expect("a list");
-    assert_eq!(list["users"], json!([]), "C, D and E were removed, B left");
+    let users = w.frame("A", list()).await.expect("a list")["users"].take();
+    assert_eq!(users, json!([]), "B left; C, D and E were removed");
 
-    w.send(Route::Disconnect, "G", None).await;
-    w.send(Route::Disconnect, "never-connected", None).await;
     assert_eq!(
-        outcome(w.frame("A", json!({"action": "nope"})).await),
+        w.send(Route::Disconnect, "F", None).await,
+        None,
+        "unregistered"
+    );
+    assert_eq!(
+        w.send(Route::Disconnect, "never-connected", None).await,
+        None
+    );
+    assert_eq!(
+        w.say("A", json!({"action": "nope"})).await,
         "error:unknown_action"
     );
-    assert_eq!(
-        outcome(w.send(Route::Default, "A", Some("not json")).await),
-        "error:bad_json"
-    );
+    let not_json = w.send(Route::Default, "A", Some("not json")).await;
+    assert_eq!(outcome(not_json), "error:bad_json");
 
     for route in Route::ALL {
         assert!(
