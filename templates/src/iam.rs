@@ -84,7 +84,7 @@ impl Template {
     /// Policies whose statements this crate does not read, so least privilege cannot be
     /// checked for them: managed policies on roles, and policies of any other resource
     /// type (IAM policies, SAM function `Policies`, queue or topic policies, ...). Each
-    /// entry is "<logical id>: <what>".
+    /// entry is `<logical id>: <what>`.
     pub fn opaque_policies(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (id, resource) in self.resources() {

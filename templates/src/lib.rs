@@ -1,6 +1,6 @@
 //! Reads the CloudFormation/SAM templates in `templates/` so that tests can check them.
 //!
-//! It reads what these templates use and no more: [`yaml`] loads a template with its
+//! It reads what these templates use and no more: `yaml` loads a template with its
 //! short-form tags in long form, [`intrinsic`] renders `Ref`/`Fn::GetAtt`/`Fn::Sub`/
 //! `Fn::ImportValue` as text, [`iam`] reads role and bucket policies, and [`websocket`]
 //! resolves `websocket.yml`'s wiring (route → integration → function, route responses,
