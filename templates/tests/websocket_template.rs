@@ -4,75 +4,45 @@
 //! prove the checks fail: it breaks copies of the template in known ways and expects each
 //! check to notice.
 
+mod recorded;
+
 use std::collections::{BTreeMap, BTreeSet};
 
+use recorded::{recorded, Call, Record};
 use serde_json::{json, Value};
-use webchat_templates::{render, websocket_template, Template, WebsocketTemplate, PROTOCOL_ROUTES};
-
-/// Routes whose function's response body goes back to the caller.
-const TWO_WAY: [&str; 5] = ["register", "list", "message", "ping", "$default"];
-
-const CONNECTIONS: &str = "import(${TableStackName}:ConnectionsTableArn)";
-const NAMES: &str = "import(${TableStackName}:NamesTableArn)";
-
-/// The DynamoDB calls each route's function makes (the backend's design).
-fn dynamodb_calls(route: &str) -> BTreeSet<(String, &'static str)> {
-    let calls: &[(&str, &str)] = match route {
-        "$connect" => &[("PutItem", CONNECTIONS)],
-        "$disconnect" => &[
-            ("DeleteItem", CONNECTIONS),
-            ("Scan", CONNECTIONS),
-            ("DeleteItem", NAMES),
-        ],
-        "register" => &[
-            ("GetItem", CONNECTIONS),
-            ("UpdateItem", CONNECTIONS),
-            ("DeleteItem", CONNECTIONS),
-            ("Scan", CONNECTIONS),
-            ("PutItem", NAMES),
-            ("DeleteItem", NAMES),
-        ],
-        "list" => &[("Scan", CONNECTIONS)],
-        "message" => &[
-            ("GetItem", CONNECTIONS),
-            ("BatchGetItem", CONNECTIONS),
-            ("Scan", CONNECTIONS),
-            ("DeleteItem", CONNECTIONS),
-            ("DeleteItem", NAMES),
-        ],
-        _ => &[],
-    };
-    calls
-        .iter()
-        .map(|(action, table)| (format!("dynamodb:{action}"), *table))
-        .collect()
-}
-
-/// Routes whose function posts to other connections through the management API.
-fn pushes(route: &str) -> bool {
-    matches!(route, "$disconnect" | "register" | "message")
-}
+use webchat_shared_types::Route;
+use webchat_templates::{render, websocket_template, Template, WebsocketTemplate};
 
 fn api() -> WebsocketTemplate {
     websocket_template().expect("templates/websocket.yml loads and resolves")
 }
 
-/// The only ARNs ManageConnections may be granted on: POST to @connections of this API's
-/// stage (by parameter or by the stage resource).
-fn manage_connections_arns(api: &WebsocketTemplate) -> Vec<String> {
+/// The ARNs ManageConnections may be granted on for calls with `method` (`POST`, `DELETE`)
+/// on `@connections` of this API's stage, the stage named by parameter first, by the stage
+/// resource second.
+fn manage_connections_arns(api: &WebsocketTemplate, method: &str) -> [String; 2] {
     let prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}";
-    [
-        "${StageName}".to_string(),
-        format!("${{{}}}", api.stage_logical_id()),
-    ]
-    .iter()
-    .map(|stage| {
-        format!(
-            "{prefix}:${{{}}}/{stage}/POST/@connections/*",
-            api.api_logical_id()
-        )
-    })
-    .collect()
+    let api_id = api.api_logical_id();
+    ["StageName", api.stage_logical_id()]
+        .map(|stage| format!("{prefix}:${{{api_id}}}/${{{stage}}}/{method}/@connections/*"))
+}
+
+/// The recorded calls of the route with this key.
+fn calls<'a>(record: &'a Record, key: &str) -> impl Iterator<Item = &'a Call> {
+    Route::from_key(key)
+        .and_then(|route| record.get(&route))
+        .into_iter()
+        .flatten()
+}
+
+/// What a recorded call needs granted, as (action, rendered resource): a table's ARN as
+/// `templates/dynamodb.yml` exports it, or `@connections` of this API's stage.
+fn needed_grant(api: &WebsocketTemplate, call: &Call) -> (String, String) {
+    let resource = match call.action.split_once(':') {
+        Some(("dynamodb", _)) => format!("import(${{TableStackName}}:{}Arn)", call.on),
+        _ => manage_connections_arns(api, &call.on)[0].clone(),
+    };
+    (call.action.clone(), resource)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -80,16 +50,15 @@ fn manage_connections_arns(api: &WebsocketTemplate) -> Vec<String> {
 
 fn route_problems(api: &WebsocketTemplate) -> Vec<String> {
     let mut problems = Vec::new();
-    let wiring = api.route_wiring();
-    let keys: Vec<&str> = wiring.iter().map(|w| w.key.as_str()).collect();
-    for key in PROTOCOL_ROUTES {
-        match keys.iter().filter(|k| **k == key).count() {
+    let wiring = api.routes();
+    for route in Route::ALL {
+        match wiring.iter().filter(|w| w.key == route.key()).count() {
             1 => {}
-            n => problems.push(format!("route {key} appears {n} times")),
+            n => problems.push(format!("route {route} appears {n} times")),
         }
     }
-    for w in wiring {
-        if !PROTOCOL_ROUTES.contains(&w.key.as_str()) {
+    for w in &wiring {
+        if Route::from_key(&w.key).is_none() {
             problems.push(format!("route {} is not in the protocol", w.key));
         }
         if w.integration_type != "AWS_PROXY" {
@@ -111,8 +80,8 @@ fn route_problems(api: &WebsocketTemplate) -> Vec<String> {
 
 fn two_way_problems(api: &WebsocketTemplate) -> Vec<String> {
     let mut problems = Vec::new();
-    for w in api.route_wiring() {
-        let expected = TWO_WAY.contains(&w.key.as_str());
+    for w in api.routes() {
+        let expected = Route::from_key(&w.key).is_some_and(Route::replies);
         let responses: Vec<&Value> = w
             .route_responses
             .iter()
@@ -151,10 +120,19 @@ fn wildcard_problems(api: &WebsocketTemplate) -> Vec<String> {
     problems
 }
 
-fn manage_connections_problems(api: &WebsocketTemplate) -> Vec<String> {
+/// ManageConnections only for routes whose function was recorded calling the management
+/// API, and only on `@connections` with the methods it called.
+fn manage_connections_problems(api: &WebsocketTemplate, record: &Record) -> Vec<String> {
     let mut problems = Vec::new();
-    let allowed = manage_connections_arns(api);
-    for w in api.route_wiring() {
+    for w in api.routes() {
+        let methods: BTreeSet<&str> = calls(record, &w.key)
+            .filter(|c| c.action == "execute-api:ManageConnections")
+            .map(|c| c.on.as_str())
+            .collect();
+        let allowed: Vec<String> = methods
+            .iter()
+            .flat_map(|m| manage_connections_arns(api, m))
+            .collect();
         let statements = api.function_statements(&w.function_logical_id);
         let grants: Vec<_> = statements
             .iter()
@@ -179,7 +157,7 @@ fn manage_connections_problems(api: &WebsocketTemplate) -> Vec<String> {
                 }
             }
         }
-        match (pushes(&w.key), grants.is_empty()) {
+        match (!methods.is_empty(), grants.is_empty()) {
             (true, true) => problems.push(format!("{} pushes but may not post", w.key)),
             (false, false) => problems.push(format!("{} does not push but may post", w.key)),
             _ => {}
@@ -189,12 +167,12 @@ fn manage_connections_problems(api: &WebsocketTemplate) -> Vec<String> {
 }
 
 /// Every grant of every function, as (action, rendered resource), against exactly what
-/// the function calls: its DynamoDB calls, ManageConnections if it pushes, and writing
-/// to its own log group.
-fn grant_problems(api: &WebsocketTemplate) -> Vec<String> {
+/// the function was recorded calling (DynamoDB operations on tables, management API
+/// calls), plus writing to its own log group.
+fn grant_problems(api: &WebsocketTemplate, record: &Record) -> Vec<String> {
     let mut problems = Vec::new();
     let functions = api.functions();
-    for w in api.route_wiring() {
+    for w in api.routes() {
         let f = functions
             .iter()
             .find(|f| f.logical_id == w.function_logical_id)
@@ -209,18 +187,11 @@ fn grant_problems(api: &WebsocketTemplate) -> Vec<String> {
         let log_streams = format!(
             "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:${{{log_group}}}:log-stream:*"
         );
-        let mut expected: BTreeSet<(String, String)> = dynamodb_calls(&w.key)
-            .into_iter()
-            .map(|(a, t)| (a, t.to_string()))
+        let mut expected: BTreeSet<(String, String)> = calls(record, &w.key)
+            .map(|c| needed_grant(api, c))
             .collect();
         expected.insert(("logs:CreateLogStream".into(), log_streams.clone()));
         expected.insert(("logs:PutLogEvents".into(), log_streams));
-        if pushes(&w.key) {
-            expected.insert((
-                "execute-api:ManageConnections".into(),
-                manage_connections_arns(api)[0].clone(),
-            ));
-        }
         let mut granted = BTreeSet::new();
         for s in api
             .function_statements(&f.logical_id)
@@ -284,7 +255,7 @@ fn permission_problems(api: &WebsocketTemplate) -> Vec<String> {
         "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{}}}/",
         api.api_logical_id()
     );
-    for w in api.route_wiring() {
+    for w in api.routes() {
         let mine: Vec<_> = permissions
             .iter()
             .filter(|p| p.function_logical_id.as_deref() == Some(w.function_logical_id.as_str()))
@@ -322,7 +293,7 @@ fn permission_problems(api: &WebsocketTemplate) -> Vec<String> {
 fn function_problems(api: &WebsocketTemplate) -> Vec<String> {
     let mut problems = Vec::new();
     let functions = api.functions();
-    if functions.len() != PROTOCOL_ROUTES.len() {
+    if functions.len() != Route::ALL.len() {
         problems.push(format!(
             "{} functions, expected one per route",
             functions.len()
@@ -408,8 +379,10 @@ fn all_checks() -> Vec<(&'static str, Check)> {
         ("routes", route_problems),
         ("two_way", two_way_problems),
         ("wildcards", wildcard_problems),
-        ("manage_connections", manage_connections_problems),
-        ("grants", grant_problems),
+        ("manage_connections", |api| {
+            manage_connections_problems(api, recorded())
+        }),
+        ("grants", |api| grant_problems(api, recorded())),
         ("roles", role_problems),
         ("permissions", permission_problems),
         ("functions", function_problems),
@@ -435,7 +408,24 @@ fn every_protocol_route_is_wired_through_an_aws_proxy_integration_to_its_own_fun
     let api = api();
     assert_eq!(route_problems(&api), Vec::<String>::new());
     let keys: Vec<String> = api.routes().into_iter().map(|r| r.key).collect();
-    assert_eq!(keys, PROTOCOL_ROUTES);
+    assert_eq!(keys, Route::ALL.map(Route::key));
+}
+
+#[test]
+fn the_template_deploys_exactly_the_routes_of_the_protocol_two_way_where_they_reply() {
+    let deployed: BTreeMap<String, bool> = api()
+        .routes()
+        .into_iter()
+        .map(|r| (r.key, r.two_way))
+        .collect();
+    let protocol: BTreeMap<String, bool> = Route::ALL
+        .into_iter()
+        .map(|route| (route.key().to_string(), route.replies()))
+        .collect();
+    assert_eq!(
+        deployed, protocol,
+        "Route::ALL must match the routes in templates/websocket.yml"
+    );
 }
 
 #[test]
@@ -448,7 +438,12 @@ fn two_way_routes_have_route_responses_and_one_way_routes_do_not() {
         .filter(|r| r.two_way)
         .map(|r| r.key)
         .collect();
-    assert_eq!(two_way, TWO_WAY);
+    let replies: Vec<&str> = Route::ALL
+        .into_iter()
+        .filter(|r| r.replies())
+        .map(Route::key)
+        .collect();
+    assert_eq!(two_way, replies);
 }
 
 #[test]
@@ -460,12 +455,18 @@ fn no_iam_statement_grants_a_wildcard_action_or_resource() {
 
 #[test]
 fn manage_connections_is_only_on_the_post_connections_arn_and_only_for_functions_that_push() {
-    assert_eq!(manage_connections_problems(&api()), Vec::<String>::new());
+    assert_eq!(
+        manage_connections_problems(&api(), recorded()),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
 fn each_function_may_do_exactly_what_it_calls_on_the_tables_it_uses() {
-    assert_eq!(grant_problems(&api()), Vec::<String>::new());
+    for (route, calls) in recorded() {
+        println!("{route}: {calls:?}");
+    }
+    assert_eq!(grant_problems(&api(), recorded()), Vec::<String>::new());
 }
 
 #[test]
@@ -554,7 +555,7 @@ fn the_first_deployment_contains_every_route_and_route_response() {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
-    for w in api.route_wiring() {
+    for w in api.routes() {
         assert!(
             depends.contains(&w.route_logical_id),
             "{}",
@@ -695,8 +696,37 @@ fn the_checks_catch_a_broken_template() {
             "check {check} did not notice {what}"
         );
     }
-    // And the unbroken template passes every check.
+    // A backend that calls more than the template grants is caught too.
+    type Grow = fn(&mut Record);
+    let growths: Vec<(&str, &str, Grow)> = vec![
+        ("grants", "list writing a connection", |r| {
+            let list = r.entry(Route::List).or_default();
+            list.insert(Call::new("dynamodb:PutItem", "ConnectionsTable"));
+        }),
+        ("grants", "register reading the names table", |r| {
+            let register = r.entry(Route::Register).or_default();
+            register.insert(Call::new("dynamodb:GetItem", "NamesTable"));
+        }),
+        ("manage_connections", "ping pushing", |r| {
+            let ping = r.entry(Route::Ping).or_default();
+            ping.insert(Call::new("execute-api:ManageConnections", "POST"));
+        }),
+        ("grants", "message closing connections", |r| {
+            let message = r.entry(Route::Message).or_default();
+            message.insert(Call::new("execute-api:ManageConnections", "DELETE"));
+        }),
+    ];
     let api = api();
+    for (check, what, grow) in growths {
+        let mut record = recorded().clone();
+        grow(&mut record);
+        let found = match check {
+            "grants" => grant_problems(&api, &record),
+            _ => manage_connections_problems(&api, &record),
+        };
+        assert!(!found.is_empty(), "check {check} did not notice {what}");
+    }
+    // And the unbroken template passes every check.
     for (name, run) in checks {
         assert_eq!(run(&api), Vec::<String>::new(), "check {name}");
     }
