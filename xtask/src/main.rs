@@ -13,9 +13,8 @@ mod lambdas;
 mod tools;
 mod ui;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 use tools::{cargo, step};
 
@@ -60,19 +59,15 @@ fn workspace_root() -> PathBuf {
 
 /// Installs dynalite into `.tools/dynalite` (project-local, git-ignored) when missing.
 fn ensure_dynalite(root: &Path) -> Result<()> {
-    let prefix = root.join(".tools/dynalite");
-    if prefix.join("node_modules/dynalite/package.json").is_file() {
+    let prefix = ".tools/dynalite";
+    if root
+        .join(prefix)
+        .join("node_modules/dynalite/package.json")
+        .is_file()
+    {
         return Ok(());
     }
-    println!("xtask: installing {DYNALITE} from npm into .tools/dynalite");
-    let mut npm = Command::new("npm");
-    npm.args(["install", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&prefix)
-        .arg(DYNALITE)
-        .current_dir(root);
-    step("npm install dynalite", npm).context(
-        "dynalite is needed by the DynamoDB tests; install Node.js and npm (Debian: apt-get install nodejs npm) and retry",
-    )
+    tools::npm_install(root, prefix, DYNALITE, "the DynamoDB the tests run against")
 }
 
 fn test(root: &Path) -> Result<()> {
