@@ -4,7 +4,8 @@
 //!
 //! Counted: every `.wasm` and `.js` file under `dist/` (wasm-bindgen's `snippets/` too),
 //! each gzipped on its own at the best level (`gzip -9`), as a browser fetches them.
-//! `index.html` and anything else trunk copies are not counted.
+//! Not counted: `index.html` and the other assets, and hidden directories such as the
+//! `.stage/` a failed trunk build leaves behind (it is not part of the site).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -84,7 +85,9 @@ fn collect(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), BundleError> {
         let entry = entry.map_err(read_error)?;
         let path = entry.path();
         if entry.file_type().map_err(read_error)?.is_dir() {
-            collect(&path, found)?;
+            if !entry.file_name().to_string_lossy().starts_with('.') {
+                collect(&path, found)?;
+            }
         } else if matches!(extension(&path), Some("wasm" | "js")) {
             found.push(path);
         }
@@ -121,6 +124,8 @@ mod tests {
         std::fs::write(dist.path().join("snippets/app-1/inline0.js"), &snippet).unwrap();
         std::fs::write(dist.path().join("index.html"), vec![b'h'; 9_000]).unwrap();
         std::fs::write(dist.path().join("style.css"), vec![b'c'; 9_000]).unwrap();
+        std::fs::create_dir_all(dist.path().join(".stage")).unwrap();
+        std::fs::write(dist.path().join(".stage/app_bg.wasm"), &wasm).unwrap();
 
         let size = measure(dist.path()).unwrap();
         assert_eq!(size.raw, (wasm.len() + js.len() + snippet.len()) as u64);
