@@ -25,6 +25,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use webchat_testkit::ui_bundle;
 
 /// One row of results.json.
 #[derive(Debug, Clone, Serialize)]
@@ -475,28 +476,6 @@ async fn lambda_figures(options: &Options, figures: &mut Vec<Figure>) -> Result<
     Ok(())
 }
 
-fn gzip_len(bytes: &[u8]) -> Result<usize> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder.write_all(bytes)?;
-    Ok(encoder.finish()?.len())
-}
-
-fn files_with(dir: &Path, extensions: &[&str], found: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            files_with(&path, extensions, found)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| extensions.contains(&e))
-        {
-            found.push(path);
-        }
-    }
-    Ok(())
-}
-
 fn sizes(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
     step("sizes: Lambda zip and UI bundle");
     let zip = options
@@ -513,44 +492,30 @@ fn sizes(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
         Err(_) => figures.push(unmeasured(zip_name, "not built", "MB", Goal::AtMost(6.0))),
     }
 
-    let dist = options.root.join("dist");
-    let mut files = Vec::new();
-    if dist.is_dir() {
-        files_with(&dist, &["wasm", "js"], &mut files)?;
-    }
     let raw_name = "UI wasm + js, raw";
     let gzip_name = "UI wasm + js, gzip";
-    if !files
-        .iter()
-        .any(|f| f.extension().is_some_and(|e| e == "wasm"))
-    {
-        figures.push(unmeasured(raw_name, "not built", "KB", Goal::None));
-        figures.push(unmeasured(
-            gzip_name,
-            "not built",
-            "KB",
-            Goal::AtMost(150.0),
-        ));
-        return Ok(());
+    let gzip_goal = Goal::AtMost(ui_bundle::kb(ui_bundle::BUDGET_GZIP));
+    match ui_bundle::measure(&options.root.join("dist")) {
+        Ok(size) => {
+            figures.push(measured(
+                raw_name,
+                round(ui_bundle::kb(size.raw), 1),
+                "KB",
+                Goal::None,
+            ));
+            figures.push(measured(
+                gzip_name,
+                round(ui_bundle::kb(size.gzip), 1),
+                "KB",
+                gzip_goal,
+            ));
+        }
+        Err(ui_bundle::BundleError::NotBuilt(_)) => {
+            figures.push(unmeasured(raw_name, "not built", "KB", Goal::None));
+            figures.push(unmeasured(gzip_name, "not built", "KB", gzip_goal));
+        }
+        Err(err) => return Err(err.into()),
     }
-    let (mut raw, mut gzip) = (0usize, 0usize);
-    for file in &files {
-        let bytes = std::fs::read(file)?;
-        raw += bytes.len();
-        gzip += gzip_len(&bytes)?;
-    }
-    figures.push(measured(
-        raw_name,
-        round(raw as f64 / 1e3, 1),
-        "KB",
-        Goal::None,
-    ));
-    figures.push(measured(
-        gzip_name,
-        round(gzip as f64 / 1e3, 1),
-        "KB",
-        Goal::AtMost(150.0),
-    ));
     Ok(())
 }
 

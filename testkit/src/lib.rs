@@ -1,6 +1,8 @@
 //! Test support shared by every suite that needs a real DynamoDB: dynalite, started on a
 //! free loopback port, from the project-local install that `cargo xtask test` makes.
 
+pub mod ui_bundle;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -6,13 +6,14 @@
 //! except, through rustup, the `aarch64-unknown-linux-gnu` standard library.
 
 use std::ffi::OsString;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use crate::tools::{ensure_rust_target, run};
+use crate::tools::{ensure_rust_target, path_with, run};
 
 /// The venv, relative to the workspace root.
 const VENV: &str = ".tools/venv";
@@ -92,10 +93,16 @@ pub fn build_lambdas(root: &Path) -> Result<()> {
         human_size(zip_size)
     );
     // Check what Lambda will run: the zip's `bootstrap`.
-    let (name, bootstrap) = first_zip_entry(&zip)?;
-    if name != "bootstrap" || !is_aarch64_elf(&bootstrap) {
+    let file = std::fs::File::open(&zip).with_context(|| format!("opening {}", zip.display()))?;
+    let bootstrap = bootstrap_of(file).with_context(|| {
+        format!(
+            "reading bootstrap from {}; delete it and run `cargo xtask lambdas` again",
+            zip.display()
+        )
+    })?;
+    if !is_aarch64_elf(&bootstrap) {
         bail!(
-            "{} does not hold an arm64 (aarch64) ELF executable named bootstrap",
+            "the bootstrap in {} is not an arm64 (aarch64) ELF executable",
             zip.display()
         );
     }
@@ -182,58 +189,17 @@ impl Venv {
 
     /// `PATH` with the venv's bin directory first.
     fn path_with_bin(&self) -> Result<OsString> {
-        let mut paths = vec![self.dir.join("bin")];
-        if let Some(path) = std::env::var_os("PATH") {
-            paths.extend(std::env::split_paths(&path));
-        }
-        std::env::join_paths(paths).context("building PATH")
+        path_with([self.dir.join("bin")])
     }
 }
 
-/// The name and contents of a zip file's first entry (stored or deflated).
-fn first_zip_entry(zip: &Path) -> Result<(String, Vec<u8>)> {
-    let bytes = std::fs::read(zip).with_context(|| format!("reading {}", zip.display()))?;
-    parse_first_zip_entry(&bytes).with_context(|| format!("reading the zip {}", zip.display()))
-}
-
-fn parse_first_zip_entry(bytes: &[u8]) -> Result<(String, Vec<u8>)> {
-    let u16_at = |at: usize| -> Result<usize> {
-        let b = bytes
-            .get(at..at + 2)
-            .context("truncated local file header")?;
-        Ok(u16::from_le_bytes([b[0], b[1]]) as usize)
-    };
-    let u32_at = |at: usize| -> Result<usize> {
-        let b = bytes
-            .get(at..at + 4)
-            .context("truncated local file header")?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    };
-    if !bytes.starts_with(b"PK\x03\x04") {
-        bail!("no local file header at the start");
-    }
-    let (flags, method) = (u16_at(6)?, u16_at(8)?);
-    let (name_len, extra_len) = (u16_at(26)?, u16_at(28)?);
-    let name = bytes
-        .get(30..30 + name_len)
-        .context("truncated file name")?;
-    let data = bytes
-        .get(30 + name_len + extra_len..)
-        .context("truncated entry")?;
-    let contents = match method {
-        0 if flags & 0x8 == 0 => data
-            .get(..u32_at(22)?)
-            .context("truncated stored entry")?
-            .to_vec(),
-        8 => {
-            let mut out = Vec::new();
-            std::io::Read::read_to_end(&mut flate2::read::DeflateDecoder::new(data), &mut out)
-                .context("inflating the entry")?;
-            out
-        }
-        other => bail!("unsupported compression method {other}"),
-    };
-    Ok((String::from_utf8_lossy(name).into_owned(), contents))
+/// The `bootstrap` entry of a Lambda zip: the executable Lambda runs.
+fn bootstrap_of(zip: impl Read + Seek) -> zip::result::ZipResult<Vec<u8>> {
+    let mut archive = zip::ZipArchive::new(zip)?;
+    let mut entry = archive.by_name("bootstrap")?;
+    let mut bytes = Vec::with_capacity(entry.size().try_into().unwrap_or(0));
+    entry.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// An ELF executable for aarch64: magic, and e_machine (offset 18, little-endian) 183.
@@ -264,37 +230,46 @@ mod tests {
         assert!(!is_aarch64_elf(b"#!/bin/sh\n"));
     }
 
-    fn zip_entry(method: u16, name: &str, stored: &[u8], size: usize) -> Vec<u8> {
-        let mut zip = b"PK\x03\x04".to_vec();
-        zip.extend([20, 0, 0, 0]); // version, flags
-        zip.extend(method.to_le_bytes());
-        zip.extend([0; 8]); // time, date, crc
-        zip.extend((stored.len() as u32).to_le_bytes());
-        zip.extend((size as u32).to_le_bytes());
-        zip.extend((name.len() as u16).to_le_bytes());
-        zip.extend(0u16.to_le_bytes());
-        zip.extend(name.as_bytes());
-        zip.extend(stored);
-        zip.extend(b"PK\x01\x02 central directory follows");
-        zip
+    fn zip_of(entries: &[(&str, &[u8])], method: zip::CompressionMethod) -> Vec<u8> {
+        use std::io::Write;
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(method)
+            .unix_permissions(0o755);
+        for (name, contents) in entries {
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(contents).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
     }
 
     #[test]
-    fn the_first_zip_entry_is_read_stored_or_deflated() {
-        use std::io::Write;
-        let contents = b"\x7fELF and the rest of a binary".repeat(10);
-        let stored = zip_entry(0, "bootstrap", &contents, contents.len());
-        assert_eq!(
-            parse_first_zip_entry(&stored).unwrap(),
-            ("bootstrap".to_string(), contents.clone())
+    fn the_bootstrap_is_read_stored_or_deflated_wherever_it_sits() {
+        let binary = b"\x7fELF and the rest of a binary".repeat(100);
+        for method in [
+            zip::CompressionMethod::Stored,
+            zip::CompressionMethod::Deflated,
+        ] {
+            let zip = zip_of(
+                &[("README", b"not this one"), ("bootstrap", &binary)],
+                method,
+            );
+            assert_eq!(
+                bootstrap_of(std::io::Cursor::new(zip)).unwrap(),
+                binary,
+                "{method:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zip_without_bootstrap_or_no_zip_at_all_is_an_error() {
+        let zip = zip_of(
+            &[("bootstrap.sh", b"#!/bin/sh\n")],
+            zip::CompressionMethod::Deflated,
         );
-        let mut encoder =
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-        encoder.write_all(&contents).unwrap();
-        let deflated = encoder.finish().unwrap();
-        let zip = zip_entry(8, "bootstrap", &deflated, contents.len());
-        assert_eq!(parse_first_zip_entry(&zip).unwrap().1, contents);
-        assert!(parse_first_zip_entry(b"not a zip").is_err());
+        assert!(bootstrap_of(std::io::Cursor::new(zip)).is_err());
+        assert!(bootstrap_of(std::io::Cursor::new(b"not a zip".to_vec())).is_err());
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!   real-browser test. CI runs this.
 //! - `dev`: installs the UI tools, builds the UI, and serves the whole chat with
 //!   `webchat-local` at http://127.0.0.1:8080/.
+//! - `ui`: installs the UI tools and builds the release UI into `dist/`, checking its
+//!   download against the size budget.
 //! - `bench`: the speed and size figures, written to `target/bench/results.json`.
 //! - `lambdas`: the arm64 Lambda build with cargo-lambda.
 
@@ -13,9 +15,8 @@ mod lambdas;
 mod tools;
 mod ui;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 use tools::{cargo, step};
 
@@ -25,6 +26,7 @@ tasks:
   test      install what is missing, then fmt, clippy, wasm build, cfn-lint, all tests,
             the full-size load tests, browser test
   dev       build the UI and serve the chat at http://127.0.0.1:8080/ (extra args go to webchat-local)
+  ui        build the release UI into dist/ and check its gzip size against the budget
   bench     measure speed and size figures into target/bench/results.json and the README
   lambdas   build the Lambda binary for arm64 with cargo-lambda (zip in target/lambda/)";
 
@@ -40,6 +42,10 @@ fn main() -> Result<()> {
     match task.as_deref() {
         Some("test") => test(&root),
         Some("dev") => dev(&root, &rest),
+        Some("ui") => {
+            ui::ensure_ui_tools(&root)?;
+            ui::build_ui(&root, true).map(drop)
+        }
         Some("bench") => bench::run(&root),
         Some("lambdas") => lambdas::build_lambdas(&root),
         Some("-h" | "--help" | "help") => {
@@ -60,19 +66,15 @@ fn workspace_root() -> PathBuf {
 
 /// Installs dynalite into `.tools/dynalite` (project-local, git-ignored) when missing.
 fn ensure_dynalite(root: &Path) -> Result<()> {
-    let prefix = root.join(".tools/dynalite");
-    if prefix.join("node_modules/dynalite/package.json").is_file() {
+    let prefix = ".tools/dynalite";
+    if root
+        .join(prefix)
+        .join("node_modules/dynalite/package.json")
+        .is_file()
+    {
         return Ok(());
     }
-    println!("xtask: installing {DYNALITE} from npm into .tools/dynalite");
-    let mut npm = Command::new("npm");
-    npm.args(["install", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&prefix)
-        .arg(DYNALITE)
-        .current_dir(root);
-    step("npm install dynalite", npm).context(
-        "dynalite is needed by the DynamoDB tests; install Node.js and npm (Debian: apt-get install nodejs npm) and retry",
-    )
+    tools::npm_install(root, prefix, DYNALITE, "the DynamoDB the tests run against")
 }
 
 fn test(root: &Path) -> Result<()> {

@@ -1,6 +1,7 @@
 //! Running commands and installing Rust targets: what every task shares.
 
 use anyhow::{bail, Context, Result};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -80,4 +81,35 @@ pub fn ensure_rust_target(root: &Path, target: &str) -> Result<()> {
         .args(["target", "add", target])
         .current_dir(root))
     .with_context(|| format!("`rustup target add {target}` failed"))
+}
+
+/// PATH with `dirs` first, then the PATH xtask was given: how xtask's commands find the
+/// tools it installed under `.tools/`.
+pub fn path_with(dirs: impl IntoIterator<Item = PathBuf>) -> Result<OsString> {
+    let mut paths: Vec<PathBuf> = dirs.into_iter().collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(paths).context("building PATH (a directory name holds a `:`?)")
+}
+
+/// Installs an npm `package` (`name@version`) into `prefix` under the workspace root,
+/// e.g. `.tools/dynalite`: project-local, git-ignored, nothing global. `purpose` says in
+/// the progress line what it is for.
+pub fn npm_install(root: &Path, prefix: &str, package: &str, purpose: &str) -> Result<()> {
+    let mut npm = Command::new("npm");
+    npm.args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(root.join(prefix))
+        .arg(package)
+        .current_dir(root);
+    step(
+        &format!("npm install {package} into {prefix} ({purpose})"),
+        npm,
+    )
+    .with_context(|| {
+        format!(
+            "{package} could not be installed from npm; install Node.js and npm (Debian: \
+             `apt-get install nodejs npm`), check that registry.npmjs.org is reachable, and retry"
+        )
+    })
 }

@@ -1,52 +1,73 @@
 //! The web UI tasks: installing its build tools, building it with trunk, and the
 //! real-browser test.
 //!
-//! Tools are installed once per machine, only when missing or at the wrong version:
-//! the `wasm32-unknown-unknown` target (rustup); `trunk` and `wasm-bindgen-cli` (cargo
-//! install, into `$CARGO_HOME/bin`); `wasm-opt` from npm's `binaryen` 123 (Debian 12's
-//! `binaryen` 108 writes broken output, see [`WASM_OPT_VERSION`]); and for the browser
-//! test Debian's `chromium` and `chromium-driver`. trunk always runs offline, so it uses
-//! these and never downloads anything itself.
+//! Tools are installed only when missing or at the wrong version: the
+//! `wasm32-unknown-unknown` target (rustup); `trunk` and `wasm-bindgen-cli` (cargo
+//! install, into `$CARGO_HOME/bin`, once per machine); `wasm-opt` from npm's `binaryen`
+//! 123 into the project's `.tools/binaryen` (Debian 12's `binaryen` 108 writes broken
+//! output, see [`WASM_OPT_VERSION`]); and for the browser test Debian's `chromium` and
+//! `chromium-driver`. trunk always runs offline: it takes wasm-bindgen and wasm-opt from
+//! the first match on its PATH (if the version differs it fails, never downloads), so
+//! xtask runs it with `.tools/binaryen` first on PATH.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use webchat_testkit::ui_bundle;
 
-use crate::tools::{cargo, ensure_rust_target, output, run, step, target_dir};
+use crate::tools::{
+    cargo, ensure_rust_target, npm_install, output, path_with, run, step, target_dir,
+};
 
 /// trunk 0.22 needs a newer Rust than the workspace pins.
 pub const TRUNK_VERSION: &str = "0.21.14";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
+/// Where the browser test looks for chromedriver unless `CHROMEDRIVER` says otherwise.
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// Issue 4's budget for the UI download: wasm + js, gzip.
-/// KB here are 1,000 bytes, as in `cargo xtask bench`, so both report the same figure.
-pub const BUNDLE_BUDGET_GZIP: u64 = 150_000;
+/// binaryen's npm prefix, under the workspace root.
+const BINARYEN: &str = ".tools/binaryen";
 
 /// Installs whatever the UI build needs and is missing.
 pub fn ensure_ui_tools(root: &Path) -> Result<()> {
     ensure_rust_target(root, WASM_TARGET)?;
     ensure_trunk(root)?;
     ensure_wasm_bindgen(root)?;
-    ensure_wasm_opt()?;
+    ensure_wasm_opt(root)?;
     Ok(())
 }
 
 /// Installs Debian's Chromium and chromedriver if chromedriver is missing.
 pub fn ensure_browser(_root: &Path) -> Result<()> {
+    // The browser test honours CHROMEDRIVER and CHROMIUM: someone who set them brought
+    // their own.
+    if let Some(own) = std::env::var_os("CHROMEDRIVER") {
+        let own = PathBuf::from(own);
+        if !own.is_file() {
+            bail!(
+                "CHROMEDRIVER is set to {}, which does not exist",
+                own.display()
+            );
+        }
+        return Ok(());
+    }
     if Path::new(CHROMEDRIVER).exists() {
         return Ok(());
     }
     println!("xtask: installing chromium and chromium-driver with apt-get (about 2 min)");
     apt_install(&["chromium", "chromium-driver"]).context(
-        "installing the browser for the UI test failed; install Debian's `chromium` and \
-         `chromium-driver` packages (they provide /usr/bin/chromium and /usr/bin/chromedriver)",
+        "the browser test needs Chromium and chromedriver; install them by hand: \
+         `sudo apt-get install chromium chromium-driver` on Debian or Ubuntu, or elsewhere a \
+         Chromium and its matching chromedriver, then set CHROMIUM and CHROMEDRIVER to \
+         their paths",
     )?;
     if !Path::new(CHROMEDRIVER).exists() {
-        bail!("apt-get installed chromium-driver but {CHROMEDRIVER} is still missing");
+        bail!(
+            "apt-get installed chromium-driver but {CHROMEDRIVER} is still missing; set \
+             CHROMEDRIVER to where it put chromedriver"
+        );
     }
     Ok(())
 }
@@ -60,10 +81,9 @@ pub fn build_ui(root: &Path, release: bool) -> Result<PathBuf> {
         args.push("--release");
     }
     println!("xtask: trunk {}", args.join(" "));
-    let status = Command::new(tool("trunk"))
+    let status = tool_command(root, "trunk")?
         .args(&args)
         .current_dir(root)
-        .env("PATH", tool_path())
         // trunk reads NO_COLOR as a bool flag and rejects the usual `NO_COLOR=1`.
         .env_remove("NO_COLOR")
         .stdin(Stdio::null())
@@ -80,21 +100,21 @@ pub fn build_ui(root: &Path, release: bool) -> Result<PathBuf> {
     if !dist.join("index.html").exists() {
         bail!("trunk finished but {} has no index.html", dist.display());
     }
-    let size = bundle_size(&dist)?;
+    let size = ui_bundle::measure(&dist)?;
     println!(
         "xtask: UI built into {} in {:.0?}: wasm + js {} raw, {} gzip (budget {})",
         dist.display(),
         started.elapsed(),
         kb(size.raw),
         kb(size.gzip),
-        kb(BUNDLE_BUDGET_GZIP)
+        kb(ui_bundle::BUDGET_GZIP)
     );
-    if release && size.gzip > BUNDLE_BUDGET_GZIP {
+    if release && size.gzip > ui_bundle::BUDGET_GZIP {
         bail!(
             "the UI download is {} gzip, over the {} budget; see what grew with \
              `twiggy top dist/*.wasm` or drop dependencies from frontend/Cargo.toml",
             kb(size.gzip),
-            kb(BUNDLE_BUDGET_GZIP)
+            kb(ui_bundle::BUDGET_GZIP)
         );
     }
     Ok(dist)
@@ -132,7 +152,7 @@ pub fn browser_test(root: &Path) -> Result<()> {
 
 fn ensure_trunk(root: &Path) -> Result<()> {
     let want = format!("trunk {TRUNK_VERSION}");
-    if version_of("trunk").is_some_and(|v| v == want) {
+    if version_of(root, "trunk").is_some_and(|v| v == want) {
         return Ok(());
     }
     println!("xtask: installing trunk {TRUNK_VERSION} (about 9 min)");
@@ -142,7 +162,7 @@ fn ensure_trunk(root: &Path) -> Result<()> {
         .with_context(|| {
             format!("`cargo install trunk --version {TRUNK_VERSION} --locked` failed")
         })?;
-    match version_of("trunk") {
+    match version_of(root, "trunk") {
         Some(v) if v == want => Ok(()),
         other => bail!(
             "installed trunk {TRUNK_VERSION} but `trunk --version` says {other:?}; \
@@ -154,13 +174,13 @@ fn ensure_trunk(root: &Path) -> Result<()> {
 fn ensure_wasm_bindgen(root: &Path) -> Result<()> {
     let version = locked_version(root, "wasm-bindgen")?;
     let want = format!("wasm-bindgen {version}");
-    if version_of("wasm-bindgen").is_some_and(|v| v == want) {
+    if version_of(root, "wasm-bindgen").is_some_and(|v| v == want) {
         return Ok(());
     }
     println!("xtask: installing wasm-bindgen-cli {version} to match Cargo.lock (about 3 min)");
     run(cargo(root).args(["install", "wasm-bindgen-cli", "--version", &version]))
         .with_context(|| format!("`cargo install wasm-bindgen-cli --version {version}` failed"))?;
-    match version_of("wasm-bindgen") {
+    match version_of(root, "wasm-bindgen") {
         Some(v) if v == want => Ok(()),
         other => bail!(
             "installed wasm-bindgen-cli {version} but `wasm-bindgen --version` says {other:?}; \
@@ -176,113 +196,113 @@ fn ensure_wasm_bindgen(root: &Path) -> Result<()> {
 /// binaryen compiled to WebAssembly: a minute to install, where building binaryen's C++
 /// from crates.io (`cargo install wasm-opt`) takes most of an hour on two cores.
 pub const WASM_OPT_VERSION: u32 = 123;
-/// Where `npm install -g` puts it: `/usr/local/bin` comes before Debian's `/usr/bin`.
-const NPM_PREFIX: &str = "/usr/local";
 
-/// The binaryen version of the `wasm-opt` trunk would find ("wasm-opt version 123 (...)").
-fn wasm_opt_version() -> Option<u32> {
-    version_of("wasm-opt")?
+/// Where npm puts binaryen's commands; first on trunk's PATH.
+fn binaryen_bin(root: &Path) -> PathBuf {
+    root.join(BINARYEN).join("node_modules").join(".bin")
+}
+
+/// The binaryen version of a `wasm-opt` ("wasm-opt version 123 (version_123)").
+fn wasm_opt_version(wasm_opt: &Path) -> Option<u32> {
+    first_line_of_version(Command::new(wasm_opt))?
         .split_whitespace()
         .nth(2)?
         .parse()
         .ok()
 }
 
-fn ensure_wasm_opt() -> Result<()> {
-    let found = wasm_opt_version();
+/// Installs binaryen into `.tools/binaryen` unless its wasm-opt is there at the pinned
+/// version. Always the project's own copy: whatever else is on PATH, trunk finds this one
+/// first.
+fn ensure_wasm_opt(root: &Path) -> Result<()> {
+    let wasm_opt = binaryen_bin(root).join("wasm-opt");
+    let found = wasm_opt_version(&wasm_opt);
     if found == Some(WASM_OPT_VERSION) {
         return Ok(());
     }
-    match found {
-        Some(version) => println!(
-            "xtask: wasm-opt is binaryen {version}; installing binaryen {WASM_OPT_VERSION} from \
-             npm into {NPM_PREFIX} (about 1 min)"
-        ),
-        None => println!(
-            "xtask: installing wasm-opt (binaryen {WASM_OPT_VERSION}) from npm into {NPM_PREFIX} \
-             (about 1 min)"
-        ),
+    if let Some(version) = found {
+        println!("xtask: {BINARYEN} has binaryen {version}; replacing it with {WASM_OPT_VERSION}");
     }
-    if version_of("npm").is_none() {
-        println!("xtask: installing nodejs and npm with apt-get (the npm binaryen runs on node)");
-        apt_install(&["nodejs", "npm"]).context("installing nodejs and npm failed")?;
-    }
-    let package = format!("binaryen@{WASM_OPT_VERSION}");
-    run(&mut as_root(&[
-        "npm",
-        "install",
-        "--global",
-        "--prefix",
-        NPM_PREFIX,
-        "--no-audit",
-        "--no-fund",
-        &package,
-    ]))
-    .with_context(|| format!("`npm install -g --prefix {NPM_PREFIX} {package}` failed"))?;
-    match wasm_opt_version() {
+    npm_install(
+        root,
+        BINARYEN,
+        &format!("binaryen@{WASM_OPT_VERSION}"),
+        "trunk's wasm-opt for the release UI build",
+    )?;
+    match wasm_opt_version(&wasm_opt) {
         Some(version) if version == WASM_OPT_VERSION => Ok(()),
         other => bail!(
-            "installed {package} into {NPM_PREFIX}/bin but the wasm-opt on PATH is binaryen \
-             {other:?}; put {NPM_PREFIX}/bin before /usr/bin on PATH"
+            "installed binaryen {WASM_OPT_VERSION} into {BINARYEN} but `{} --version` reports \
+             binaryen {other:?}; delete {BINARYEN} and retry",
+            wasm_opt.display()
         ),
     }
 }
 
-/// `PROGRAM ARGS…`, through sudo when not root.
-fn as_root(args: &[&str]) -> Command {
+/// `PROGRAM ARGS…`, through `sudo -n` when not root (it fails rather than waits for a
+/// password nobody can type: stdin is closed).
+fn as_root(args: &[&str]) -> Result<Command> {
     let root_user = output(Command::new("id").arg("-u"))
         .map(|uid| uid.trim() == "0")
         .unwrap_or(false);
     let mut command = if root_user {
         Command::new(args[0])
     } else {
+        if first_line_of_version(Command::new("sudo")).is_none() {
+            bail!("not running as root and sudo is not installed");
+        }
         let mut sudo = Command::new("sudo");
-        sudo.arg(args[0]);
+        sudo.arg("-n").arg(args[0]);
         sudo
     };
     command.args(&args[1..]).stdin(Stdio::null());
-    command
+    Ok(command)
 }
 
-/// `apt-get update` then `apt-get install -y PACKAGES`, through sudo when not root.
+/// `apt-get update` then `apt-get install -y PACKAGES`, through sudo when not root. Its
+/// errors say which of these stood in the way: no apt-get, no root, no network.
 fn apt_install(packages: &[&str]) -> Result<()> {
-    run(as_root(&["apt-get", "update"]).env("DEBIAN_FRONTEND", "noninteractive"))
-        .context("`apt-get update` failed")?;
+    if first_line_of_version(Command::new("apt-get")).is_none() {
+        bail!("apt-get is not available (this is not a Debian or Ubuntu system)");
+    }
+    let mut update = as_root(&["apt-get", "update"])?;
+    run(update.env("DEBIAN_FRONTEND", "noninteractive")).context(
+        "`apt-get update` failed: without root (sudo asks for a password?) or without \
+         access to the Debian mirrors (offline?) nothing can be installed",
+    )?;
     let mut install = vec!["apt-get", "install", "-y", "--no-install-recommends"];
     install.extend_from_slice(packages);
-    run(as_root(&install).env("DEBIAN_FRONTEND", "noninteractive"))
+    run(as_root(&install)?.env("DEBIAN_FRONTEND", "noninteractive"))
         .with_context(|| format!("`apt-get install {}` failed", packages.join(" ")))
 }
 
-/// The version of `package` that Cargo.lock pins.
+/// The version of `package` that Cargo.lock pins: the first match, which is the one
+/// trunk picks for wasm-bindgen too.
 fn locked_version(root: &Path, package: &str) -> Result<String> {
     let lock_path = root.join("Cargo.lock");
-    let lock = std::fs::read_to_string(&lock_path)
+    let lock = cargo_lock::Lockfile::load(&lock_path)
         .with_context(|| format!("reading {}", lock_path.display()))?;
-    let name_line = format!("name = \"{package}\"");
-    let mut lines = lock.lines();
-    while let Some(line) = lines.next() {
-        if line.trim() == name_line {
-            if let Some(version) = lines
-                .next()
-                .and_then(|l| l.trim().strip_prefix("version = \""))
-                .and_then(|v| v.strip_suffix('"'))
-            {
-                return Ok(version.to_string());
-            }
-        }
-    }
-    bail!(
-        "{package} is not in Cargo.lock; run `cargo metadata` (or any cargo build) to resolve \
-         the frontend's dependencies first"
-    )
+    lock.packages
+        .iter()
+        .find(|p| p.name.as_str() == package)
+        .map(|p| p.version.to_string())
+        .with_context(|| {
+            format!(
+                "{package} is not in Cargo.lock; run `cargo metadata` (or any cargo build) to \
+                 resolve the frontend's dependencies first"
+            )
+        })
 }
 
-/// First line of `NAME --version`, or `None` when the tool is missing or fails.
-fn version_of(name: &str) -> Option<String> {
-    let out = Command::new(tool(name))
+/// First line of `NAME --version`, run with the tools' PATH; `None` when the tool is
+/// missing or fails.
+fn version_of(root: &Path, name: &str) -> Option<String> {
+    first_line_of_version(tool_command(root, name).ok()?)
+}
+
+fn first_line_of_version(mut command: Command) -> Option<String> {
+    let out = command
         .arg("--version")
-        .env("PATH", tool_path())
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
@@ -304,52 +324,42 @@ fn cargo_home_bin() -> PathBuf {
         .join("bin")
 }
 
-/// PATH with `$CARGO_HOME/bin` first, where `cargo install` puts trunk and wasm-bindgen
-/// (trunk looks wasm-bindgen and wasm-opt up on PATH).
-fn tool_path() -> OsString {
-    let mut dirs = vec![cargo_home_bin()];
-    if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&path));
-    }
-    std::env::join_paths(dirs).unwrap_or_default()
+/// The PATH trunk and the UI tools run with: the project's binaryen first (trunk takes
+/// the first wasm-opt on PATH and, offline, fails on a version other than the pinned
+/// one), then `$CARGO_HOME/bin` where `cargo install` puts trunk and wasm-bindgen, then
+/// the PATH xtask was given.
+fn tool_path(root: &Path) -> Result<OsString> {
+    path_with([binaryen_bin(root), cargo_home_bin()])
 }
 
-/// A tool by name: from `$CARGO_HOME/bin` if it is there, else from PATH.
-fn tool(name: &str) -> PathBuf {
-    let installed = cargo_home_bin().join(name);
-    if installed.exists() {
-        installed
-    } else {
-        PathBuf::from(name)
-    }
-}
-
-/// Bytes the browser downloads to start the app: every `.wasm` and `.js` in dist.
-pub struct BundleSize {
-    pub raw: u64,
-    pub gzip: u64,
-}
-
-pub fn bundle_size(dist: &Path) -> Result<BundleSize> {
-    let mut size = BundleSize { raw: 0, gzip: 0 };
-    for entry in std::fs::read_dir(dist).with_context(|| format!("reading {}", dist.display()))? {
-        let path = entry?.path();
-        let counted = matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("wasm") | Some("js")
-        );
-        if !counted {
-            continue;
-        }
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        encoder.write_all(&bytes)?;
-        size.raw += bytes.len() as u64;
-        size.gzip += encoder.finish()?.len() as u64;
-    }
-    Ok(size)
+/// `name` looked up on, and run with, the UI tools' PATH.
+fn tool_command(root: &Path, name: &str) -> Result<Command> {
+    let path = tool_path(root)?;
+    // Command searches the PATH given to the child when one is set.
+    let mut command = Command::new(name);
+    command.env("PATH", path);
+    Ok(command)
 }
 
 fn kb(bytes: u64) -> String {
-    format!("{:.1} KB", bytes as f64 / 1000.0)
+    format!("{:.1} KB", ui_bundle::kb(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_come_from_the_workspace_lockfile() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        assert_eq!(
+            locked_version(root, "xtask").unwrap(),
+            env!("CARGO_PKG_VERSION")
+        );
+        let missing = locked_version(root, "no-such-package").unwrap_err();
+        assert!(
+            missing.to_string().contains("not in Cargo.lock"),
+            "{missing}"
+        );
+    }
 }

@@ -1,0 +1,155 @@
+//! The UI's download size and its budget, in one place: `cargo xtask` checks every release
+//! build of the UI against it and `cargo xtask bench` reports it, so both show the same
+//! figure for the same `dist/`.
+//!
+//! Counted: every `.wasm` and `.js` file under `dist/` (wasm-bindgen's `snippets/` too),
+//! each gzipped on its own at the best level (`gzip -9`), as a browser fetches them.
+//! Not counted: `index.html` and the other assets, and hidden directories such as the
+//! `.stage/` a failed trunk build leaves behind (it is not part of the site).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The budget for the UI download, gzip bytes. KB in every UI figure are 1,000 bytes.
+pub const BUDGET_GZIP: u64 = 150_000;
+
+/// Bytes to KB as every UI size is reported: 1,000-byte KB, as download sizes are.
+pub fn kb(bytes: u64) -> f64 {
+    bytes as f64 / 1000.0
+}
+
+/// The wasm + js of a built UI, raw and gzipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BundleSize {
+    pub raw: u64,
+    pub gzip: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error(
+        "{} holds no .wasm file: build the UI first (`cargo xtask dev` builds it)",
+        .0.display()
+    )]
+    NotBuilt(PathBuf),
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Measures the UI built into `dist`.
+pub fn measure(dist: &Path) -> Result<BundleSize, BundleError> {
+    let mut files = Vec::new();
+    match std::fs::metadata(dist) {
+        Ok(meta) if meta.is_dir() => collect(dist, &mut files)?,
+        Ok(_) => return Err(BundleError::NotBuilt(dist.to_path_buf())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BundleError::NotBuilt(dist.to_path_buf()))
+        }
+        Err(source) => {
+            return Err(BundleError::Read {
+                path: dist.to_path_buf(),
+                source,
+            })
+        }
+    }
+    if !files.iter().any(|f| extension(f) == Some("wasm")) {
+        return Err(BundleError::NotBuilt(dist.to_path_buf()));
+    }
+    let mut size = BundleSize { raw: 0, gzip: 0 };
+    for path in files {
+        let read_error = |source| BundleError::Read {
+            path: path.clone(),
+            source,
+        };
+        let bytes = std::fs::read(&path).map_err(read_error)?;
+        size.raw += bytes.len() as u64;
+        size.gzip += gzip_len(&bytes).map_err(read_error)?;
+    }
+    Ok(size)
+}
+
+fn extension(path: &Path) -> Option<&str> {
+    path.extension().and_then(|e| e.to_str())
+}
+
+/// The `.wasm` and `.js` files under `dir`, at any depth.
+fn collect(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), BundleError> {
+    let read_error = |source| BundleError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(read_error)? {
+        let entry = entry.map_err(read_error)?;
+        let path = entry.path();
+        if entry.file_type().map_err(read_error)?.is_dir() {
+            if !entry.file_name().to_string_lossy().starts_with('.') {
+                collect(&path, found)?;
+            }
+        } else if matches!(extension(&path), Some("wasm" | "js")) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn gzip_len(bytes: &[u8]) -> std::io::Result<u64> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `gzip -9` of one file, as the browser would fetch it compressed.
+    fn gzip_9(bytes: &[u8]) -> u64 {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(9));
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap().len() as u64
+    }
+
+    #[test]
+    fn wasm_and_js_at_any_depth_count_and_nothing_else_does() {
+        let dist = tempfile::tempdir().unwrap();
+        let wasm: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        let js = b"export function start() { return 1; }\n".repeat(200);
+        let snippet = b"export const x = 1;\n".to_vec();
+        std::fs::write(dist.path().join("app_bg.wasm"), &wasm).unwrap();
+        std::fs::write(dist.path().join("app.js"), &js).unwrap();
+        std::fs::create_dir_all(dist.path().join("snippets/app-1")).unwrap();
+        std::fs::write(dist.path().join("snippets/app-1/inline0.js"), &snippet).unwrap();
+        std::fs::write(dist.path().join("index.html"), vec![b'h'; 9_000]).unwrap();
+        std::fs::write(dist.path().join("style.css"), vec![b'c'; 9_000]).unwrap();
+        std::fs::create_dir_all(dist.path().join(".stage")).unwrap();
+        std::fs::write(dist.path().join(".stage/app_bg.wasm"), &wasm).unwrap();
+
+        let size = measure(dist.path()).unwrap();
+        assert_eq!(size.raw, (wasm.len() + js.len() + snippet.len()) as u64);
+        // Each file compressed on its own, as it is served.
+        assert_eq!(size.gzip, gzip_9(&wasm) + gzip_9(&js) + gzip_9(&snippet));
+        assert!(size.gzip < size.raw / 10, "{size:?}");
+    }
+
+    #[test]
+    fn a_dist_without_wasm_is_not_built() {
+        let dist = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            measure(&dist.path().join("missing")),
+            Err(BundleError::NotBuilt(_))
+        ));
+        std::fs::write(dist.path().join("app.js"), b"1").unwrap();
+        std::fs::write(dist.path().join("index.html"), b"<html>").unwrap();
+        let err = measure(dist.path()).unwrap_err();
+        assert!(matches!(err, BundleError::NotBuilt(_)));
+        assert!(err.to_string().contains("cargo xtask dev"), "{err}");
+    }
+
+    #[test]
+    fn sizes_are_in_thousand_byte_kb() {
+        assert_eq!(kb(1_500), 1.5);
+    }
+}
