@@ -72,16 +72,27 @@ impl ManagementGateway {
         ManagementGateway { client }
     }
 
-    /// A client for a local management endpoint such as `webchat-local`'s.
+    /// A client for a local management endpoint that checks no signature.
     #[cfg(feature = "local-endpoints")]
     pub fn local(endpoint: &str) -> Self {
+        Self::local_signed(endpoint, "us-east-1", crate::sdk::local_credentials())
+    }
+
+    /// A client for a local management endpoint such as `webchat-local`'s, signing as
+    /// `credentials` for `region`.
+    #[cfg(feature = "local-endpoints")]
+    pub fn local_signed(
+        endpoint: &str,
+        region: &str,
+        credentials: aws_credential_types::Credentials,
+    ) -> Self {
         let config = aws_sdk_apigatewaymanagement::Config::builder()
             .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_sdk_apigatewaymanagement::config::Region::new(
-                "us-east-1",
+                region.to_string(),
             ))
-            .credentials_provider(crate::sdk::local_credentials())
+            .credentials_provider(credentials)
             .timeout_config(crate::sdk::timeouts())
             // Throttling is retried by the fan-out with its own backoff.
             .retry_config(aws_sdk_apigatewaymanagement::config::retry::RetryConfig::disabled())

@@ -9,6 +9,8 @@
 
 mod events;
 mod management;
+pub mod outbox;
+pub mod sigv4;
 mod socket;
 mod store;
 
@@ -22,13 +24,15 @@ use axum::Router;
 use events::{ApiInfo, ConnectionInfo};
 use futures::StreamExt;
 use http::{HeaderMap, StatusCode};
+use outbox::Outbox;
+pub use sigv4::AccessKey;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use webchat_backend::{
     ConnectionGateway, ConnectionStore, DynamoStore, ManagementGateway, MemoryStore, PostError,
     Retrying, TableNames,
@@ -47,6 +51,10 @@ pub struct Config {
     pub tables: TableNames,
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
+    /// The region management API signatures must be scoped to.
+    pub region: String,
+    /// Who may use the `@connections` API.
+    pub management_auth: ManagementAuth,
     /// When false, closed sockets never reach `$disconnect`: what happens on AWS when
     /// the event is lost, leaving stale rows for the next fan-out to find gone (410).
     pub deliver_disconnects: bool,
@@ -66,6 +74,31 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(webchat_shared_types::IDLE_TIMEOUT_SECS),
             max_lifetime: Duration::from_secs(webchat_shared_types::MAX_CONNECTION_LIFETIME_SECS),
             deliver_disconnects: true,
+            region: DEFAULT_REGION.to_string(),
+            management_auth: ManagementAuth::SigV4(AccessKey::development()),
+        }
+    }
+}
+
+/// The region the gateway claims when none is given, as the AWS CLI's default.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// How the `@connections` API authenticates callers.
+#[derive(Debug, Clone)]
+pub enum ManagementAuth {
+    /// Every request must carry a valid SigV4 signature by this key, as on AWS; the
+    /// gateway's own handlers sign with it.
+    SigV4(AccessKey),
+    /// Anyone who reaches the port may post to and close any connection.
+    Off,
+}
+
+impl ManagementAuth {
+    /// The key the handlers sign their pushes with (any key, when nobody checks).
+    fn signing_key(&self) -> AccessKey {
+        match self {
+            ManagementAuth::SigV4(key) => key.clone(),
+            ManagementAuth::Off => AccessKey::development(),
         }
     }
 }
@@ -121,19 +154,11 @@ impl ConnectionGateway for BoundedPushes {
     }
 }
 
-/// What the gateway sends down one socket.
-#[derive(Debug)]
-pub(crate) enum Outbound {
-    Text(String),
-    Binary(Vec<u8>),
-    Close { code: u16, reason: &'static str },
-}
-
 /// One open connection, as the management API sees it.
 pub(crate) struct OpenConnection {
     pub info: ConnectionInfo,
     pub last_active_ms: AtomicI64,
-    pub outbound: mpsc::UnboundedSender<Outbound>,
+    pub outbox: Outbox,
 }
 
 pub(crate) struct Gateway {
@@ -224,10 +249,7 @@ impl Running {
         let open: HashMap<_, _> = std::mem::take(&mut *self.gateway.lock_connections());
         self.gateway.stopping.store(true, Ordering::SeqCst);
         for connection in open.values() {
-            let _ = connection.outbound.send(Outbound::Close {
-                code: 1001,
-                reason: "Going away",
-            });
+            connection.outbox.close(1001, "Going away");
         }
         // A few at a time, and none after the store first fails: with DynamoDB down,
         // Ctrl-C must not wait out a timeout per connection.
@@ -301,7 +323,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             domain_name: addr.to_string(),
         },
         management: Retrying::new(BoundedPushes {
-            inner: ManagementGateway::local(&format!("http://{addr}/{stage}")),
+            inner: ManagementGateway::local_signed(
+                &format!("http://{addr}/{stage}"),
+                &config.region,
+                config.management_auth.signing_key().credentials(),
+            ),
             permits: tokio::sync::Semaphore::new(PUSH_PERMITS),
         }),
         store,
@@ -348,7 +374,7 @@ fn router(gateway: Arc<Gateway>) -> Router {
     let stage = gateway.api.stage.clone();
     let mut router = Router::new()
         .route(&format!("/{stage}"), get(upgrade))
-        .merge(management::routes(&stage));
+        .merge(management::routes(&stage, gateway.clone()));
     if let Some(dir) = gateway.config.static_dir.clone() {
         router = router
             .route("/config.json", get(ui_config))

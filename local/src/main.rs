@@ -4,7 +4,7 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use webchat_local::Config;
+use webchat_local::{AccessKey, Config, ManagementAuth};
 
 // Every push allocates dozens of small buffers across threads (SDK request, hyper,
 // WebSocket frame); glibc's malloc spent about a quarter of the gateway's CPU on them
@@ -41,6 +41,20 @@ struct Args {
     /// Seconds after which every connection is closed (1001).
     #[arg(long, value_name = "SECS", default_value_t = webchat_shared_types::MAX_CONNECTION_LIFETIME_SECS)]
     max_lifetime: u64,
+    /// The region management API signatures must be scoped to.
+    #[arg(long, default_value = webchat_local::DEFAULT_REGION)]
+    region: String,
+    /// How the @connections API checks callers: `sigv4` (as on AWS: signed with
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from this environment, else a printed
+    /// development key) or `none` (anyone who reaches the port).
+    #[arg(long, value_enum, default_value_t = AuthMode::Sigv4)]
+    management_auth: AuthMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuthMode {
+    Sigv4,
+    None,
 }
 
 #[tokio::main]
@@ -66,7 +80,26 @@ async fn main() -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         max_lifetime: Duration::from_secs(args.max_lifetime),
         deliver_disconnects: true,
+        region: args.region,
+        management_auth: match args.management_auth {
+            AuthMode::None => ManagementAuth::Off,
+            AuthMode::Sigv4 => {
+                ManagementAuth::SigV4(AccessKey::from_env().unwrap_or_else(AccessKey::development))
+            }
+        },
     };
+    let auth_lines = describe_auth(&config);
+    let mut warnings = Vec::new();
+    if matches!(config.management_auth, ManagementAuth::Off) {
+        warnings.push(
+            "WARNING: --management-auth none: the @connections API checks no signature; \
+             anyone who reaches this port can post to or close any connection"
+                .to_string(),
+        );
+    }
+    if !config.addr.ip().is_loopback() {
+        warnings.push(exposure_warning(&config));
+    }
     let store = match &config.dynamodb_endpoint {
         Some(endpoint) => format!("DynamoDB at {endpoint}"),
         None => "in memory".to_string(),
@@ -80,6 +113,12 @@ async fn main() -> anyhow::Result<()> {
         running.management_endpoint()
     );
     println!("connections kept {store}");
+    for line in auth_lines {
+        println!("{line}");
+    }
+    for warning in warnings {
+        eprintln!("{warning}");
+    }
     if serves_ui {
         println!("chat UI: http://{}/", running.addr());
     }
@@ -88,4 +127,42 @@ async fn main() -> anyhow::Result<()> {
     println!("webchat-local stopping");
     running.stop().await;
     Ok(())
+}
+
+/// What the start-up banner says about the management API's credentials.
+fn describe_auth(config: &Config) -> Vec<String> {
+    match &config.management_auth {
+        ManagementAuth::Off => vec!["management API checks no signature".to_string()],
+        ManagementAuth::SigV4(key) if key.access_key_id == AccessKey::development().access_key_id => vec![
+            format!(
+                "management API requires SigV4 for service execute-api, region {}, with the development key:",
+                config.region
+            ),
+            format!("  AWS_ACCESS_KEY_ID={}", key.access_key_id),
+            format!("  AWS_SECRET_ACCESS_KEY={}", key.secret_access_key),
+        ],
+        ManagementAuth::SigV4(key) => vec![format!(
+            "management API requires SigV4 for service execute-api, region {}, signed by {} (from this environment)",
+            config.region, key.access_key_id
+        )],
+    }
+}
+
+/// Said when the gateway listens beyond this machine.
+fn exposure_warning(config: &Config) -> String {
+    let management = match &config.management_auth {
+        ManagementAuth::Off => "post to or close any connection without credentials",
+        ManagementAuth::SigV4(_) => "call the @connections API if they hold the key above",
+    };
+    format!(
+        "WARNING: listening on {}, which is not a loopback address: anyone who can reach it \
+         can open chat connections, register names, read every broadcast{}, and {management}. \
+         This is a development emulator; use --addr 127.0.0.1:PORT unless you mean to share it.",
+        config.addr,
+        if config.static_dir.is_some() {
+            ", load the UI"
+        } else {
+            ""
+        }
+    )
 }

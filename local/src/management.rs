@@ -1,11 +1,15 @@
 //! The `@connections` management API, as API Gateway serves it at
 //! `https://{api}.execute-api.{region}.amazonaws.com/{stage}/@connections/{id}`.
-//! Any SigV4 signature is accepted; errors carry `x-amzn-ErrorType` so AWS SDKs
-//! surface `GoneException`, `PayloadTooLargeException` and so on.
+//! Every request must be signed with SigV4 (unless `--management-auth none`), and errors
+//! carry `x-amzn-ErrorType`, so AWS SDKs surface `GoneException`,
+//! `InvalidSignatureException` and so on as they do on AWS.
 
-use crate::{Gateway, Outbound};
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use crate::outbox::Frame;
+use crate::sigv4;
+use crate::{Gateway, ManagementAuth};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -15,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 use webchat_shared_types::MAX_MESSAGE_BYTES;
 
-pub(crate) fn routes(stage: &str) -> Router<Arc<Gateway>> {
+pub(crate) fn routes(stage: &str, gateway: Arc<Gateway>) -> Router<Arc<Gateway>> {
     let methods = || {
         post(post_to_connection)
             .get(get_connection)
@@ -24,6 +28,61 @@ pub(crate) fn routes(stage: &str) -> Router<Arc<Gateway>> {
     Router::new()
         .route(&format!("/{stage}/@connections/{{id}}"), methods())
         .route("/@connections/{id}", methods())
+        .route_layer(middleware::from_fn_with_state(gateway, require_signature))
+}
+
+/// The most body a signed request may have: the signature covers the body, so it is read
+/// whole before anything else; larger ones are refused as too large, as they would be.
+const SIGNED_BODY_LIMIT: usize = 2 * MAX_MESSAGE_BYTES;
+
+/// Refuses a request whose SigV4 signature is missing or wrong before any handler runs,
+/// so a refusal delivers and deletes nothing.
+async fn require_signature(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let ManagementAuth::SigV4(key) = &gateway.config.management_auth else {
+        return next.run(request).await;
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, SIGNED_BODY_LIMIT).await else {
+        return aws_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeException",
+            &format!("the request body is over {SIGNED_BODY_LIMIT} bytes"),
+        );
+    };
+    let checked = sigv4::verify(
+        &sigv4::Request {
+            method: parts.method.as_str(),
+            path_and_query: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/"),
+            headers: &parts.headers,
+            body: &body,
+        },
+        key,
+        &gateway.config.region,
+        std::time::SystemTime::now(),
+    );
+    if let Err(refusal) = checked {
+        tracing::info!(
+            target: "webchat_local::management",
+            "{} {} refused: {}",
+            parts.method,
+            parts.uri.path(),
+            refusal.error_type()
+        );
+        return aws_error(
+            StatusCode::FORBIDDEN,
+            refusal.error_type(),
+            &refusal.to_string(),
+        );
+    }
+    next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
 fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
@@ -62,10 +121,12 @@ async fn post_to_connection(
         return gone(&id);
     };
     let frame = match String::from_utf8(body.to_vec()) {
-        Ok(text) => Outbound::Text(text),
-        Err(not_text) => Outbound::Binary(not_text.into_bytes()),
+        Ok(text) => Frame::Text(text),
+        Err(not_text) => Frame::Binary(not_text.into_bytes()),
     };
-    if connection.outbound.send(frame).is_err() {
+    // Closing, or past its outbox's bound and closing now: gone either way, so the
+    // handlers clean it up and announce `userExit`.
+    if connection.outbox.push(frame).is_err() {
         return gone(&id);
     }
     StatusCode::OK.into_response()
@@ -99,15 +160,9 @@ async fn delete_connection(
     let Some(connection) = gateway.connection(&id) else {
         return gone(&id);
     };
-    if connection
-        .outbound
-        .send(Outbound::Close {
-            code: 1000,
-            reason: "Connection deleted",
-        })
-        .is_err()
-    {
+    if connection.outbox.closing().is_some() {
         return gone(&id);
     }
+    connection.outbox.close(1000, "Connection deleted");
     StatusCode::NO_CONTENT.into_response()
 }

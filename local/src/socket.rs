@@ -1,31 +1,32 @@
 //! One client socket, from the upgrade until `$disconnect`.
+//!
+//! Three tasks share a connection so that none can stall the others: this one reads
+//! frames and keeps the idle and lifetime timers, a worker runs the handlers one frame at
+//! a time, and a writer drains the connection's [`Outbox`] at the pace the client reads.
+//! A client that stops reading fills its outbox and is closed; one that sends faster than
+//! its handlers run is no longer read until they catch up (TCP pushes back on it).
 
 use crate::events::{self, ConnectionInfo};
-use crate::{Gateway, OpenConnection, Outbound};
+use crate::outbox::{Closing, Frame};
+use crate::{Gateway, OpenConnection};
 use aws_lambda_events::encodings::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::time::{sleep_until, timeout_at, Instant};
+use tokio::time::{sleep_until, Instant};
 use webchat_shared_types::Route;
 
-/// Why a socket ended, as `$disconnect` reports it.
-struct Ending {
-    code: u16,
-    reason: String,
-}
-
-impl Ending {
-    fn new(code: u16, reason: impl Into<String>) -> Self {
-        Ending {
-            code,
-            reason: reason.into(),
-        }
-    }
-}
+/// Frames read from one client and not yet handled. Past this the socket is not read
+/// until the handlers catch up, so one client cannot queue unbounded work.
+pub const MAX_QUEUED_INBOUND: usize = 16;
+/// How long the writer may take to send the close frame to a client that has stopped
+/// reading, before the TCP connection is dropped without it.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// A frame waiting for its route's handler.
 struct Inbound {
@@ -34,29 +35,34 @@ struct Inbound {
     is_base64_encoded: bool,
 }
 
+fn ending(code: u16, reason: impl Into<String>) -> Closing {
+    Closing {
+        code,
+        reason: reason.into(),
+    }
+}
+
 pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: WebSocket) {
     let connection_id = info.connection_id.clone();
-    let (outbound_tx, mut outbound_rx) = mpsc::unbounded_channel();
     let open = Arc::new(OpenConnection {
         info: info.clone(),
         last_active_ms: AtomicI64::new(info.connected_at),
-        outbound: outbound_tx.clone(),
+        outbox: Default::default(),
     });
     gateway
         .lock_connections()
         .insert(connection_id.clone(), open.clone());
 
-    // Frames from one client are handled one after another, in order, by this worker,
-    // while the reader below keeps watching the socket for closes and timeouts.
-    let (inbound_tx, inbound_rx) = mpsc::unbounded_channel::<Inbound>();
+    let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(MAX_QUEUED_INBOUND);
     let worker = tokio::spawn(handle_frames(
         gateway.clone(),
         info.clone(),
         inbound_rx,
-        outbound_tx,
+        open.clone(),
     ));
+    let (sink, mut stream) = socket.split();
+    let mut writer = tokio::spawn(write_frames(sink, open.clone()));
 
-    let (mut sink, mut stream) = socket.split();
     let config = &gateway.config;
     let lifetime_ends = Instant::now() + config.max_lifetime;
     let mut idle_ends = Instant::now() + config.idle_timeout;
@@ -64,66 +70,47 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
     let ending = loop {
         tokio::select! {
             biased;
-            outbound = outbound_rx.recv() => match outbound {
-                Some(Outbound::Text(text)) => {
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        break Ending::new(1006, "Connection lost");
+            // DELETE @connections, an overflowing outbox, or the gateway stopping.
+            closing = open.outbox.closed() => break closing,
+            _ = sleep_until(lifetime_ends) => break ending(1001, "Going away"),
+            _ = sleep_until(idle_ends) => break ending(1001, "Going away"),
+            (permit, received) = read_when_room(&inbound_tx, &mut stream) => {
+                let Some(permit) = permit else {
+                    break ending(1011, "Internal error");
+                };
+                match received {
+                    None => break ending(1006, "Connection lost"),
+                    Some(Err(err)) => match close_for(&err) {
+                        Some((code, reason)) => break ending(code, reason),
+                        None => break ending(1006, "Connection lost"),
+                    },
+                    Some(Ok(message)) => {
+                        let inbound = match message {
+                            Message::Text(text) => Inbound {
+                                route: Route::of_frame(&text),
+                                body: text.to_string(),
+                                is_base64_encoded: false,
+                            },
+                            // Binary frames cannot be routed on a JSON field: `$default`, base64.
+                            Message::Binary(data) => Inbound {
+                                route: Route::Default,
+                                body: base64::engine::general_purpose::STANDARD.encode(&data),
+                                is_base64_encoded: true,
+                            },
+                            Message::Close(frame) => {
+                                let (code, reason) = frame
+                                    .map(|f| (f.code, f.reason.to_string()))
+                                    .unwrap_or((1005, String::new()));
+                                break ending(code, reason);
+                            }
+                            // Control frames are answered by the WebSocket layer and do not
+                            // count as activity, as on API Gateway.
+                            Message::Ping(_) | Message::Pong(_) => continue,
+                        };
+                        idle_ends = Instant::now() + config.idle_timeout;
+                        open.last_active_ms.store(events::now_ms(), Ordering::Relaxed);
+                        permit.send(inbound);
                     }
-                }
-                Some(Outbound::Binary(data)) => {
-                    if sink.send(Message::Binary(data.into())).await.is_err() {
-                        break Ending::new(1006, "Connection lost");
-                    }
-                }
-                Some(Outbound::Close { code, reason }) => {
-                    let _ = close(&mut sink, code, reason).await;
-                    break Ending::new(code, reason);
-                }
-                None => break Ending::new(1011, "Internal error"),
-            },
-            _ = sleep_until(lifetime_ends) => {
-                let _ = close(&mut sink, 1001, "Going away").await;
-                break Ending::new(1001, "Going away");
-            }
-            received = timeout_at(idle_ends, stream.next()) => match received {
-                Err(_idle) => {
-                    let _ = close(&mut sink, 1001, "Going away").await;
-                    break Ending::new(1001, "Going away");
-                }
-                Ok(None) => break Ending::new(1006, "Connection lost"),
-                Ok(Some(Err(err))) => match close_for(&err) {
-                    Some((code, reason)) => {
-                        let _ = close(&mut sink, code, reason).await;
-                        break Ending::new(code, reason);
-                    }
-                    None => break Ending::new(1006, "Connection lost"),
-                },
-                Ok(Some(Ok(message))) => {
-                    let inbound = match message {
-                        Message::Text(text) => Inbound {
-                            route: Route::of_frame(&text),
-                            body: text.to_string(),
-                            is_base64_encoded: false,
-                        },
-                        // Binary frames cannot be routed on a JSON field: `$default`, base64.
-                        Message::Binary(data) => Inbound {
-                            route: Route::Default,
-                            body: base64::engine::general_purpose::STANDARD.encode(&data),
-                            is_base64_encoded: true,
-                        },
-                        Message::Close(frame) => {
-                            let (code, reason) = frame
-                                .map(|f| (f.code, f.reason.to_string()))
-                                .unwrap_or((1005, String::new()));
-                            break Ending::new(code, reason);
-                        }
-                        // Control frames are answered by the WebSocket layer and do not
-                        // count as activity, as on API Gateway.
-                        Message::Ping(_) | Message::Pong(_) => continue,
-                    };
-                    idle_ends = Instant::now() + config.idle_timeout;
-                    open.last_active_ms.store(events::now_ms(), Ordering::Relaxed);
-                    let _ = inbound_tx.send(inbound);
                 }
             },
         }
@@ -132,6 +119,15 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
     // The connection is gone for the management API before `$disconnect` runs, so
     // handlers that push to it meanwhile see 410, as on AWS.
     gateway.lock_connections().remove(&connection_id);
+    // The writer sends the close frame (the client's own close is answered by the
+    // WebSocket layer); a client that stopped reading gets a moment, then the TCP drop.
+    open.outbox.close(ending.code, &ending.reason);
+    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     drop(inbound_tx);
     // Frames already received still get their handlers; their replies go nowhere.
     let _ = worker.await;
@@ -148,11 +144,43 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
     }
 }
 
+/// The next frame from the client, read only once the handlers have room for it.
+async fn read_when_room<'a>(
+    inbound: &'a mpsc::Sender<Inbound>,
+    stream: &mut SplitStream<WebSocket>,
+) -> (
+    Option<mpsc::Permit<'a, Inbound>>,
+    Option<Result<Message, axum::Error>>,
+) {
+    let Ok(permit) = inbound.reserve().await else {
+        return (None, None);
+    };
+    (Some(permit), stream.next().await)
+}
+
+/// Drains the outbox into the socket until the connection closes.
+async fn write_frames(mut sink: SplitSink<WebSocket, Message>, open: Arc<OpenConnection>) {
+    loop {
+        let message = match open.outbox.next().await {
+            Ok(Frame::Text(text)) => Message::Text(text.into()),
+            Ok(Frame::Binary(data)) => Message::Binary(data.into()),
+            Err(closing) => {
+                let _ = close(&mut sink, closing.code, closing.reason).await;
+                return;
+            }
+        };
+        if sink.send(message).await.is_err() {
+            // The reader sees the same broken connection and ends it.
+            return;
+        }
+    }
+}
+
 async fn handle_frames(
     gateway: Arc<Gateway>,
     info: ConnectionInfo,
-    mut inbound: mpsc::UnboundedReceiver<Inbound>,
-    outbound: mpsc::UnboundedSender<Outbound>,
+    mut inbound: mpsc::Receiver<Inbound>,
+    open: Arc<OpenConnection>,
 ) {
     while let Some(frame) = inbound.recv().await {
         let event = events::message_event(
@@ -166,22 +194,19 @@ async fn handle_frames(
         if !frame.route.replies() {
             continue;
         }
-        match response.body {
-            Some(Body::Text(text)) if !text.is_empty() => {
-                let _ = outbound.send(Outbound::Text(text));
-            }
-            Some(Body::Binary(data)) if !data.is_empty() => {
-                let _ = outbound.send(Outbound::Binary(data));
-            }
-            _ => {}
-        }
+        // A reply that does not fit closes the connection like any other push.
+        let _ = match response.body {
+            Some(Body::Text(text)) if !text.is_empty() => open.outbox.push(Frame::Text(text)),
+            Some(Body::Binary(data)) if !data.is_empty() => open.outbox.push(Frame::Binary(data)),
+            _ => Ok(()),
+        };
     }
 }
 
 async fn close(
-    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    sink: &mut SplitSink<WebSocket, Message>,
     code: u16,
-    reason: &'static str,
+    reason: String,
 ) -> Result<(), axum::Error> {
     sink.send(Message::Close(Some(CloseFrame {
         code,
