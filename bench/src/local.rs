@@ -1,20 +1,20 @@
 //! `webchat-local` as a child process, so the bench's clients never share its runtime.
 
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
+use webchat_testkit::{Launch, Process};
 
 pub struct LocalGateway {
-    child: Child,
+    process: Process,
     pub url: String,
 }
 
 impl LocalGateway {
-    /// Starts `binary --addr 127.0.0.1:0` and reads the URL from its first stdout line,
-    /// `webchat-local listening: ws://…`.
+    /// Starts `binary --addr 127.0.0.1:0` and waits for its ready line, which carries the
+    /// URL. `WEBCHAT_BENCH_GATEWAY_LOG=FILE` keeps its output (warnings and errors) for
+    /// diagnosis.
     pub fn start(binary: &Path) -> Result<LocalGateway> {
         if !binary.is_file() {
             bail!(
@@ -22,53 +22,23 @@ impl LocalGateway {
                 binary.display()
             );
         }
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["--addr", "127.0.0.1:0"])
             // Logging every connection and route invocation would measure the terminal.
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let stdout = child.stdout.take().context("piped stdout")?;
-        let (tx, rx) = mpsc::channel();
-        // Keep draining stdout (log lines go there too) so the child never blocks on it;
-        // WEBCHAT_BENCH_GATEWAY_LOG=FILE keeps them (warnings and errors) for diagnosis.
-        let mut log = std::env::var_os("WEBCHAT_BENCH_GATEWAY_LOG").and_then(|path| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .ok()
-        });
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(log) = log.as_mut() {
-                    let _ = writeln!(log, "{line}");
-                }
-                if !sent {
-                    if let Some(url) = line.strip_prefix("webchat-local listening: ") {
-                        let _ = tx.send(url.trim().to_string());
-                        sent = true;
-                    }
-                }
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("webchat-local printed no `webchat-local listening:` line within 20 s");
-            }
-        };
-        Ok(LocalGateway { child, url })
+            .env("RUST_LOG", "warn");
+        let mut launch = Launch::new("webchat-local", command);
+        if let Some(log) = std::env::var_os("WEBCHAT_BENCH_GATEWAY_LOG") {
+            launch = launch.log_to(Path::new(&log));
+        }
+        let process =
+            launch.until_ready(webchat_local::READY_LINE_PREFIX, Duration::from_secs(20))?;
+        let url = process.ready_line().to_string();
+        Ok(LocalGateway { process, url })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.id()
     }
 
     /// How many file descriptors the child holds (sockets, mostly).
@@ -95,12 +65,5 @@ impl LocalGateway {
             Ok(kb * 1024)
         };
         Ok((field("VmHWM:")?, field("VmRSS:")?))
-    }
-}
-
-impl Drop for LocalGateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -13,19 +13,16 @@
 //! bench's clients never share its runtime; everything stays on 127.0.0.1, and every loop
 //! is bounded in count and time. `cargo xtask bench` builds what it needs and runs this.
 
-mod clients;
 mod lambda;
 mod local;
 
 use anyhow::{bail, Context, Result};
-use clients::{join_many, Recorder};
 use serde::Serialize;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use webchat_testkit::ui_bundle;
+use webchat_testkit::{join_many, ui_bundle, Inbox};
 
 /// One row of results.json.
 #[derive(Debug, Clone, Serialize)]
@@ -203,17 +200,9 @@ async fn fanout(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
         clients * (clients - 1) / 2
     ));
     let gateway = local::LocalGateway::start(&options.local_bin)?;
-    let recorder = Recorder::new(broadcasts);
+    let inbox = Inbox::new();
     let started = Instant::now();
-    let mut peers = join_many(
-        &gateway.url,
-        clients,
-        "fan",
-        16,
-        recorder.clone(),
-        (clients / 10).max(1),
-    )
-    .await?;
+    let mut peers = join_many(&gateway.url, clients, "fan", 16, &inbox).await?;
     let joined = started.elapsed();
     let (_, rss_joined) = gateway.memory()?;
     let fds_joined = gateway.open_fds()?;
@@ -238,25 +227,26 @@ async fn fanout(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
         if reply["action"] != "sent" {
             bail!("broadcast {j}: {reply}");
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while recorder.fanout[j].lock().map(|a| a.len()).unwrap_or(0) < clients - 1 {
-            if Instant::now() > deadline {
-                bail!(
-                    "broadcast {j} reached {} of {} clients in 30 s",
-                    recorder.arrivals(j).len(),
-                    clients - 1
-                );
-            }
-            tokio::time::sleep(Duration::from_micros(200)).await;
+        // Broadcasts go one at a time: the inbox holds this one's deliveries only.
+        let complete = inbox
+            .wait_for((j + 1) * (clients - 1), Duration::from_secs(30))
+            .await;
+        let arrivals = inbox.take();
+        let text = format!("fanout-{j}");
+        if !complete || arrivals.len() != clients - 1 || arrivals.iter().any(|d| d.message != text)
+        {
+            bail!(
+                "broadcast {j} reached {} of {} clients in 30 s ({} deliveries of other text)",
+                arrivals.iter().filter(|d| d.message == text).count(),
+                clients - 1,
+                arrivals.iter().filter(|d| d.message != text).count()
+            );
         }
-        let arrivals = recorder.arrivals(j);
-        let last = arrivals.iter().max().copied().unwrap_or(sent_at);
-        completions.push(last.saturating_duration_since(sent_at).as_secs_f64() * 1000.0);
-        all_deliveries.extend(
-            arrivals
-                .iter()
-                .map(|a| a.saturating_duration_since(sent_at).as_secs_f64() * 1000.0),
-        );
+        let since_sent = |d: &webchat_testkit::Delivery| {
+            d.arrived.saturating_duration_since(sent_at).as_secs_f64() * 1000.0
+        };
+        completions.push(arrivals.iter().map(since_sent).fold(0.0, f64::max));
+        all_deliveries.extend(arrivals.iter().map(since_sent));
         if (j + 1) % 10 == 0 {
             println!(
                 "    {:>3} / {broadcasts} broadcasts, last one complete in {:.1} ms",
@@ -323,16 +313,8 @@ async fn throughput(options: &Options, figures: &mut Vec<Figure>) -> Result<()> 
         "throughput: starting webchat-local, registering {clients} clients"
     ));
     let gateway = local::LocalGateway::start(&options.local_bin)?;
-    let recorder = Recorder::new(0);
-    let peers = join_many(
-        &gateway.url,
-        clients,
-        "tp",
-        16,
-        recorder.clone(),
-        (clients / 4).max(1),
-    )
-    .await?;
+    let inbox = Inbox::new();
+    let peers = join_many(&gateway.url, clients, "tp", 16, &inbox).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     step(&format!(
@@ -357,13 +339,15 @@ async fn throughput(options: &Options, figures: &mut Vec<Figure>) -> Result<()> 
         }));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (count_start, time_start) = (recorder.deliveries.load(Ordering::SeqCst), Instant::now());
+    let (count_start, time_start) = (inbox.count(), Instant::now());
     let mut last_print = Instant::now();
     while Instant::now() < stop_at {
         tokio::time::sleep(Duration::from_millis(250)).await;
+        // Only the count matters here: keep memory flat however long the window.
+        drop(inbox.take());
         if last_print.elapsed() >= Duration::from_secs(2) {
             last_print = Instant::now();
-            let so_far = recorder.deliveries.load(Ordering::SeqCst) - count_start;
+            let so_far = inbox.count() - count_start;
             println!(
                 "    {so_far:>9} deliveries in {:.1} s ({:.0}/s)",
                 time_start.elapsed().as_secs_f64(),
@@ -371,10 +355,7 @@ async fn throughput(options: &Options, figures: &mut Vec<Figure>) -> Result<()> 
             );
         }
     }
-    let (count_end, elapsed) = (
-        recorder.deliveries.load(Ordering::SeqCst),
-        time_start.elapsed(),
-    );
+    let (count_end, elapsed) = (inbox.count(), time_start.elapsed());
     let rate = (count_end - count_start) as f64 / elapsed.as_secs_f64();
     let mut frames = 0;
     let mut acknowledged = 0;
@@ -386,11 +367,10 @@ async fn throughput(options: &Options, figures: &mut Vec<Figure>) -> Result<()> 
         peers.push(peer);
     }
     // Every acknowledged delivery should arrive; a shortfall means lost pushes.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while recorder.deliveries.load(Ordering::SeqCst) < acknowledged && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let received = recorder.deliveries.load(Ordering::SeqCst);
+    inbox
+        .wait_for(acknowledged as usize, Duration::from_secs(20))
+        .await;
+    let received = inbox.count() as u64;
     let expected = frames * (clients as u64 - 1);
     figures.push(measured(
         &format!("sustained deliveries, {clients} clients all sending"),

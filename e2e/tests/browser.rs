@@ -2,36 +2,30 @@
 //! chromedriver) against the real `webchat-local` gateway serving the built UI.
 //!
 //! Run it with `cargo xtask test`, which installs chromium and chromedriver, builds the UI
-//! into `dist/` and builds `webchat-local` first. Inputs: `WEBCHAT_DIST` (default
-//! `<workspace>/dist`), `WEBCHAT_LOCAL_BIN` (default `<workspace>/target/debug/webchat-local`),
-//! `CHROMEDRIVER` (default `/usr/bin/chromedriver`), `CHROMIUM` (default `/usr/bin/chromium`).
+//! into `dist/` and builds `webchat-local` first; without them the test binary stops at
+//! once with one line saying so. Inputs: `WEBCHAT_DIST` (default `<workspace>/dist`),
+//! `WEBCHAT_LOCAL_BIN` (default `<workspace>/target/debug/webchat-local`), `CHROMEDRIVER`
+//! (default `/usr/bin/chromedriver`), `CHROMIUM` (default `/usr/bin/chromium`).
 //! Screenshots of every step go to `<workspace>/target/e2e/`.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde::Deserialize;
 use serde_json::json;
 use std::fs;
 use std::future::Future;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
+use webchat_testkit::{missing_prerequisite, workspace_root, Launch, Process};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Covers the reconnect backoff (up to 30 s between attempts) after the gateway is back.
 const RECONNECT_WAIT: Duration = Duration::from_secs(60);
 const XSS: &str = r#"<img src=x onerror="window.__xss=1">"#;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("e2e/ sits in the workspace")
-        .to_path_buf()
-}
 
 fn env_path(name: &str, default: PathBuf) -> PathBuf {
     std::env::var_os(name)
@@ -40,92 +34,26 @@ fn env_path(name: &str, default: PathBuf) -> PathBuf {
         .unwrap_or(default)
 }
 
-const HOW_TO_RUN: &str =
-    "run `cargo xtask test`: it installs chromium and chromedriver, builds the UI \
-     into dist/ and builds webchat-local before running this test";
-
-/// Kills the whole process group of a child we started, on drop.
-struct Reaper {
-    name: &'static str,
-    child: Child,
-}
-
-impl Reaper {
-    fn spawn(name: &'static str, command: &mut Command) -> Result<Self> {
-        use std::os::unix::process::CommandExt;
-        // Own process group, so the browsers chromedriver starts go down with it.
-        command.process_group(0);
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {name} ({command:?})"))?;
-        Ok(Reaper { name, child })
-    }
-
-    fn kill(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // Negative pid: the process group this child leads.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", self.child.id())])
-                .stderr(Stdio::null())
-                .status();
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        self.kill();
-        eprintln!("e2e: stopped {}", self.name);
-    }
-}
-
 /// A running `webchat-local` serving the built UI.
 struct Gateway {
-    process: Reaper,
+    process: Process,
     addr: String,
 }
 
 impl Gateway {
     /// Starts the gateway on `addr` (`127.0.0.1:0` for a free port) and waits for its
-    /// `ws://` line.
+    /// ready line.
     fn start(bin: &Path, dist: &Path, addr: &str, log: &Path) -> Result<Self> {
         let mut log_file = fs::OpenOptions::new().create(true).append(true).open(log)?;
         writeln!(log_file, "--- webchat-local --addr {addr}")?;
-        let mut process = Reaper::spawn(
-            "webchat-local",
-            Command::new(bin)
-                .args(["--addr", addr, "--stage", "Prod", "--static-dir"])
-                .arg(dist)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(log_file.try_clone()?),
-        )?;
-        let stdout = process.child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = writeln!(log_file, "{line}");
-                if let Some(start) = line.find("ws://") {
-                    if let Some(tx) = tx.take() {
-                        let url: String = line[start..]
-                            .chars()
-                            .take_while(|c| !c.is_whitespace())
-                            .collect();
-                        let _ = tx.send(url);
-                    }
-                }
-            }
-        });
-        let url = rx.recv_timeout(WAIT).map_err(|_| {
-            anyhow!(
-                "webchat-local printed no ws:// URL within {WAIT:?} (log: {})",
-                log.display()
-            )
-        })?;
+        let mut command = Command::new(bin);
+        command
+            .args(["--addr", addr, "--stage", "Prod", "--static-dir"])
+            .arg(dist);
+        let process = Launch::new("webchat-local", command)
+            .log_to(log)
+            .until_ready(webchat_local::READY_LINE_PREFIX, WAIT)?;
+        let url = process.ready_line();
         let addr = url
             .trim_start_matches("ws://")
             .split('/')
@@ -169,22 +97,20 @@ fn free_port() -> Result<u16> {
 
 /// chromedriver on a free port.
 struct Driver {
-    _process: Reaper,
+    _process: Process,
     url: String,
 }
 
 impl Driver {
     fn start(bin: &Path, log: &Path) -> Result<Self> {
         let port = free_port()?;
-        let log_file = fs::File::create(log)?;
-        let process = Reaper::spawn(
-            "chromedriver",
-            Command::new(bin)
-                .arg(format!("--port={port}"))
-                .stdin(Stdio::null())
-                .stdout(log_file.try_clone()?)
-                .stderr(log_file),
-        )?;
+        let mut command = Command::new(bin);
+        command.arg(format!("--port={port}"));
+        // Its own process group: the browsers it starts go down with it.
+        let process = Launch::new("chromedriver", command)
+            .log_to(log)
+            .own_process_group()
+            .spawn()?;
         let deadline = Instant::now() + WAIT;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
@@ -399,11 +325,16 @@ impl User {
     }
 }
 
-fn require(path: &Path, what: &str) -> Result<()> {
+/// Stops the test binary with one line when something `cargo xtask test` provides is
+/// missing.
+fn require(path: &Path, what: &str) {
     if !path.exists() {
-        bail!("{what} not found at {}; {HOW_TO_RUN}", path.display());
+        missing_prerequisite(&format!(
+            "{what} not found at {}: run `cargo xtask test`, which installs chromium and \
+             chromedriver, builds the UI into dist/ and builds webchat-local before this test",
+            path.display()
+        ));
     }
-    Ok(())
 }
 
 async fn step<F, Fut>(name: &str, f: F) -> Result<()>
@@ -417,15 +348,15 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_users_chat_in_real_browsers() -> Result<()> {
-    let root = workspace();
+    let root = workspace_root();
     let dist = env_path("WEBCHAT_DIST", root.join("dist"));
     let local_bin = env_path("WEBCHAT_LOCAL_BIN", root.join("target/debug/webchat-local"));
     let chromedriver = env_path("CHROMEDRIVER", PathBuf::from("/usr/bin/chromedriver"));
     let chromium = env_path("CHROMIUM", PathBuf::from("/usr/bin/chromium"));
-    require(&chromedriver, "chromedriver")?;
-    require(&chromium, "Chromium")?;
-    require(&dist.join("index.html"), "the built UI (dist/index.html)")?;
-    require(&local_bin, "the webchat-local binary")?;
+    require(&chromedriver, "chromedriver");
+    require(&chromium, "Chromium");
+    require(&dist.join("index.html"), "the built UI (dist/index.html)");
+    require(&local_bin, "the webchat-local binary");
 
     let out = root.join("target/e2e");
     let _ = fs::remove_dir_all(&out);

@@ -16,6 +16,9 @@ mod store;
 
 pub use store::AnyStore;
 
+/// The binary's first stdout line is this followed by the WebSocket URL; launchers wait for it.
+pub const READY_LINE_PREFIX: &str = "webchat-local listening: ";
+
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Response};

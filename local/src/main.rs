@@ -107,7 +107,11 @@ async fn main() -> anyhow::Result<()> {
     let serves_ui = config.static_dir.is_some();
     let running = webchat_local::start(config).await?;
     // Scripts and tests read the first line for the URL.
-    println!("webchat-local listening: {}", running.websocket_url());
+    println!(
+        "{}{}",
+        webchat_local::READY_LINE_PREFIX,
+        running.websocket_url()
+    );
     println!(
         "management endpoint: {}/@connections/{{connectionId}}",
         running.management_endpoint()

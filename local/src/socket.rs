@@ -80,7 +80,10 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
                 };
                 match received {
                     None => break ending(1006, "Connection lost"),
-                    Some(Err(err)) => match close_for(&err) {
+                    Some(Err(err)) => match close_for(&{
+                        tracing::debug!(target: "webchat_local::connection", error = %err, "read failed");
+                        err
+                    }) {
                         Some((code, reason)) => break ending(code, reason),
                         None => break ending(1006, "Connection lost"),
                     },

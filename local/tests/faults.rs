@@ -2,8 +2,8 @@
 //! DynamoDB store going away mid-run and coming back.
 
 mod common;
-mod support;
 
+use anyhow::Result;
 use common::start;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -12,29 +12,33 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{join_many, Inbox, Peer};
 use webchat_local::{Config, Running};
-use webchat_testkit::Dynalite;
+use webchat_testkit::{join_many, Client, ClientError, Dynalite, Inbox};
 
 /// A gateway on a free port with `clients` peers registered on it.
 struct Room {
     gateway: Running,
     url: String,
     inbox: Arc<Inbox>,
-    peers: Vec<Peer>,
+    peers: Vec<Client>,
 }
 
-async fn room(config: Config, clients: usize, prefix: &str, joining_at_once: usize) -> Room {
+async fn room(
+    config: Config,
+    clients: usize,
+    prefix: &str,
+    joining_at_once: usize,
+) -> Result<Room> {
     let gateway = start(config).await;
     let url = gateway.websocket_url();
     let inbox = Inbox::new();
-    let peers = join_many(&url, clients, prefix, joining_at_once, inbox.clone()).await;
-    Room {
+    let peers = join_many(&url, clients, prefix, joining_at_once, &inbox).await?;
+    Ok(Room {
         gateway,
         url,
         inbox,
         peers,
-    }
+    })
 }
 
 /// API Gateway losing `$disconnect` events: closed sockets leave their rows behind.
@@ -46,7 +50,7 @@ fn losing_disconnects() -> Config {
 }
 
 /// `(name, connection id)` of each peer, as `userExit` announces them.
-fn identities(peers: &[Peer]) -> Vec<(String, String)> {
+fn identities(peers: &[Client]) -> Vec<(String, String)> {
     peers
         .iter()
         .map(|p| (p.name.clone(), p.connection_id.clone()))
@@ -94,7 +98,7 @@ fn sorted(names: impl IntoIterator<Item = String>) -> Vec<String> {
 }
 
 /// Waits until every peer saw exactly these `userExit`s (in any order), and no others.
-async fn expect_exits(peers: &[Peer], exits: &[(String, String)]) {
+async fn expect_exits(peers: &[Client], exits: &[(String, String)]) {
     let want: HashSet<&(String, String)> = exits.iter().collect();
     for peer in peers {
         let complete = eventually(Duration::from_secs(20), || {
@@ -113,14 +117,14 @@ async fn expect_exits(peers: &[Peer], exits: &[(String, String)]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_clients_with_lost_disconnects_are_found_gone_by_the_next_fan_out() {
+async fn killed_clients_with_lost_disconnects_are_found_gone_by_the_next_fan_out() -> Result<()> {
     let Room {
         gateway,
         url,
         inbox,
         mut peers,
-    } = room(losing_disconnects(), 8, "peer", 4).await;
-    let killed: Vec<Peer> = peers.split_off(5);
+    } = room(losing_disconnects(), 8, "peer", 4).await?;
+    let killed: Vec<Client> = peers.split_off(5);
     let exits = identities(&killed);
     for peer in killed {
         peer.kill().await;
@@ -131,7 +135,7 @@ async fn killed_clients_with_lost_disconnects_are_found_gone_by_the_next_fan_out
     tokio::time::sleep(Duration::from_millis(300)).await;
     let list = peers[1]
         .request(json!({"action":"list","requestId":"before"}))
-        .await;
+        .await?;
     assert_eq!(
         names_in(&list),
         ["peer0", "peer2", "peer3", "peer4", "peer5", "peer6", "peer7"],
@@ -143,7 +147,7 @@ async fn killed_clients_with_lost_disconnects_are_found_gone_by_the_next_fan_out
     // every live client still gets the message.
     let sent = peers[0]
         .request(json!({"action":"message","message":"anyone there?","requestId":"b1"}))
-        .await;
+        .await?;
     assert_eq!(sent["action"], "sent", "{sent}");
     assert_eq!(sent["delivered"], 4, "only the live clients count: {sent}");
     assert!(inbox.wait_for(4, Duration::from_secs(10)).await);
@@ -155,12 +159,12 @@ async fn killed_clients_with_lost_disconnects_are_found_gone_by_the_next_fan_out
     // The names are free again, the list is clean, and nothing is announced twice.
     let list = peers[1]
         .request(json!({"action":"list","requestId":"after"}))
-        .await;
+        .await?;
     assert_eq!(names_in(&list), ["peer0", "peer2", "peer3", "peer4"]);
-    let mut back = Peer::join(&url, 100, "peer6", inbox.clone()).await;
+    let mut back = Client::join_to(&url, 100, "peer6", &inbox).await?;
     let sent = peers[2]
         .request(json!({"action":"message","message":"welcome back","requestId":"b2"}))
-        .await;
+        .await?;
     assert_eq!(sent["delivered"], 5, "{sent}");
     assert!(inbox.wait_for(9, Duration::from_secs(10)).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -168,17 +172,19 @@ async fn killed_clients_with_lost_disconnects_are_found_gone_by_the_next_fan_out
     expect_exits(&peers, &exits).await;
     assert!(back.seen().user_exits.is_empty());
     back.request(json!({"action":"ping","requestId":"still"}))
-        .await;
+        .await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_private_message_to_a_vanished_client_cleans_it_up_and_reaches_the_others() {
+async fn a_private_message_to_a_vanished_client_cleans_it_up_and_reaches_the_others() -> Result<()>
+{
     let Room {
         gateway,
         inbox,
         mut peers,
         ..
-    } = room(losing_disconnects(), 4, "pm", 4).await;
+    } = room(losing_disconnects(), 4, "pm", 4).await?;
     let gone = peers.pop().unwrap();
     let (gone_name, gone_id) = (gone.name.clone(), gone.connection_id.clone());
     gone.kill().await;
@@ -190,7 +196,7 @@ async fn a_private_message_to_a_vanished_client_cleans_it_up_and_reaches_the_oth
         .request(
             json!({"action":"message","message":"psst","receivers":receivers,"requestId":"pm"}),
         )
-        .await;
+        .await?;
     assert_eq!(sent["delivered"], 2, "{sent}");
     assert!(inbox.wait_for(2, Duration::from_secs(10)).await);
     for d in inbox.snapshot() {
@@ -200,18 +206,19 @@ async fn a_private_message_to_a_vanished_client_cleans_it_up_and_reaches_the_oth
         );
     }
     expect_exits(&peers, &[(gone_name, gone_id)]).await;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_clients_with_normal_disconnects_are_announced_at_once() {
+async fn killed_clients_with_normal_disconnects_are_announced_at_once() -> Result<()> {
     // Bound, not `_`: the gateway must outlive the statement.
     let Room {
         gateway: _gateway,
         inbox,
         mut peers,
         ..
-    } = room(Config::default(), 8, "kd", 4).await;
-    let killed: Vec<Peer> = peers.split_off(5);
+    } = room(Config::default(), 8, "kd", 4).await?;
+    let killed: Vec<Client> = peers.split_off(5);
     let exits = identities(&killed);
     for peer in killed {
         peer.kill().await;
@@ -220,19 +227,20 @@ async fn killed_clients_with_normal_disconnects_are_announced_at_once() {
     expect_exits(&peers, &exits).await;
     let sent = peers[4]
         .request(json!({"action":"message","message":"still here","requestId":"b"}))
-        .await;
+        .await?;
     assert_eq!(sent["delivered"], 4, "{sent}");
     assert!(inbox.wait_for(4, Duration::from_secs(10)).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(inbox.count(), 4);
     expect_exits(&peers, &exits).await;
+    Ok(())
 }
 
 /// Survivors keep broadcasting while other clients are killed at random moments, with
 /// `$disconnect` lost: every survivor's message reaches every other survivor exactly once,
 /// and each vanished client is announced exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_vanishing_during_fan_outs_never_cost_the_others_a_message() {
+async fn clients_vanishing_during_fan_outs_never_cost_the_others_a_message() -> Result<()> {
     const CLIENTS: usize = 40;
     const DOOMED: usize = 10;
     const ROUNDS: usize = 5;
@@ -242,8 +250,8 @@ async fn clients_vanishing_during_fan_outs_never_cost_the_others_a_message() {
         inbox,
         mut peers,
         ..
-    } = room(losing_disconnects(), CLIENTS, "chaos", 8).await;
-    let doomed: Vec<Peer> = peers.split_off(CLIENTS - DOOMED);
+    } = room(losing_disconnects(), CLIENTS, "chaos", 8).await?;
+    let doomed: Vec<Client> = peers.split_off(CLIENTS - DOOMED);
     let survivors = peers;
     let exits = identities(&doomed);
 
@@ -267,18 +275,18 @@ async fn clients_vanishing_during_fan_outs_never_cost_the_others_a_message() {
                 let sent = {
                     let _turn = turns.acquire().await.expect("semaphore open");
                     peer.request(json!({"action":"message","message":text,"requestId":text}))
-                        .await
+                        .await?
                 };
                 assert_eq!(sent["action"], "sent", "{sent}");
                 delivered.push(sent["delivered"].as_u64().unwrap());
             }
-            (peer, delivered)
+            Ok::<_, ClientError>((peer, delivered))
         }));
     }
     killer.await.unwrap();
     let mut survivors = Vec::new();
     for sender in senders {
-        let (peer, delivered) = sender.await.unwrap();
+        let (peer, delivered) = sender.await??;
         for count in delivered {
             // Every other survivor, plus any doomed client still open at that moment.
             assert!(
@@ -292,7 +300,7 @@ async fn clients_vanishing_during_fan_outs_never_cost_the_others_a_message() {
     // Sockets killed after the last fan-out are still rows: one more broadcast finds them.
     let sent = survivors[0]
         .request(json!({"action":"message","message":"roll call","requestId":"last"}))
-        .await;
+        .await?;
     assert_eq!(sent["delivered"], (CLIENTS - DOOMED - 1) as u64, "{sent}");
 
     // Survivors get every other survivor's messages, plus the roll call (but its sender).
@@ -332,7 +340,7 @@ async fn clients_vanishing_during_fan_outs_never_cost_the_others_a_message() {
     }
     let list = survivors[1]
         .request(json!({"action":"list","requestId":"list"}))
-        .await;
+        .await?;
     assert_eq!(
         names_in(&list),
         sorted(
@@ -343,6 +351,7 @@ async fn clients_vanishing_during_fan_outs_never_cost_the_others_a_message() {
         )
     );
     expect_exits(&survivors, &exits).await;
+    Ok(())
 }
 
 /// A scratch directory for dynalite's data, removed when dropped.
@@ -367,8 +376,19 @@ impl Drop for ScratchDir {
     }
 }
 
-fn assert_internal(reply: Option<Value>, took: Duration, request_id: &str) {
-    let reply = reply.unwrap_or_else(|| panic!("no reply to {request_id} within {took:?}"));
+/// A request and how long its answer took.
+async fn timed_request(
+    client: &mut Client,
+    frame: Value,
+    wait: Duration,
+) -> (Result<Value, ClientError>, Duration) {
+    let started = Instant::now();
+    let reply = client.request_within(frame, wait).await;
+    (reply, started.elapsed())
+}
+
+fn assert_internal(reply: Result<Value, ClientError>, took: Duration, request_id: &str) {
+    let reply = reply.unwrap_or_else(|err| panic!("{err} (after {took:?})"));
     assert_eq!(reply["action"], "error", "{reply}");
     assert_eq!(reply["code"], "internal", "{reply}");
     assert_eq!(reply["requestId"], request_id, "{reply}");
@@ -379,7 +399,8 @@ fn assert_internal(reply: Option<Value>, took: Duration, request_id: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dynalite_stopping_mid_run_gives_internal_errors_and_chat_resumes_when_it_returns() {
+async fn dynalite_stopping_mid_run_gives_internal_errors_and_chat_resumes_when_it_returns(
+) -> Result<()> {
     let scratch = ScratchDir::new("dynalite-outage");
     let mut dynalite = Dynalite::start_persistent(&scratch.0);
     let gateway = start(Config {
@@ -389,12 +410,12 @@ async fn dynalite_stopping_mid_run_gives_internal_errors_and_chat_resumes_when_i
     .await;
     let url = gateway.websocket_url();
     let inbox = Inbox::new();
-    let mut ana = Peer::join(&url, 0, "ana", inbox.clone()).await;
-    let mut bia = Peer::join(&url, 1, "bia", inbox.clone()).await;
-    let caio = Peer::join(&url, 2, "caio", inbox.clone()).await;
+    let mut ana = Client::join_to(&url, 0, "ana", &inbox).await?;
+    let mut bia = Client::join_to(&url, 1, "bia", &inbox).await?;
+    let caio = Client::join_to(&url, 2, "caio", &inbox).await?;
     let sent = ana
         .request(json!({"action":"message","message":"before","requestId":"m0"}))
-        .await;
+        .await?;
     assert_eq!(sent["delivered"], 2, "{sent}");
     assert!(inbox.wait_for(2, Duration::from_secs(10)).await);
 
@@ -402,34 +423,30 @@ async fn dynalite_stopping_mid_run_gives_internal_errors_and_chat_resumes_when_i
 
     // Every frame that needs the store is refused with `internal`, promptly.
     let bound = Duration::from_secs(30);
-    let (reply, took) = ana
-        .timed_request(
-            json!({"action":"message","message":"during","requestId":"m1"}),
-            bound,
-        )
-        .await;
+    let (reply, took) = timed_request(
+        &mut ana,
+        json!({"action":"message","message":"during","requestId":"m1"}),
+        bound,
+    )
+    .await;
     assert_internal(reply, took, "m1");
-    let (reply, took) = bia
-        .timed_request(json!({"action":"list","requestId":"l1"}), bound)
-        .await;
+    let (reply, took) =
+        timed_request(&mut bia, json!({"action":"list","requestId":"l1"}), bound).await;
     assert_internal(reply, took, "l1");
-    let (reply, took) = bia
-        .timed_request(
-            json!({"action":"register","userName":"bianca","requestId":"r1"}),
-            bound,
-        )
-        .await;
+    let (reply, took) = timed_request(
+        &mut bia,
+        json!({"action":"register","userName":"bianca","requestId":"r1"}),
+        bound,
+    )
+    .await;
     assert_internal(reply, took, "r1");
     // The gateway itself keeps serving: pings pong at once, handshakes get an answer.
-    let (reply, took) = ana
-        .timed_request(json!({"action":"ping","requestId":"p1"}), bound)
-        .await;
-    assert_eq!(reply.expect("pong")["action"], "pong");
+    let (reply, took) =
+        timed_request(&mut ana, json!({"action":"ping","requestId":"p1"}), bound).await;
+    assert_eq!(reply?["action"], "pong");
     assert!(took < Duration::from_secs(5), "ping took {took:?}");
-    match tokio_tungstenite::connect_async(&url).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status().as_u16(), 500)
-        }
+    match Client::connect(&url).await {
+        Err(ClientError::Refused { status, .. }) => assert_eq!(status, 500),
         other => panic!("expected a refused handshake, got {:?}", other.map(|_| ())),
     }
     // A client leaving now: its `$disconnect` cannot delete the row.
@@ -443,7 +460,7 @@ async fn dynalite_stopping_mid_run_gives_internal_errors_and_chat_resumes_when_i
     // Chat works again: the message goes through, and caio's stale row is found gone.
     let sent = ana
         .request(json!({"action":"message","message":"after","requestId":"m2"}))
-        .await;
+        .await?;
     assert_eq!(sent["action"], "sent", "{sent}");
     assert_eq!(sent["delivered"], 1, "{sent}");
     assert!(inbox.wait_for(3, Duration::from_secs(10)).await);
@@ -451,7 +468,8 @@ async fn dynalite_stopping_mid_run_gives_internal_errors_and_chat_resumes_when_i
     assert_eq!((last.to, last.message.as_str()), (1, "after"));
     let exits = [("caio".to_string(), caio_id)];
     expect_exits(&[ana, bia], &exits).await;
-    let again = Peer::join(&url, 3, "caio", Arc::clone(&inbox)).await;
+    let again = Client::join_to(&url, 3, "caio", &inbox).await?;
     assert_eq!(again.name, "caio");
     drop(scratch);
+    Ok(())
 }

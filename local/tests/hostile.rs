@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::Client;
-use futures::{SinkExt, StreamExt};
+use anyhow::{bail, Result};
+use common::start;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,9 +17,9 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::MaybeTlsStream;
-use webchat_local::Running;
+use webchat_local::{Config, Running};
 use webchat_shared_types::MAX_FRAME_BYTES;
+use webchat_testkit::{Client, Incoming};
 
 /// What a case sends.
 enum Input {
@@ -329,29 +329,28 @@ enum Observed {
 
 /// The next meaningful event on a WebSocket: announcements and control frames skipped.
 async fn observe(client: &mut Client, wait: Duration) -> Observed {
-    let deadline = tokio::time::Instant::now() + wait;
+    let deadline = Instant::now() + wait;
     loop {
-        match tokio::time::timeout_at(deadline, client.ws.next()).await {
-            Err(_) => return Observed::Nothing,
-            Ok(None) => return Observed::Dropped("stream ended".into()),
-            Ok(Some(Err(err))) => return Observed::Dropped(err.to_string()),
-            Ok(Some(Ok(Message::Text(text)))) => {
+        match client
+            .next(deadline.saturating_duration_since(Instant::now()))
+            .await
+        {
+            None => return Observed::Nothing,
+            Some(Incoming::Ended(how)) => return Observed::Dropped(how),
+            Some(Incoming::Text(text)) => {
                 let value: Value = match serde_json::from_str(&text) {
                     Ok(value) => value,
-                    Err(_) => return Observed::Frame(json!({"notJson": text.to_string()})),
+                    Err(_) => return Observed::Frame(json!({"notJson": text})),
                 };
                 if value["action"] == "newUser" || value["action"] == "userExit" {
                     continue;
                 }
                 return Observed::Frame(value);
             }
-            Ok(Some(Ok(Message::Close(frame)))) => {
-                return Observed::Close(frame.map(|f| u16::from(f.code)).unwrap_or(1005))
-            }
-            Ok(Some(Ok(Message::Binary(data)))) => {
+            Some(Incoming::Closed(code)) => return Observed::Close(code),
+            Some(Incoming::Binary(data)) => {
                 return Observed::Frame(json!({"binaryBytes": data.len()}))
             }
-            Ok(Some(Ok(_))) => continue,
         }
     }
 }
@@ -421,16 +420,16 @@ async fn wait_until_no_connections(gateway: &Running) -> bool {
 }
 
 /// Runs one case; `Err` says what went wrong.
-async fn run_case(gateway: &Running, number: usize, case: &Case) -> Result<(), String> {
+async fn run_case(gateway: &Running, number: usize, case: &Case) -> Result<()> {
     let url = gateway.websocket_url();
     if !wait_until_no_connections(gateway).await {
-        return Err("connections of earlier cases are still open".into());
+        bail!("connections of earlier cases are still open");
     }
     let name = format!("hostile{number}");
     let mut client = if case.registered {
-        Client::join(&url, &name).await
+        Client::join(&url, &name).await?
     } else {
-        Client::connect(&url).await
+        Client::connect(&url).await?
     };
     let own_id = client.connection_id.clone();
     let wait = if matches!(case.expect, Expect::Silence) {
@@ -441,29 +440,27 @@ async fn run_case(gateway: &Running, number: usize, case: &Case) -> Result<(), S
 
     let observed = match (case.input)(&own_id) {
         Input::Raw(bytes) => {
-            let MaybeTlsStream::Plain(mut tcp) = client.ws.into_inner() else {
-                return Err("expected a plain TCP stream".into());
-            };
+            let mut tcp = client.into_tcp().await?;
             // The server may hang up before reading everything: a failed write is fine.
             let _ = tcp.write_all(&bytes).await;
             let observed = observe_raw(&mut tcp, wait).await;
             if !matches(&case.expect, &observed) {
-                return Err(format!("expected {:?}, got {observed:?}", case.expect));
+                bail!("expected {:?}, got {observed:?}", case.expect);
             }
             return check_ended(gateway, case, &url, &name).await;
         }
         Input::Text(text) => {
             // Oversized frames may be cut off mid-write: only the answer matters.
-            let _ = client.ws.send(Message::text(text)).await;
+            let _ = client.send_message(Message::text(text)).await;
             observe(&mut client, wait).await
         }
         Input::Binary(data) => {
-            let _ = client.ws.send(Message::binary(data)).await;
+            let _ = client.send_message(Message::binary(data)).await;
             observe(&mut client, wait).await
         }
         Input::Frames(frames) => {
             for frame in frames {
-                if client.ws.send(Message::Frame(frame)).await.is_err() {
+                if client.send_message(Message::Frame(frame)).await.is_err() {
                     break;
                 }
             }
@@ -471,26 +468,14 @@ async fn run_case(gateway: &Running, number: usize, case: &Case) -> Result<(), S
         }
     };
     if !matches(&case.expect, &observed) {
-        return Err(format!("expected {:?}, got {observed:?}", case.expect));
+        bail!("expected {:?}, got {observed:?}", case.expect);
     }
     if keeps_connection(&case.expect) {
         let id = format!("after-{number}");
-        if let Err(err) = client
-            .ws
-            .send(Message::text(
-                json!({"action":"ping","requestId":id}).to_string(),
-            ))
-            .await
-        {
-            return Err(format!("could not send the follow-up ping: {err}"));
-        }
+        client.send(json!({"action":"ping","requestId":id})).await?;
         match observe(&mut client, Duration::from_secs(20)).await {
             Observed::Frame(frame) if frame == json!({"action":"pong","requestId":id}) => {}
-            other => {
-                return Err(format!(
-                    "connection not usable afterwards: ping got {other:?}"
-                ))
-            }
+            other => bail!("connection not usable afterwards: ping got {other:?}"),
         }
         client.close().await;
         Ok(())
@@ -502,31 +487,32 @@ async fn run_case(gateway: &Running, number: usize, case: &Case) -> Result<(), S
 
 /// After a case that ends the connection: the gateway ran `$disconnect` (the socket is
 /// gone and a registered name is free again) and still serves new clients.
-async fn check_ended(gateway: &Running, case: &Case, url: &str, name: &str) -> Result<(), String> {
+async fn check_ended(gateway: &Running, case: &Case, url: &str, name: &str) -> Result<()> {
     if !wait_until_no_connections(gateway).await {
-        return Err("the gateway still holds the socket".into());
+        bail!("the gateway still holds the socket");
     }
-    let mut next = Client::connect(url).await;
+    let mut next = Client::connect(url).await?;
     if case.registered {
         // `$disconnect` runs just after the socket is dropped: the name frees shortly.
         let mut attempts = 0;
         loop {
             next.send(json!({"action":"register","userName":name,"requestId":"again"}))
-                .await;
+                .await?;
             match observe(&mut next, Duration::from_secs(20)).await {
                 Observed::Frame(frame) if frame["action"] == "registered" => break,
                 Observed::Frame(frame) if frame["code"] == "name_taken" && attempts < 100 => {
                     attempts += 1;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                other => return Err(format!("the name was not freed: {other:?}")),
+                other => bail!("the name was not freed: {other:?}"),
             }
         }
     }
-    next.send(json!({"action":"ping","requestId":"next"})).await;
+    next.send(json!({"action":"ping","requestId":"next"}))
+        .await?;
     match observe(&mut next, Duration::from_secs(20)).await {
         Observed::Frame(frame) if frame["action"] == "pong" => {}
-        other => return Err(format!("the next client got {other:?} to a ping")),
+        other => bail!("the next client got {other:?} to a ping"),
     }
     next.close().await;
     Ok(())
@@ -534,7 +520,7 @@ async fn check_ended(gateway: &Running, case: &Case, url: &str, name: &str) -> R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_hostile_frame_gets_its_answer_and_the_gateway_stays_usable() {
-    let gateway = common::start_default().await;
+    let gateway = start(Config::default()).await;
     let cases = cases();
     assert!(cases.len() >= 30);
     let mut names = std::collections::HashSet::new();
@@ -545,7 +531,7 @@ async fn every_hostile_frame_gets_its_answer_and_the_gateway_stays_usable() {
     let started = Instant::now();
     for (number, case) in cases.iter().enumerate() {
         if let Err(problem) = run_case(&gateway, number, case).await {
-            failures.push(format!("  {} (case {number}): {problem}", case.name));
+            failures.push(format!("  {} (case {number}): {problem:#}", case.name));
         }
     }
     eprintln!(
@@ -565,12 +551,12 @@ async fn every_hostile_frame_gets_its_answer_and_the_gateway_stays_usable() {
 /// Many hostile frames at once on many connections, with a well-behaved pair chatting
 /// alongside: their messages all arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_hostile_frames_does_not_disturb_well_behaved_clients() {
-    let gateway = common::start_default().await;
+async fn a_flood_of_hostile_frames_does_not_disturb_well_behaved_clients() -> Result<()> {
+    let gateway = start(Config::default()).await;
     let url = gateway.websocket_url();
-    let mut ana = Client::join(&url, "ana").await;
-    let mut bia = Client::join(&url, "bia").await;
-    ana.recv_action("newUser").await;
+    let mut ana = Client::join(&url, "ana").await?;
+    let mut bia = Client::join(&url, "bia").await?;
+    ana.recv_action("newUser").await?;
     let corpus: Vec<String> = cases()
         .iter()
         .filter_map(|case| match (case.input)("x") {
@@ -587,29 +573,30 @@ async fn a_flood_of_hostile_frames_does_not_disturb_well_behaved_clients() {
         let url = url.clone();
         let corpus = corpus.clone();
         attackers.push(tokio::spawn(async move {
-            let mut client = Client::connect(&url).await;
+            let mut client = Client::connect(&url).await?;
             for frame in corpus.iter().cycle().skip(attacker * 7).take(300) {
-                client.send_text(frame).await;
+                client.send_text(frame).await?;
             }
             client
                 .send(json!({"action":"ping","requestId":"done"}))
-                .await;
+                .await?;
             loop {
-                let frame = client.recv().await;
+                let frame = client.recv().await?;
                 if frame["requestId"] == "done" && frame["action"] == "pong" {
                     break;
                 }
             }
             client.close().await;
+            anyhow::Ok(())
         }));
     }
     // Attackers may register names and broadcast too: bia only counts ana's messages.
     for round in 0..20 {
         ana.send(json!({"action":"message","message":format!("calm {round}"),"requestId":format!("c{round}"),
                         "receivers":[{"connectionId":bia.connection_id}]}))
-            .await;
+            .await?;
         let got = loop {
-            let got = bia.recv_action("message").await;
+            let got = bia.recv_action("message").await?;
             if got["sender"] == "ana" {
                 break got;
             }
@@ -618,32 +605,34 @@ async fn a_flood_of_hostile_frames_does_not_disturb_well_behaved_clients() {
         assert_eq!(got["private"], true);
     }
     for attacker in attackers {
-        attacker.await.expect("attacker finished");
+        attacker.await??;
     }
-    ana.send(json!({"action":"ping","requestId":"end"})).await;
+    ana.send(json!({"action":"ping","requestId":"end"})).await?;
     loop {
-        let frame = ana.recv().await;
+        let frame = ana.recv().await?;
         if frame["requestId"] == "end" {
             break;
         }
     }
+    Ok(())
 }
 
 // ---- regressions: bugs these tests found, fixed since ---------------------------------
 
-/// PROTOCOL.md: a frame with a `requestId` gets exactly one reply carrying it, "the success
+/// docs/protocol.md: a frame with a `requestId` gets exactly one reply carrying it, "the success
 /// reply listed below, or an error". An unknown action used to be refused before the
 /// `requestId` was read, so a client waiting on the id never heard back.
 #[tokio::test]
-async fn an_unknown_action_is_refused_with_the_frames_request_id() {
-    let gateway = common::start_default().await;
-    let mut client = Client::connect(&gateway.websocket_url()).await;
+async fn an_unknown_action_is_refused_with_the_frames_request_id() -> Result<()> {
+    let gateway = start(Config::default()).await;
+    let mut client = Client::connect(&gateway.websocket_url()).await?;
     client
         .send_text(r#"{"action":"dance","requestId":"r-dance"}"#)
-        .await;
-    let reply = client.recv().await;
+        .await?;
+    let reply = client.recv().await?;
     assert_eq!(reply["code"], "unknown_action");
     assert_eq!(reply["requestId"], "r-dance", "{reply}");
+    Ok(())
 }
 
 /// With duplicate `action` keys, route selection used to refuse the frame (serde's derive
@@ -651,59 +640,61 @@ async fn an_unknown_action_is_refused_with_the_frames_request_id() {
 /// registered a name; on AWS the `$default` function has no DynamoDB rights. Now both
 /// read the last value, and a frame routed to `$default` never acts.
 #[tokio::test]
-async fn a_frame_routed_to_default_never_changes_anything() {
-    let gateway = common::start_default().await;
-    let mut client = Client::connect(&gateway.websocket_url()).await;
+async fn a_frame_routed_to_default_never_changes_anything() -> Result<()> {
+    let gateway = start(Config::default()).await;
+    let mut client = Client::connect(&gateway.websocket_url()).await?;
     client
         .send_text(r#"{"action":"register","action":"ping","userName":"dupe","requestId":"d"}"#)
-        .await;
-    let reply = client.recv().await;
+        .await?;
+    let reply = client.recv().await?;
     assert_eq!(reply, json!({"action":"pong","requestId":"d"}), "{reply}");
     client
         .send_text(r#"{"action":"ping","action":"register","userName":"dupe","requestId":"r"}"#)
-        .await;
-    let reply = client.recv().await;
+        .await?;
+    let reply = client.recv().await?;
     assert_eq!(
         reply["action"], "registered",
         "the last action wins: {reply}"
     );
-    client.send(json!({"action":"list","requestId":"l"})).await;
-    let list = client.recv().await;
+    client
+        .send(json!({"action":"list","requestId":"l"}))
+        .await?;
+    let list = client.recv().await?;
     assert_eq!(list["users"], json!([]), "only itself registered: {list}");
+    Ok(())
 }
 
 /// RFC 6455 §8.1 and §7.4: a text frame that is not UTF-8 fails the connection with close
 /// code 1007 (other protocol violations with 1002). The gateway used to end the TCP
 /// connection without a close frame, so clients saw 1006.
 #[tokio::test]
-async fn a_text_frame_that_is_not_utf8_is_closed_with_1007() {
-    let gateway = common::start_default().await;
-    let mut client = Client::connect(&gateway.websocket_url()).await;
+async fn a_text_frame_that_is_not_utf8_is_closed_with_1007() -> Result<()> {
+    let gateway = start(Config::default()).await;
+    let mut client = Client::connect(&gateway.websocket_url()).await?;
     client
-        .ws
-        .send(Message::Frame(Frame::message(
+        .send_message(Message::Frame(Frame::message(
             b"{\"action\":\"ping\",\"x\":\"\xff\"}".to_vec(),
             OpCode::Data(Data::Text),
             true,
         )))
-        .await
-        .unwrap();
-    assert_eq!(client.expect_close().await, 1007);
+        .await?;
+    assert_eq!(client.expect_close().await?, 1007);
+    Ok(())
 }
 
 /// A wrong-typed field was refused with serde's message, which quotes the offending value
 /// in full (escaped once by `Debug` and again by JSON): a 30 KB frame of `\"` got a 60 KB
 /// `error` back, and a 120 KB fragmented one a reply over API Gateway's 128 KB limit.
 #[tokio::test]
-async fn error_replies_stay_small_whatever_the_frame() {
-    let gateway = common::start_default().await;
-    let mut client = Client::connect(&gateway.websocket_url()).await;
+async fn error_replies_stay_small_whatever_the_frame() -> Result<()> {
+    let gateway = start(Config::default()).await;
+    let mut client = Client::connect(&gateway.websocket_url()).await?;
     let frame = format!(
         r#"{{"action":"message","message":"x","requestId":"e","receivers":"{}"}}"#,
         r#"\""#.repeat(15_000)
     );
-    client.send_text(&frame).await;
-    let Some(Ok(Message::Text(reply))) = client.ws.next().await else {
+    client.send_text(&frame).await?;
+    let Some(Incoming::Text(reply)) = client.next(webchat_testkit::client::WAIT).await else {
         panic!("expected a text reply");
     };
     assert!(reply.contains("invalid_field"));
@@ -713,4 +704,5 @@ async fn error_replies_stay_small_whatever_the_frame() {
         frame.len(),
         reply.len()
     );
+    Ok(())
 }

@@ -7,8 +7,8 @@
 //! `WEBCHAT_LOAD_DYNAMO_CLIENTS`, `..._PRIVATE`, `..._BROADCASTS` (the dynalite run).
 
 mod common;
-mod support;
 
+use anyhow::Result;
 use common::start;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -16,10 +16,9 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{join_many, Delivery, Inbox, Peer};
 use tokio::sync::Semaphore;
 use webchat_local::Config;
-use webchat_testkit::Dynalite;
+use webchat_testkit::{join_many, Client, ClientError, Delivery, Dynalite, Inbox};
 
 // As in the `webchat-local` binary (src/main.rs says why): the gateway runs in this
 // process here.
@@ -99,12 +98,12 @@ struct Acks {
 /// delivered count the protocol promises. `turns` bounds how many frames are in flight
 /// across all peers.
 async fn run_queue(
-    mut peer: Peer,
+    mut peer: Client,
     queue: Vec<Outgoing>,
     ids: Arc<Vec<String>>,
     others: u32,
     turns: Arc<Semaphore>,
-) -> (Peer, Acks) {
+) -> Result<(Client, Acks), ClientError> {
     let mut acks = Acks::default();
     for item in queue {
         let _turn = turns.acquire().await.expect("semaphore open");
@@ -119,7 +118,7 @@ async fn run_queue(
                 others,
             ),
         };
-        let reply = peer.request(frame).await;
+        let reply = peer.request(frame).await?;
         assert_eq!(
             reply["action"], "sent",
             "peer {}: {item:?} → {reply}",
@@ -136,11 +135,11 @@ async fn run_queue(
             Outgoing::Broadcast { j } => acks.broadcasts.push((j, id)),
         }
     }
-    (peer, acks)
+    Ok((peer, acks))
 }
 
 /// Checks every delivery against the plan; returns a list of problems (empty when fine).
-fn audit(plan: &Plan, peers: &[Peer], acks: &Acks, deliveries: &[Delivery]) -> Vec<String> {
+fn audit(plan: &Plan, peers: &[Client], acks: &Acks, deliveries: &[Delivery]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut complain = |problem: String| {
         if problems.len() < 20 {
@@ -228,7 +227,7 @@ fn audit(plan: &Plan, peers: &[Peer], acks: &Acks, deliveries: &[Delivery]) -> V
 /// Of every two peers, at least one was told about the other (`newUser`): the one that
 /// registered first, or both when they registered at the same time. Nobody is told about
 /// itself or twice about the same peer.
-fn check_announcements(peers: &[Peer]) {
+fn check_announcements(peers: &[Client]) {
     let told: Vec<HashSet<String>> = peers
         .iter()
         .map(|peer| {
@@ -264,7 +263,7 @@ fn check_announcements(peers: &[Peer]) {
     );
 }
 
-async fn load_run(config: Config, clients: usize, private: usize, broadcasts: usize) {
+async fn load_run(config: Config, clients: usize, private: usize, broadcasts: usize) -> Result<()> {
     assert!(clients >= 2);
     let started = Instant::now();
     let gateway = start(config).await;
@@ -272,7 +271,7 @@ async fn load_run(config: Config, clients: usize, private: usize, broadcasts: us
     let inbox = Inbox::new();
 
     eprintln!("load: {clients} clients joining");
-    let peers = join_many(&url, clients, "load", JOINING_AT_ONCE, inbox.clone()).await;
+    let peers = join_many(&url, clients, "load", JOINING_AT_ONCE, &inbox).await?;
     assert_eq!(gateway.open_connections(), clients);
     let joined_in = started.elapsed();
     eprintln!("load: {clients} joined in {:.1} s", joined_in.as_secs_f64());
@@ -294,7 +293,7 @@ async fn load_run(config: Config, clients: usize, private: usize, broadcasts: us
     let mut peers = Vec::with_capacity(clients);
     let mut acks = Acks::default();
     for task in tasks {
-        let (peer, mut peer_acks) = task.await.expect("sender task");
+        let (peer, mut peer_acks) = task.await??;
         peers.push(peer);
         acks.privates.append(&mut peer_acks.privates);
         acks.broadcasts.append(&mut peer_acks.broadcasts);
@@ -339,23 +338,25 @@ async fn load_run(config: Config, clients: usize, private: usize, broadcasts: us
     // left, which would be another N²/2 pushes for nothing.
     gateway.stop().await;
     drop(peers);
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "full size: `cargo xtask test` runs it in the load-test profile (docs/testing.md)"]
-async fn a_thousand_clients_exchange_twenty_thousand_private_messages_and_fifty_broadcasts() {
+async fn a_thousand_clients_exchange_twenty_thousand_private_messages_and_fifty_broadcasts(
+) -> Result<()> {
     load_run(
         Config::default(),
         env_or("WEBCHAT_LOAD_CLIENTS", 1000),
         env_or("WEBCHAT_LOAD_PRIVATE", 20_000),
         env_or("WEBCHAT_LOAD_BROADCASTS", 50),
     )
-    .await;
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "full size: `cargo xtask test` runs it in the load-test profile (docs/testing.md)"]
-async fn two_hundred_clients_on_the_dynamodb_store_lose_nothing() {
+async fn two_hundred_clients_on_the_dynamodb_store_lose_nothing() -> Result<()> {
     let dynalite = Dynalite::start();
     load_run(
         Config {
@@ -366,8 +367,9 @@ async fn two_hundred_clients_on_the_dynamodb_store_lose_nothing() {
         env_or("WEBCHAT_LOAD_DYNAMO_PRIVATE", 2_000),
         env_or("WEBCHAT_LOAD_DYNAMO_BROADCASTS", 10),
     )
-    .await;
+    .await?;
     drop(dynalite);
+    Ok(())
 }
 
 /// Every client broadcasting at the same moment. Each fan-out sends up to 64 pushes at
@@ -377,28 +379,32 @@ async fn two_hundred_clients_on_the_dynamodb_store_lose_nothing() {
 /// attempt timeout (or its connect timeout, or the file descriptor limit), failed without
 /// a retry, and their deliveries were lost (`sent` short of 59, messages never arriving).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn simultaneous_broadcasts_from_every_client_all_arrive() {
+async fn simultaneous_broadcasts_from_every_client_all_arrive() -> Result<()> {
     const CLIENTS: usize = 60;
     let gateway = start(Config::default()).await;
     let url = gateway.websocket_url();
     let inbox = Inbox::new();
-    let peers = join_many(&url, CLIENTS, "all", JOINING_AT_ONCE, inbox.clone()).await;
+    let peers = join_many(&url, CLIENTS, "all", JOINING_AT_ONCE, &inbox).await?;
     let mut tasks = Vec::new();
     for mut peer in peers {
         tasks.push(tokio::spawn(async move {
             let text = format!("from {}", peer.name);
             let sent = peer
                 .request(json!({"action":"message","message":text,"requestId":"all"}))
-                .await;
-            (peer, sent["delivered"].as_u64().unwrap_or(0))
+                .await?;
+            Ok::<_, ClientError>((peer, sent["delivered"].as_u64().unwrap_or(0)))
         }));
     }
     let mut short = Vec::new();
+    // Every peer stays connected until every delivery has been counted: a dropped
+    // client closes its socket, and broadcasts still in flight would find it gone.
+    let mut peers = Vec::new();
     for task in tasks {
-        let (peer, delivered) = task.await.expect("sender");
+        let (peer, delivered) = task.await??;
         if delivered != (CLIENTS - 1) as u64 {
             short.push(format!("{}: {delivered}", peer.name));
         }
+        peers.push(peer);
     }
     let expected = CLIENTS * (CLIENTS - 1);
     let arrived = inbox.wait_for(expected, Duration::from_secs(60)).await;
@@ -409,4 +415,6 @@ async fn simultaneous_broadcasts_from_every_client_all_arrive() {
         CLIENTS - 1,
         short.join(", ")
     );
+    drop(peers);
+    Ok(())
 }

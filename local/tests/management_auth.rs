@@ -12,22 +12,9 @@ use serde_json::{json, Value};
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webchat_local::{AccessKey, Config, ManagementAuth, Running, DEFAULT_REGION};
-use webchat_testkit::Client;
+use webchat_testkit::{management_client, Client};
 
 const QUIET: Duration = Duration::from_millis(300);
-
-fn sdk(endpoint: &str, key: &AccessKey, region: &str) -> aws_sdk_apigatewaymanagement::Client {
-    let config = aws_sdk_apigatewaymanagement::Config::builder()
-        .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_sdk_apigatewaymanagement::config::Region::new(
-            region.to_string(),
-        ))
-        .credentials_provider(key.credentials())
-        .retry_config(aws_sdk_apigatewaymanagement::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_apigatewaymanagement::Client::from_conf(config)
-}
 
 /// What the management API answered to one hand-made request.
 #[derive(Debug)]
@@ -161,9 +148,9 @@ fn assert_refused(answer: &Answer, error_type: &str) {
 async fn the_sdk_with_the_gateways_key_posts_gets_and_deletes() {
     let gateway = common::start(Config::default()).await;
     let mut ana = Client::join(&gateway.websocket_url(), "ana").await.unwrap();
-    let client = sdk(
+    let client = management_client(
         &gateway.management_endpoint(),
-        &AccessKey::development(),
+        AccessKey::development().credentials(),
         DEFAULT_REGION,
     );
     client
@@ -212,7 +199,7 @@ async fn sdk_requests_with_a_wrong_secret_region_or_key_are_refused_and_deliver_
         (unknown_key, DEFAULT_REGION, "UnrecognizedClientException"),
     ];
     for (key, region, error_type) in cases {
-        let client = sdk(&gateway.management_endpoint(), &key, region);
+        let client = management_client(&gateway.management_endpoint(), key.credentials(), region);
         let err = client
             .post_to_connection()
             .connection_id(&ana.connection_id)
@@ -236,7 +223,10 @@ async fn sdk_requests_with_a_wrong_secret_region_or_key_are_refused_and_deliver_
     }
     ana.expect_silence(QUIET).await.unwrap();
     // Still open and still ana's.
-    let pong = ana.request(json!({"action":"ping"})).await.unwrap();
+    let pong = ana
+        .request(json!({"action":"ping","requestId":"p"}))
+        .await
+        .unwrap();
     assert_eq!(pong["action"], "pong");
 }
 
@@ -246,8 +236,7 @@ async fn unsigned_and_altered_requests_are_refused_with_api_gateways_error_types
     let url = gateway.websocket_url();
     let mut ana = Client::join(&url, "ana").await.unwrap();
     let mut bia = Client::join(&url, "bia").await.unwrap();
-    let _ = bia.recv_action("newUser").await;
-    let _ = ana.recv_action("newUser").await;
+    assert_eq!(ana.recv_action("newUser").await.unwrap()["userName"], "bia");
     let host = gateway.addr().to_string();
     let key = AccessKey::development();
     let now = SystemTime::now();
@@ -311,7 +300,10 @@ async fn unsigned_and_altered_requests_are_refused_with_api_gateways_error_types
 
     ana.expect_silence(QUIET).await.unwrap();
     bia.expect_silence(QUIET).await.unwrap();
-    let list = ana.request(json!({"action":"list"})).await.unwrap();
+    let list = ana
+        .request(json!({"action":"list","requestId":"l"}))
+        .await
+        .unwrap();
     assert_eq!(list["users"].as_array().map(Vec::len), Some(1), "{list}");
 }
 

@@ -1,4 +1,4 @@
-//! The protocol as PROTOCOL.md writes it: every action and event round-trips, the
+//! The protocol as docs/protocol.md writes it: every action and event round-trips, the
 //! original client's frames decode, and each rule answers with its error code.
 
 use serde_json::{json, Value};
