@@ -290,12 +290,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             return Err(StartError::StaticDir(dir.clone()));
         }
     }
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.addr,
-            source,
-        })?;
+    let listener = listen(config.addr).map_err(|source| StartError::Bind {
+        addr: config.addr,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.addr,
         source,
@@ -361,6 +359,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         task,
         gateway,
     })
+}
+
+/// Kernel send buffer of every accepted socket. Linux would otherwise grow it up to
+/// 4 MB per connection for a client that stops reading, memory no bound of ours counts;
+/// fixed, the connection's outbox is what bounds a slow client, and 64 KB still keeps a
+/// fast one's writes flowing.
+const SOCKET_SEND_BUFFER: u32 = 64 * 1024;
+
+/// Listens on `addr`; accepted sockets inherit the listener's send buffer size.
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_send_buffer_size(SOCKET_SEND_BUFFER)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// API Gateway API ids are 10 lower-case letters and digits.
