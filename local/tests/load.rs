@@ -396,11 +396,15 @@ async fn simultaneous_broadcasts_from_every_client_all_arrive() -> Result<()> {
         }));
     }
     let mut short = Vec::new();
+    // Kept until the end: a dropped client closes its socket, and the broadcasts still
+    // in flight would rightly count it gone.
+    let mut peers = Vec::with_capacity(CLIENTS);
     for task in tasks {
         let (peer, delivered) = task.await??;
         if delivered != (CLIENTS - 1) as u64 {
             short.push(format!("{}: {delivered}", peer.name));
         }
+        peers.push(peer);
     }
     let expected = CLIENTS * (CLIENTS - 1);
     let arrived = inbox.wait_for(expected, Duration::from_secs(60)).await;

@@ -193,7 +193,8 @@ struct ExitFrame {
     connection_id: String,
 }
 
-/// One chat connection.
+/// One chat connection. Dropping it ends the TCP connection without a close frame, as
+/// [`Client::kill`] does.
 pub struct Client {
     /// Its place among the clients sharing an inbox (0 for a client without one).
     pub index: usize,

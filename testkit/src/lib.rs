@@ -24,6 +24,9 @@ pub fn workspace_root() -> PathBuf {
 /// the same way, and skipping would report a pass no test earned.
 pub fn missing_prerequisite(what: &str) -> ! {
     use std::io::Write;
+    // Tests run in parallel: the first one here speaks, the others wait for the exit.
+    static ONE_LINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _only_this_thread = ONE_LINE.lock();
     // Straight to stderr: the test harness captures `eprintln!` and would drop it on exit.
     let _ = writeln!(std::io::stderr(), "{what}");
     std::process::exit(1)

@@ -92,7 +92,7 @@ impl Launch {
                 process.kill();
                 Err(LaunchError::NotReady {
                     name,
-                    prefix: prefix.to_string(),
+                    prefix: prefix.trim_end().to_string(),
                     within,
                     output: process.output(),
                 })
@@ -110,7 +110,7 @@ impl Launch {
                 process.kill();
                 Err(LaunchError::Exited {
                     name,
-                    prefix: prefix.to_string(),
+                    prefix: prefix.trim_end().to_string(),
                     status,
                     output: process.output(),
                 })
