@@ -6,7 +6,7 @@ mod dynalite;
 pub mod process;
 
 pub use client::{join_many, Client, ClientError, Delivery, Inbox, Incoming, Seen};
-pub use dynalite::{dynalite_modules, Dynalite};
+pub use dynalite::Dynalite;
 pub use process::{Launch, LaunchError, Process};
 
 use std::path::{Path, PathBuf};

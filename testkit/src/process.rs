@@ -223,7 +223,7 @@ impl Process {
     }
 
     /// The last lines it printed (stdout and stderr), for an error message.
-    pub fn output(&self) -> String {
+    fn output(&self) -> String {
         let tail = self.output.tail.lock().unwrap_or_else(|p| p.into_inner());
         if tail.is_empty() {
             "(nothing)".to_string()
