@@ -580,12 +580,11 @@ async fn a_flood_of_hostile_frames_does_not_disturb_well_behaved_clients() -> Re
             client
                 .send(json!({"action":"ping","requestId":"done"}))
                 .await?;
-            loop {
-                let frame = client.recv().await?;
-                if frame["requestId"] == "done" && frame["action"] == "pong" {
-                    break;
-                }
-            }
+            client
+                .recv_where("the pong to `done`", |frame| {
+                    frame["requestId"] == "done" && frame["action"] == "pong"
+                })
+                .await?;
             client.close().await;
             anyhow::Ok(())
         }));
@@ -595,12 +594,11 @@ async fn a_flood_of_hostile_frames_does_not_disturb_well_behaved_clients() -> Re
         ana.send(json!({"action":"message","message":format!("calm {round}"),"requestId":format!("c{round}"),
                         "receivers":[{"connectionId":bia.connection_id}]}))
             .await?;
-        let got = loop {
-            let got = bia.recv_action("message").await?;
-            if got["sender"] == "ana" {
-                break got;
-            }
-        };
+        let got = bia
+            .recv_where("a message from ana", |frame| {
+                frame["action"] == "message" && frame["sender"] == "ana"
+            })
+            .await?;
         assert_eq!(got["message"], format!("calm {round}"));
         assert_eq!(got["private"], true);
     }
@@ -608,12 +606,8 @@ async fn a_flood_of_hostile_frames_does_not_disturb_well_behaved_clients() -> Re
         attacker.await??;
     }
     ana.send(json!({"action":"ping","requestId":"end"})).await?;
-    loop {
-        let frame = ana.recv().await?;
-        if frame["requestId"] == "end" {
-            break;
-        }
-    }
+    ana.recv_where("the reply to `end`", |frame| frame["requestId"] == "end")
+        .await?;
     Ok(())
 }
 

@@ -396,9 +396,9 @@ async fn simultaneous_broadcasts_from_every_client_all_arrive() -> Result<()> {
         }));
     }
     let mut short = Vec::new();
-    // Every peer stays connected until every delivery has been counted: a dropped
-    // client closes its socket, and broadcasts still in flight would find it gone.
-    let mut peers = Vec::new();
+    // Kept until the end: a dropped client closes its socket, and the broadcasts still
+    // in flight would rightly count it gone.
+    let mut peers = Vec::with_capacity(CLIENTS);
     for task in tasks {
         let (peer, delivered) = task.await??;
         if delivered != (CLIENTS - 1) as u64 {
@@ -415,6 +415,5 @@ async fn simultaneous_broadcasts_from_every_client_all_arrive() -> Result<()> {
         CLIENTS - 1,
         short.join(", ")
     );
-    drop(peers);
     Ok(())
 }

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long one frame or reply may take. Generous: the tests run in debug builds, next to
 /// other test binaries, on two cores, with up to a thousand clients.
@@ -67,7 +67,7 @@ pub enum ClientError {
 }
 
 /// What the reader queued, in arrival order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Incoming {
     Text(String),
     Binary(Vec<u8>),
@@ -155,17 +155,13 @@ impl Inbox {
     }
 }
 
-/// What a client's reader recorded besides queued frames and deliveries.
+/// The announcements a client's reader recorded.
 #[derive(Debug, Default, Clone)]
 pub struct Seen {
     /// The `connectionId` of every `newUser`, in order.
     pub new_users: Vec<String>,
     /// `(userName, connectionId)` of every `userExit`, in order.
     pub user_exits: Vec<(String, String)>,
-    /// The close code, when the server closed with a close frame.
-    pub close_code: Option<u16>,
-    /// How the socket ended otherwise (an error, or the stream ending).
-    pub ended: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -193,7 +189,8 @@ struct ExitFrame {
     connection_id: String,
 }
 
-/// One chat connection.
+/// One chat connection. Dropping it ends the TCP connection without a close frame, as
+/// [`Client::kill`] does.
 pub struct Client {
     /// Its place among the clients sharing an inbox (0 for a client without one).
     pub index: usize,
@@ -210,7 +207,7 @@ pub struct Client {
 
 /// Opens a WebSocket, retrying handshakes that fail or time out (not those the server
 /// refuses with an HTTP status).
-pub async fn open(url: &str) -> Result<Ws, ClientError> {
+async fn open(url: &str) -> Result<Ws, ClientError> {
     let mut last = String::new();
     for attempt in 0..HANDSHAKE_ATTEMPTS {
         match tokio::time::timeout(HANDSHAKE_WAIT, tokio_tungstenite::connect_async(url)).await {
@@ -246,15 +243,6 @@ impl Client {
         Ok(client)
     }
 
-    /// Connects as client `index` of those sharing `inbox`, without registering.
-    pub async fn connect_to(
-        url: &str,
-        index: usize,
-        inbox: &Arc<Inbox>,
-    ) -> Result<Client, ClientError> {
-        Self::open_with(url, index, Some(inbox.clone())).await
-    }
-
     /// Connects as client `index` of those sharing `inbox` and registers `name`.
     pub async fn join_to(
         url: &str,
@@ -262,7 +250,7 @@ impl Client {
         name: &str,
         inbox: &Arc<Inbox>,
     ) -> Result<Client, ClientError> {
-        let mut client = Self::connect_to(url, index, inbox).await?;
+        let mut client = Self::open_with(url, index, Some(inbox.clone())).await?;
         client.register(name).await?;
         Ok(client)
     }
@@ -290,7 +278,7 @@ impl Client {
     }
 
     /// Registers `name`; fails unless the server answers `registered`.
-    pub async fn register(&mut self, name: &str) -> Result<(), ClientError> {
+    async fn register(&mut self, name: &str) -> Result<(), ClientError> {
         let reply = self
             .request(json!({"action":"register","userName":name,"requestId":"join"}))
             .await?;
@@ -317,11 +305,7 @@ impl Client {
     fn unexpected(&self, what: &str, got: &dyn std::fmt::Display) -> ClientError {
         let mut got = got.to_string();
         if got.len() > 500 {
-            let cut = (0..=500)
-                .rev()
-                .find(|&i| got.is_char_boundary(i))
-                .unwrap_or(0);
-            got.truncate(cut);
+            got.truncate(got.floor_char_boundary(500));
             got.push('…');
         }
         ClientError::Unexpected {
@@ -497,23 +481,10 @@ impl Client {
     }
 
     /// A normal close: close frame, then a bounded wait for the server's end of it.
-    pub async fn close(mut self) -> Seen {
+    pub async fn close(mut self) {
         let _ = self.sink.send(Message::Close(None)).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.reader).await;
         self.reader.abort();
-        self.seen()
-    }
-
-    /// Waits until the server ended this socket; returns what was seen.
-    pub async fn ended(mut self, wait: Duration) -> Result<Seen, ClientError> {
-        match tokio::time::timeout(wait, &mut self.reader).await {
-            Ok(_) => Ok(self.seen()),
-            Err(_) => Err(ClientError::Timeout {
-                who: self.who(),
-                what: "the server to end the socket".to_string(),
-                wait,
-            }),
-        }
     }
 
     /// The TCP connection under the WebSocket, for bytes no WebSocket library would
@@ -574,23 +545,15 @@ async fn read(
             }
             Some(Ok(Message::Close(frame))) => {
                 let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
-                note(&mut |s| s.close_code = Some(code));
                 let _ = queue.send(Incoming::Closed(code));
                 continue;
             }
             Some(Ok(_)) => continue,
             Some(Err(err)) => {
-                let how = err.to_string();
-                note(&mut |s| s.ended = Some(how.clone()));
-                let _ = queue.send(Incoming::Ended(how));
+                let _ = queue.send(Incoming::Ended(err.to_string()));
                 return None;
             }
             None => {
-                note(&mut |s| {
-                    if s.ended.is_none() {
-                        s.ended = Some("stream ended".to_string())
-                    }
-                });
                 let _ = queue.send(Incoming::Ended("stream ended".to_string()));
                 return None;
             }

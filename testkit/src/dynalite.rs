@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Where `cargo xtask test` installs dynalite's node modules.
-pub fn dynalite_modules() -> PathBuf {
+fn dynalite_modules() -> PathBuf {
     std::env::var_os("WEBCHAT_DYNALITE_MODULES")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join(".tools/dynalite/node_modules"))
@@ -104,10 +104,6 @@ impl Dynalite {
     /// `http://127.0.0.1:PORT`, for `endpoint_url`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     /// Kills the server, as a crash would.

@@ -6,7 +6,7 @@ mod dynalite;
 pub mod process;
 
 pub use client::{join_many, Client, ClientError, Delivery, Inbox, Incoming, Seen};
-pub use dynalite::{dynalite_modules, Dynalite};
+pub use dynalite::Dynalite;
 pub use process::{Launch, LaunchError, Process};
 
 mod management;
@@ -28,6 +28,9 @@ pub fn workspace_root() -> PathBuf {
 /// the same way, and skipping would report a pass no test earned.
 pub fn missing_prerequisite(what: &str) -> ! {
     use std::io::Write;
+    // Tests run in parallel: the first one here speaks, the others wait for the exit.
+    static ONE_LINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _only_this_thread = ONE_LINE.lock();
     // Straight to stderr: the test harness captures `eprintln!` and would drop it on exit.
     let _ = writeln!(std::io::stderr(), "{what}");
     std::process::exit(1)

@@ -92,7 +92,7 @@ impl Launch {
                 process.kill();
                 Err(LaunchError::NotReady {
                     name,
-                    prefix: prefix.to_string(),
+                    prefix: prefix.trim_end().to_string(),
                     within,
                     output: process.output(),
                 })
@@ -110,7 +110,7 @@ impl Launch {
                 process.kill();
                 Err(LaunchError::Exited {
                     name,
-                    prefix: prefix.to_string(),
+                    prefix: prefix.trim_end().to_string(),
                     status,
                     output: process.output(),
                 })
@@ -223,7 +223,7 @@ impl Process {
     }
 
     /// The last lines it printed (stdout and stderr), for an error message.
-    pub fn output(&self) -> String {
+    fn output(&self) -> String {
         let tail = self.output.tail.lock().unwrap_or_else(|p| p.into_inner());
         if tail.is_empty() {
             "(nothing)".to_string()
