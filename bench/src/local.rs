@@ -1,6 +1,7 @@
 //! `webchat-local` as a child process, so the bench's clients never share its runtime.
 
 use anyhow::{bail, Context, Result};
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -16,6 +17,15 @@ impl LocalGateway {
     /// URL. `WEBCHAT_BENCH_GATEWAY_LOG=FILE` keeps its output (warnings and errors) for
     /// diagnosis.
     pub fn start(binary: &Path) -> Result<LocalGateway> {
+        LocalGateway::start_with(binary, &[])
+    }
+
+    /// Like [`LocalGateway::start`], also serving the built UI in `dist` at `/`.
+    pub fn serving(binary: &Path, dist: &Path) -> Result<LocalGateway> {
+        LocalGateway::start_with(binary, &["--static-dir".as_ref(), dist.as_os_str()])
+    }
+
+    fn start_with(binary: &Path, args: &[&OsStr]) -> Result<LocalGateway> {
         if !binary.is_file() {
             bail!(
                 "{} not found; build it with `cargo build --release -p webchat-local`",
@@ -25,6 +35,7 @@ impl LocalGateway {
         let mut command = Command::new(binary);
         command
             .args(["--addr", "127.0.0.1:0"])
+            .args(args)
             // Logging every connection and route invocation would measure the terminal.
             .env("RUST_LOG", "warn");
         let mut launch = Launch::new("webchat-local", command);
@@ -35,6 +46,17 @@ impl LocalGateway {
             launch.until_ready(webchat_local::READY_LINE_PREFIX, Duration::from_secs(20))?;
         let url = process.ready_line().to_string();
         Ok(LocalGateway { process, url })
+    }
+
+    /// `http://127.0.0.1:PORT/`: where the UI is served when started with [`LocalGateway::serving`].
+    pub fn page_url(&self) -> String {
+        let host = self
+            .url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        format!("http://{host}/")
     }
 
     pub fn pid(&self) -> u32 {

@@ -7,12 +7,14 @@
 //! - Lambda init, exec to first `GET /runtime/invocation/next` (≤ 20 ms), and one warm
 //!   invocation;
 //! - the Lambda zip (≤ 6 MB) and the UI's wasm + js, raw and gzip (≤ 150 KB gzip);
-//! - `webchat-local` peak RSS with 1,000 connections (≤ 100 MB).
+//! - `webchat-local` peak RSS with 1,000 connections (≤ 100 MB);
+//! - the UI's first paint in headless Chromium (no goal; see `first_paint.rs`).
 //!
 //! `webchat-local` runs as a release child process (`target/release/webchat-local`) so the
 //! bench's clients never share its runtime; everything stays on 127.0.0.1, and every loop
 //! is bounded in count and time. `cargo xtask bench` builds what it needs and runs this.
 
+mod first_paint;
 mod lambda;
 mod local;
 
@@ -112,7 +114,7 @@ struct Options {
 
 const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin PATH] [--out PATH]
               [--fanout-clients N] [--broadcasts N] [--throughput-clients N]
-              [--throughput-secs N] [--only fanout,throughput,lambda,sizes]";
+              [--throughput-secs N] [--only fanout,throughput,lambda,sizes,firstpaint]";
 
 fn options() -> Result<Options> {
     let default_root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -499,6 +501,31 @@ fn sizes(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
     Ok(())
 }
 
+async fn first_paint(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
+    let name = format!(
+        "UI first paint: navigation to an interactive join form, headless Chromium (median of {})",
+        first_paint::RUNS
+    );
+    let browser = first_paint::Browser::from_env();
+    if let Some(why) = browser.missing() {
+        figures.push(unmeasured(&name, &why, "ms", Goal::None));
+        return Ok(());
+    }
+    step(&format!(
+        "first paint: {} cold visits of the release UI in headless Chromium",
+        first_paint::RUNS
+    ));
+    let times =
+        first_paint::measure(&options.local_bin, &options.root.join("dist"), &browser).await?;
+    figures.push(measured(
+        &name,
+        round(percentile(&times, 50.0), 1),
+        "ms",
+        Goal::None,
+    ));
+    Ok(())
+}
+
 fn table(figures: &[Figure]) -> String {
     let value = |f: &Figure| match &f.value {
         serde_json::Value::Number(n) => n.to_string(),
@@ -549,6 +576,10 @@ async fn run(options: Options) -> Result<()> {
     if options.wants("sizes") {
         let result = sizes(&options, &mut figures);
         attempt("sizes", result, &mut figures);
+    }
+    if options.wants("firstpaint") {
+        let result = first_paint(&options, &mut figures).await;
+        attempt("first paint", result, &mut figures);
     }
     if options.wants("lambda") {
         let result = lambda_figures(&options, &mut figures).await;

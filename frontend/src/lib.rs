@@ -7,6 +7,7 @@
 pub mod shell;
 pub mod state;
 
+use leptos::either::Either;
 use leptos::ev;
 use leptos::html;
 use leptos::prelude::*;
@@ -43,8 +44,8 @@ pub fn App() -> impl IntoView {
     view! {
         <main class="app">
             {move || match screen.get() {
-                Screen::Join => view! { <JoinScreen /> }.into_any(),
-                Screen::Chat => view! { <ChatScreen /> }.into_any(),
+                Screen::Join => Either::Left(view! { <JoinScreen /> }),
+                Screen::Chat => Either::Right(view! { <ChatScreen /> }),
             }}
         </main>
     }
@@ -52,6 +53,23 @@ pub fn App() -> impl IntoView {
 
 fn ui() -> Ui {
     expect_context::<Ui>()
+}
+
+/// A derived text, attribute or property value as a type-erased signal: every binding of
+/// a `Signal<String>` shares one copy of the rendering code, where a closure per binding
+/// compiles its own (docs/frontend.md has the measured difference).
+fn text(f: impl Fn() -> String + Send + Sync + 'static) -> Signal<String> {
+    Signal::derive(f)
+}
+
+/// [`text`] for boolean attributes and properties.
+fn flag(f: impl Fn() -> bool + Send + Sync + 'static) -> Signal<bool> {
+    Signal::derive(f)
+}
+
+/// `"true"` or `"false"`, for ARIA states.
+fn aria(value: bool) -> String {
+    if value { "true" } else { "false" }.to_string()
 }
 
 #[component]
@@ -87,16 +105,16 @@ fn JoinScreen() -> impl IntoView {
                         autocomplete="nickname"
                         maxlength=MAX_NAME_CHARS.to_string()
                         aria-describedby="join-error"
-                        aria-invalid=move || if error().is_some() { "true" } else { "false" }
-                        prop:value=move || name_draft.get()
+                        aria-invalid=text(move || aria(error().is_some()))
+                        prop:value=name_draft
                         on:input=move |ev| name_draft.set(event_target_value(&ev))
                     />
-                    <button type="submit" data-testid="join-button" disabled=joining>
-                        {move || if joining() { "Joining…" } else { "Join" }}
+                    <button type="submit" data-testid="join-button" disabled=flag(joining)>
+                        {text(move || if joining() { "Joining…" } else { "Join" }.to_string())}
                     </button>
                 </div>
                 <p id="join-error" class="error" role="alert" data-testid="join-error">
-                    {move || error().unwrap_or_default()}
+                    {text(move || error().unwrap_or_default())}
                 </p>
             </form>
         </section>
@@ -113,16 +131,16 @@ fn ChatScreen() -> impl IntoView {
         <div class="chat" data-testid="chat-screen">
             <header class="top">
                 <h1>"Webchat"</h1>
-                <p class="me" data-testid="me">"online as " <strong>{name}</strong></p>
+                <p class="me" data-testid="me">"online as " <strong>{text(name)}</strong></p>
                 <p
-                    class=move || format!("status status-{}", status().key())
+                    class=text(move || format!("status status-{}", status().key()))
                     data-testid="status"
-                    data-status=move || status().key()
+                    data-status=text(move || status().key().to_string())
                 >
                     // The countdown changes every second: show it, announce only the state.
-                    <span aria-hidden="true">{move || status().label()}</span>
+                    <span aria-hidden="true">{text(move || status().label())}</span>
                     <span class="visually-hidden" role="status">
-                        {move || chat.with(|c| c.status(0.0).key())}
+                        {text(move || chat.with(|c| c.status(0.0).key().to_string()))}
                     </span>
                 </p>
                 <button type="button" class="leave" data-testid="leave-button" on:click=on_leave>
@@ -150,17 +168,20 @@ fn UserList() -> impl IntoView {
         <aside class="users" aria-labelledby="users-title">
             <h2 id="users-title">
                 "Online ("
-                <span data-testid="user-count">{move || chat.with(|c| c.users.len())}</span>
+                <span data-testid="user-count">
+                    {text(move || chat.with(|c| c.users.len()).to_string())}
+                </span>
                 ")"
             </h2>
-            <Show when=move || chat.with(|c| c.users.is_empty())>
-                <p class="hint">"Nobody else is here yet."</p>
-            </Show>
+            {move || {
+                chat.with(|c| c.users.is_empty())
+                    .then(|| view! { <p class="hint">"Nobody else is here yet."</p> })
+            }}
             <ul data-testid="user-list">
-                <For
-                    each=users
-                    key=|user| (user.connection_id.clone(), user.user_name.clone())
-                    children=move |user| {
+                {move || {
+                    users()
+                        .into_iter()
+                        .map(|user| {
                         let id = user.connection_id.clone();
                         let id_for_click = id.clone();
                         let label = format!("Send a private message to {}", user.user_name);
@@ -170,9 +191,7 @@ fn UserList() -> impl IntoView {
                                     type="button"
                                     title=label.clone()
                                     aria-label=label
-                                    aria-pressed=move || {
-                                        if recipient().as_deref() == Some(id.as_str()) { "true" } else { "false" }
-                                    }
+                                    aria-pressed=text(move || aria(recipient().as_deref() == Some(id.as_str())))
                                     on:click=move |_| {
                                         let id = id_for_click.clone();
                                         shell::dispatch(move |c| {
@@ -185,8 +204,9 @@ fn UserList() -> impl IntoView {
                                 </button>
                             </li>
                         }
-                    }
-                />
+                        })
+                        .collect::<Vec<_>>()
+                }}
             </ul>
         </aside>
     }
@@ -247,22 +267,30 @@ fn Transcript() -> impl IntoView {
                 tabindex="0"
                 on:scroll=on_scroll
             >
-                <For
-                    each=move || chat.with(|c| c.entries.clone())
-                    key=|entry| (entry.id, entry.version)
-                    children=|entry| view! { <EntryRow entry /> }
-                />
+                // Unkeyed: rows are updated in place by position, which leaves a keyed
+                // diff (and its hash map) out of the download. Lines are only appended,
+                // changed in place, or dropped from the front past MAX_ENTRIES.
+                {move || {
+                    chat.with(|c| {
+                        c.entries.iter().cloned().map(|entry| view! { <EntryRow entry /> }).collect::<Vec<_>>()
+                    })
+                }}
             </ol>
-            <Show when=move || { unseen.get() > 0 }>
-                <button
-                    type="button"
-                    class="jump"
-                    data-testid="jump-to-latest"
-                    on:click=move |_| following.set(true)
-                >
-                    {move || format!("{} new ↓", unseen.get())}
-                </button>
-            </Show>
+            {move || {
+                (unseen.get() > 0)
+                    .then(|| {
+                        view! {
+                            <button
+                                type="button"
+                                class="jump"
+                                data-testid="jump-to-latest"
+                                on:click=move |_| following.set(true)
+                            >
+                                {text(move || format!("{} new ↓", unseen.get()))}
+                            </button>
+                        }
+                    })
+            }}
         </div>
     }
 }
@@ -271,10 +299,9 @@ fn Transcript() -> impl IntoView {
 fn EntryRow(entry: Entry) -> impl IntoView {
     let title = entry.title();
     match entry.kind {
-        EntryKind::System { text } => view! {
+        EntryKind::System { text } => Either::Left(view! {
             <li class="system" data-testid="system-line">{text}</li>
-        }
-        .into_any(),
+        }),
         EntryKind::Message {
             sender,
             text,
@@ -306,7 +333,7 @@ fn EntryRow(entry: Entry) -> impl IntoView {
                 (true, Some(to)) => Some(format!("private to {to}")),
                 (true, None) => Some("private".to_string()),
             };
-            view! {
+            Either::Right(view! {
                 <li
                     class=class
                     data-testid="message"
@@ -328,8 +355,7 @@ fn EntryRow(entry: Entry) -> impl IntoView {
                     </div>
                     <p class="text" data-testid="message-text">{text}</p>
                 </li>
-            }
-            .into_any()
+            })
         }
     }
 }
@@ -390,13 +416,13 @@ fn Composer() -> impl IntoView {
             <div class="to">
                 <label for="recipient">"To"</label>
                 <select id="recipient" data-testid="recipient" on:change=on_recipient>
-                    <option value="" prop:selected=move || recipient().is_none()>
+                    <option value="" prop:selected=flag(move || recipient().is_none())>
                         "Everyone"
                     </option>
-                    <For
-                        each=users
-                        key=|user| (user.connection_id.clone(), user.user_name.clone())
-                        children=move |user| {
+                    {move || {
+                        users()
+                            .into_iter()
+                            .map(|user| {
                             let id = user.connection_id.clone();
                             let selected = move || {
                                 recipient()
@@ -404,12 +430,13 @@ fn Composer() -> impl IntoView {
                                     .is_some_and(|selected| selected == id)
                             };
                             view! {
-                                <option value=user.connection_id.clone() prop:selected=selected>
+                                <option value=user.connection_id.clone() prop:selected=flag(selected)>
                                     {format!("{} (private)", user.user_name)}
                                 </option>
                             }
-                        }
-                    />
+                            })
+                            .collect::<Vec<_>>()
+                    }}
                     {move || {
                         recipient()
                             .filter(|r| r.connection_id.is_none())
@@ -428,32 +455,38 @@ fn Composer() -> impl IntoView {
                     data-testid="message-input"
                     node_ref=textarea_ref
                     rows="2"
-                    placeholder=move || chat.with(Chat::composer_placeholder)
+                    placeholder=text(move || chat.with(Chat::composer_placeholder))
                     aria-describedby="composer-hint message-counter"
-                    prop:value=move || draft.get()
+                    prop:value=draft
                     on:input=move |ev| draft.set(event_target_value(&ev))
                     on:keydown=on_keydown
                 ></textarea>
                 <button
                     type="submit"
                     data-testid="send-button"
-                    disabled=move || blocker().is_some()
-                    title=move || blocker().unwrap_or_else(|| "Send (Enter)".into())
+                    disabled=flag(move || blocker().is_some())
+                    title=text(move || blocker().unwrap_or_else(|| "Send (Enter)".into()))
                 >
                     "Send"
                 </button>
             </div>
             <div class="under">
                 <span id="composer-hint" class="hint" data-testid="composer-hint">
-                    {move || (!online()).then_some("Offline: your text is kept and can be sent once the chat is back.")}
+                    {text(move || {
+                        if online() {
+                            String::new()
+                        } else {
+                            "Offline: your text is kept and can be sent once the chat is back.".into()
+                        }
+                    })}
                 </span>
                 <span
                     id="message-counter"
-                    class=move || if over_limit() { "counter over" } else { "counter" }
+                    class=text(move || if over_limit() { "counter over" } else { "counter" }.to_string())
                     data-testid="counter"
                     aria-live="polite"
                 >
-                    {move || counter().unwrap_or_default()}
+                    {text(move || counter().unwrap_or_default())}
                 </span>
             </div>
         </form>

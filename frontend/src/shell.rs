@@ -2,10 +2,7 @@
 //! localStorage and finding the WebSocket URL. It feeds events into [`Chat`] and carries
 //! out the [`Command`]s it returns; all decisions are made there.
 
-use crate::state::{
-    ws_url_from_config, ws_url_from_query, ws_url_same_host, Chat, Command, NAME_STORAGE_KEY,
-    PING_INTERVAL_MS,
-};
+use crate::state::{ws_url, Chat, Command, NAME_STORAGE_KEY, PING_INTERVAL_MS};
 use leptos::prelude::*;
 use std::cell::RefCell;
 use std::time::Duration;
@@ -227,19 +224,14 @@ fn on_event(generation: u32, f: impl FnOnce(&mut Chat) -> Vec<Command>) {
     }
 }
 
-/// `?ws=` in the page URL, else `config.json` next to the page, else `/Prod` on this host.
+/// The WebSocket URL, from the page URL, `config.json` next to the page and the page's
+/// host; [`ws_url`] decides.
 async fn find_ws_url() -> String {
     let location = window().location();
-    if let Some(url) = location.search().ok().and_then(|s| ws_url_from_query(&s)) {
-        return url;
-    }
-    if let Some(url) = fetch_text("config.json")
-        .await
-        .and_then(|json| ws_url_from_config(&json))
-    {
-        return url;
-    }
-    ws_url_same_host(
+    let config = fetch_text("config.json").await;
+    ws_url(
+        &location.search().unwrap_or_default(),
+        config.as_deref(),
         &location.protocol().unwrap_or_default(),
         &location.host().unwrap_or_default(),
     )

@@ -770,18 +770,50 @@ pub fn ws_url_from_query(search: &str) -> Option<String> {
         .filter(|url| is_ws_url(url))
 }
 
-/// The WebSocket URL from `config.json` (`{"websocketUrl": "wss://…"}`), if it names one.
-pub fn ws_url_from_config(json: &str) -> Option<String> {
+/// What the page's `config.json` says.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct UiConfig {
+    /// `websocketUrl`, when it names a `ws://` or `wss://` URL.
+    pub websocket_url: Option<String>,
+    /// `allowWsOverride`: whether `?ws=` in the page URL may pick another server.
+    pub allow_ws_override: bool,
+}
+
+/// Reads `config.json` (`{"websocketUrl": "wss://…", "allowWsOverride": false}`); text
+/// that is not such an object (a dev server's index.html, say) reads as no settings.
+pub fn ui_config(json: &str) -> UiConfig {
     #[derive(serde::Deserialize)]
-    struct Config {
+    struct Raw {
         #[serde(rename = "websocketUrl")]
         websocket_url: Option<String>,
+        #[serde(rename = "allowWsOverride", default)]
+        allow_ws_override: bool,
     }
-    serde_json::from_str::<Config>(json)
-        .ok()?
-        .websocket_url
-        .map(|url| url.trim().to_string())
-        .filter(|url| is_ws_url(url))
+    let Ok(raw) = serde_json::from_str::<Raw>(json) else {
+        return UiConfig::default();
+    };
+    UiConfig {
+        websocket_url: raw
+            .websocket_url
+            .map(|url| url.trim().to_string())
+            .filter(|url| is_ws_url(url)),
+        allow_ws_override: raw.allow_ws_override,
+    }
+}
+
+/// The WebSocket URL the page connects to, from its query string (`location.search`),
+/// its `config.json` text (`None` when there is none) and its own protocol and host:
+/// `?ws=` only when the config allows overrides (else any link could send a person's name
+/// and messages to a server of the link author's choosing), then the config's
+/// `websocketUrl`, then `/Prod` on the page's own host.
+pub fn ws_url(search: &str, config_json: Option<&str>, protocol: &str, host: &str) -> String {
+    let config = config_json.map(ui_config).unwrap_or_default();
+    config
+        .allow_ws_override
+        .then(|| ws_url_from_query(search))
+        .flatten()
+        .or(config.websocket_url)
+        .unwrap_or_else(|| ws_url_same_host(protocol, host))
 }
 
 /// The same-host fallback: `/Prod` with `ws` or `wss` after the page's scheme.

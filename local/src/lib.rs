@@ -403,7 +403,10 @@ fn router(gateway: Arc<Gateway>) -> Router {
     router.with_state(gateway)
 }
 
-/// `config.json` for the UI: the WebSocket URL as the browser should reach it.
+/// `config.json` for the UI: the WebSocket URL as the browser should reach it, and
+/// `allowWsOverride`, since this is a development server: `?ws=` may point the page at
+/// another gateway. A hosted site's own `config.json` leaves it out, so a crafted link
+/// cannot send people's names and messages elsewhere.
 async fn ui_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> impl IntoResponse {
     // The Host header is what the browser used, so a UI opened via another name or a
     // proxy still finds the gateway.
@@ -412,7 +415,10 @@ async fn ui_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> i
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| gateway.api.domain_name.clone());
-    axum::Json(serde_json::json!({ "websocketUrl": format!("ws://{host}/{}", gateway.api.stage) }))
+    axum::Json(serde_json::json!({
+        "websocketUrl": format!("ws://{host}/{}", gateway.api.stage),
+        "allowWsOverride": true,
+    }))
 }
 
 /// The WebSocket handshake: `$connect` runs before the upgrade, and a non-2xx answer

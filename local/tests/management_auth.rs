@@ -10,27 +10,17 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webchat_local::{AccessKey, Config, ManagementAuth, Running, DEFAULT_REGION};
+use webchat_testkit::http::{self, Response};
 use webchat_testkit::{management_client, Client};
 
 const QUIET: Duration = Duration::from_millis(300);
 
-/// What the management API answered to one hand-made request.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    error_type: Option<String>,
-    body: String,
-}
-
-impl Answer {
-    fn message(&self) -> String {
-        serde_json::from_str::<Value>(&self.body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_default()
-    }
+fn message(answer: &Response) -> String {
+    serde_json::from_str::<Value>(&answer.body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// A request as a client outside the project would send it, signed or not.
@@ -85,42 +75,16 @@ impl Raw {
         self
     }
 
-    async fn send(&self, gateway: &Running) -> Answer {
-        let mut stream = tokio::net::TcpStream::connect(gateway.addr())
-            .await
-            .unwrap();
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\nconnection: close\r\n",
-            self.method,
-            self.path,
+    async fn send(&self, gateway: &Running) -> Response {
+        http::request(
             gateway.addr(),
-            self.body.len()
-        );
-        for (name, value) in &self.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(&self.body).await.unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.unwrap();
-        let response = String::from_utf8_lossy(&response).to_string();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let error_type = head.lines().find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("x-amzn-errortype")
-                .then(|| value.trim().to_string())
-        });
-        Answer {
-            status,
-            error_type,
-            body: body.to_string(),
-        }
+            self.method,
+            &self.path,
+            &self.headers,
+            &self.body,
+        )
+        .await
+        .expect("an answer")
     }
 }
 
@@ -138,10 +102,14 @@ fn post_path(gateway: &Running, connection_id: &str) -> String {
     )
 }
 
-fn assert_refused(answer: &Answer, error_type: &str) {
+fn assert_refused(answer: &Response, error_type: &str) {
     assert_eq!(answer.status, 403, "{answer:?}");
-    assert_eq!(answer.error_type.as_deref(), Some(error_type), "{answer:?}");
-    assert!(!answer.message().is_empty(), "{answer:?}");
+    assert_eq!(
+        answer.header("x-amzn-errortype"),
+        Some(error_type),
+        "{answer:?}"
+    );
+    assert!(!message(answer).is_empty(), "{answer:?}");
 }
 
 #[tokio::test]
@@ -256,7 +224,7 @@ async fn unsigned_and_altered_requests_are_refused_with_api_gateways_error_types
 
     let unsigned = Raw::new("POST", to_ana.clone(), body).send(&gateway).await;
     assert_refused(&unsigned, "MissingAuthenticationTokenException");
-    assert_eq!(unsigned.message(), "Missing Authentication Token");
+    assert_eq!(message(&unsigned), "Missing Authentication Token");
     let unsigned_delete = Raw::new("DELETE", to_ana.clone(), b"").send(&gateway).await;
     assert_refused(&unsigned_delete, "MissingAuthenticationTokenException");
     let unsigned_get = Raw::new("GET", to_ana.clone(), b"").send(&gateway).await;
@@ -282,7 +250,7 @@ async fn unsigned_and_altered_requests_are_refused_with_api_gateways_error_types
     .send(&gateway)
     .await;
     assert_refused(&expired, "InvalidSignatureException");
-    assert!(expired.message().contains("expired"), "{expired:?}");
+    assert!(message(&expired).contains("expired"), "{expired:?}");
 
     let mut tampered = signed("POST", &to_ana, "execute-api", DEFAULT_REGION, now);
     tampered.body = br#"{"action":"message","message":"for ana only!"}"#.to_vec();

@@ -3,6 +3,7 @@
 
 pub mod client;
 mod dynalite;
+pub mod http;
 pub mod process;
 
 pub use client::{join_many, Client, ClientError, Delivery, Inbox, Incoming, Seen};

@@ -679,22 +679,83 @@ fn websocket_url_from_the_query_string() {
 
 #[test]
 fn websocket_url_from_config_json() {
+    let url = |json: &str| ui_config(json).websocket_url;
     assert_eq!(
-        ws_url_from_config(r#"{"websocketUrl":"ws://127.0.0.1:8080/Prod"}"#),
+        url(r#"{"websocketUrl":"ws://127.0.0.1:8080/Prod"}"#),
         Some("ws://127.0.0.1:8080/Prod".into())
     );
     assert_eq!(
-        ws_url_from_config(r#"{"websocketUrl":" wss://x.example/Prod ","other":1}"#),
+        url(r#"{"websocketUrl":" wss://x.example/Prod ","other":1}"#),
         Some("wss://x.example/Prod".into())
     );
     // A dev server answers unknown paths with index.html: not JSON, so no URL.
-    assert_eq!(ws_url_from_config("<!DOCTYPE html><html></html>"), None);
-    assert_eq!(ws_url_from_config("{}"), None);
-    assert_eq!(
-        ws_url_from_config(r#"{"websocketUrl":"http://x/Prod"}"#),
-        None
+    assert_eq!(url("<!DOCTYPE html><html></html>"), None);
+    assert_eq!(url("{}"), None);
+    assert_eq!(url(r#"{"websocketUrl":"http://x/Prod"}"#), None);
+    assert_eq!(url(r#"{"websocketUrl":42}"#), None);
+}
+
+#[test]
+fn config_json_allows_ws_overrides_only_when_it_says_so() {
+    assert!(
+        ui_config(r#"{"websocketUrl":"ws://a/Prod","allowWsOverride":true}"#).allow_ws_override
     );
-    assert_eq!(ws_url_from_config(r#"{"websocketUrl":42}"#), None);
+    assert!(!ui_config(r#"{"websocketUrl":"ws://a/Prod"}"#).allow_ws_override);
+    assert!(!ui_config(r#"{"allowWsOverride":false}"#).allow_ws_override);
+    assert!(!ui_config("<!DOCTYPE html>").allow_ws_override);
+}
+
+const CRAFTED: &str = "?ws=wss%3A%2F%2Fevil.example%2FProd";
+
+#[test]
+fn a_hosted_page_ignores_ws_in_its_url() {
+    let hosted = r#"{"websocketUrl":"wss://chat.example.com/Prod"}"#;
+    assert_eq!(
+        ws_url(CRAFTED, Some(hosted), "https:", "chat.example.com"),
+        "wss://chat.example.com/Prod"
+    );
+    // Without any config.json the page still talks only to its own host.
+    assert_eq!(
+        ws_url(CRAFTED, None, "https:", "chat.example.com"),
+        "wss://chat.example.com/Prod"
+    );
+    assert_eq!(
+        ws_url(
+            CRAFTED,
+            Some(r#"{"allowWsOverride":false}"#),
+            "http:",
+            "127.0.0.1:8080"
+        ),
+        "ws://127.0.0.1:8080/Prod"
+    );
+}
+
+#[test]
+fn ws_in_the_url_wins_where_config_json_allows_it() {
+    let development = r#"{"websocketUrl":"ws://127.0.0.1:8080/Prod","allowWsOverride":true}"#;
+    assert_eq!(
+        ws_url(CRAFTED, Some(development), "http:", "127.0.0.1:8080"),
+        "wss://evil.example/Prod"
+    );
+    // No usable ?ws=: the config's URL, then the same host.
+    assert_eq!(
+        ws_url(
+            "?ws=https://x",
+            Some(development),
+            "http:",
+            "127.0.0.1:8080"
+        ),
+        "ws://127.0.0.1:8080/Prod"
+    );
+    assert_eq!(
+        ws_url(
+            "",
+            Some(r#"{"allowWsOverride":true}"#),
+            "http:",
+            "localhost:8081"
+        ),
+        "ws://localhost:8081/Prod"
+    );
 }
 
 #[test]

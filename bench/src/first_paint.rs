@@ -1,0 +1,198 @@
+//! First paint: the time from navigation to the join form being interactive, in headless
+//! Chromium (Debian's, over its chromedriver) on the release UI as `webchat-local` serves
+//! it on 127.0.0.1.
+//!
+//! Every run is a new browser with an empty profile, so nothing comes from a cache: the
+//! figure is a first visit's download, compile and mount. The clock is the page's own
+//! (`performance.now()`, zero at navigation start); a MutationObserver in the page notes
+//! the moment the form is there with its button enabled, so WebDriver round trips do not
+//! count.
+
+use crate::local::LocalGateway;
+use anyhow::{bail, Context, Result};
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{json, Value};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const RUNS: usize = 5;
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Where the browser comes from: `CHROMEDRIVER` and `CHROMIUM`, else Debian's paths
+/// (`cargo xtask test` installs them).
+pub struct Browser {
+    pub chromedriver: PathBuf,
+    pub chromium: PathBuf,
+}
+
+impl Browser {
+    pub fn from_env() -> Browser {
+        let path = |name: &str, default: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(default))
+        };
+        Browser {
+            chromedriver: path("CHROMEDRIVER", "/usr/bin/chromedriver"),
+            chromium: path("CHROMIUM", "/usr/bin/chromium"),
+        }
+    }
+
+    /// Why the figure cannot be measured here, if it cannot.
+    pub fn missing(&self) -> Option<String> {
+        [&self.chromedriver, &self.chromium]
+            .into_iter()
+            .find(|path| !path.is_file())
+            .map(|path| format!("no {}", path.display()))
+    }
+}
+
+/// Resolves once the join form is interactive; returns `performance.now()` at that moment,
+/// or null while the browser is not yet on the page (`arguments[0]`).
+const READY_JS: &str = r#"
+const done = arguments[arguments.length - 1];
+if (location.href !== arguments[0]) { done(null); return; }
+const ready = () => {
+  const input = document.querySelector('[data-testid=name-input]');
+  const button = document.querySelector('[data-testid=join-button]');
+  return input !== null && button !== null && !button.disabled;
+};
+if (ready()) { done(performance.now()); return; }
+new MutationObserver((_, observer) => {
+  if (ready()) { observer.disconnect(); done(performance.now()); }
+}).observe(document, { childList: true, subtree: true, attributes: true });
+"#;
+
+/// chromedriver in its own process group, so the browsers it starts go down with it.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start(binary: &Path) -> Result<Driver> {
+        use std::os::unix::process::CommandExt;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let driver = Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("chromedriver did not listen on port {port} within {WAIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(driver)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Negative pid: the whole process group.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One cold visit: a new browser with an empty profile opens `page`; milliseconds from
+/// navigation start to the join form being interactive.
+async fn visit(driver: &Driver, chromium: &Path, profile: &Path, page: &str) -> Result<f64> {
+    let caps = json!({
+        // Return from navigation at once: the page itself times the start-up.
+        "pageLoadStrategy": "none",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                format!("--user-data-dir={}", profile.display()),
+                "--window-size=1100,760",
+            ],
+        }
+    });
+    let Value::Object(caps) = caps else {
+        bail!("capabilities are an object");
+    };
+    let client: Client =
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .context("opening a Chromium session")?;
+    let result = async {
+        client.goto(page).await?;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let ready = client.execute_async(READY_JS, vec![json!(page)]).await?;
+            if let Some(ms) = ready.as_f64() {
+                return Ok(ms);
+            }
+            if Instant::now() > deadline {
+                bail!("the join form was not interactive within {WAIT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    .await;
+    let _ = client.close().await;
+    result
+}
+
+/// The figure's runs, sorted: [`RUNS`] cold visits of the UI in `dist`.
+pub async fn measure(local_bin: &Path, dist: &Path, browser: &Browser) -> Result<Vec<f64>> {
+    if !dist.join("index.html").is_file() {
+        bail!(
+            "{} has no built UI; run `trunk build --release`",
+            dist.display()
+        );
+    }
+    let gateway = LocalGateway::serving(local_bin, dist)?;
+    let page = gateway.page_url();
+    let driver = Driver::start(&browser.chromedriver)?;
+    let profiles = std::env::temp_dir().join(format!("webchat-first-paint-{}", std::process::id()));
+    let mut times = Vec::with_capacity(RUNS);
+    let mut outcome = Ok(());
+    for run in 0..RUNS {
+        let profile = profiles.join(run.to_string());
+        std::fs::create_dir_all(&profile)?;
+        match visit(&driver, &browser.chromium, &profile, &page).await {
+            Ok(ms) => {
+                println!("    run {}: {ms:.1} ms", run + 1);
+                times.push(ms);
+            }
+            Err(err) => {
+                outcome = Err(err.context(format!("first paint, run {}", run + 1)));
+                break;
+            }
+        }
+    }
+    drop(driver);
+    drop(gateway);
+    let _ = std::fs::remove_dir_all(&profiles);
+    outcome?;
+    times.sort_by(f64::total_cmp);
+    Ok(times)
+}

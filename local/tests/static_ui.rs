@@ -1,0 +1,41 @@
+//! The built UI as `webchat-local --static-dir` serves it, over a real socket on port 0.
+
+mod common;
+
+use common::start;
+use serde_json::{json, Value};
+use webchat_local::Config;
+
+/// `GET path`: the status line's code and the body.
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let response = webchat_testkit::http::request(addr, "GET", path, &[], b"")
+        .await
+        .expect("an answer");
+    (response.status, response.body)
+}
+
+#[tokio::test]
+async fn config_json_names_this_gateway_and_allows_ws_overrides_in_development() {
+    let dist = std::env::temp_dir().join(format!("webchat-static-ui-{}", std::process::id()));
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(dist.join("index.html"), "<!DOCTYPE html><title>t</title>").unwrap();
+    let gateway = start(Config {
+        static_dir: Some(dist.clone()),
+        ..Config::default()
+    })
+    .await;
+
+    let (status, body) = get(gateway.addr(), "/config.json").await;
+    assert_eq!(status, 200);
+    let config: Value = serde_json::from_str(&body).expect("config.json is JSON");
+    assert_eq!(
+        config,
+        json!({"websocketUrl": gateway.websocket_url(), "allowWsOverride": true})
+    );
+    let (status, body) = get(gateway.addr(), "/").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<title>t</title>"), "{body}");
+
+    gateway.stop().await;
+    let _ = std::fs::remove_dir_all(&dist);
+}
