@@ -7,8 +7,10 @@
 //!   `webchat-local` at http://127.0.0.1:8080/.
 //! - `bench`: the speed and size figures, written to `target/bench/results.json`.
 //! - `lambdas`: the arm64 Lambda build with cargo-lambda.
+//! - `deploy`, `destroy`: the whole chat onto AWS, or off it (docs/deploy.md).
 
 mod bench;
+mod deploy;
 mod lambdas;
 mod tools;
 mod ui;
@@ -19,14 +21,20 @@ use std::process::Command;
 use std::time::Instant;
 use tools::{cargo, step};
 
-const USAGE: &str = "usage: cargo xtask <task>
+fn usage() -> String {
+    format!(
+        "usage: cargo xtask <task>
 
 tasks:
-  test      install what is missing, then fmt, clippy, wasm build, cfn-lint, all tests,
-            the full-size load tests, browser test
+  test      install what is missing, then fmt, clippy, wasm build, cfn-lint and sam validate,
+            all tests, the full-size load tests, browser test
   dev       build the UI and serve the chat at http://127.0.0.1:8080/ (extra args go to webchat-local)
   bench     measure speed and size figures into target/bench/results.json and the README
-  lambdas   build the Lambda binary for arm64 with cargo-lambda (zip in target/lambda/)";
+  lambdas   build the Lambda binary for arm64 with cargo-lambda (zip in target/lambda/)
+{}",
+        deploy::USAGE
+    )
+}
 
 /// dynalite, the DynamoDB implementation the tests run against.
 const DYNALITE: &str = "dynalite@3.2.2";
@@ -41,13 +49,15 @@ fn main() -> Result<()> {
         Some("test") => test(&root),
         Some("dev") => dev(&root, &rest),
         Some("bench") => bench::run(&root),
-        Some("lambdas") => lambdas::build_lambdas(&root),
+        Some("lambdas") => lambdas::build_lambdas(&root).map(|_| ()),
+        Some("deploy") => deploy::run(&root, deploy::Task::Deploy, &rest),
+        Some("destroy") => deploy::run(&root, deploy::Task::Destroy, &rest),
         Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
+            println!("{}", usage());
             Ok(())
         }
-        Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
-        None => bail!("no task given\n\n{USAGE}"),
+        Some(other) => bail!("unknown task `{other}`\n\n{}", usage()),
+        None => bail!("no task given\n\n{}", usage()),
     }
 }
 
@@ -108,6 +118,7 @@ fn test(root: &Path) -> Result<()> {
     step("shared-types for wasm32", wasm)?;
 
     lambdas::cfn_lint(root)?;
+    lambdas::sam_validate(root)?;
 
     let mut tests = cargo(root);
     tests.args(["test", "--workspace", "--exclude", "webchat-e2e"]);
