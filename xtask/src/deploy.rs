@@ -24,7 +24,8 @@ use serde_json::Value;
 use crate::tools::target_dir;
 use crate::{lambdas, ui};
 
-pub const USAGE: &str = "  deploy    build the Lambda and the UI, deploy the stacks, upload the UI; prints its URL
+pub const USAGE: &str =
+    "  deploy    build the Lambda and the UI, deploy the stacks, upload the UI; prints its URL
               --stack-prefix NAME   stacks NAME-artifacts and NAME (default webchat)
               --region REGION       default: AWS_REGION, AWS_DEFAULT_REGION, the profile's
               --profile PROFILE     an AWS CLI profile
