@@ -178,8 +178,8 @@ pub fn run(root: &Path, task: Task, args: &[String]) -> Result<()> {
              xtask:   WebSocket API:   {}\n\
              xtask: (CloudFront may take a few minutes to serve the new UI everywhere)",
             started.elapsed().as_secs_f64(),
-            run.vars["SiteURL"],
-            run.vars["WebSocketURL"],
+            run.var("SiteURL")?,
+            run.var("WebSocketURL")?,
         ),
         Task::Destroy => println!(
             "xtask: destroyed in {:.0} s",
@@ -780,18 +780,27 @@ impl Run {
             Action::StageTemplates { out } => stage_templates(
                 &self.root.join("templates"),
                 out,
-                Path::new(&self.vars["LambdaZip"]),
+                Path::new(self.var("LambdaZip")?),
             ),
-            Action::StageSite { out } => {
-                let url = &self.vars["WebSocketURL"];
-                stage_site(Path::new(&self.vars["UiDir"]), out, url)
-            }
+            Action::StageSite { out } => stage_site(
+                Path::new(self.var("UiDir")?),
+                out,
+                self.var("WebSocketURL")?,
+            ),
             Action::EmptyBucket {
                 list,
                 delete,
                 batch_file,
             } => self.empty_bucket(list, delete, batch_file),
         }
+    }
+
+    /// A value an earlier step read.
+    fn var(&self, name: &str) -> Result<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .with_context(|| format!("no {name}: the step that reads it did not run"))
     }
 
     fn set(&mut self, name: &str, path: &Path) {
