@@ -1,7 +1,7 @@
-//! Checks of the other stacks: templates/s3.yml, dynamodb.yml and hosting.yml, and of
-//! what every template in templates/ has in common.
+//! Checks of the other stacks: templates/s3.yml, dynamodb.yml, hosting.yml and the root
+//! stack root.yml, and of what every template in templates/ has in common.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 use webchat_templates::{load, render, templates_dir, Template};
@@ -26,10 +26,16 @@ fn only_resource<'a>(t: &'a Template, ty: &'a str) -> (&'a str, &'a Value) {
 }
 
 #[test]
-fn the_four_stacks_are_there_and_none_grants_a_wildcard() {
+fn the_stacks_and_the_root_are_there_and_none_grants_a_wildcard() {
     let templates = all_templates();
     let names: BTreeSet<&str> = templates.iter().map(Template::name).collect();
-    for expected in ["s3.yml", "dynamodb.yml", "websocket.yml", "hosting.yml"] {
+    for expected in [
+        "s3.yml",
+        "dynamodb.yml",
+        "websocket.yml",
+        "hosting.yml",
+        "root.yml",
+    ] {
         assert!(names.contains(expected), "templates/{expected} is missing");
     }
     for t in &templates {
@@ -88,17 +94,35 @@ fn assert_private_encrypted_tls_only(t: &Template, bucket_id: &str) {
         .any(|s| s["Condition"] == json!({"Bool": {"aws:SecureTransport": "false"}})));
 }
 
+/// SAM names artifacts by their content, so a deployed stack may point at one uploaded long
+/// ago: current artifacts must never expire, or a rollback to them fails.
 #[test]
-fn the_artifacts_bucket_is_encrypted_private_tls_only_and_expires_old_artifacts() {
+fn the_artifacts_bucket_is_encrypted_private_tls_only_versioned_and_keeps_current_artifacts() {
     let t = load("s3.yml").unwrap();
     let (bucket, props) = only_resource(&t, "AWS::S3::Bucket");
     assert_private_encrypted_tls_only(&t, bucket);
-    let rules = props["Properties"]["LifecycleConfiguration"]["Rules"]
-        .as_array()
-        .unwrap();
-    assert!(rules
+    let props = &props["Properties"];
+    assert_eq!(props["VersioningConfiguration"]["Status"], "Enabled");
+    let rules = props["LifecycleConfiguration"]["Rules"].as_array().unwrap();
+    for rule in rules {
+        for current_expiry in ["ExpirationInDays", "ExpirationDate"] {
+            assert!(
+                rule.get(current_expiry).is_none(),
+                "rule {} expires current artifacts",
+                rule["Id"]
+            );
+        }
+    }
+    let noncurrent: Vec<_> = rules
         .iter()
-        .any(|r| r["Status"] == "Enabled" && r.get("ExpirationInDays").is_some()));
+        .filter(|r| r["Status"] == "Enabled")
+        .map(|r| &r["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        .collect();
+    assert_eq!(
+        noncurrent,
+        [&json!({"Ref": "NoncurrentArtifactExpirationDays"})],
+        "replaced artifacts expire after the parameter's days"
+    );
     assert_eq!(
         render(&t.output("ArtifactsBucket").unwrap()["Export"]["Name"]),
         "${AWS::StackName}:ArtifactsBucket"
@@ -129,7 +153,16 @@ fn the_tables_have_the_backends_keys_ttl_encryption_and_on_demand_billing() {
             json!({"AttributeName": "ttl", "Enabled": true}),
             "{id}"
         );
-        assert_eq!(table["SSESpecification"]["SSEEnabled"], true, "{id}");
+        // The key DynamoDB owns (free) unless TableKmsKey names a KMS key.
+        assert_eq!(
+            table["SSESpecification"],
+            json!({
+                "SSEEnabled": {"Fn::If": ["KmsKeyGiven", true, false]},
+                "SSEType": {"Fn::If": ["KmsKeyGiven", "KMS", {"Ref": "AWS::NoValue"}]},
+                "KMSMasterKeyId": {"Fn::If": ["KmsKeyGiven", {"Ref": "TableKmsKey"}, {"Ref": "AWS::NoValue"}]},
+            }),
+            "{id}"
+        );
         let pitr = render(&table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"]);
         assert!(
             pitr.contains("PointInTimeRecoveryEnabled"),
@@ -137,6 +170,11 @@ fn the_tables_have_the_backends_keys_ttl_encryption_and_on_demand_billing() {
         );
     }
     assert!(t.parameter("PointInTimeRecovery").is_some());
+    assert_eq!(t.parameter("TableKmsKey").unwrap()["Default"], "");
+    assert_eq!(
+        t.json()["Conditions"]["KmsKeyGiven"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "TableKmsKey"}, ""]}]})
+    );
 }
 
 #[test]
@@ -210,26 +248,136 @@ fn the_ui_bucket_is_private_and_only_its_cloudfront_distribution_reads_it_throug
     );
     assert_eq!(config["DefaultRootObject"], "index.html");
 
-    // The one grant: CloudFront may read objects, on behalf of this distribution only.
-    let grants: Vec<_> = t
+    // The only grants: CloudFront, on behalf of this distribution only, may read objects,
+    // and may list the bucket so that a missing file answers 404 rather than 403.
+    let mut grants: Vec<_> = t
         .iam_statements()
         .into_iter()
         .filter(|s| s.is_allow())
+        .map(|g| {
+            assert_eq!(
+                g.principal,
+                Some(json!({"Service": "cloudfront.amazonaws.com"}))
+            );
+            let statement = &t.resource(&g.owner).unwrap()["Properties"]["PolicyDocument"]
+                ["Statement"][g.index];
+            assert_eq!(
+                render(&statement["Condition"]["StringEquals"]["AWS:SourceArn"]),
+                format!("arn:${{AWS::Partition}}:cloudfront::${{AWS::AccountId}}:distribution/${{{distribution}}}")
+            );
+            (g.actions.clone(), g.rendered_resources())
+        })
         .collect();
-    assert_eq!(grants.len(), 1, "{grants:#?}");
-    let g = &grants[0];
-    assert_eq!(g.actions, ["s3:GetObject"]);
+    grants.sort();
     assert_eq!(
-        g.principal,
-        Some(json!({"Service": "cloudfront.amazonaws.com"}))
+        grants,
+        [
+            (
+                vec!["s3:GetObject".to_string()],
+                vec![format!("${{{bucket}.Arn}}/*")]
+            ),
+            (
+                vec!["s3:ListBucket".to_string()],
+                vec![format!("${{{bucket}.Arn}}")]
+            ),
+        ]
     );
-    assert_eq!(g.rendered_resources(), [format!("${{{bucket}.Arn}}/*")]);
-    let policy = &t.resource(&g.owner).unwrap()["Properties"]["PolicyDocument"]["Statement"][0];
+    // Listing reaches S3 only as a request for the bucket itself with a query string:
+    // CloudFront sends "/" as the root object, and its cache policy forwards no query
+    // string (CachingOptimized).
     assert_eq!(
-        render(&policy["Condition"]["StringEquals"]["AWS:SourceArn"]),
-        format!("arn:${{AWS::Partition}}:cloudfront::${{AWS::AccountId}}:distribution/${{{distribution}}}")
+        config["DefaultCacheBehavior"]["CachePolicyId"],
+        "658327ea-f89d-4fab-a63d-7e88639e58f6"
     );
     for output in ["SiteBucket", "DistributionId", "SiteURL"] {
         assert!(t.output(output).is_some(), "{output}");
+    }
+}
+
+/// root.yml deploys the three stacks as nested SAM applications and passes each of their
+/// parameters through, defined as they define it, so that both ways of deploying (one
+/// root stack, or the stacks one by one) deploy the same chat.
+#[test]
+fn the_root_nests_the_tables_websocket_and_hosting_stacks_and_passes_their_parameters_through() {
+    let root = load("root.yml").unwrap();
+    assert_eq!(root.json()["Transform"], "AWS::Serverless-2016-10-31");
+    let nested: BTreeMap<&str, &str> = root
+        .resources_of_type("AWS::Serverless::Application")
+        .map(|(id, r)| (id, r["Properties"]["Location"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        nested,
+        BTreeMap::from([
+            ("Hosting", "hosting.yml"),
+            ("Tables", "dynamodb.yml"),
+            ("WebSocket", "websocket.yml"),
+        ])
+    );
+    assert_eq!(
+        root.resources().count(),
+        nested.len(),
+        "only the nested stacks"
+    );
+
+    let mut passed_through = BTreeSet::new();
+    for (id, location) in &nested {
+        let child = load(location).unwrap();
+        let given = root.resource(id).unwrap()["Properties"]["Parameters"]
+            .as_object()
+            .unwrap();
+        let child_parameters: BTreeSet<&String> = child.json()["Parameters"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(
+            given.keys().collect::<BTreeSet<_>>(),
+            child_parameters,
+            "{id} is given every parameter of {location}, and no other"
+        );
+        for (name, value) in given {
+            if (*id, name.as_str()) == ("WebSocket", "TableStackName") {
+                // The table stack's name prefixes the exports the websocket stack imports.
+                assert_eq!(
+                    value,
+                    &json!({"Fn::GetAtt": ["Tables", "Outputs.StackName"]})
+                );
+                continue;
+            }
+            assert_eq!(value, &json!({ "Ref": name }), "{id}.{name}");
+            assert_eq!(
+                root.parameter(name),
+                child.parameter(name),
+                "root.yml defines {name} as {location} does"
+            );
+            passed_through.insert(name.clone());
+        }
+    }
+    let root_parameters: BTreeSet<String> = root.json()["Parameters"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(root_parameters, passed_through);
+    assert_eq!(
+        load("dynamodb.yml").unwrap().output("StackName").unwrap()["Value"],
+        json!({"Ref": "AWS::StackName"})
+    );
+
+    // Each root output is an output of the nested stack it reads; `cargo xtask deploy`
+    // reads these.
+    for name in ["WebSocketURL", "SiteURL", "SiteBucket", "DistributionId"] {
+        let value = &root
+            .output(name)
+            .unwrap_or_else(|| panic!("root.yml has no output {name}"))["Value"];
+        let [id, attribute] = [0, 1].map(|i| value["Fn::GetAtt"][i].as_str().unwrap_or_default());
+        let child_output = attribute.strip_prefix("Outputs.").unwrap();
+        let child = load(nested[id]).unwrap();
+        assert!(
+            child.output(child_output).is_some(),
+            "root output {name} reads {id}'s {child_output}, which {} lacks",
+            nested[id]
+        );
     }
 }

@@ -370,6 +370,114 @@ fn environment_problems(api: &WebsocketTemplate) -> Vec<String> {
     problems
 }
 
+/// `$context` variables whose values are free text that may hold a double quote, so that
+/// inside a JSON access log format they would break the line's JSON.
+const FREE_TEXT_VARIABLES: [&str; 8] = [
+    "$context.error.message",
+    "$context.error.validationErrorString",
+    "$context.integration.error",
+    "$context.integrationErrorMessage",
+    "$context.authorize.error",
+    "$context.authorizer.error",
+    "$context.authenticate.error",
+    "$context.waf.error",
+];
+/// The variables API Gateway writes already quoted and escaped: "the quoted value of
+/// $context.error.message".
+const QUOTED_VARIABLES: [&str; 1] = ["$context.error.messageString"];
+
+/// The access log format with every variable replaced by a value API Gateway could write:
+/// quoted variables by a quoted message holding quotes, the others by a plain word.
+/// Variables that are free text, or quoted ones put inside quotes, are problems.
+fn fill_access_log_format(format: &str) -> Result<String, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut filled = String::new();
+    let mut rest = format;
+    while let Some(at) = rest.find("$context.") {
+        filled.push_str(&rest[..at]);
+        let name_len = rest[at..]
+            .char_indices()
+            .skip(1)
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_'))
+            .map_or(rest.len() - at, |(i, _)| i);
+        let variable = rest[at..at + name_len].trim_end_matches('.');
+        let quoted_in_format = filled.ends_with('"');
+        if FREE_TEXT_VARIABLES.contains(&variable) {
+            problems.push(format!(
+                "the access log format logs {variable}, free text that may hold a quote"
+            ));
+        }
+        if QUOTED_VARIABLES.contains(&variable) {
+            if quoted_in_format {
+                problems.push(format!("{variable} is quoted already; it is put in quotes"));
+            }
+            filled.push_str(r#""a \"quoted\" message""#);
+        } else {
+            filled.push_str("word");
+        }
+        rest = &rest[at + variable.len()..];
+    }
+    filled.push_str(rest);
+    if problems.is_empty() {
+        Ok(filled)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The stage: deployed on every change (AutoDeploy, no deployment snapshot that goes
+/// stale), created after every route and route response, and JSON access logs that stay
+/// JSON whatever the values hold.
+fn stage_problems(api: &WebsocketTemplate) -> Vec<String> {
+    let mut problems = Vec::new();
+    let t = api.template();
+    let stage = api.stage();
+    if stage["AutoDeploy"] != true {
+        problems.push("the stage does not deploy changes itself (AutoDeploy)".into());
+    }
+    if stage.get("DeploymentId").is_some() {
+        problems.push("the stage is pinned to a DeploymentId".into());
+    }
+    for (id, _) in t.resources_of_type("AWS::ApiGatewayV2::Deployment") {
+        problems.push(format!(
+            "deployment {id}: CloudFormation does not redeploy it when routes change"
+        ));
+    }
+    let depends: BTreeSet<String> = match &t.resource(api.stage_logical_id()).unwrap()["DependsOn"]
+    {
+        Value::String(id) => BTreeSet::from([id.clone()]),
+        Value::Array(ids) => ids
+            .iter()
+            .filter_map(|id| id.as_str().map(str::to_string))
+            .collect(),
+        _ => BTreeSet::new(),
+    };
+    for w in api.routes() {
+        for id in std::iter::once(&w.route_logical_id).chain(&w.route_responses) {
+            if !depends.contains(id) {
+                problems.push(format!("the stage does not wait for {id}"));
+            }
+        }
+    }
+    let format = stage["AccessLogSettings"]["Format"]
+        .as_str()
+        .unwrap_or_default();
+    match fill_access_log_format(format) {
+        Err(found) => problems.extend(found),
+        Ok(filled) => match serde_json::from_str::<Value>(&filled) {
+            Err(e) => problems.push(format!("the access log is not JSON ({e}): {filled}")),
+            Ok(fields) => {
+                for field in ["requestId", "connectionId", "routeKey", "status", "error"] {
+                    if fields.get(field).is_none() {
+                        problems.push(format!("the access log lacks {field}"));
+                    }
+                }
+            }
+        },
+    }
+    problems
+}
+
 /// A check: the problems it finds in a template.
 type Check = fn(&WebsocketTemplate) -> Vec<String>;
 
@@ -387,6 +495,7 @@ fn all_checks() -> Vec<(&'static str, Check)> {
         ("permissions", permission_problems),
         ("functions", function_problems),
         ("environment", environment_problems),
+        ("stage", stage_problems),
     ]
 }
 
@@ -511,12 +620,6 @@ fn the_stage_is_prod_with_parameterised_throttling_and_access_logging() {
         render(&stage["ApiId"]),
         format!("${{{}}}", api.api_logical_id())
     );
-    let deployment =
-        webchat_templates::referenced_id(&stage["DeploymentId"]).expect("a deployment");
-    assert_eq!(
-        t.resource_type(&deployment),
-        Some("AWS::ApiGatewayV2::Deployment")
-    );
 
     let settings = &stage["DefaultRouteSettings"];
     for (key, parameter) in [
@@ -538,33 +641,37 @@ fn the_stage_is_prod_with_parameterised_throttling_and_access_logging() {
         .expect("access logs go to a log group of this template");
     assert!(t.resource(group).unwrap()["Properties"]["RetentionInDays"].is_object());
     let format = stage["AccessLogSettings"]["Format"].as_str().unwrap();
-    let fields: Value = serde_json::from_str(format).expect("the access log format is JSON");
+    let fields: Value = serde_json::from_str(&fill_access_log_format(format).unwrap())
+        .expect("the access log format is JSON");
     for field in ["requestId", "connectionId", "routeKey", "status"] {
         assert!(fields.get(field).is_some(), "access log lacks {field}");
     }
+    assert_eq!(
+        fields["error"], "a \"quoted\" message",
+        "the error message is logged quoted by API Gateway"
+    );
+}
+
+/// Route changes reach clients without a manual `create-deployment`: the stage deploys
+/// every change, and its first deployment holds every route and route response.
+#[test]
+fn the_stage_deploys_every_change_and_waits_for_every_route_and_route_response() {
+    assert_eq!(stage_problems(&api()), Vec::<String>::new());
+    assert_eq!(api().stage()["AutoDeploy"], true);
 }
 
 #[test]
-fn the_first_deployment_contains_every_route_and_route_response() {
-    let api = api();
-    let t = api.template();
-    let deployment = webchat_templates::referenced_id(&api.stage()["DeploymentId"]).unwrap();
-    let depends: BTreeSet<String> = t.resource(&deployment).unwrap()["DependsOn"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
-    for w in api.routes() {
-        assert!(
-            depends.contains(&w.route_logical_id),
-            "{}",
-            w.route_logical_id
-        );
-        for rr in &w.route_responses {
-            assert!(depends.contains(rr), "{rr}");
-        }
-    }
+fn access_log_values_holding_quotes_cannot_break_its_json() {
+    let broken = r#"{"requestId":"$context.requestId","error":"$context.error.message"}"#;
+    assert!(fill_access_log_format(broken).unwrap_err()[0].contains("$context.error.message,"));
+    let quoted_twice = r#"{"error":"$context.error.messageString"}"#;
+    assert!(fill_access_log_format(quoted_twice).is_err());
+    assert_eq!(
+        fill_access_log_format(r#"{"id":"$context.requestId","e":$context.error.messageString}"#)
+            .unwrap(),
+        r#"{"id":"word","e":"a \"quoted\" message"}"#
+    );
+    assert!(fill_access_log_format(r#"{"e":"$context.integration.error"}"#).is_err());
 }
 
 #[test]
@@ -678,6 +785,29 @@ fn the_checks_catch_a_broken_template() {
         }),
         ("functions", "the wrong CodeUri", |d| {
             d["Globals"]["Function"]["CodeUri"] = json!(".")
+        }),
+        ("stage", "no AutoDeploy", |d| {
+            d["Resources"]["Stage"]["Properties"]["AutoDeploy"] = json!(false)
+        }),
+        ("stage", "a stage that does not wait for a route", |d| {
+            d["Resources"]["Stage"]["DependsOn"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|id| id != "PingRoute")
+        }),
+        ("stage", "a deployment snapshot", |d| {
+            d["Resources"]["Deployment"] = json!({
+                "Type": "AWS::ApiGatewayV2::Deployment",
+                "Properties": {"ApiId": {"Ref": "WebSocketApi"}}
+            });
+            d["Resources"]["Stage"]["Properties"]["DeploymentId"] = json!({"Ref": "Deployment"});
+        }),
+        ("stage", "the error message unquoted", |d| {
+            let format = &mut d["Resources"]["Stage"]["Properties"]["AccessLogSettings"]["Format"];
+            *format = json!(format
+                .as_str()
+                .unwrap()
+                .replace("$context.error.messageString", "\"$context.error.message\""));
         }),
         ("environment", "a missing variable", |d| {
             d["Resources"]["ListFunction"]["Properties"]["Environment"] =

@@ -1,9 +1,11 @@
-//! The AWS tooling tasks: `cfn-lint` on the templates, and the arm64 Lambda build.
+//! The AWS tooling tasks: `cfn-lint` and `sam validate --lint` on the templates, and the
+//! arm64 Lambda build.
 //!
-//! Both use Python tools from PyPI, installed on first use into a project-local venv at
-//! `.tools/venv` (git-ignored): `cfn-lint`, `cargo-lambda` and `ziglang` (the Zig
-//! toolchain cargo-lambda links with when cross-compiling). Nothing is installed globally
-//! except, through rustup, the `aarch64-unknown-linux-gnu` standard library.
+//! They use Python tools from PyPI, installed on first use into a project-local venv at
+//! `.tools/venv` (git-ignored), at the versions pinned below: `cfn-lint`, `aws-sam-cli`,
+//! `cargo-lambda` and `ziglang` (the Zig toolchain cargo-lambda links with when
+//! cross-compiling). Nothing is installed globally except, through rustup, the
+//! `aarch64-unknown-linux-gnu` standard library.
 
 use std::ffi::OsString;
 use std::io::{Read, Seek};
@@ -22,10 +24,28 @@ const LAMBDA_BINARY: &str = "webchat-lambda";
 /// Lambda's arm64 (Graviton) target.
 const ARM64_TARGET: &str = "aarch64-unknown-linux-gnu";
 
+// The tools' versions, pinned so that every machine lints and builds alike; a newer
+// cfn-lint brings new rules, a newer Zig may not link what the older one did. Together
+// they build webchat-lambda, aws-lc-sys included. aws-sam-cli 1.170 accepts this cfn-lint.
+const CFN_LINT: Pin = Pin("cfn-lint", "1.58.0");
+const AWS_SAM_CLI: Pin = Pin("aws-sam-cli", "1.170.0");
+const CARGO_LAMBDA: Pin = Pin("cargo-lambda", "1.9.2");
+const ZIGLANG: Pin = Pin("ziglang", "0.17.1");
+
+/// A PyPI package at one version.
+#[derive(Clone, Copy)]
+struct Pin(&'static str, &'static str);
+
+impl std::fmt::Display for Pin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}=={}", self.0, self.1)
+    }
+}
+
 /// Runs cfn-lint on every `templates/*.yml`; fails if it reports anything.
 pub fn cfn_lint(root: &Path) -> Result<()> {
     let venv = Venv::ensure(root)?;
-    venv.ensure_package("cfn-lint")?;
+    venv.ensure_packages(&[CFN_LINT])?;
 
     let templates = templates(root)?;
     let names: Vec<String> = templates
@@ -49,13 +69,59 @@ pub fn cfn_lint(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Runs `sam validate --lint` (SAM's own template checks, through cfn-lint) on every
+/// `templates/*.yml`, root stack included; fails if any is reported.
+pub fn sam_validate(root: &Path) -> Result<()> {
+    let sam = sam_cli(root)?;
+    let templates = templates(root)?;
+    for template in &templates {
+        let name = template.strip_prefix(root).unwrap_or(template);
+        println!("xtask: sam validate --lint {}", name.display());
+        let status = Command::new(&sam)
+            .args(["validate", "--lint", "--template-file"])
+            .arg(name)
+            // Lint rules check resource availability in a region; any region where every
+            // service here exists will do, and naming one keeps SAM from asking AWS config.
+            .args(["--region", "us-east-1"])
+            .current_dir(root)
+            .env("SAM_CLI_TELEMETRY", "0")
+            .stdin(Stdio::null())
+            .status()
+            .context("running sam from .tools/venv")?;
+        if !status.success() {
+            bail!(
+                "sam validate --lint reported problems in {} ({status}); see its output above",
+                name.display()
+            );
+        }
+    }
+    println!(
+        "xtask: sam validate --lint: {} templates valid",
+        templates.len()
+    );
+    Ok(())
+}
+
+/// The SAM CLI of `.tools/venv`, installed at its pinned version when missing.
+pub fn sam_cli(root: &Path) -> Result<PathBuf> {
+    let venv = Venv::ensure(root)?;
+    // Together, so pip keeps the pinned cfn-lint that aws-sam-cli also uses.
+    venv.ensure_packages(&[CFN_LINT, AWS_SAM_CLI])?;
+    Ok(venv.bin("sam"))
+}
+
+/// `aws-sam-cli==…`, for messages.
+pub fn sam_cli_pin() -> String {
+    AWS_SAM_CLI.to_string()
+}
+
 /// Builds `webchat-lambda` for arm64 Lambda (provided.al2023) with cargo-lambda and prints
-/// the zip's path and size. Every function in templates/websocket.yml runs this one zip.
-pub fn build_lambdas(root: &Path) -> Result<()> {
+/// the zip's path and size, which it returns. Every function in templates/websocket.yml
+/// runs this one zip.
+pub fn build_lambdas(root: &Path) -> Result<PathBuf> {
     let started = Instant::now();
     let venv = Venv::ensure(root)?;
-    venv.ensure_package("cargo-lambda")?;
-    venv.ensure_package("ziglang")?;
+    venv.ensure_packages(&[CARGO_LAMBDA, ZIGLANG])?;
     ensure_rust_target(root, ARM64_TARGET)?;
 
     let lambda_dir = root.join("target").join("lambda");
@@ -114,7 +180,7 @@ pub fn build_lambdas(root: &Path) -> Result<()> {
         "xtask: lambdas built in {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(zip)
 }
 
 /// `templates/*.yml`, sorted.
@@ -164,27 +230,43 @@ impl Venv {
         self.bin("python3")
     }
 
-    /// Installs a PyPI package into the venv unless it is installed already.
-    fn ensure_package(&self, package: &str) -> Result<()> {
-        let installed = Command::new(self.python())
-            .args(["-m", "pip", "show", "--quiet", package])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if installed {
+    /// Installs the pinned packages that are missing from the venv or at another version,
+    /// with one `pip install` so that their requirements are resolved together.
+    fn ensure_packages(&self, pins: &[Pin]) -> Result<()> {
+        let wanted: Vec<String> = pins
+            .iter()
+            .filter(|pin| self.installed_version(pin.0).as_deref() != Some(pin.1))
+            .map(Pin::to_string)
+            .collect();
+        if wanted.is_empty() {
             return Ok(());
         }
-        println!("xtask: installing {package} into {VENV}");
-        run(Command::new(self.python()).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            package,
-        ]))
-        .with_context(|| format!("installing {package} from PyPI into {VENV}"))
+        println!("xtask: installing {} into {VENV}", wanted.join(" "));
+        run(Command::new(self.python())
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(&wanted))
+        .with_context(|| format!("installing {} from PyPI into {VENV}", wanted.join(" ")))
+    }
+
+    /// The installed version of a package, from `pip show`.
+    fn installed_version(&self, package: &str) -> Option<String> {
+        let out = Command::new(self.python())
+            .args(["-m", "pip", "show", package])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|out| out.status.success())?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|line| line.strip_prefix("Version:"))
+            .map(|version| version.trim().to_string())
     }
 
     /// `PATH` with the venv's bin directory first.

@@ -9,8 +9,10 @@
 //!   download against the size budget.
 //! - `bench`: the speed and size figures, written to `target/bench/results.json`.
 //! - `lambdas`: the arm64 Lambda build with cargo-lambda.
+//! - `deploy`, `destroy`: the whole chat onto AWS, or off it (docs/deploy.md).
 
 mod bench;
+mod deploy;
 mod lambdas;
 mod tools;
 mod ui;
@@ -20,15 +22,21 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tools::{cargo, step};
 
-const USAGE: &str = "usage: cargo xtask <task>
+fn usage() -> String {
+    format!(
+        "usage: cargo xtask <task>
 
 tasks:
-  test      install what is missing, then fmt, clippy, wasm build, cfn-lint, all tests,
-            the full-size load tests, browser test
+  test      install what is missing, then fmt, clippy, wasm build, cfn-lint and sam validate,
+            all tests, the full-size load tests, browser test
   dev       build the UI and serve the chat at http://127.0.0.1:8080/ (extra args go to webchat-local)
   ui        build the release UI into dist/ and check its gzip size against the budget
   bench     measure speed and size figures into target/bench/results.json and the README
-  lambdas   build the Lambda binary for arm64 with cargo-lambda (zip in target/lambda/)";
+  lambdas   build the Lambda binary for arm64 with cargo-lambda (zip in target/lambda/)
+{}",
+        deploy::USAGE
+    )
+}
 
 /// dynalite, the DynamoDB implementation the tests run against.
 const DYNALITE: &str = "dynalite@3.2.2";
@@ -47,13 +55,15 @@ fn main() -> Result<()> {
             ui::build_ui(&root, true).map(drop)
         }
         Some("bench") => bench::run(&root),
-        Some("lambdas") => lambdas::build_lambdas(&root),
+        Some("lambdas") => lambdas::build_lambdas(&root).map(|_| ()),
+        Some("deploy") => deploy::run(&root, deploy::Task::Deploy, &rest),
+        Some("destroy") => deploy::run(&root, deploy::Task::Destroy, &rest),
         Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
+            println!("{}", usage());
             Ok(())
         }
-        Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
-        None => bail!("no task given\n\n{USAGE}"),
+        Some(other) => bail!("unknown task `{other}`\n\n{}", usage()),
+        None => bail!("no task given\n\n{}", usage()),
     }
 }
 
@@ -110,6 +120,7 @@ fn test(root: &Path) -> Result<()> {
     step("shared-types for wasm32", wasm)?;
 
     lambdas::cfn_lint(root)?;
+    lambdas::sam_validate(root)?;
 
     let mut tests = cargo(root);
     tests.args(["test", "--workspace", "--exclude", "webchat-e2e"]);
