@@ -25,7 +25,8 @@ impl LocalGateway {
         LocalGateway::start_with(binary, &["--static-dir".as_ref(), dist.as_os_str()])
     }
 
-    fn start_with(binary: &Path, args: &[&OsStr]) -> Result<LocalGateway> {
+    /// Like [`LocalGateway::start`], with more command-line arguments.
+    pub fn start_with(binary: &Path, args: &[&OsStr]) -> Result<LocalGateway> {
         if !binary.is_file() {
             bail!(
                 "{} not found; build it with `cargo build --release -p webchat-local`",

@@ -8,7 +8,9 @@
 //!   invocation;
 //! - the Lambda zip (≤ 6 MB) and the UI's wasm + js, raw and gzip (goal in `webchat_testkit::ui_bundle`);
 //! - `webchat-local` peak RSS with 1,000 connections (≤ 100 MB);
-//! - the UI's first paint in headless Chromium (no goal; see `first_paint.rs`).
+//! - the UI's first paint in headless Chromium (no goal; see `first_paint.rs`);
+//! - `webchat-local`'s RSS growth while one client reads nothing and another floods 20,000
+//!   × 4 KB broadcasts (≤ 16 MB), and the other clients' delivery latency meanwhile.
 //!
 //! `webchat-local` runs as a release child process (`target/release/webchat-local`) so the
 //! bench's clients never share its runtime; everything stays on 127.0.0.1, and every loop
@@ -17,6 +19,7 @@
 mod first_paint;
 mod lambda;
 mod local;
+mod slow_reader;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -114,7 +117,7 @@ struct Options {
 
 const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin PATH] [--out PATH]
               [--fanout-clients N] [--broadcasts N] [--throughput-clients N]
-              [--throughput-secs N] [--only fanout,throughput,lambda,sizes,firstpaint]";
+              [--throughput-secs N] [--only fanout,throughput,lambda,sizes,firstpaint,slowreader]";
 
 fn options() -> Result<Options> {
     let default_root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -501,6 +504,38 @@ fn sizes(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
     Ok(())
 }
 
+/// One client stops reading while another floods: memory and everyone else's latency.
+async fn slow_reader_figures(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
+    step(&format!(
+        "slow reader: one client stops reading while another sends {} broadcasts of 4 KB",
+        slow_reader::FLOOD
+    ));
+    let measured_run = slow_reader::measure(&options.local_bin, &[]).await?;
+    step(&format!(
+        "slow reader: done in {:.1} s",
+        measured_run.seconds
+    ));
+    figures.push(measured(
+        "webchat-local RSS growth, one client reading nothing during 20,000 × 4 KB broadcasts",
+        round(measured_run.rss_growth_bytes as f64 / 1e6, 1),
+        "MB",
+        Goal::AtMost(16.0),
+    ));
+    figures.push(measured(
+        "delivery latency of the clients still reading, during that flood: p50",
+        round(measured_run.latency_ms.0, 1),
+        "ms",
+        Goal::None,
+    ));
+    figures.push(measured(
+        "delivery latency of the clients still reading, during that flood: p99",
+        round(measured_run.latency_ms.1, 1),
+        "ms",
+        Goal::None,
+    ));
+    Ok(())
+}
+
 async fn first_paint(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
     let name = format!(
         "UI first paint: navigation to an interactive join form, headless Chromium (median of {})",
@@ -592,6 +627,10 @@ async fn run(options: Options) -> Result<()> {
     if options.wants("throughput") {
         let result = throughput(&options, &mut figures).await;
         attempt("throughput", result, &mut figures);
+    }
+    if options.wants("slowreader") {
+        let result = slow_reader_figures(&options, &mut figures).await;
+        attempt("slow reader", result, &mut figures);
     }
 
     if let Some(dir) = options.out.parent() {

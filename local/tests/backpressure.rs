@@ -5,44 +5,14 @@
 mod common;
 
 use common::start;
-use futures::SinkExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 use webchat_local::outbox::MAX_QUEUED_BYTES;
-use webchat_local::{Config, Running};
-use webchat_testkit::Client;
+use webchat_local::Config;
+use webchat_testkit::{Client, StalledReader};
 
-/// A receive buffer this small keeps the kernel from absorbing megabytes on the client's
-/// behalf, so the gateway's writer is stuck after a few frames.
-const TINY_RECEIVE_BUFFER: u32 = 4096;
 /// Near the largest chat message, as a flood would send.
 const MESSAGE_CHARS: usize = 4000;
-
-/// A registered client that reads nothing after its `registered` reply.
-async fn stalled_peer(gateway: &Running, name: &str) -> (WebSocketStream<TcpStream>, String) {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(TINY_RECEIVE_BUFFER).unwrap();
-    let tcp = socket.connect(gateway.addr()).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(gateway.websocket_url(), tcp)
-        .await
-        .expect("handshake");
-    let register = json!({"action":"register","userName":name,"requestId":"r"});
-    ws.send(Message::text(register.to_string())).await.unwrap();
-    use futures::StreamExt;
-    loop {
-        let frame = ws.next().await.expect("open").expect("frame");
-        if let Message::Text(text) = frame {
-            let reply: Value = serde_json::from_str(&text).unwrap();
-            if reply["action"] == "registered" {
-                let id = reply["connectionId"].as_str().unwrap().to_string();
-                return (ws, id);
-            }
-        }
-    }
-}
 
 fn private_to(connection_id: &str, i: usize) -> Value {
     json!({
@@ -76,7 +46,8 @@ async fn a_client_that_stops_reading_is_closed_and_announced_once_its_outbox_is_
     let gateway = start(Config::default()).await;
     let url = gateway.websocket_url();
     let mut ana = Client::join(&url, "ana").await.unwrap();
-    let (_zed, zed_id) = stalled_peer(&gateway, "zed").await;
+    let zed = StalledReader::join(&url, "zed").await.unwrap();
+    let zed_id = zed.connection_id.clone();
     assert_eq!(ana.recv_action("newUser").await.unwrap()["userName"], "zed");
 
     // Flood until zed is announced gone; a gateway that buffers without bound never
@@ -121,7 +92,8 @@ async fn the_idle_timeout_fires_on_a_client_that_stopped_reading_while_writes_to
     .await;
     let url = gateway.websocket_url();
     let mut ana = Client::join(&url, "ana").await.unwrap();
-    let (_zed, zed_id) = stalled_peer(&gateway, "zed").await;
+    let zed = StalledReader::join(&url, "zed").await.unwrap();
+    let zed_id = zed.connection_id.clone();
     assert_eq!(ana.recv_action("newUser").await.unwrap()["userName"], "zed");
 
     // Enough to fill the stalled peer's TCP buffers, well under the outbox's bound, so

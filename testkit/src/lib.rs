@@ -4,6 +4,8 @@
 pub mod client;
 mod dynalite;
 pub mod http;
+mod stalled;
+pub use stalled::StalledReader;
 pub mod process;
 
 pub use client::{join_many, Client, ClientError, Delivery, Inbox, Incoming, Seen};

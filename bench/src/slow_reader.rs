@@ -1,0 +1,85 @@
+//! What one client that stops reading costs everyone else: `webchat-local`'s memory while
+//! another client floods the room, and the delivery latency of the clients still reading.
+
+use crate::local::LocalGateway;
+use anyhow::{ensure, Result};
+use serde_json::json;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use webchat_testkit::{join_many, Client, Inbox, StalledReader};
+
+/// Broadcasts in the flood, and their size: near the largest chat message.
+pub const FLOOD: usize = 20_000;
+const MESSAGE_CHARS: usize = 4000;
+/// Clients that keep reading while the flood goes on.
+const READERS: usize = 3;
+
+pub struct SlowReader {
+    /// RSS at its highest during the flood, less RSS before it.
+    pub rss_growth_bytes: u64,
+    /// Send-to-arrival latency at the clients still reading, p50 and p99, in ms.
+    pub latency_ms: (f64, f64),
+    pub seconds: f64,
+}
+
+/// Starts `webchat-local` with `args` (limits raised so one client may flood), connects
+/// a stalled reader, three readers and a sender, and floods.
+pub async fn measure(local_bin: &Path, args: &[&OsStr]) -> Result<SlowReader> {
+    let gateway = LocalGateway::start_with(local_bin, args)?;
+    let inbox = Inbox::new();
+    let _readers = join_many(&gateway.url, READERS, "reader", READERS, &inbox).await?;
+    let stalled = StalledReader::join(&gateway.url, "stalled").await?;
+    let mut sender = Client::join(&gateway.url, "sender").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, rss_before) = gateway.memory()?;
+
+    let padding = "x".repeat(MESSAGE_CHARS);
+    let mut sent_at = Vec::with_capacity(FLOOD);
+    let mut rss_peak = rss_before;
+    let started = Instant::now();
+    for i in 0..FLOOD {
+        sent_at.push(Instant::now());
+        sender
+            .send(json!({"action":"message","message":format!("{i:06} {padding}")}))
+            .await?;
+        if i % 200 == 0 {
+            rss_peak = rss_peak.max(gateway.memory()?.1);
+        }
+    }
+    let expected = FLOOD * READERS;
+    while !inbox.wait_for(expected, Duration::from_millis(100)).await {
+        rss_peak = rss_peak.max(gateway.memory()?.1);
+        ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "{} of {expected} deliveries arrived in 600 s",
+            inbox.count()
+        );
+    }
+    rss_peak = rss_peak.max(gateway.memory()?.1);
+    let seconds = started.elapsed().as_secs_f64();
+
+    let mut latencies: Vec<f64> = inbox
+        .take()
+        .iter()
+        .filter_map(|d| {
+            let i: usize = d.message.get(..6)?.parse().ok()?;
+            Some(d.arrived.duration_since(*sent_at.get(i)?).as_secs_f64() * 1e3)
+        })
+        .collect();
+    ensure!(
+        latencies.len() == expected,
+        "{} deliveries carried a readable index, of {expected}",
+        latencies.len()
+    );
+    latencies.sort_by(f64::total_cmp);
+    drop(stalled);
+    Ok(SlowReader {
+        rss_growth_bytes: rss_peak.saturating_sub(rss_before),
+        latency_ms: (
+            crate::percentile(&latencies, 50.0),
+            crate::percentile(&latencies, 99.0),
+        ),
+        seconds,
+    })
+}
