@@ -510,10 +510,11 @@ async fn slow_reader_figures(options: &Options, figures: &mut Vec<Figure>) -> Re
         "slow reader: one client stops reading while another sends {} broadcasts of 4 KB",
         slow_reader::FLOOD
     ));
-    let measured_run = slow_reader::measure(&options.local_bin, &[]).await?;
+    let baseline = slow_reader::measure(&options.local_bin, &[], false).await?;
+    let measured_run = slow_reader::measure(&options.local_bin, &[], true).await?;
     step(&format!(
-        "slow reader: done in {:.1} s",
-        measured_run.seconds
+        "slow reader: done in {:.1} s (and {:.1} s without the stalled client)",
+        measured_run.seconds, baseline.seconds
     ));
     figures.push(measured(
         "webchat-local RSS growth, one client reading nothing during 20,000 × 4 KB broadcasts",
@@ -530,6 +531,18 @@ async fn slow_reader_figures(options: &Options, figures: &mut Vec<Figure>) -> Re
     figures.push(measured(
         "delivery latency of the clients still reading, during that flood: p99",
         round(measured_run.latency_ms.1, 1),
+        "ms",
+        Goal::None,
+    ));
+    figures.push(measured(
+        "the same flood with no stalled client: p50",
+        round(baseline.latency_ms.0, 1),
+        "ms",
+        Goal::None,
+    ));
+    figures.push(measured(
+        "the same flood with no stalled client: p99",
+        round(baseline.latency_ms.1, 1),
         "ms",
         Goal::None,
     ));

@@ -16,7 +16,7 @@ const MESSAGE_CHARS: usize = 4000;
 const READERS: usize = 3;
 
 pub struct SlowReader {
-    /// RSS at its highest during the flood, less RSS before it.
+    /// RSS at its highest during the flood (VmHWM), less RSS before it.
     pub rss_growth_bytes: u64,
     /// Send-to-arrival latency at the clients still reading, p50 and p99, in ms.
     pub latency_ms: (f64, f64),
@@ -24,12 +24,22 @@ pub struct SlowReader {
 }
 
 /// Starts `webchat-local` with `args` (limits raised so one client may flood), connects
-/// a stalled reader, three readers and a sender, and floods.
-pub async fn measure(local_bin: &Path, args: &[&OsStr]) -> Result<SlowReader> {
+/// three readers, a sender and, when `with_stalled_reader`, a client that stops reading,
+/// and floods: each broadcast sent once the previous one is acknowledged, so the latency
+/// is the gateway's and not the sender's own backlog.
+pub async fn measure(
+    local_bin: &Path,
+    args: &[&OsStr],
+    with_stalled_reader: bool,
+) -> Result<SlowReader> {
     let gateway = LocalGateway::start_with(local_bin, args)?;
     let inbox = Inbox::new();
     let _readers = join_many(&gateway.url, READERS, "reader", READERS, &inbox).await?;
-    let stalled = StalledReader::join(&gateway.url, "stalled").await?;
+    let stalled = if with_stalled_reader {
+        Some(StalledReader::join(&gateway.url, "stalled").await?)
+    } else {
+        None
+    };
     let mut sender = Client::join(&gateway.url, "sender").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, rss_before) = gateway.memory()?;
@@ -41,22 +51,21 @@ pub async fn measure(local_bin: &Path, args: &[&OsStr]) -> Result<SlowReader> {
     for i in 0..FLOOD {
         sent_at.push(Instant::now());
         sender
-            .send(json!({"action":"message","message":format!("{i:06} {padding}")}))
+            .request(
+                json!({"action":"message","message":format!("{i:06} {padding}"),"requestId":"f"}),
+            )
             .await?;
-        if i % 200 == 0 {
-            rss_peak = rss_peak.max(gateway.memory()?.1);
-        }
     }
     let expected = FLOOD * READERS;
     while !inbox.wait_for(expected, Duration::from_millis(100)).await {
-        rss_peak = rss_peak.max(gateway.memory()?.1);
         ensure!(
             started.elapsed() < Duration::from_secs(600),
             "{} of {expected} deliveries arrived in 600 s",
             inbox.count()
         );
     }
-    rss_peak = rss_peak.max(gateway.memory()?.1);
+    // The high-water mark catches a peak between any two samples.
+    rss_peak = rss_peak.max(gateway.memory()?.0);
     let seconds = started.elapsed().as_secs_f64();
 
     let mut latencies: Vec<f64> = inbox
