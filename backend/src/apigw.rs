@@ -4,15 +4,17 @@
 
 use crate::chat::{Chat, Frame};
 use crate::gateway::ConnectionGateway;
+use crate::limits::Limits;
 use crate::store::ConnectionStore;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use webchat_shared_types::Route;
 
-/// Handles one API Gateway WebSocket event for any route.
+/// Handles one API Gateway WebSocket event for any route, each connection held to `limits`.
 pub async fn handle<S, G>(
     store: &S,
     gateway: &G,
+    limits: &Limits,
     event: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse
 where
@@ -30,7 +32,7 @@ where
         .as_deref()
         .and_then(Route::from_key)
         .unwrap_or(Route::Default);
-    let chat = Chat::new(store, gateway);
+    let chat = Chat::new(store, gateway).with_limits(*limits);
     match route {
         Route::Connect => {
             let connected_at = (context.connected_at > 0).then_some(context.connected_at);

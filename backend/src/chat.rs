@@ -5,6 +5,7 @@
 //! [`crate::apigw`]), and everything for other connections goes through the gateway.
 
 use crate::gateway::ConnectionGateway;
+use crate::limits::{Admission, Bucket, Clock, Limits, SystemClock};
 use crate::push::fan_out;
 use crate::store::{Connection, ConnectionStore, StoreError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -48,11 +49,30 @@ fn internal(err: &StoreError) -> Refusal {
 pub struct Chat<'a, S, G> {
     store: &'a S,
     gateway: &'a G,
+    limits: Limits,
+    clock: &'a dyn Clock,
 }
 
 impl<'a, S: ConnectionStore, G: ConnectionGateway> Chat<'a, S, G> {
+    /// The rules with the default [`Limits`] on the system clock.
     pub fn new(store: &'a S, gateway: &'a G) -> Self {
-        Chat { store, gateway }
+        Chat {
+            store,
+            gateway,
+            limits: Limits::DEFAULT,
+            clock: &SystemClock,
+        }
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Measures the rate limits against `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: &'a dyn Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Records a new connection (`$connect`). An error means the handshake should be
@@ -92,6 +112,9 @@ impl<'a, S: ConnectionStore, G: ConnectionGateway> Chat<'a, S, G> {
         connection_id: &str,
         frame: Frame<'_>,
     ) -> Option<ServerFrame> {
+        if let Some(refusal) = self.limit(route, connection_id, frame).await {
+            return Some(refusal);
+        }
         let Frame::Text(text) = frame else {
             return Some(
                 Refusal::new(
@@ -137,6 +160,43 @@ impl<'a, S: ConnectionStore, G: ConnectionGateway> Chat<'a, S, G> {
                 ..refusal.to_frame()
             }),
         }
+    }
+
+    /// The `rate_limited` error when the connection's bucket for `route` is empty. It
+    /// comes before any other work of the frame, so a flood costs one store update per
+    /// frame. A store that cannot be reached limits nothing: the frame then fails on its
+    /// own store calls, or (`ping`) needs none.
+    async fn limit(
+        &self,
+        route: Route,
+        connection_id: &str,
+        frame: Frame<'_>,
+    ) -> Option<ServerFrame> {
+        let bucket = Bucket::of(route)?;
+        let now = self.clock.now();
+        let admission = self
+            .store
+            .admit(connection_id, bucket, self.limits.of(bucket), now)
+            .await;
+        let retry_after = match admission {
+            Ok(Admission::Limited { retry_after }) => retry_after,
+            Ok(Admission::Allowed | Admission::Gone) => return None,
+            Err(err) => {
+                tracing::error!(connection_id, error = %err, "could not apply the rate limit; frame allowed");
+                return None;
+            }
+        };
+        // Debug, not info: a flood would otherwise write one log line per frame.
+        tracing::debug!(connection_id, ?bucket, ?retry_after, "rate limited");
+        // The error carries the frame's requestId, which takes reading the frame.
+        let request_id = match frame {
+            Frame::Text(text) => match decode_client_frame(text) {
+                Ok(valid) => valid.request_id,
+                Err(refusal) => refusal.request_id,
+            },
+            Frame::Binary => None,
+        };
+        Some(self.limits.refusal(bucket, retry_after, request_id))
     }
 
     async fn register(

@@ -1,5 +1,6 @@
 //! A connection store that is always down, for tests of how the chat behaves in an outage.
 
+use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use crate::store::{Connection, ConnectionStore, Registration, StoreError};
 
 /// A store whose backend is down, as when DynamoDB is unreachable: every call fails.
@@ -22,6 +23,15 @@ impl ConnectionStore for DownStore {
         Err(down())
     }
     async fn registered(&self) -> Result<Vec<Connection>, StoreError> {
+        Err(down())
+    }
+    async fn admit(
+        &self,
+        _: &str,
+        _: Bucket,
+        _: RateLimit,
+        _: Micros,
+    ) -> Result<Admission, StoreError> {
         Err(down())
     }
 }

@@ -1,9 +1,12 @@
 //! A test harness for the chat rules: drives them the way the API Gateway edge does
 //! (connect, frames on the route API Gateway would pick, disconnect) over the in-memory
 //! store and a gateway the test chooses, wrapped in the same retrying push the Lambda
-//! uses. It panics on anything a test did not expect.
+//! uses, with the rate limits measured against a clock that moves only when the test
+//! says. It panics on anything a test did not expect.
 
-use crate::{Chat, ConnectionGateway, Frame, MemoryStore, RecordingGateway, Retrying};
+use crate::{
+    Chat, ConnectionGateway, Frame, Limits, ManualClock, MemoryStore, RecordingGateway, Retrying,
+};
 use serde_json::{json, Value};
 use webchat_shared_types::{Route, ServerEvent, ServerFrame};
 
@@ -13,6 +16,9 @@ pub const CONNECTED_AT_MS: i64 = 1_764_316_800_000;
 pub struct Harness<G = RecordingGateway> {
     pub store: MemoryStore,
     pub gateway: G,
+    /// The time the rate limits see; it starts at [`CONNECTED_AT_MS`].
+    pub clock: ManualClock,
+    pub limits: Limits,
 }
 
 fn as_json(reply: Option<ServerFrame>) -> Option<Value> {
@@ -50,12 +56,25 @@ impl<G: ConnectionGateway> Harness<G> {
         Harness {
             store: MemoryStore::new(),
             gateway,
+            clock: ManualClock::new(CONNECTED_AT_MS * 1000),
+            limits: Limits::DEFAULT,
         }
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    fn chat<'a>(&'a self, gateway: &'a Retrying<&'a G>) -> Chat<'a, MemoryStore, Retrying<&'a G>> {
+        Chat::new(&self.store, gateway)
+            .with_limits(self.limits)
+            .with_clock(&self.clock)
     }
 
     pub async fn connect(&self, id: &str) {
         let gateway = Retrying::new(&self.gateway);
-        Chat::new(&self.store, &gateway)
+        self.chat(&gateway)
             .connect(id, Some(CONNECTED_AT_MS))
             .await
             .expect("$connect succeeds");
@@ -63,7 +82,7 @@ impl<G: ConnectionGateway> Harness<G> {
 
     pub async fn disconnect(&self, id: &str) {
         let gateway = Retrying::new(&self.gateway);
-        Chat::new(&self.store, &gateway)
+        self.chat(&gateway)
             .disconnect(id)
             .await
             .expect("$disconnect succeeds");
@@ -72,11 +91,7 @@ impl<G: ConnectionGateway> Harness<G> {
     /// The reply to `frame` arriving on `route`, whatever route the frame names.
     pub async fn frame_on(&self, route: Route, id: &str, frame: Frame<'_>) -> Option<Value> {
         let gateway = Retrying::new(&self.gateway);
-        as_json(
-            Chat::new(&self.store, &gateway)
-                .frame(route, id, frame)
-                .await,
-        )
+        as_json(self.chat(&gateway).frame(route, id, frame).await)
     }
 
     /// Sends raw text on the route API Gateway would select and returns the reply.

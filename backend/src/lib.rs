@@ -16,6 +16,7 @@ pub mod dynamo;
 pub mod gateway;
 #[cfg(feature = "test-support")]
 pub mod harness;
+pub mod limits;
 pub mod memory;
 pub mod push;
 #[cfg(feature = "test-support")]
@@ -31,6 +32,7 @@ pub use dynamo::{DynamoStore, TableNames};
 pub use gateway::{ConnectionGateway, ManagementGateway, ManagementGateways, PostError};
 #[cfg(feature = "test-support")]
 pub use harness::Harness;
+pub use limits::{Admission, Bucket, Clock, Limits, ManualClock, RateLimit, SystemClock};
 pub use memory::MemoryStore;
 pub use push::{fan_out, FanOut, Retrying};
 #[cfg(feature = "test-support")]

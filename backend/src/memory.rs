@@ -1,5 +1,6 @@
 //! The in-memory connection store: one process, one lock, so every operation is atomic.
 
+use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use crate::store::{Connection, ConnectionStore, Registration, StoreError};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -15,6 +16,8 @@ struct Inner {
     connections: HashMap<String, Connection>,
     /// Lower-cased name → the connection holding it.
     names: HashMap<String, String>,
+    /// Each open connection's bucket state (see [`crate::limits`]).
+    buckets: HashMap<String, HashMap<Bucket, Micros>>,
 }
 
 impl MemoryStore {
@@ -33,9 +36,10 @@ impl MemoryStore {
 
 impl ConnectionStore for MemoryStore {
     async fn add(&self, connection: Connection) -> Result<(), StoreError> {
-        self.lock()
-            .connections
-            .insert(connection.connection_id.clone(), connection);
+        let mut inner = self.lock();
+        let id = connection.connection_id.clone();
+        inner.buckets.remove(&id);
+        inner.connections.insert(id, connection);
         Ok(())
     }
 
@@ -85,6 +89,7 @@ impl ConnectionStore for MemoryStore {
     async fn remove(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
         let mut inner = self.lock();
         let removed = inner.connections.remove(connection_id);
+        inner.buckets.remove(connection_id);
         if let Some(name) = removed.as_ref().and_then(|c| c.user_name.as_ref()) {
             let key = name_key(name);
             if inner
@@ -106,5 +111,26 @@ impl ConnectionStore for MemoryStore {
             .filter(|c| c.user_name.is_some())
             .cloned()
             .collect())
+    }
+
+    async fn admit(
+        &self,
+        connection_id: &str,
+        bucket: Bucket,
+        limit: RateLimit,
+        now: Micros,
+    ) -> Result<Admission, StoreError> {
+        let mut inner = self.lock();
+        if !inner.connections.contains_key(connection_id) {
+            return Ok(Admission::Gone);
+        }
+        let buckets = inner.buckets.entry(connection_id.to_string()).or_default();
+        Ok(match limit.decide(buckets.get(&bucket).copied(), now) {
+            Ok(tat) => {
+                buckets.insert(bucket, tat);
+                Admission::Allowed
+            }
+            Err(retry_after) => Admission::Limited { retry_after },
+        })
     }
 }

@@ -2,6 +2,7 @@
 //! same handlers run on DynamoDB (AWS, local gateway with `--dynamodb-endpoint`) and in
 //! memory (local gateway default, unit tests).
 
+use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use std::future::Future;
 use webchat_shared_types::User;
 
@@ -85,4 +86,16 @@ pub trait ConnectionStore: Send + Sync {
 
     /// Every open connection that has registered a name.
     fn registered(&self) -> impl Future<Output = Result<Vec<Connection>, StoreError>> + Send;
+
+    /// Takes one frame arriving at `now` from the connection's `bucket` under `limit`
+    /// ([`RateLimit::decide`]), atomically: concurrent calls for one connection (several
+    /// Lambdas at once) never allow more than the limit. The bucket lives with the
+    /// connection and goes with it.
+    fn admit(
+        &self,
+        connection_id: &str,
+        bucket: Bucket,
+        limit: RateLimit,
+        now: Micros,
+    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
 }

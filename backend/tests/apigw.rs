@@ -4,7 +4,7 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use serde_json::Value;
-use webchat_backend::{handle, ConnectionStore, DownStore, MemoryStore, RecordingGateway};
+use webchat_backend::{handle, ConnectionStore, DownStore, Limits, MemoryStore, RecordingGateway};
 
 const CONNECTED_AT_MS: i64 = 1_764_316_800_000;
 
@@ -30,12 +30,24 @@ fn body_json(response: &ApiGatewayProxyResponse) -> Option<Value> {
 #[tokio::test]
 async fn connect_records_the_connection_with_api_gateways_connected_at() {
     let (store, gateway) = (MemoryStore::new(), RecordingGateway::new());
-    let response = handle(&store, &gateway, &event("$connect", "A", None)).await;
+    let response = handle(
+        &store,
+        &gateway,
+        &Limits::DEFAULT,
+        &event("$connect", "A", None),
+    )
+    .await;
     assert_eq!(response.status_code, 200);
     assert_eq!(response.body, None);
     let connection = store.get("A").await.unwrap().expect("recorded");
     assert_eq!(connection.connected_at, CONNECTED_AT_MS);
-    let response = handle(&store, &gateway, &event("$disconnect", "A", None)).await;
+    let response = handle(
+        &store,
+        &gateway,
+        &Limits::DEFAULT,
+        &event("$disconnect", "A", None),
+    )
+    .await;
     assert_eq!(response.status_code, 200);
     assert!(store.get("A").await.unwrap().is_none());
 }
@@ -43,15 +55,33 @@ async fn connect_records_the_connection_with_api_gateways_connected_at() {
 #[tokio::test]
 async fn a_reply_is_the_response_body_and_silence_is_none() {
     let (store, gateway) = (MemoryStore::new(), RecordingGateway::new());
-    handle(&store, &gateway, &event("$connect", "A", None)).await;
+    handle(
+        &store,
+        &gateway,
+        &Limits::DEFAULT,
+        &event("$connect", "A", None),
+    )
+    .await;
     let asked = r#"{"action":"register","userName":"ana","requestId":"r1"}"#;
-    let response = handle(&store, &gateway, &event("register", "A", Some(asked))).await;
+    let response = handle(
+        &store,
+        &gateway,
+        &Limits::DEFAULT,
+        &event("register", "A", Some(asked)),
+    )
+    .await;
     assert_eq!(response.status_code, 200);
     let reply = body_json(&response).expect("a reply");
     assert_eq!(reply["action"], "registered");
     assert_eq!(reply["requestId"], "r1");
     let silent = r#"{"action":"ping"}"#;
-    let response = handle(&store, &gateway, &event("ping", "A", Some(silent))).await;
+    let response = handle(
+        &store,
+        &gateway,
+        &Limits::DEFAULT,
+        &event("ping", "A", Some(silent)),
+    )
+    .await;
     assert_eq!(response.status_code, 200);
     assert_eq!(response.body, None);
 }
@@ -61,16 +91,29 @@ async fn binary_frames_arrive_base64_encoded_and_answer_bad_json() {
     let (store, gateway) = (MemoryStore::new(), RecordingGateway::new());
     let mut binary = event("$default", "A", Some("AAEC"));
     binary.is_base64_encoded = true;
-    let reply = body_json(&handle(&store, &gateway, &binary).await).expect("a reply");
+    let reply =
+        body_json(&handle(&store, &gateway, &Limits::DEFAULT, &binary).await).expect("a reply");
     assert_eq!(reply["code"], "bad_json");
 }
 
 #[tokio::test]
 async fn an_unknown_route_key_is_refused_like_default() {
     let (store, gateway) = (MemoryStore::new(), RecordingGateway::new());
-    handle(&store, &gateway, &event("$connect", "A", None)).await;
+    handle(
+        &store,
+        &gateway,
+        &Limits::DEFAULT,
+        &event("$connect", "A", None),
+    )
+    .await;
     let body = r#"{"action":"register","userName":"ana","requestId":"r"}"#;
-    let response = handle(&store, &gateway, &event("shout", "A", Some(body))).await;
+    let response = handle(
+        &store,
+        &gateway,
+        &Limits::DEFAULT,
+        &event("shout", "A", Some(body)),
+    )
+    .await;
     let reply = body_json(&response).expect("a reply");
     assert_eq!(reply["code"], "unknown_action");
     assert_eq!(store.get("A").await.unwrap().unwrap().user_name, None);
@@ -81,14 +124,31 @@ async fn an_event_without_a_connection_id_is_a_bad_request() {
     let (store, gateway) = (MemoryStore::new(), RecordingGateway::new());
     let mut orphan = event("ping", "A", Some(r#"{"action":"ping"}"#));
     orphan.request_context.connection_id = None;
-    assert_eq!(handle(&store, &gateway, &orphan).await.status_code, 400);
+    assert_eq!(
+        handle(&store, &gateway, &Limits::DEFAULT, &orphan)
+            .await
+            .status_code,
+        400
+    );
 }
 
 #[tokio::test]
 async fn a_store_outage_refuses_the_handshake_and_fails_the_disconnect() {
     let gateway = RecordingGateway::new();
-    let connect = handle(&DownStore, &gateway, &event("$connect", "A", None)).await;
+    let connect = handle(
+        &DownStore,
+        &gateway,
+        &Limits::DEFAULT,
+        &event("$connect", "A", None),
+    )
+    .await;
     assert_eq!(connect.status_code, 500);
-    let disconnect = handle(&DownStore, &gateway, &event("$disconnect", "A", None)).await;
+    let disconnect = handle(
+        &DownStore,
+        &gateway,
+        &Limits::DEFAULT,
+        &event("$disconnect", "A", None),
+    )
+    .await;
     assert_eq!(disconnect.status_code, 500);
 }

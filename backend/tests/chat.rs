@@ -3,7 +3,8 @@
 
 use serde_json::{json, Value};
 use webchat_backend::{
-    Chat, ConnectionStore, DownStore, Frame, Harness, PostError, RecordingGateway, Retrying,
+    Chat, ConnectionStore, DownStore, Frame, Harness, Limits, PostError, RateLimit,
+    RecordingGateway, Retrying,
 };
 use webchat_shared_types::{Route, ServerEvent, User};
 
@@ -551,4 +552,254 @@ async fn a_store_outage_answers_internal_and_refuses_new_connections() {
         chat.connect("A", None).await.is_err(),
         "a connection that could not be recorded is refused"
     );
+}
+
+// ---- fair use: the rate limits per connection ------------------------------------------
+
+/// The `error` a limited frame gets: its requestId, and how long to wait.
+fn rate_limited(reply: Option<Value>) -> (Option<String>, u64) {
+    let reply = reply.expect("a reply to a limited frame");
+    assert_eq!(reply["action"], "error", "{reply}");
+    assert_eq!(reply["code"], "rate_limited", "{reply}");
+    let wait = reply["retryAfterMs"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("retryAfterMs in {reply}"));
+    let request_id = reply["requestId"].as_str().map(str::to_string);
+    (request_id, wait)
+}
+
+fn message(text: &str, request_id: &str) -> Value {
+    json!({"action":"message","message":text,"requestId":request_id})
+}
+
+#[tokio::test]
+async fn a_flood_of_messages_is_refused_after_the_burst_and_delivers_nothing() {
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    for i in 0..20 {
+        let reply = h
+            .send("A", message(&format!("m{i}"), &format!("m{i}")))
+            .await;
+        assert_eq!(
+            reply.unwrap()["action"],
+            "sent",
+            "message {i} is within the burst of 20"
+        );
+    }
+    let (request_id, wait) = rate_limited(h.send("A", message("one too many", "m20")).await);
+    assert_eq!(request_id.as_deref(), Some("m20"));
+    assert_eq!(wait, 100, "one message per 100 ms at 10/s");
+    let delivered: Vec<ServerEvent> = h.events("B");
+    assert_eq!(delivered.len(), 20, "the limited message was not delivered");
+    assert!(!delivered
+        .iter()
+        .any(|e| matches!(e, ServerEvent::Message { message, .. } if message == "one too many")));
+
+    // Waiting less than told is still too early; waiting as told is enough.
+    h.clock.advance(std::time::Duration::from_millis(99));
+    let (_, wait) = rate_limited(h.send("A", message("early", "m21")).await);
+    assert_eq!(wait, 1);
+    h.clock.advance(std::time::Duration::from_millis(1));
+    assert_eq!(
+        h.send("A", message("on time", "m22")).await.unwrap()["action"],
+        "sent"
+    );
+    rate_limited(h.send("A", message("again too soon", "m23")).await);
+}
+
+#[tokio::test]
+async fn a_bucket_left_idle_refills_only_up_to_its_burst() {
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    h.clock.advance(std::time::Duration::from_secs(3600));
+    for i in 0..20 {
+        h.broadcast("A", &format!("after an hour {i}")).await;
+    }
+    rate_limited(h.send("A", message("21st", "x")).await);
+}
+
+#[tokio::test]
+async fn each_connection_has_its_own_buckets() {
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    for i in 0..20 {
+        h.broadcast("A", &format!("flood {i}")).await;
+    }
+    rate_limited(h.send("A", message("flood 20", "f")).await);
+    for i in 0..20 {
+        assert_eq!(h.broadcast("B", &format!("calm {i}")).await, 1);
+    }
+}
+
+#[tokio::test]
+async fn messages_and_other_frames_have_separate_buckets() {
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    for i in 0..20 {
+        h.broadcast("A", &format!("m{i}")).await;
+    }
+    rate_limited(h.send("A", message("m20", "m20")).await);
+    // Joining took one frame (`register`) of the 40.
+    for i in 1..40 {
+        let reply = h
+            .send("A", json!({"action":"ping","requestId":format!("p{i}")}))
+            .await;
+        assert_eq!(
+            reply.unwrap()["action"],
+            "pong",
+            "frame {i} of a burst of 40"
+        );
+    }
+    let (request_id, wait) = rate_limited(
+        h.send("A", json!({"action":"ping","requestId":"p40"}))
+            .await,
+    );
+    assert_eq!(request_id.as_deref(), Some("p40"));
+    assert_eq!(wait, 50, "one frame per 50 ms at 20/s");
+}
+
+#[tokio::test]
+async fn register_list_ping_and_refused_frames_all_take_from_the_action_bucket() {
+    let h = Harness::with_users(&[("B", "bia")]).await;
+    h.connect("A").await;
+    let frames: [&str; 8] = [
+        r#"{"action":"register","userName":"ana"}"#,
+        r#"{"action":"list"}"#,
+        r#"{"action":"ping"}"#,
+        "not json",
+        r#"{"action":"dance"}"#,
+        r#"{"message":"no action"}"#,
+        r#"{"action":"register","userName":""}"#,
+        r#"{"action":"list","requestId":"l"}"#,
+    ];
+    for i in 0..5 {
+        for frame in frames {
+            let reply = h.send_text("A", frame).await;
+            assert!(
+                reply.as_ref().is_none_or(|r| r["code"] != "rate_limited"),
+                "round {i}: {frame} got {reply:?}"
+            );
+        }
+    }
+    // 40 frames taken: binary frames, on `$default`, are refused for the rate now.
+    let reply = h.frame_on(Route::Default, "A", Frame::Binary).await;
+    assert_eq!(rate_limited(reply), (None, 50));
+    assert_eq!(h.broadcast("A", "messages still go").await, 1);
+    assert_eq!(h.events("B").len(), 2, "newUser ana, then her message");
+}
+
+#[tokio::test]
+async fn a_limited_frame_changes_nothing() {
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    for _ in 0..40 {
+        h.send("A", json!({"action":"ping"})).await;
+    }
+    h.gateway.clear();
+    let reply = h
+        .send(
+            "A",
+            json!({"action":"register","userName":"alma","requestId":"r"}),
+        )
+        .await;
+    assert_eq!(rate_limited(reply).0.as_deref(), Some("r"));
+    assert_eq!(
+        h.store
+            .get("A")
+            .await
+            .unwrap()
+            .unwrap()
+            .user_name
+            .as_deref(),
+        Some("ana"),
+        "still ana"
+    );
+    assert!(h.gateway.pushed().is_empty(), "nobody was told of a rename");
+    h.connect("C").await;
+    assert_eq!(
+        h.register("C", "ana").await["code"],
+        "name_taken",
+        "ana is still held"
+    );
+}
+
+#[tokio::test]
+async fn the_limit_comes_before_any_other_rule_and_keeps_the_request_id() {
+    let h = Harness::new();
+    h.connect("A").await;
+    for _ in 0..20 {
+        assert_eq!(
+            error_code(h.send("A", message("hi", "m")).await),
+            "not_registered"
+        );
+    }
+    // Over the limit, even a frame that breaks other rules is answered only for the rate.
+    let blank = json!({"action":"message","message":"  ","requestId":"blank"});
+    assert_eq!(
+        rate_limited(h.send("A", blank).await).0.as_deref(),
+        Some("blank")
+    );
+    let silent = h
+        .send("A", json!({"action":"message","message":"hi"}))
+        .await;
+    assert_eq!(
+        rate_limited(silent).0,
+        None,
+        "no requestId, none in the error"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_is_gone_is_not_limited() {
+    let h = Harness::with_users(&[("B", "bia")]).await;
+    for i in 0..100 {
+        let reply = h
+            .send(
+                "ghost",
+                json!({"action":"ping","requestId":format!("g{i}")}),
+            )
+            .await;
+        assert_eq!(reply.unwrap()["action"], "pong");
+    }
+    for _ in 0..30 {
+        assert_eq!(
+            error_code(h.send("ghost", message("boo", "m")).await),
+            "not_registered"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_new_connection_starts_with_full_buckets() {
+    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    for i in 0..20 {
+        h.broadcast("A", &format!("m{i}")).await;
+    }
+    rate_limited(h.send("A", message("m20", "m")).await);
+    h.disconnect("A").await;
+    h.join("A", "ana").await;
+    for i in 0..20 {
+        h.broadcast("A", &format!("again {i}")).await;
+    }
+}
+
+#[tokio::test]
+async fn configured_limits_replace_the_defaults() {
+    let limits = Limits {
+        message: RateLimit::new(0.5, 2),
+        action: RateLimit::new(1.0, 3),
+    };
+    let h = Harness::new().with_limits(limits);
+    h.join("A", "ana").await;
+    h.join("B", "bia").await;
+    h.broadcast("A", "one").await;
+    h.broadcast("A", "two").await;
+    assert_eq!(
+        rate_limited(h.send("A", message("three", "3")).await).1,
+        2000
+    );
+    // `register` took one action frame already.
+    h.send("A", json!({"action":"ping"})).await;
+    h.send("A", json!({"action":"ping"})).await;
+    assert_eq!(
+        rate_limited(h.send("A", json!({"action":"list"})).await).1,
+        1000
+    );
+    h.clock.advance(std::time::Duration::from_secs(2));
+    assert_eq!(h.broadcast("A", "three").await, 1);
 }

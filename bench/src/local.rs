@@ -20,6 +20,25 @@ impl LocalGateway {
         LocalGateway::start_with(binary, &[])
     }
 
+    /// The flags that lift every connection's rate limit as far as it goes: the bench
+    /// measures what the chat carries, with clients sending as fast as they can.
+    fn unlimited() -> Vec<String> {
+        use webchat_backend::limits::{MAX_BURST, MAX_RATE_PER_SECOND};
+        let (rate, burst) = (MAX_RATE_PER_SECOND.to_string(), MAX_BURST.to_string());
+        [
+            "--message-rate",
+            &rate,
+            "--message-burst",
+            &burst,
+            "--action-rate",
+            &rate,
+            "--action-burst",
+            &burst,
+        ]
+        .map(str::to_string)
+        .to_vec()
+    }
+
     /// Like [`LocalGateway::start`], also serving the built UI in `dist` at `/`.
     pub fn serving(binary: &Path, dist: &Path) -> Result<LocalGateway> {
         LocalGateway::start_with(binary, &["--static-dir".as_ref(), dist.as_os_str()])
@@ -36,6 +55,7 @@ impl LocalGateway {
         let mut command = Command::new(binary);
         command
             .args(["--addr", "127.0.0.1:0"])
+            .args(LocalGateway::unlimited())
             .args(args)
             // Logging every connection and route invocation would measure the terminal.
             .env("RUST_LOG", "warn");

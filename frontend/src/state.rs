@@ -538,7 +538,7 @@ impl Chat {
                 user_name,
                 connection_id,
             } => self.on_registered(user_name, connection_id, pending),
-            ServerEvent::Error { code, message } => {
+            ServerEvent::Error { code, message, .. } => {
                 self.on_error(code, message, pending);
                 Vec::new()
             }

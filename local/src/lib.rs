@@ -37,8 +37,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use webchat_backend::{
-    ConnectionGateway, ConnectionStore, DynamoStore, ManagementGateway, MemoryStore, PostError,
-    Retrying, TableNames,
+    ConnectionGateway, ConnectionStore, DynamoStore, Limits, ManagementGateway, MemoryStore,
+    PostError, Retrying, TableNames,
 };
 use webchat_shared_types::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
@@ -61,6 +61,8 @@ pub struct Config {
     /// When false, closed sockets never reach `$disconnect`: what happens on AWS when
     /// the event is lost, leaving stale rows for the next fan-out to find gone (410).
     pub deliver_disconnects: bool,
+    /// How many frames each connection may send.
+    pub limits: Limits,
 }
 
 impl Default for Config {
@@ -79,6 +81,7 @@ impl Default for Config {
             deliver_disconnects: true,
             region: DEFAULT_REGION.to_string(),
             management_auth: ManagementAuth::SigV4(AccessKey::development()),
+            limits: Limits::DEFAULT,
         }
     }
 }
@@ -193,7 +196,9 @@ impl Gateway {
         event: &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
     ) -> aws_lambda_events::apigw::ApiGatewayProxyResponse {
         let started = std::time::Instant::now();
-        let response = webchat_backend::handle(&self.store, &self.management, event).await;
+        let response =
+            webchat_backend::handle(&self.store, &self.management, &self.config.limits, event)
+                .await;
         let context = &event.request_context;
         tracing::info!(
             target: "webchat_local::route",

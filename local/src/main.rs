@@ -4,6 +4,7 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use webchat_backend::limits::{self, Limits, RateLimit};
 use webchat_local::{AccessKey, Config, ManagementAuth};
 
 // Every push allocates dozens of small buffers across threads (SDK request, hyper,
@@ -49,6 +50,27 @@ struct Args {
     /// development key) or `none` (anyone who reaches the port).
     #[arg(long, value_enum, default_value_t = AuthMode::Sigv4)]
     management_auth: AuthMode,
+    /// `message` frames each connection may send per second, on average.
+    #[arg(long, value_name = "PER_SECOND", env = limits::MESSAGE_RATE_VAR,
+          default_value_t = Limits::DEFAULT.message.per_second(),
+          value_parser = |v: &str| limits::parse_rate("--message-rate", v))]
+    message_rate: f64,
+    /// `message` frames each connection may send at once.
+    #[arg(long, value_name = "FRAMES", env = limits::MESSAGE_BURST_VAR,
+          default_value_t = Limits::DEFAULT.message.burst(),
+          value_parser = |v: &str| limits::parse_burst("--message-burst", v))]
+    message_burst: u32,
+    /// Other frames (`register`, `list`, `ping`, unknown actions) each connection may send
+    /// per second, on average.
+    #[arg(long, value_name = "PER_SECOND", env = limits::ACTION_RATE_VAR,
+          default_value_t = Limits::DEFAULT.action.per_second(),
+          value_parser = |v: &str| limits::parse_rate("--action-rate", v))]
+    action_rate: f64,
+    /// Other frames each connection may send at once.
+    #[arg(long, value_name = "FRAMES", env = limits::ACTION_BURST_VAR,
+          default_value_t = Limits::DEFAULT.action.burst(),
+          value_parser = |v: &str| limits::parse_burst("--action-burst", v))]
+    action_burst: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -87,6 +109,10 @@ async fn main() -> anyhow::Result<()> {
                 ManagementAuth::SigV4(AccessKey::from_env().unwrap_or_else(AccessKey::development))
             }
         },
+        limits: Limits {
+            message: RateLimit::new(args.message_rate, args.message_burst),
+            action: RateLimit::new(args.action_rate, args.action_burst),
+        },
     };
     let auth_lines = describe_auth(&config);
     let mut warnings = Vec::new();
@@ -105,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         None => "in memory".to_string(),
     };
     let serves_ui = config.static_dir.is_some();
+    let config_limits = config.limits;
     let running = webchat_local::start(config).await?;
     // Scripts and tests read the first line for the URL.
     println!(
@@ -117,6 +144,10 @@ async fn main() -> anyhow::Result<()> {
         running.management_endpoint()
     );
     println!("connections kept {store}");
+    println!(
+        "rate limits per connection: message {}, other frames {}",
+        config_limits.message, config_limits.action
+    );
     for line in auth_lines {
         println!("{line}");
     }

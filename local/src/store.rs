@@ -1,7 +1,9 @@
 //! The store the local gateway runs the handlers on, chosen at start-up.
 
+use webchat_backend::limits::Micros;
 use webchat_backend::{
-    Connection, ConnectionStore, DynamoStore, MemoryStore, Registration, StoreError,
+    Admission, Bucket, Connection, ConnectionStore, DynamoStore, MemoryStore, RateLimit,
+    Registration, StoreError,
 };
 
 pub enum AnyStore {
@@ -45,5 +47,15 @@ impl ConnectionStore for AnyStore {
 
     async fn registered(&self) -> Result<Vec<Connection>, StoreError> {
         delegate!(self, s => s.registered())
+    }
+
+    async fn admit(
+        &self,
+        connection_id: &str,
+        bucket: Bucket,
+        limit: RateLimit,
+        now: Micros,
+    ) -> Result<Admission, StoreError> {
+        delegate!(self, s => s.admit(connection_id, bucket, limit, now))
     }
 }

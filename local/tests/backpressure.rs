@@ -7,6 +7,7 @@ mod common;
 use common::start;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use webchat_backend::Limits;
 use webchat_local::outbox::MAX_QUEUED_BYTES;
 use webchat_local::Config;
 use webchat_testkit::{Client, StalledReader};
@@ -43,7 +44,12 @@ async fn exit_of(client: &Client, connection_id: &str, within: Duration) -> bool
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_closed_and_announced_once_its_outbox_is_full() {
-    let gateway = start(Config::default()).await;
+    // ana floods on purpose: its own rate limit is not what this test is about.
+    let gateway = start(Config {
+        limits: Limits::UNLIMITED,
+        ..Config::default()
+    })
+    .await;
     let url = gateway.websocket_url();
     let mut ana = Client::join(&url, "ana").await.unwrap();
     let zed = StalledReader::join(&url, "zed").await.unwrap();
@@ -87,6 +93,7 @@ async fn a_client_that_stops_reading_is_closed_and_announced_once_its_outbox_is_
 async fn the_idle_timeout_fires_on_a_client_that_stopped_reading_while_writes_to_it_are_stuck() {
     let gateway = start(Config {
         idle_timeout: Duration::from_secs(2),
+        limits: Limits::UNLIMITED,
         ..Config::default()
     })
     .await;

@@ -135,6 +135,10 @@ pub enum ServerEvent {
     Error {
         code: ErrorCode,
         message: String,
+        /// With `rate_limited`: milliseconds until one more frame of the refused kind
+        /// would be allowed. Absent on other errors (and so unseen by the original client).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -202,6 +206,7 @@ impl Refusal {
             event: ServerEvent::Error {
                 code: self.code,
                 message: self.message.clone(),
+                retry_after_ms: None,
             },
             request_id: self.request_id.clone(),
         }

@@ -180,8 +180,20 @@ fn every_server_event_round_trips() {
         ServerFrame::push(ServerEvent::Error {
             code: ErrorCode::InvalidField,
             message: "userName must be 1 to 32 characters".into(),
+            retry_after_ms: None,
         }),
         json!({"action":"error","code":"invalid_field","message":"userName must be 1 to 32 characters"}),
+    );
+    roundtrip_server(
+        ServerFrame {
+            event: ServerEvent::Error {
+                code: ErrorCode::RateLimited,
+                message: "too many message frames".into(),
+                retry_after_ms: Some(85),
+            },
+            request_id: Some("m7".into()),
+        },
+        json!({"action":"error","code":"rate_limited","message":"too many message frames","retryAfterMs":85,"requestId":"m7"}),
     );
 }
 

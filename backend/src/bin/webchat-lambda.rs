@@ -4,7 +4,7 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use webchat_backend::{DynamoStore, ManagementGateways, Retrying, TableNames};
+use webchat_backend::{DynamoStore, Limits, ManagementGateways, Retrying, TableNames};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -20,6 +20,11 @@ async fn main() -> Result<(), Error> {
         .with_target(false)
         .init();
 
+    // A wrong setting fails the cold start, naming the variable, rather than serving
+    // with limits nobody chose.
+    let limits = Limits::from_env().inspect_err(|err| tracing::error!("{err}"))?;
+    tracing::debug!(message = %limits.message, action = %limits.action, "rate limits per connection");
+
     // Clients are built once per cold start and reused by every invocation.
     let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(webchat_backend::sdk::timeouts())
@@ -33,12 +38,12 @@ async fn main() -> Result<(), Error> {
 
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
-            let (store, gateways) = (&store, &gateways);
+            let (store, gateways, limits) = (&store, &gateways, &limits);
             async move {
                 let request = event.payload;
                 let gateway = Retrying::new(gateways.for_event(&request)?);
                 let response: ApiGatewayProxyResponse =
-                    webchat_backend::handle(store, &gateway, &request).await;
+                    webchat_backend::handle(store, &gateway, limits, &request).await;
                 Ok::<_, Error>(response)
             }
         },

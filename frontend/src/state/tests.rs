@@ -173,6 +173,7 @@ fn taken_name_shows_the_server_reason_inline_and_allows_another_try_on_the_same_
         ServerEvent::Error {
             code: ErrorCode::NameTaken,
             message: "the name \"alice\" is taken".into(),
+            retry_after_ms: None,
         },
         &request_id(&register),
     ));
@@ -326,6 +327,7 @@ fn a_refused_message_is_marked_failed_with_the_reason() {
         ServerEvent::Error {
             code: ErrorCode::RateLimited,
             message: "slow down".into(),
+            retry_after_ms: None,
         },
         &id,
     ));
@@ -518,6 +520,7 @@ fn a_refused_rejoin_goes_back_to_the_join_screen_with_the_reason() {
         ServerEvent::Error {
             code: ErrorCode::NameTaken,
             message: "the name is taken".into(),
+            retry_after_ms: None,
         },
         &request_id(&register),
     ));
@@ -579,6 +582,7 @@ fn server_errors_without_a_request_become_system_lines_and_unknown_frames_are_ig
     chat.frame(&push(ServerEvent::Error {
         code: ErrorCode::Internal,
         message: "oops".into(),
+        retry_after_ms: None,
     }));
     assert_eq!(
         system_lines(&chat).last(),

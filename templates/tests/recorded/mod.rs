@@ -63,7 +63,8 @@ async fn invoke(
     event.request_context.route_key = Some(route.key().to_string());
     event.request_context.connection_id = Some(connection_id.to_string());
     event.body = body.map(str::to_string);
-    let response = webchat_backend::handle(store, gateway, &event).await;
+    let response =
+        webchat_backend::handle(store, gateway, &webchat_backend::Limits::DEFAULT, &event).await;
     assert_eq!(response.status_code, 200, "{route} for {connection_id}");
     match response.body {
         Some(Body::Text(text)) => Some(serde_json::from_str(&text).expect("replies are JSON")),

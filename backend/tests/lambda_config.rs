@@ -1,0 +1,38 @@
+//! The Lambda binary's configuration as an operator meets it: a wrong setting fails the
+//! cold start with an error that names the variable.
+
+use std::process::Command;
+
+fn cold_start(vars: &[(&str, &str)]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_webchat-lambda"))
+        .env_clear()
+        .env("CONNECTIONS_TABLE", "Connections")
+        .env("NAMES_TABLE", "Names")
+        .envs(vars.iter().copied())
+        .output()
+        .expect("webchat-lambda runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn an_invalid_rate_limit_fails_the_cold_start_naming_the_variable() {
+    for (name, value, says) in [
+        ("MESSAGE_RATE_PER_SECOND", "fast", "is not a rate"),
+        ("MESSAGE_BURST", "0", "is not a burst"),
+        ("ACTION_RATE_PER_SECOND", "-5", "is not a rate"),
+        ("ACTION_BURST", "many", "is not a burst"),
+    ] {
+        let (succeeded, output) = cold_start(&[(name, value)]);
+        assert!(!succeeded, "{name}={value} started: {output}");
+        assert!(
+            output.contains(&format!(r#"{name}=\"{value}\" {says}"#))
+                || output.contains(&format!(r#"{name}="{value}" {says}"#)),
+            "{name}={value}: {output}"
+        );
+    }
+}
