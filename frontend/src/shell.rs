@@ -152,6 +152,17 @@ fn run(command: Command) {
                 }
             });
         }
+        Command::ResendLater {
+            request_id,
+            delay_ms,
+        } => {
+            // Not cancelled on reconnect: `resend_due` sends nothing for a message the
+            // dropped connection already failed.
+            let _ = set_timeout_with_handle(
+                move || dispatch(|chat| chat.resend_due(&request_id)),
+                Duration::from_millis(delay_ms.into()),
+            );
+        }
         Command::SaveName(name) => {
             if let Some(storage) = storage() {
                 let _ = storage.set_item(NAME_STORAGE_KEY, &name);

@@ -86,6 +86,9 @@ pub enum Command {
     ScheduleReconnect { delay_ms: u32 },
     /// Remember this name in localStorage.
     SaveName(String),
+    /// Call [`Chat::resend_due`] with this request id after this many milliseconds: the
+    /// server asked to wait (`rate_limited`) before sending it again.
+    ResendLater { request_id: String, delay_ms: u32 },
 }
 
 /// How an own message stands.
@@ -159,8 +162,14 @@ pub struct Recipient {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Pending {
-    Register { user_name: String },
-    Message { entry: u64 },
+    Register {
+        user_name: String,
+    },
+    /// `frame` is kept to send again when the server asks to wait and retry.
+    Message {
+        entry: u64,
+        frame: String,
+    },
 }
 
 /// The whole view state of the app.
@@ -350,7 +359,7 @@ impl Chat {
         self.registered = false;
         self.my_id = None;
         for (_, pending) in std::mem::take(&mut self.pending) {
-            if let Pending::Message { entry } = pending {
+            if let Pending::Message { entry, .. } = pending {
                 self.set_delivery(
                     entry,
                     Delivery::Failed {
@@ -490,17 +499,37 @@ impl Chat {
             delivery: Delivery::Pending,
         });
         let request_id = self.next_request_id();
-        self.pending
-            .push((request_id.clone(), Pending::Message { entry }));
         let frame = ClientFrame {
             action: ClientAction::Message {
                 message: text,
                 receivers,
                 sender: None,
             },
-            request_id: Some(request_id),
-        };
-        (vec![Command::Send(frame.to_json())], true)
+            request_id: Some(request_id.clone()),
+        }
+        .to_json();
+        self.pending.push((
+            request_id,
+            Pending::Message {
+                entry,
+                frame: frame.clone(),
+            },
+        ));
+        (vec![Command::Send(frame)], true)
+    }
+
+    /// The wait the server asked for is over: send the message again, if it is still
+    /// waiting (a dropped connection has failed it meanwhile).
+    pub fn resend_due(&mut self, request_id: &str) -> Vec<Command> {
+        self.pending
+            .iter()
+            .find_map(|(id, pending)| match pending {
+                Pending::Message { frame, .. } if id == request_id => {
+                    Some(vec![Command::Send(frame.clone())])
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
     }
 
     fn set_delivery(&mut self, entry_id: u64, new: Delivery) {
@@ -538,7 +567,35 @@ impl Chat {
                 user_name,
                 connection_id,
             } => self.on_registered(user_name, connection_id, pending),
-            ServerEvent::Error { code, message, .. } => {
+            ServerEvent::Error {
+                code,
+                message,
+                retry_after_ms,
+            } => {
+                if let (
+                    ErrorCode::RateLimited,
+                    Some(Pending::Message {
+                        entry,
+                        frame: resend,
+                    }),
+                ) = (code, &pending)
+                {
+                    // Still pending: the same frame goes again once the wait is over.
+                    if let Some(request_id) = frame.request_id.clone() {
+                        self.pending.push((
+                            request_id.clone(),
+                            Pending::Message {
+                                entry: *entry,
+                                frame: resend.clone(),
+                            },
+                        ));
+                        let delay_ms = retry_after_ms.unwrap_or(1_000).min(60_000) as u32;
+                        return vec![Command::ResendLater {
+                            request_id,
+                            delay_ms,
+                        }];
+                    }
+                }
                 self.on_error(code, message, pending);
                 Vec::new()
             }
@@ -547,7 +604,7 @@ impl Chat {
                 delivered,
                 ..
             } => {
-                if let Some(Pending::Message { entry }) = pending {
+                if let Some(Pending::Message { entry, .. }) = pending {
                     self.set_timestamp(entry, timestamp as f64);
                     self.set_delivery(entry, Delivery::Sent { delivered });
                 }
@@ -639,7 +696,7 @@ impl Chat {
                     self.join_error = Some(message);
                 }
             }
-            Some(Pending::Message { entry }) => {
+            Some(Pending::Message { entry, .. }) => {
                 self.set_delivery(entry, Delivery::Failed { reason: message });
             }
             None => {

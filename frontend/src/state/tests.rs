@@ -319,13 +319,66 @@ fn own_message_is_pending_until_sent_then_shows_the_delivered_count() {
 }
 
 #[test]
-fn a_refused_message_is_marked_failed_with_the_reason() {
+fn a_rate_limited_message_stays_pending_and_is_sent_again_after_the_wait() {
+    let mut chat = joined("alice", "A", &[user("bob", "B")]);
+    let (commands, _) = chat.send_message("hi", 0.0);
+    let frame = only_frame(&commands);
+    let id = request_id(&frame);
+    let commands = chat.frame(&reply(
+        ServerEvent::Error {
+            code: ErrorCode::RateLimited,
+            message: "too many messages; wait 1500 ms".into(),
+            retry_after_ms: Some(1500),
+        },
+        &id,
+    ));
+    assert_eq!(
+        commands,
+        vec![Command::ResendLater {
+            request_id: id.clone(),
+            delay_ms: 1500
+        }]
+    );
+    assert_eq!(*last_message(&chat).5, Delivery::Pending);
+    assert_eq!(sent(&chat.resend_due(&id)), vec![frame]);
+    chat.frame(&reply(
+        ServerEvent::Sent {
+            message_id: "m1".into(),
+            timestamp: 7,
+            delivered: 1,
+        },
+        &id,
+    ));
+    assert_eq!(*last_message(&chat).5, Delivery::Sent { delivered: 1 });
+    assert!(chat.resend_due(&id).is_empty(), "sent once, never again");
+}
+
+#[test]
+fn a_message_waiting_out_a_rate_limit_fails_if_the_connection_drops_and_is_not_resent() {
     let mut chat = joined("alice", "A", &[]);
     let (commands, _) = chat.send_message("hi", 0.0);
     let id = request_id(&only_frame(&commands));
     chat.frame(&reply(
         ServerEvent::Error {
             code: ErrorCode::RateLimited,
+            message: "wait".into(),
+            retry_after_ms: Some(100),
+        },
+        &id,
+    ));
+    chat.socket_closed(0.0, 0.5);
+    assert!(matches!(last_message(&chat).5, Delivery::Failed { .. }));
+    assert!(chat.resend_due(&id).is_empty());
+}
+
+#[test]
+fn a_refused_message_is_marked_failed_with_the_reason() {
+    let mut chat = joined("alice", "A", &[]);
+    let (commands, _) = chat.send_message("hi", 0.0);
+    let id = request_id(&only_frame(&commands));
+    chat.frame(&reply(
+        ServerEvent::Error {
+            code: ErrorCode::InvalidField,
             message: "slow down".into(),
             retry_after_ms: None,
         },
