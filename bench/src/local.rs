@@ -12,10 +12,15 @@ pub struct LocalGateway {
 }
 
 impl LocalGateway {
-    /// Starts `binary --addr 127.0.0.1:0` and waits for its ready line, which carries the
-    /// URL. `WEBCHAT_BENCH_GATEWAY_LOG=FILE` keeps its output (warnings and errors) for
-    /// diagnosis.
+    /// Starts `binary --addr 127.0.0.1:0` (connections in memory) and waits for its ready
+    /// line, which carries the URL. `WEBCHAT_BENCH_GATEWAY_LOG=FILE` keeps its output
+    /// (warnings and errors) for diagnosis.
     pub fn start(binary: &Path) -> Result<LocalGateway> {
+        Self::start_with(binary, None)
+    }
+
+    /// The same, keeping connections in the DynamoDB at `dynamodb_endpoint` when given.
+    pub fn start_with(binary: &Path, dynamodb_endpoint: Option<&str>) -> Result<LocalGateway> {
         if !binary.is_file() {
             bail!(
                 "{} not found; build it with `cargo build --release -p webchat-local`",
@@ -25,6 +30,12 @@ impl LocalGateway {
         let mut command = Command::new(binary);
         command
             .args(["--addr", "127.0.0.1:0"])
+            .args(
+                dynamodb_endpoint
+                    .map(|endpoint| ["--dynamodb-endpoint", endpoint])
+                    .into_iter()
+                    .flatten(),
+            )
             // Logging every connection and route invocation would measure the terminal.
             .env("RUST_LOG", "warn");
         let mut launch = Launch::new("webchat-local", command);
