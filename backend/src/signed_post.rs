@@ -40,6 +40,7 @@ pub(crate) struct SignedPost {
     region: String,
     provider: Option<SharedCredentialsProvider>,
     credentials: RwLock<Option<Fetched>>,
+    fetching: tokio::sync::Mutex<()>,
     /// One attempt's budget; a push that outlives it may have arrived.
     attempt_timeout: Duration,
 }
@@ -99,14 +100,19 @@ impl SignedPost {
                 .unwrap_or_default(),
             provider,
             credentials: RwLock::new(None),
+            fetching: tokio::sync::Mutex::new(()),
             attempt_timeout,
         }
     }
 
     pub(crate) async fn post(&self, connection_id: &str, data: &str) -> Result<(), PostError> {
-        let credentials = self.credentials().await?;
-        let request = self.signed(connection_id, data, &credentials, SystemTime::now())?;
-        let answer = tokio::time::timeout(self.attempt_timeout, self.send(request))
+        // As in the SDK, the attempt's budget covers loading credentials too.
+        let attempt = async {
+            let credentials = self.credentials().await?;
+            let request = self.signed(connection_id, data, &credentials, SystemTime::now())?;
+            self.send(request).await
+        };
+        let answer = tokio::time::timeout(self.attempt_timeout, attempt)
             .await
             .map_err(|_| {
                 classify_failure(None, None, false, || {
@@ -229,16 +235,15 @@ impl SignedPost {
 
     /// The provider's credentials, fetched again shortly before they expire.
     async fn credentials(&self) -> Result<Credentials, PostError> {
-        let now = SystemTime::now();
-        if let Some(fetched) = self
-            .credentials
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .filter(|f| now < f.renew_at)
-        {
-            return Ok(fetched.credentials.clone());
+        if let Some(credentials) = self.cached_credentials() {
+            return Ok(credentials);
         }
+        // One fetch at a time: a fan-out's 64 pushes must not each ask the provider.
+        let _fetching = self.fetching.lock().await;
+        if let Some(credentials) = self.cached_credentials() {
+            return Ok(credentials);
+        }
+        let now = SystemTime::now();
         let Some(provider) = &self.provider else {
             return Err(PostError::Failed(
                 "no credentials provider for the management API: set AWS credentials".to_string(),
@@ -259,6 +264,16 @@ impl SignedPost {
             renew_at,
         });
         Ok(credentials)
+    }
+
+    fn cached_credentials(&self) -> Option<Credentials> {
+        let now = SystemTime::now();
+        self.credentials
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|f| now < f.renew_at)
+            .map(|f| f.credentials.clone())
     }
 }
 
@@ -380,6 +395,84 @@ mod tests {
                  SignedHeaders=content-length;content-type;host;x-amz-date, \
                  Signature=4062dce52db918665fd836ec54d22ea1a040a44a4c334821b55619d5c23c4f10"
             )
+        );
+    }
+
+    /// Hands out credentials expiring `lifetime` from now and counts the requests.
+    #[derive(Debug)]
+    struct Counting {
+        lifetime: Option<Duration>,
+        asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            let n = self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let expiry = self.lifetime.map(|lifetime| SystemTime::now() + lifetime);
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(Credentials::new(
+                format!("AKID{n}"),
+                "secret",
+                None,
+                expiry,
+                "test",
+            )))
+        }
+    }
+
+    async fn asked_after_three_pushes(lifetime: Option<Duration>) -> usize {
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let provider = Counting {
+            lifetime,
+            asked: asked.clone(),
+        };
+        let config = aws_sdk_apigatewaymanagement::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .build();
+        let poster = SignedPost::new(
+            "http://127.0.0.1:8080/Prod",
+            &config,
+            Some(SharedCredentialsProvider::new(provider)),
+        );
+        let (a, b, c) = tokio::join!(
+            poster.credentials(),
+            poster.credentials(),
+            poster.credentials()
+        );
+        for credentials in [a, b, c] {
+            credentials.unwrap();
+        }
+        asked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn credentials_are_fetched_once_and_again_only_when_about_to_expire() {
+        assert_eq!(
+            asked_after_three_pushes(Some(Duration::from_secs(3600))).await,
+            1
+        );
+        assert_eq!(asked_after_three_pushes(None).await, 1);
+        assert_eq!(
+            asked_after_three_pushes(Some(Duration::from_secs(5))).await,
+            3,
+            "credentials inside the renewal margin are fetched again"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_credentials_a_push_fails_and_says_why() {
+        let err = poster("http://127.0.0.1:8080/Prod")
+            .post("L0SM9cOFvHcCIhw=", "{}")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PostError::Failed(message) if message.contains("credentials")),
+            "{err:?}"
         );
     }
 
