@@ -1,13 +1,14 @@
 //! How handlers reach connections other than the caller: API Gateway's management API
 //! (`POST`/`DELETE /@connections/{id}`), behind a small trait so tests can record pushes.
 
+use crate::signed_post::SignedPost;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PostError {
@@ -64,12 +65,24 @@ impl<G: ConnectionGateway> ConnectionGateway for &G {
 /// The management API of one API Gateway stage.
 #[derive(Debug, Clone)]
 pub struct ManagementGateway {
+    /// DELETE (and anything else but pushes).
     client: Client,
+    /// Pushes: the same request, signed and sent without the SDK's orchestrator.
+    post: Arc<SignedPost>,
 }
 
 impl ManagementGateway {
-    pub fn new(client: Client) -> Self {
-        ManagementGateway { client }
+    /// A gateway for `endpoint` as `config` describes it (region, timeouts), signing as
+    /// `credentials`, the provider `config` was given.
+    fn from_config(
+        endpoint: &str,
+        config: aws_sdk_apigatewaymanagement::Config,
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> Self {
+        ManagementGateway {
+            post: Arc::new(SignedPost::new(endpoint, &config, credentials)),
+            client: Client::from_conf(config),
+        }
     }
 
     /// A client for a local management endpoint that checks no signature.
@@ -92,12 +105,36 @@ impl ManagementGateway {
             .region(aws_sdk_apigatewaymanagement::config::Region::new(
                 region.to_string(),
             ))
-            .credentials_provider(credentials)
+            .credentials_provider(credentials.clone())
             .timeout_config(crate::sdk::timeouts())
             // Throttling is retried by the fan-out with its own backoff.
             .retry_config(aws_sdk_apigatewaymanagement::config::retry::RetryConfig::disabled())
             .build();
-        ManagementGateway::new(Client::from_conf(config))
+        ManagementGateway::from_config(
+            endpoint,
+            config,
+            Some(SharedCredentialsProvider::new(credentials)),
+        )
+    }
+}
+
+/// What a failed management call means for the fan-out, from the answer's status and
+/// error type, or from `dispatch_failure` (the request never got an answer because the
+/// HTTP client could not send it) when there was no answer.
+pub(crate) fn classify_failure(
+    status: Option<u16>,
+    code: Option<&str>,
+    dispatch_failure: bool,
+    describe: impl FnOnce() -> String,
+) -> PostError {
+    match (status, code) {
+        (Some(410), _) | (_, Some("GoneException")) => PostError::Gone,
+        (Some(429), _) | (_, Some("LimitExceededException")) => PostError::Throttled,
+        (Some(500..=599), _) => PostError::Unavailable(describe()),
+        // Only a connect timeout surfaces here (the attempt timeout is not a dispatch
+        // failure), so the request never left: safe to send again.
+        _ if dispatch_failure => PostError::Unavailable(describe()),
+        _ => PostError::Failed(describe()),
     }
 }
 
@@ -105,30 +142,17 @@ fn classify<E>(err: SdkError<E, aws_smithy_runtime_api::http::Response>) -> Post
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    match (status, err.code()) {
-        (Some(410), _) | (_, Some("GoneException")) => PostError::Gone,
-        (Some(429), _) | (_, Some("LimitExceededException")) => PostError::Throttled,
-        (Some(500..=599), _) => PostError::Unavailable(DisplayErrorContext(err).to_string()),
-        // Only a connect timeout surfaces here (the attempt timeout is a TimeoutError),
-        // so the request never left: safe to send again.
-        _ if matches!(err, SdkError::DispatchFailure(_)) => {
-            PostError::Unavailable(DisplayErrorContext(err).to_string())
-        }
-        _ => PostError::Failed(DisplayErrorContext(err).to_string()),
-    }
+    classify_failure(
+        err.raw_response().map(|r| r.status().as_u16()),
+        err.code(),
+        matches!(err, SdkError::DispatchFailure(_)),
+        || DisplayErrorContext(&err).to_string(),
+    )
 }
 
 impl ConnectionGateway for ManagementGateway {
     async fn post(&self, connection_id: &str, data: &str) -> Result<(), PostError> {
-        self.client
-            .post_to_connection()
-            .connection_id(connection_id)
-            .data(Blob::new(data.as_bytes()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(classify)
+        self.post.post(connection_id, data).await
     }
 
     async fn delete(&self, connection_id: &str) -> Result<(), PostError> {
@@ -178,7 +202,7 @@ impl ManagementGateways {
             .timeout_config(crate::sdk::timeouts())
             .retry_config(aws_sdk_apigatewaymanagement::config::retry::RetryConfig::disabled())
             .build();
-        ManagementGateway::new(Client::from_conf(config))
+        ManagementGateway::from_config(endpoint, config, sdk_config.credentials_provider())
     }
 
     pub fn for_event(

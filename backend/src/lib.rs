@@ -22,6 +22,7 @@ pub mod push;
 #[cfg(feature = "test-support")]
 pub mod recording;
 pub mod sdk;
+mod signed_post;
 pub mod store;
 
 pub use apigw::handle;

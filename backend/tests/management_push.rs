@@ -1,6 +1,7 @@
-//! Pushes through the real aws-sdk-apigatewaymanagement client against a management API
-//! that misbehaves on cue: 5xx, nobody listening, no answer at all. What a sender's
-//! `sent` count says, and how many times each push was tried, is what users notice.
+//! Pushes through the backend's real management client (signed with the SDK's signer,
+//! sent with the SDK's HTTP client) against a management API that misbehaves on cue: 5xx,
+//! 410, 429, 403, nobody listening, no answer at all. What a sender's `sent` count says,
+//! who is still in the chat, and how many times each push was tried, is what users notice.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,7 +13,10 @@ use webchat_backend::{ConnectionGateway, ConnectionStore, Harness, ManagementGat
 /// How the scripted management API answers one request.
 #[derive(Clone, Copy)]
 enum Answer {
+    /// 200, or this status with error type `InternalServerError`.
     Status(u16),
+    /// This status with this `x-amzn-ErrorType`, as API Gateway names its errors.
+    Error(u16, &'static str),
     /// Reads the request and never answers.
     Silence,
 }
@@ -22,6 +26,7 @@ enum Answer {
 struct ScriptedApi {
     addr: SocketAddr,
     requests: Arc<Mutex<HashMap<String, usize>>>,
+    script: Arc<Mutex<HashMap<String, Vec<Answer>>>>,
 }
 
 impl ScriptedApi {
@@ -30,13 +35,25 @@ impl ScriptedApi {
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(HashMap::new()));
         let script = Arc::new(Mutex::new(script));
-        let counts = requests.clone();
+        let (counts, answers) = (requests.clone(), script.clone());
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(serve(socket, script.clone(), counts.clone()));
+                tokio::spawn(serve(socket, answers.clone(), counts.clone()));
             }
         });
-        ScriptedApi { addr, requests }
+        ScriptedApi {
+            addr,
+            requests,
+            script,
+        }
+    }
+
+    /// Answers the next requests to connection `id` with `answers`.
+    fn script(&self, id: &str, answers: Vec<Answer>) {
+        self.script
+            .lock()
+            .unwrap()
+            .insert(format!("/Prod/@connections/{id}"), answers);
     }
 
     fn endpoint(&self) -> String {
@@ -98,8 +115,10 @@ async fn serve(
                 _ => Answer::Status(200),
             }
         };
-        let status = match answer {
-            Answer::Status(status) => status,
+        let (status, error_type) = match answer {
+            Answer::Status(200) => (200, None),
+            Answer::Status(status) => (status, Some("InternalServerError")),
+            Answer::Error(status, error_type) => (status, Some(error_type)),
             Answer::Silence => {
                 // Hold the connection open until the client gives up on it.
                 let mut rest = Vec::new();
@@ -107,12 +126,9 @@ async fn serve(
                 return;
             }
         };
-        let (body, error_type) = match status {
-            200 => ("", None),
-            _ => (
-                "{\"message\":\"scripted failure\"}",
-                Some("InternalServerError"),
-            ),
+        let body = match error_type {
+            None => "",
+            Some(_) => "{\"message\":\"scripted failure\"}",
         };
         let mut response = format!(
             "HTTP/1.1 {status} Scripted\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
@@ -184,4 +200,82 @@ async fn a_push_with_no_answer_is_tried_once_so_it_cannot_arrive_twice() {
     assert_eq!(h.broadcast("A", "hi").await, 0);
     assert_eq!(api.requests_to("B"), 1);
     assert!(h.store.get("B").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_push_answered_gone_is_not_retried_and_the_recipient_leaves_the_chat() {
+    let api = ScriptedApi::start(HashMap::from([(
+        "/Prod/@connections/B".to_string(),
+        vec![Answer::Error(410, "GoneException")],
+    )]))
+    .await;
+    let h = ana_and_bia(&api).await;
+    assert_eq!(h.broadcast("A", "hi").await, 0);
+    assert_eq!(api.requests_to("B"), 1);
+    assert!(
+        h.store.get("B").await.unwrap().is_none(),
+        "a connection API Gateway calls gone is removed"
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_push_is_retried_until_it_arrives() {
+    let api = ScriptedApi::start(HashMap::from([(
+        "/Prod/@connections/B".to_string(),
+        vec![
+            Answer::Error(429, "LimitExceededException"),
+            Answer::Error(429, "LimitExceededException"),
+        ],
+    )]))
+    .await;
+    let h = ana_and_bia(&api).await;
+    assert_eq!(h.broadcast("A", "hi").await, 1, "bia gets the message");
+    assert_eq!(api.requests_to("B"), 3);
+}
+
+#[tokio::test]
+async fn a_refused_push_is_not_retried_and_the_recipient_stays() {
+    let api = ScriptedApi::start(HashMap::from([(
+        "/Prod/@connections/B".to_string(),
+        vec![Answer::Error(403, "ForbiddenException")],
+    )]))
+    .await;
+    let gateway = ManagementGateway::local(&api.endpoint());
+    let err = gateway.post("B", "{}").await.unwrap_err();
+    assert!(
+        matches!(&err, PostError::Failed(message) if message.contains("403") && message.contains("ForbiddenException")),
+        "{err:?}"
+    );
+    assert_eq!(api.requests_to("B"), 1);
+
+    let h = Harness::with_gateway(gateway);
+    h.join("A", "ana").await;
+    h.join("B", "bia").await;
+    api.script("B", vec![Answer::Error(403, "ForbiddenException")]);
+    assert_eq!(h.broadcast("A", "hi").await, 0);
+    assert_eq!(api.requests_to("B"), 2, "tried once more, by the broadcast");
+    assert!(h.store.get("B").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_gone_error_type_means_gone_whatever_the_status() {
+    let api = ScriptedApi::start(HashMap::from([(
+        "/Prod/@connections/B".to_string(),
+        vec![Answer::Error(400, "GoneException")],
+    )]))
+    .await;
+    let gateway = ManagementGateway::local(&api.endpoint());
+    assert_eq!(gateway.post("B", "{}").await, Err(PostError::Gone));
+}
+
+#[tokio::test]
+async fn deleting_a_connection_that_is_gone_is_not_an_error() {
+    let api = ScriptedApi::start(HashMap::from([(
+        "/Prod/@connections/B".to_string(),
+        vec![Answer::Error(410, "GoneException")],
+    )]))
+    .await;
+    let gateway = ManagementGateway::local(&api.endpoint());
+    assert_eq!(gateway.delete("B").await, Ok(()));
+    assert_eq!(api.requests_to("B"), 1);
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Where `cargo xtask test` installs dynalite's node modules.
-fn dynalite_modules() -> PathBuf {
+pub fn dynalite_modules() -> PathBuf {
     std::env::var_os("WEBCHAT_DYNALITE_MODULES")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join(".tools/dynalite/node_modules"))

@@ -9,7 +9,7 @@ pub use stalled::StalledReader;
 pub mod process;
 
 pub use client::{join_many, Client, ClientError, Delivery, Inbox, Incoming, Seen};
-pub use dynalite::Dynalite;
+pub use dynalite::{dynalite_modules, Dynalite};
 pub use process::{Launch, LaunchError, Process};
 
 mod management;
