@@ -4,8 +4,9 @@
 //! `$request.body.action`, `$connect` during the handshake, `$disconnect` after every
 //! close, frame and message limits, idle timeout, maximum lifetime) and runs the
 //! backend's handlers in-process with API Gateway's own event types. The handlers reach
-//! other connections the way they do on AWS: with the real `aws-sdk-apigatewaymanagement`
-//! client, over HTTP, against this gateway's `@connections` API.
+//! other connections the way they do on AWS: SigV4-signed requests over HTTP (the
+//! backend's management client) against this gateway's `@connections` API, which checks
+//! the signatures as API Gateway does.
 
 mod events;
 mod management;
