@@ -119,18 +119,7 @@ async fn visit(driver: &Driver, chromium: &Path, profile: &Path, page: &str) -> 
         "pageLoadStrategy": "none",
         "goog:chromeOptions": {
             "binary": chromium,
-            "args": [
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                format!("--user-data-dir={}", profile.display()),
-                "--window-size=1100,760",
-            ],
+            "args": webchat_testkit::chromium::headless_args(profile, (1100, 760)),
         }
     });
     let Value::Object(caps) = caps else {

@@ -212,20 +212,7 @@ impl User {
         let caps = json!({
             "goog:chromeOptions": {
                 "binary": chromium,
-                "args": [
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    "--disable-background-timer-throttling",
-                    "--disable-renderer-backgrounding",
-                    format!("--user-data-dir={}", profile.display()),
-                    format!("--window-size={},{}", size.0, size.1),
-                ],
+                "args": webchat_testkit::chromium::headless_args(profile, size),
             }
         });
         let serde_json::Value::Object(caps) = caps else {

@@ -1,6 +1,7 @@
 //! Test support shared by the webchat test suites and the bench: dynalite on a free port,
 //! child processes that announce when they are ready, and one WebSocket chat client.
 
+pub mod chromium;
 pub mod client;
 mod dynalite;
 pub mod http;
