@@ -27,8 +27,8 @@
 use libfuzzer_sys::fuzz_target;
 use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use webchat_shared_types::{
-    decode_client_frame, decode_server_frame, Route, validate_message, validate_user_name,
-    ClientAction, ClientFrame, ErrorCode, ReceiverRef, Request, ServerEvent, ServerFrame, User,
+    decode_client_frame, decode_server_frame, validate_message, validate_user_name, ClientAction,
+    ClientFrame, ErrorCode, ReceiverRef, Request, Route, ServerEvent, ServerFrame, User,
     ValidFrame, MAX_CONNECTION_ID_CHARS, MAX_MESSAGE_BYTES, MAX_MESSAGE_CHARS, MAX_NAME_CHARS,
     MAX_RECEIVERS, MAX_REQUEST_ID_CHARS,
 };
@@ -116,7 +116,8 @@ fn check(frame: &str) {
 
             if matches!(refusal.code, ErrorCode::BadJson | ErrorCode::UnknownAction) {
                 assert_eq!(
-                    routed, None,
+                    routed,
+                    Route::Default,
                     "{frame:?} is refused as {} but routed to {routed:?}",
                     refusal.code
                 );
