@@ -12,10 +12,9 @@ use crate::local::LocalGateway;
 use anyhow::{bail, Context, Result};
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use webchat_testkit::chromium::Driver;
 
 pub const RUNS: usize = 5;
 const WAIT: Duration = Duration::from_secs(30);
@@ -66,51 +65,6 @@ new MutationObserver((_, observer) => {
 }).observe(document, { childList: true, subtree: true, attributes: true });
 "#;
 
-/// chromedriver in its own process group, so the browsers it starts go down with it.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start(binary: &Path) -> Result<Driver> {
-        use std::os::unix::process::CommandExt;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new(binary)
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let driver = Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("chromedriver did not listen on port {port} within {WAIT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(driver)
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // Negative pid: the whole process group.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// One cold visit: a new browser with an empty profile opens `page`; milliseconds from
 /// navigation start to the join form being interactive.
 async fn visit(driver: &Driver, chromium: &Path, profile: &Path, page: &str) -> Result<f64> {
@@ -160,7 +114,7 @@ pub async fn measure(local_bin: &Path, dist: &Path, browser: &Browser) -> Result
     }
     let gateway = LocalGateway::serving(local_bin, dist)?;
     let page = gateway.page_url();
-    let driver = Driver::start(&browser.chromedriver)?;
+    let driver = Driver::start(&browser.chromedriver, None)?;
     let profiles = std::env::temp_dir().join(format!("webchat-first-paint-{}", std::process::id()));
     let mut times = Vec::with_capacity(RUNS);
     let mut outcome = Ok(());

@@ -16,10 +16,10 @@ use serde_json::json;
 use std::fs;
 use std::future::Future;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use webchat_testkit::chromium::Driver;
 use webchat_testkit::{missing_prerequisite, workspace_root, Launch, Process};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -88,43 +88,6 @@ impl Gateway {
 
     fn stop(mut self) {
         self.process.kill();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// chromedriver on a free port.
-struct Driver {
-    _process: Process,
-    url: String,
-}
-
-impl Driver {
-    fn start(bin: &Path, log: &Path) -> Result<Self> {
-        let port = free_port()?;
-        let mut command = Command::new(bin);
-        command.arg(format!("--port={port}"));
-        // Its own process group: the browsers it starts go down with it.
-        let process = Launch::new("chromedriver", command)
-            .log_to(log)
-            .own_process_group()
-            .spawn()?;
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "chromedriver did not listen on port {port} (log: {})",
-                    log.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(Driver {
-            _process: process,
-            url: format!("http://127.0.0.1:{port}"),
-        })
     }
 }
 
@@ -377,7 +340,7 @@ async fn run(
     let mut gateway = Gateway::start(local_bin, dist, "127.0.0.1:0", gateway_log)?;
     let addr = gateway.addr.clone();
     let page = gateway.page_url();
-    let driver = Driver::start(chromedriver, &out.join("chromedriver.log"))?;
+    let driver = Driver::start(chromedriver, Some(&out.join("chromedriver.log")))?;
 
     let alice = User::open(
         &driver,

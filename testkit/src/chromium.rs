@@ -28,3 +28,63 @@ pub fn headless_args(profile: &Path, size: (u32, u32)) -> Vec<String> {
     ])
     .collect()
 }
+
+/// chromedriver on a free loopback port, in its own process group so the browsers it
+/// starts go down with it when this is dropped.
+pub struct Driver {
+    _process: crate::process::Process,
+    /// `http://127.0.0.1:PORT`, for a WebDriver client.
+    pub url: String,
+}
+
+/// Why chromedriver could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Launch(#[from] crate::process::LaunchError),
+    #[error("no free port for chromedriver: {0}")]
+    Port(std::io::Error),
+    #[error("chromedriver did not listen on port {port} within {within:?}{log}")]
+    NotListening {
+        port: u16,
+        within: std::time::Duration,
+        log: String,
+    },
+}
+
+impl Driver {
+    /// Starts `binary`, keeping its output in `log` when given, and waits until it
+    /// accepts connections.
+    pub fn start(binary: &Path, log: Option<&Path>) -> Result<Driver, DriverError> {
+        use std::time::{Duration, Instant};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(DriverError::Port)?
+            .port();
+        let mut command = std::process::Command::new(binary);
+        command.arg(format!("--port={port}"));
+        let mut launch = crate::process::Launch::new("chromedriver", command).own_process_group();
+        if let Some(log) = log {
+            launch = launch.log_to(log);
+        }
+        let process = launch.spawn()?;
+        let within = crate::client::WAIT;
+        let deadline = Instant::now() + within;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(DriverError::NotListening {
+                    port,
+                    within,
+                    log: log
+                        .map(|l| format!(" (log: {})", l.display()))
+                        .unwrap_or_default(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Driver {
+            _process: process,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+}
