@@ -80,13 +80,13 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
                 };
                 match received {
                     None => break ending(1006, "Connection lost"),
-                    Some(Err(err)) => match close_for(&{
+                    Some(Err(err)) => {
                         tracing::debug!(target: "webchat_local::connection", error = %err, "read failed");
-                        err
-                    }) {
-                        Some((code, reason)) => break ending(code, reason),
-                        None => break ending(1006, "Connection lost"),
-                    },
+                        match close_for(&err) {
+                            Some((code, reason)) => break ending(code, reason),
+                            None => break ending(1006, "Connection lost"),
+                        }
+                    }
                     Some(Ok(message)) => {
                         let inbound = match message {
                             Message::Text(text) => Inbound {
