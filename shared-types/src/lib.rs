@@ -31,6 +31,22 @@ pub const IDLE_TIMEOUT_SECS: u64 = 10 * 60;
 pub const MAX_CONNECTION_LIFETIME_SECS: u64 = 2 * 60 * 60;
 /// The stage name the templates deploy and the local gateway serves.
 pub const DEFAULT_STAGE: &str = "Prod";
+/// The room every registered connection is in; frames without `room` mean it.
+pub const LOBBY: &str = "lobby";
+/// Longest room name, in characters (`a-z`, `0-9`, `-`, `_`).
+pub const MAX_ROOM_CHARS: usize = 32;
+/// Most rooms one connection may be in, the lobby included.
+pub const MAX_ROOMS_PER_CONNECTION: usize = 20;
+/// Messages one `history` reply carries when the frame names no `limit`.
+pub const DEFAULT_HISTORY_LIMIT: usize = 50;
+/// Most messages one `history` reply may carry.
+pub const MAX_HISTORY_LIMIT: usize = 100;
+/// Longest `resumeToken` a client may present (the server issues shorter ones).
+pub const MAX_RESUME_TOKEN_CHARS: usize = 128;
+
+fn lobby() -> String {
+    LOBBY.to_string()
+}
 
 /// One frame a client sends: an action plus the optional correlation id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,12 +65,23 @@ pub struct ClientFrame {
     rename_all_fields = "camelCase"
 )]
 pub enum ClientAction {
-    /// Names this connection, or renames it.
-    Register { user_name: String },
-    /// Asks for the other registered connections.
-    List {},
-    /// Sends a chat message to `receivers`, or to everyone when they are absent.
+    /// Names this connection, or renames it; with the `resumeToken` of an earlier
+    /// registration, takes the name over from that connection.
+    Register {
+        user_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_token: Option<String>,
+    },
+    /// Asks for the other members of a room (the lobby when absent).
+    List {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
+    /// Sends a chat message to `receivers`, or to every member of the room (the lobby
+    /// when absent) when they are absent.
     Message {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         receivers: Option<Vec<ReceiverRef>>,
@@ -64,6 +91,21 @@ pub enum ClientAction {
     },
     /// Keeps the connection out of API Gateway's idle timeout.
     Ping {},
+    /// Enters a room.
+    Join { room: String },
+    /// Leaves a room (not the lobby).
+    Leave { room: String },
+    /// Asks for a room's stored messages: the latest, or a page before or after a message.
+    History {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+    },
 }
 
 /// A recipient named by a client.
@@ -101,14 +143,20 @@ pub struct ServerFrame {
 )]
 pub enum ServerEvent {
     NewUser {
+        #[serde(default = "lobby")]
+        room: String,
         user_name: String,
         connection_id: String,
     },
     UserExit {
+        #[serde(default = "lobby")]
+        room: String,
         user_name: String,
         connection_id: String,
     },
     Message {
+        #[serde(default = "lobby")]
+        room: String,
         sender: String,
         sender_id: String,
         receiver: User,
@@ -120,11 +168,32 @@ pub enum ServerEvent {
         private: bool,
     },
     List {
+        #[serde(default = "lobby")]
+        room: String,
         users: Vec<User>,
     },
     Registered {
         user_name: String,
         connection_id: String,
+        /// Presented with `register` from a later connection, takes this name over.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_token: Option<String>,
+    },
+    /// Reply to `join`: the room's other members.
+    Joined {
+        room: String,
+        users: Vec<User>,
+    },
+    /// Reply to `leave`.
+    Left {
+        room: String,
+    },
+    /// Reply to `history`: `message` events, oldest first.
+    History {
+        room: String,
+        messages: Vec<ServerEvent>,
+        /// Whether another page follows in the direction asked for.
+        more: bool,
     },
     Sent {
         message_id: String,
@@ -153,6 +222,8 @@ pub enum ErrorCode {
     NotRegistered,
     TooLarge,
     RateLimited,
+    NotAMember,
+    LimitReached,
     Internal,
 }
 
@@ -166,6 +237,8 @@ impl ErrorCode {
             ErrorCode::NotRegistered => "not_registered",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::NotAMember => "not_a_member",
+            ErrorCode::LimitReached => "limit_reached",
             ErrorCode::Internal => "internal",
         }
     }
@@ -234,14 +307,40 @@ pub struct ValidFrame {
 pub enum Request {
     Register {
         user_name: String,
+        resume_token: Option<String>,
     },
-    List,
+    List {
+        room: String,
+    },
     Message {
+        room: String,
         message: String,
-        /// `None` broadcasts; `Some` lists connection ids, deduplicated, in order.
+        /// `None` goes to the whole room; `Some` lists connection ids, deduplicated, in order.
         receivers: Option<Vec<String>>,
     },
     Ping,
+    Join {
+        room: String,
+    },
+    Leave {
+        room: String,
+    },
+    History {
+        room: String,
+        page: HistoryPage,
+        limit: usize,
+    },
+}
+
+/// Which stored messages of a room a `history` frame asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryPage {
+    /// The newest ones.
+    Latest,
+    /// The ones just before this message id.
+    Before(String),
+    /// The ones just after this message id.
+    After(String),
 }
 
 /// One route of the WebSocket API: API Gateway's route keys, as the templates deploy
@@ -255,19 +354,25 @@ pub enum Route {
     List,
     Message,
     Ping,
+    Join,
+    Leave,
+    History,
     /// Frames with no known `action`.
     Default,
 }
 
 impl Route {
     /// Every route, in the order the protocol document lists them.
-    pub const ALL: [Route; 7] = [
+    pub const ALL: [Route; 10] = [
         Route::Connect,
         Route::Disconnect,
         Route::Register,
         Route::List,
         Route::Message,
         Route::Ping,
+        Route::Join,
+        Route::Leave,
+        Route::History,
         Route::Default,
     ];
 
@@ -280,6 +385,9 @@ impl Route {
             Route::List => "list",
             Route::Message => "message",
             Route::Ping => "ping",
+            Route::Join => "join",
+            Route::Leave => "leave",
+            Route::History => "history",
             Route::Default => "$default",
         }
     }
@@ -347,9 +455,12 @@ impl Request {
     pub fn route(&self) -> Route {
         match self {
             Request::Register { .. } => Route::Register,
-            Request::List => Route::List,
+            Request::List { .. } => Route::List,
             Request::Message { .. } => Route::Message,
             Request::Ping => Route::Ping,
+            Request::Join { .. } => Route::Join,
+            Request::Leave { .. } => Route::Leave,
+            Request::History { .. } => Route::History,
         }
     }
 }
@@ -429,31 +540,137 @@ pub fn decode_client_frame(frame: &str) -> Result<ValidFrame, Refusal> {
             )
         })?;
 
-    let request = match parsed {
-        ClientAction::Register { user_name } => Request::Register {
-            user_name: validate_user_name(&user_name)
-                .map_err(|r| r.with_request_id(request_id.clone()))?,
-        },
-        ClientAction::List {} => Request::List,
-        ClientAction::Ping {} => Request::Ping,
-        ClientAction::Message {
-            message, receivers, ..
-        } => {
-            let message =
-                validate_message(&message).map_err(|r| r.with_request_id(request_id.clone()))?;
-            let receivers = match receivers {
-                None => None,
-                Some(list) => Some(
-                    validate_receivers(list).map_err(|r| r.with_request_id(request_id.clone()))?,
-                ),
-            };
-            Request::Message { message, receivers }
-        }
-    };
+    let request = validate_action(parsed).map_err(|r| r.with_request_id(request_id.clone()))?;
     Ok(ValidFrame {
         request,
         request_id,
     })
+}
+
+fn validate_action(parsed: ClientAction) -> Result<Request, Refusal> {
+    let room_or_lobby = |room: Option<String>| match room {
+        None => Ok(LOBBY.to_string()),
+        Some(room) => validate_room(&room),
+    };
+    Ok(match parsed {
+        ClientAction::Register {
+            user_name,
+            resume_token,
+        } => Request::Register {
+            user_name: validate_user_name(&user_name)?,
+            resume_token: resume_token.map(validate_resume_token).transpose()?,
+        },
+        ClientAction::List { room } => Request::List {
+            room: room_or_lobby(room)?,
+        },
+        ClientAction::Ping {} => Request::Ping,
+        ClientAction::Message {
+            room,
+            message,
+            receivers,
+            ..
+        } => Request::Message {
+            room: room_or_lobby(room)?,
+            message: validate_message(&message)?,
+            receivers: receivers.map(validate_receivers).transpose()?,
+        },
+        ClientAction::Join { room } => Request::Join {
+            room: validate_room(&room)?,
+        },
+        ClientAction::Leave { room } => {
+            let room = validate_room(&room)?;
+            if room == LOBBY {
+                return Err(Refusal::new(
+                    ErrorCode::InvalidField,
+                    "every registered connection stays in the lobby; it cannot be left",
+                ));
+            }
+            Request::Leave { room }
+        }
+        ClientAction::History {
+            room,
+            before,
+            after,
+            limit,
+        } => {
+            let page = match (before, after) {
+                (None, None) => HistoryPage::Latest,
+                (Some(before), None) => HistoryPage::Before(validate_message_id("before", before)?),
+                (None, Some(after)) => HistoryPage::After(validate_message_id("after", after)?),
+                (Some(_), Some(_)) => {
+                    return Err(Refusal::new(
+                        ErrorCode::InvalidField,
+                        "history takes before or after, not both",
+                    ))
+                }
+            };
+            let limit = match limit {
+                None => DEFAULT_HISTORY_LIMIT,
+                Some(limit) if (1..=MAX_HISTORY_LIMIT as u64).contains(&limit) => limit as usize,
+                Some(_) => {
+                    return Err(Refusal::new(
+                        ErrorCode::InvalidField,
+                        format!("limit must be 1 to {MAX_HISTORY_LIMIT}"),
+                    ))
+                }
+            };
+            Request::History {
+                room: room_or_lobby(room)?,
+                page,
+                limit,
+            }
+        }
+    })
+}
+
+/// Lower-cases a room name and checks it against the protocol's rules.
+pub fn validate_room(raw: &str) -> Result<String, Refusal> {
+    let room = raw.to_ascii_lowercase();
+    let valid = (1..=MAX_ROOM_CHARS).contains(&room.len())
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(room)
+    } else {
+        Err(Refusal::new(
+            ErrorCode::InvalidField,
+            format!("room must be 1 to {MAX_ROOM_CHARS} characters of a-z, 0-9, - and _"),
+        ))
+    }
+}
+
+/// Whether `id` has the shape of a `messageId` (a ULID: 26 characters of Crockford's
+/// base 32, upper case).
+pub fn is_message_id(id: &str) -> bool {
+    id.len() == 26
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"ILOU".contains(&b)))
+}
+
+fn validate_message_id(field: &str, id: String) -> Result<String, Refusal> {
+    if is_message_id(&id) {
+        Ok(id)
+    } else {
+        Err(Refusal::new(
+            ErrorCode::InvalidField,
+            format!("{field} must be a messageId from a message event"),
+        ))
+    }
+}
+
+fn validate_resume_token(token: String) -> Result<String, Refusal> {
+    let chars = token.chars().count();
+    if chars == 0 || chars > MAX_RESUME_TOKEN_CHARS || token.chars().any(char::is_control) {
+        return Err(Refusal::new(
+            ErrorCode::InvalidField,
+            format!(
+                "resumeToken must be 1 to {MAX_RESUME_TOKEN_CHARS} printable characters, as registered sent it"
+            ),
+        ));
+    }
+    Ok(token)
 }
 
 fn truncate_for_echo(text: &str, max_chars: usize) -> String {
