@@ -12,7 +12,7 @@ use leptos::ev;
 use leptos::html;
 use leptos::prelude::*;
 use state::{counter_text, enter_sends, Chat, Delivery, Entry, EntryKind, Screen};
-use webchat_shared_types::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
+use webchat_shared_types::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_ROOM_CHARS};
 
 /// Signals shared by the components.
 #[derive(Clone, Copy)]
@@ -161,20 +161,22 @@ fn ChatScreen() -> impl IntoView {
 #[component]
 fn UserList() -> impl IntoView {
     let Ui { chat, .. } = ui();
-    let users = move || chat.with(|c| c.users.clone());
+    let users = move || chat.with(|c| c.room().users.clone());
     let recipient =
         move || chat.with(|c| c.recipient.as_ref().and_then(|r| r.connection_id.clone()));
     view! {
         <aside class="users" aria-labelledby="users-title">
+            <Rooms />
             <h2 id="users-title">
-                "Online ("
+                {text(move || chat.with(|c| if c.current == 0 { "Online".into() } else { format!("In #{}", c.room().name) }))}
+                " ("
                 <span data-testid="user-count">
-                    {text(move || chat.with(|c| c.users.len()).to_string())}
+                    {text(move || chat.with(|c| c.room().users.len()).to_string())}
                 </span>
                 ")"
             </h2>
             {move || {
-                chat.with(|c| c.users.is_empty())
+                chat.with(|c| c.room().users.is_empty())
                     .then(|| view! { <p class="hint">"Nobody else is here yet."</p> })
             }}
             <ul data-testid="user-list">
@@ -212,6 +214,109 @@ fn UserList() -> impl IntoView {
     }
 }
 
+/// The rooms this tab is in (the one shown marked, the others with their unread
+/// counts), and the field to join another.
+#[component]
+fn Rooms() -> impl IntoView {
+    let Ui {
+        chat, following, ..
+    } = ui();
+    let draft = RwSignal::new(String::new());
+    let rooms = move || {
+        chat.with(|c| {
+            c.rooms
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (i, r.name.clone(), r.unread, i == c.current))
+                .collect::<Vec<_>>()
+        })
+    };
+    let on_submit = move |ev: ev::SubmitEvent| {
+        ev.prevent_default();
+        let raw = draft.get_untracked();
+        if shell::dispatch_with(move |c| c.join_room(&raw)) {
+            draft.set(String::new());
+            following.set(true);
+        }
+    };
+    view! {
+        <nav class="rooms" aria-labelledby="rooms-title">
+            <h2 id="rooms-title">"Rooms"</h2>
+            <ul data-testid="room-list">
+                {move || {
+                    rooms()
+                        .into_iter()
+                        .map(|(index, name, unread, shown)| {
+                            let to_show = name.clone();
+                            let to_leave = name.clone();
+                            let leave_label = format!("Leave #{name}");
+                            view! {
+                                <li
+                                    data-testid="room"
+                                    data-room=name.clone()
+                                    data-current=shown.to_string()
+                                    class=if shown { "room current" } else { "room" }
+                                >
+                                    <button
+                                        type="button"
+                                        class="show-room"
+                                        aria-current=shown.then_some("true")
+                                        on:click=move |_| {
+                                            following.set(true);
+                                            let name = to_show.clone();
+                                            shell::dispatch(move |c| {
+                                                c.show_room(&name);
+                                                Vec::new()
+                                            });
+                                        }
+                                    >
+                                        {format!("#{name}")}
+                                        {(unread > 0).then(|| view! {
+                                            <span class="unread" data-testid="unread">{unread.to_string()}</span>
+                                        })}
+                                    </button>
+                                    {(index > 0).then(|| view! {
+                                        <button
+                                            type="button"
+                                            class="leave-room"
+                                            data-testid="leave-room"
+                                            title=leave_label.clone()
+                                            aria-label=leave_label
+                                            on:click=move |_| {
+                                                let name = to_leave.clone();
+                                                shell::dispatch(move |c| c.leave_room(&name));
+                                            }
+                                        >
+                                            "×"
+                                        </button>
+                                    })}
+                                </li>
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                }}
+            </ul>
+            <form class="join-room" data-testid="join-room-form" on:submit=on_submit novalidate>
+                <label for="room-input" class="visually-hidden">"Room to join"</label>
+                <input
+                    id="room-input"
+                    data-testid="room-input"
+                    type="text"
+                    placeholder="room name"
+                    maxlength=MAX_ROOM_CHARS.to_string()
+                    aria-describedby="room-error"
+                    prop:value=draft
+                    on:input=move |ev| draft.set(event_target_value(&ev))
+                />
+                <button type="submit" data-testid="join-room-button">"Join room"</button>
+            </form>
+            <p id="room-error" class="error" role="alert" data-testid="room-error">
+                {text(move || chat.with(|c| c.room_error.clone().unwrap_or_default()))}
+            </p>
+        </nav>
+    }
+}
+
 #[component]
 fn Transcript() -> impl IntoView {
     let Ui {
@@ -219,6 +324,9 @@ fn Transcript() -> impl IntoView {
     } = ui();
     let list_ref: NodeRef<html::Ol> = NodeRef::new();
     let unseen = RwSignal::new(0usize);
+    // The transcript's height when an older page was asked for: once it is in, the lines
+    // being read are put back where they were.
+    let height_before = StoredValue::new(0);
 
     let scroll_to_end = move || {
         request_animation_frame(move || {
@@ -228,29 +336,44 @@ fn Transcript() -> impl IntoView {
         });
     };
     // Follow new lines unless the reader scrolled up; then count them instead.
-    Effect::new(move |previous: Option<Option<u64>>| {
-        let last = chat.with(|c| c.entries.last().map(|e| e.id));
-        let previous = previous.flatten();
+    Effect::new(move |previous: Option<(Option<u64>, Option<u64>)>| {
+        let ends = chat.with(|c| {
+            let entries = &c.room().entries;
+            (entries.first().map(|e| e.id), entries.last().map(|e| e.id))
+        });
+        let (first, last) = previous.unwrap_or_default();
         if following.get() {
             unseen.set(0);
             scroll_to_end();
+        } else if ends.1 == last && ends.0 != first {
+            let before = height_before.get_value();
+            request_animation_frame(move || {
+                if let Some(list) = list_ref.get_untracked() {
+                    list.set_scroll_top(list.scroll_height() - before);
+                }
+            });
         } else {
             let added = chat.with_untracked(|c| {
-                c.entries
+                c.room()
+                    .entries
                     .iter()
                     .rev()
-                    .take_while(|e| Some(e.id) > previous)
+                    .take_while(|e| Some(e.id) > last)
                     .count()
             });
             unseen.update(|n| *n += added);
         }
-        last
+        ends
     });
     let on_scroll = move |_| {
         if let Some(list) = list_ref.get_untracked() {
             let at_end = list.scroll_height() - list.scroll_top() - list.client_height() <= 24;
             if following.get_untracked() != at_end {
                 following.set(at_end);
+            }
+            if list.scroll_top() <= 0 {
+                height_before.set_value(list.scroll_height());
+                shell::dispatch(Chat::load_older);
             }
         }
     };
@@ -268,11 +391,11 @@ fn Transcript() -> impl IntoView {
                 on:scroll=on_scroll
             >
                 // Unkeyed: rows are updated in place by position, which leaves a keyed
-                // diff (and its hash map) out of the download. Lines are only appended,
-                // changed in place, or dropped from the front past MAX_ENTRIES.
+                // diff (and its hash map) out of the download. An older page or a
+                // reconnect's gap going in above re-renders the rows below it.
                 {move || {
                     chat.with(|c| {
-                        c.entries.iter().cloned().map(|entry| view! { <EntryRow entry /> }).collect::<Vec<_>>()
+                        c.room().entries.iter().cloned().map(|entry| view! { <EntryRow entry /> }).collect::<Vec<_>>()
                     })
                 }}
             </ol>
@@ -299,8 +422,13 @@ fn Transcript() -> impl IntoView {
 fn EntryRow(entry: Entry) -> impl IntoView {
     let title = entry.title();
     match entry.kind {
-        EntryKind::System { text } => Either::Left(view! {
-            <li class="system" data-testid="system-line">{text}</li>
+        EntryKind::System { text, divider } => Either::Left(view! {
+            <li
+                class=if divider { "system divider" } else { "system" }
+                data-testid=if divider { "away-divider" } else { "system-line" }
+            >
+                {text}
+            </li>
         }),
         EntryKind::Message {
             sender,
@@ -369,7 +497,7 @@ fn Composer() -> impl IntoView {
         ..
     } = ui();
     let textarea_ref: NodeRef<html::Textarea> = NodeRef::new();
-    let users = move || chat.with(|c| c.users.clone());
+    let users = move || chat.with(|c| c.lobby().users.clone());
     let recipient = move || chat.with(|c| c.recipient.clone());
     let blocker = move || draft.with(|d| chat.with(|c| c.send_blocker(d)));
     let online = move || chat.with(Chat::online);
@@ -415,7 +543,13 @@ fn Composer() -> impl IntoView {
         <form class="composer" data-testid="composer" on:submit=on_submit>
             <div class="to">
                 <label for="recipient">"To"</label>
-                <select id="recipient" data-testid="recipient" on:change=on_recipient>
+                // Private messages are written in the lobby.
+                <select
+                    id="recipient"
+                    data-testid="recipient"
+                    disabled=flag(move || chat.with(|c| c.current > 0))
+                    on:change=on_recipient
+                >
                     <option value="" prop:selected=flag(move || recipient().is_none())>
                         "Everyone"
                     </option>

@@ -1,8 +1,10 @@
 //! The browser side of the app: one WebSocket at a time, the reconnect and ping timers,
-//! localStorage and finding the WebSocket URL. It feeds events into [`Chat`] and carries
-//! out the [`Command`]s it returns; all decisions are made there.
+//! localStorage and sessionStorage, and finding the WebSocket URL. It feeds events into
+//! [`Chat`] and carries out the [`Command`]s it returns; all decisions are made there.
 
-use crate::state::{ws_url, Chat, Command, NAME_STORAGE_KEY, PING_INTERVAL_MS};
+use crate::state::{
+    ws_url, Chat, Command, NAME_STORAGE_KEY, PING_INTERVAL_MS, SESSION_STORAGE_KEY,
+};
 use leptos::prelude::*;
 use std::cell::RefCell;
 use std::time::Duration;
@@ -65,6 +67,11 @@ fn storage() -> Option<web_sys::Storage> {
     window().local_storage().ok().flatten()
 }
 
+/// This tab's own storage: it survives reloads, and a new tab starts without it.
+fn session_storage() -> Option<web_sys::Storage> {
+    window().session_storage().ok().flatten()
+}
+
 /// The last name used, from localStorage.
 pub fn load_name() -> Option<String> {
     storage()?.get_item(NAME_STORAGE_KEY).ok().flatten()
@@ -74,6 +81,11 @@ pub fn load_name() -> Option<String> {
 /// online/offline listeners. Called once, by the app.
 pub fn start(chat: RwSignal<Chat>, now: RwSignal<f64>) {
     SHELL.with_borrow_mut(|shell| shell.chat = Some(chat));
+    if let Some(saved) =
+        session_storage().and_then(|s| s.get_item(SESSION_STORAGE_KEY).ok().flatten())
+    {
+        dispatch(|c| c.resume(&saved));
+    }
     leptos::task::spawn_local(async {
         let url = find_ws_url().await;
         let connect = SHELL.with_borrow_mut(|shell| {
@@ -162,6 +174,15 @@ fn run(command: Command) {
                 move || dispatch(|chat| chat.resend_due(&request_id)),
                 Duration::from_millis(delay_ms.into()),
             );
+        }
+        Command::SaveSession(text) => {
+            if let Some(storage) = session_storage() {
+                let _ = if text.is_empty() {
+                    storage.remove_item(SESSION_STORAGE_KEY)
+                } else {
+                    storage.set_item(SESSION_STORAGE_KEY, &text)
+                };
+            }
         }
         Command::SaveName(name) => {
             if let Some(storage) = storage() {

@@ -6,8 +6,9 @@
 //! tested natively (`cargo test -p webchat-frontend`).
 
 use webchat_shared_types::{
-    decode_server_frame, validate_message, validate_user_name, ClientAction, ClientFrame,
-    ErrorCode, ReceiverRef, ServerEvent, User, DEFAULT_STAGE, MAX_MESSAGE_CHARS,
+    decode_server_frame, validate_message, validate_room, validate_user_name, ClientAction,
+    ClientFrame, ErrorCode, ReceiverRef, ServerEvent, User, DEFAULT_STAGE, LOBBY,
+    MAX_MESSAGE_CHARS, MAX_ROOMS_PER_CONNECTION,
 };
 
 /// First reconnect delay.
@@ -18,10 +19,16 @@ pub const RECONNECT_MAX_MS: f64 = 30_000.0;
 pub const PING_INTERVAL_MS: u32 = 5 * 60 * 1000;
 /// The character counter shows once a message is this close to the limit.
 pub const COUNTER_MARGIN: usize = 500;
-/// The transcript keeps this many lines; older ones are dropped.
+/// Each room's transcript keeps this many lines as new ones arrive; older ones are dropped
+/// (and can be paged back in from the room's history).
 pub const MAX_ENTRIES: usize = 1000;
 /// localStorage key of the last name used.
 pub const NAME_STORAGE_KEY: &str = "webchat.name";
+/// sessionStorage key of this tab's session ([`Chat::session`]): kept per tab, so a
+/// reload rejoins as before while another tab starts afresh.
+pub const SESSION_STORAGE_KEY: &str = "webchat.session";
+/// The line that marks where messages fetched after a reconnect begin.
+pub const AWAY_TEXT: &str = "While you were away";
 
 /// Which screen is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +93,8 @@ pub enum Command {
     ScheduleReconnect { delay_ms: u32 },
     /// Remember this name in localStorage.
     SaveName(String),
+    /// Keep this text in sessionStorage under [`SESSION_STORAGE_KEY`] (remove it when empty).
+    SaveSession(String),
     /// Call [`Chat::resend_due`] with this request id after this many milliseconds: the
     /// server asked to wait (`rate_limited`) before sending it again.
     ResendLater { request_id: String, delay_ms: u32 },
@@ -94,7 +103,7 @@ pub enum Command {
 /// How an own message stands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
-    /// Someone else's message.
+    /// Someone else's message, or an own one from the room's history.
     Received,
     /// Sent, waiting for the server's `sent`.
     Pending,
@@ -107,8 +116,9 @@ pub enum Delivery {
 /// One line of the transcript.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EntryKind {
-    /// A join, leave or connection notice.
-    System { text: String },
+    /// A join, leave or connection notice; `divider` marks where the messages fetched
+    /// after a reconnect begin.
+    System { text: String, divider: bool },
     Message {
         sender: String,
         text: String,
@@ -128,6 +138,9 @@ pub struct Entry {
     pub id: u64,
     /// Bumped whenever the entry changes, so its row is rendered again.
     pub version: u32,
+    /// The server's id of a message (an own one once `sent` names it): no message is
+    /// shown twice, however many ways it arrives (pushed, in history, own).
+    pub message_id: Option<String>,
     pub kind: EntryKind,
 }
 
@@ -151,6 +164,83 @@ impl Entry {
     }
 }
 
+/// One room this tab is in: its members and its transcript.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Room {
+    pub name: String,
+    /// The other members, sorted by name.
+    pub users: Vec<User>,
+    pub entries: Vec<Entry>,
+    /// Messages that arrived while another room was shown.
+    pub unread: u32,
+    /// The server has older messages than the first one shown.
+    pub more: bool,
+    /// An older page was asked for and has not come yet.
+    loading: bool,
+    /// Set at each registration: the newest message seen before it, so the room asks
+    /// for what was sent after it.
+    since: Option<String>,
+}
+
+impl Room {
+    fn new(name: &str) -> Room {
+        Room {
+            name: name.to_string(),
+            users: Vec::new(),
+            entries: Vec::new(),
+            unread: 0,
+            more: false,
+            loading: false,
+            since: None,
+        }
+    }
+
+    fn message_ids(&self) -> impl DoubleEndedIterator<Item = &str> {
+        self.entries.iter().filter_map(|e| e.message_id.as_deref())
+    }
+
+    fn has(&self, message_id: &str) -> bool {
+        self.message_ids().any(|id| id == message_id)
+    }
+
+    /// Appends a line, dropping the oldest past [`MAX_ENTRIES`].
+    fn push(&mut self, entry: Entry) {
+        self.entries.push(entry);
+        self.trim();
+    }
+
+    fn trim(&mut self) -> usize {
+        let over = self.entries.len().saturating_sub(MAX_ENTRIES);
+        self.entries.drain(..over);
+        over
+    }
+
+    /// Puts a message at its place in time: message ids sort by time, so before the first
+    /// line with a later id, else at the end (after notices and own messages not yet
+    /// acknowledged); the oldest lines past [`MAX_ENTRIES`] go. Returns where it went.
+    fn insert_in_order(&mut self, entry: Entry) -> usize {
+        let id = entry.message_id.as_deref().unwrap_or_default();
+        let at = self
+            .entries
+            .iter()
+            .position(|e| e.message_id.as_deref().is_some_and(|other| other > id))
+            .unwrap_or(self.entries.len());
+        self.entries.insert(at, entry);
+        at.saturating_sub(self.trim())
+    }
+
+    /// Puts `user` into the list at its place in name order (insertion keeps the list
+    /// sorted without pulling a sort routine into the download).
+    fn insert_user(&mut self, user: User) {
+        self.users
+            .retain(|other| other.connection_id != user.connection_id);
+        let at = self
+            .users
+            .partition_point(|other| display_order(other, &user).is_lt());
+        self.users.insert(at, user);
+    }
+}
+
 /// The chosen recipient of private messages, kept by name so it survives reconnects
 /// (everybody gets a new connection id then).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +248,17 @@ pub struct Recipient {
     pub user_name: String,
     /// The recipient's current connection, `None` while they are not online.
     pub connection_id: Option<String>,
+}
+
+/// Which page of a room's history a `history` frame asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Page {
+    /// The newest messages: a room joined afresh, or a page loaded anew.
+    Latest,
+    /// The page before the first message shown: the reader scrolled to the top.
+    Older,
+    /// What came after the last message seen: the gap a reconnect left.
+    Gap,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +270,14 @@ enum Pending {
     Message {
         entry: u64,
         frame: String,
+    },
+    /// `show`: the user asked for this room, so it is shown once joined.
+    Join {
+        room: String,
+        show: bool,
+    },
+    History {
+        page: Page,
     },
 }
 
@@ -188,11 +297,18 @@ pub struct Chat {
     pub join_error: Option<String>,
     /// A join is waiting for the server's answer.
     pub joining: bool,
-    /// The other online users, sorted by name.
-    pub users: Vec<User>,
-    pub entries: Vec<Entry>,
-    /// `None` sends to everyone.
+    /// The rooms this tab is in: the lobby first, then in the order they were joined.
+    /// Never empty.
+    pub rooms: Vec<Room>,
+    /// The room shown, an index into `rooms`.
+    pub current: usize,
+    /// Why the last room could not be joined.
+    pub room_error: Option<String>,
+    /// Private messages go to a lobby member; `None` sends to the whole room.
     pub recipient: Option<Recipient>,
+    /// From the last `registered`: lets the next automatic `register` take the name
+    /// over from a connection the server still thinks is open.
+    resume_token: Option<String>,
     attempt: u32,
     next_id: u64,
     pending: Vec<(String, Pending)>,
@@ -215,13 +331,38 @@ impl Chat {
             my_id: None,
             join_error: None,
             joining: false,
-            users: Vec::new(),
-            entries: Vec::new(),
+            rooms: vec![Room::new(LOBBY)],
+            current: 0,
+            room_error: None,
             recipient: None,
+            resume_token: None,
             attempt: 0,
             next_id: 1,
             pending: Vec::new(),
         }
+    }
+
+    /// The room shown.
+    pub fn room(&self) -> &Room {
+        self.rooms.get(self.current).unwrap_or(&self.rooms[0])
+    }
+
+    /// The lobby: every registered connection's room, and where private messages go.
+    pub fn lobby(&self) -> &Room {
+        &self.rooms[0]
+    }
+
+    fn room_index(&self, name: &str) -> Option<usize> {
+        self.rooms.iter().position(|room| room.name == name)
+    }
+
+    fn room_mut(&mut self, name: &str) -> Option<&mut Room> {
+        self.rooms.iter_mut().find(|room| room.name == name)
+    }
+
+    /// The recipient of what the composer sends: private messages only from the lobby.
+    fn recipient_here(&self) -> Option<&Recipient> {
+        self.recipient.as_ref().filter(|_| self.current == 0)
     }
 
     /// The status shown in the header at time `now_ms`.
@@ -252,7 +393,7 @@ impl Chat {
         if let Some(Recipient {
             user_name,
             connection_id: None,
-        }) = &self.recipient
+        }) = self.recipient_here()
         {
             return Some(format!("{user_name} is not online"));
         }
@@ -268,40 +409,60 @@ impl Chat {
         id
     }
 
-    fn push_entry(&mut self, kind: EntryKind) -> u64 {
+    fn entry(&mut self, message_id: Option<String>, kind: EntryKind) -> Entry {
         let id = self.next_id;
         self.next_id += 1;
-        if self.entries.len() >= MAX_ENTRIES {
-            self.entries.drain(..=self.entries.len() - MAX_ENTRIES);
-        }
-        self.entries.push(Entry {
+        Entry {
             id,
             version: 0,
+            message_id,
             kind,
-        });
-        id
+        }
     }
 
-    fn system(&mut self, text: impl Into<String>) {
-        self.push_entry(EntryKind::System { text: text.into() });
-    }
-
-    fn register_frame(&mut self, user_name: &str) -> Command {
-        let request_id = self.next_request_id();
-        self.pending.push((
-            request_id.clone(),
-            Pending::Register {
-                user_name: user_name.to_string(),
+    /// Adds a notice to room `index`.
+    fn system_in(&mut self, index: usize, text: String) {
+        let entry = self.entry(
+            None,
+            EntryKind::System {
+                text,
+                divider: false,
             },
-        ));
+        );
+        if let Some(room) = self.rooms.get_mut(index) {
+            room.push(entry);
+        }
+    }
+
+    /// Adds a notice about the connection to every room, so it is seen wherever one looks.
+    fn system_everywhere(&mut self, text: String) {
+        for index in 0..self.rooms.len() {
+            self.system_in(index, text.clone());
+        }
+    }
+
+    /// A frame with a fresh `requestId`, remembered with what its reply completes.
+    fn request(&mut self, action: ClientAction, pending: Pending) -> Command {
+        let request_id = self.next_request_id();
+        self.pending.push((request_id.clone(), pending));
         Command::Send(
             ClientFrame {
-                action: ClientAction::Register {
-                    user_name: user_name.to_string(),
-                },
+                action,
                 request_id: Some(request_id),
             }
             .to_json(),
+        )
+    }
+
+    fn register_frame(&mut self, user_name: &str, resume_token: Option<String>) -> Command {
+        self.request(
+            ClientAction::Register {
+                user_name: user_name.to_string(),
+                resume_token,
+            },
+            Pending::Register {
+                user_name: user_name.to_string(),
+            },
         )
     }
 
@@ -309,11 +470,92 @@ impl Chat {
         let request_id = self.next_request_id();
         Command::Send(
             ClientFrame {
-                action: ClientAction::List {},
+                action: ClientAction::List { room: None },
                 request_id: Some(request_id),
             }
             .to_json(),
         )
+    }
+
+    fn join_frame(&mut self, room: &str, show: bool) -> Command {
+        self.request(
+            ClientAction::Join {
+                room: room.to_string(),
+            },
+            Pending::Join {
+                room: room.to_string(),
+                show,
+            },
+        )
+    }
+
+    fn history_frame(&mut self, room: &str, page: Page, from: Option<String>) -> Command {
+        let (before, after) = match page {
+            Page::Latest => (None, None),
+            Page::Older => (from, None),
+            Page::Gap => (None, from),
+        };
+        self.request(
+            ClientAction::History {
+                room: Some(room.to_string()),
+                before,
+                after,
+                limit: None,
+            },
+            Pending::History { page },
+        )
+    }
+
+    /// Fills room `name` in after a (re)registration: what came after the last message
+    /// seen, or the newest messages when none was.
+    fn catch_up(&mut self, name: &str) -> Option<Command> {
+        let since = self.room_mut(name)?.since.take();
+        let page = if since.is_some() {
+            Page::Gap
+        } else {
+            Page::Latest
+        };
+        Some(self.history_frame(name, page, since))
+    }
+
+    /// What [`SESSION_STORAGE_KEY`] keeps: the name, its resume token and the rooms
+    /// other than the lobby, one per line (room names have no white space).
+    pub fn session(&self) -> String {
+        let Some(name) = &self.name else {
+            return String::new();
+        };
+        let mut text = format!("{name}\n{}", self.resume_token.as_deref().unwrap_or(""));
+        for room in &self.rooms[1..] {
+            text.push('\n');
+            text.push_str(&room.name);
+        }
+        text
+    }
+
+    fn save_session(&self) -> Command {
+        Command::SaveSession(self.session())
+    }
+
+    /// The page loaded with this tab's saved [`Chat::session`]: back into the chat as
+    /// that name, in those rooms, as after a reconnect. Anything unreadable is ignored.
+    pub fn resume(&mut self, saved: &str) -> Vec<Command> {
+        let mut lines = saved.lines();
+        let Some(Ok(name)) = lines.next().map(validate_user_name) else {
+            return Vec::new();
+        };
+        self.resume_token = lines
+            .next()
+            .filter(|token| !token.is_empty())
+            .map(str::to_string);
+        for room in lines.filter_map(|line| validate_room(line).ok()) {
+            if self.room_index(&room).is_none() && self.rooms.len() < MAX_ROOMS_PER_CONNECTION {
+                self.rooms.push(Room::new(&room));
+            }
+        }
+        self.name = Some(name);
+        self.screen = Screen::Chat;
+        self.link = Link::Connecting;
+        vec![Command::Connect]
     }
 
     /// The user pressed Join with `raw_name`.
@@ -331,8 +573,10 @@ impl Chat {
         self.join_error = None;
         self.joining = true;
         self.name = Some(user_name.clone());
+        // A token only ever resumes automatically; a name typed in claims it afresh.
+        self.resume_token = None;
         match self.link {
-            Link::Open => vec![self.register_frame(&user_name)],
+            Link::Open => vec![self.register_frame(&user_name, None)],
             Link::Connecting => Vec::new(),
             Link::Idle | Link::Waiting { .. } => {
                 self.link = Link::Connecting;
@@ -347,7 +591,8 @@ impl Chat {
         self.registered = false;
         match self.name.clone() {
             Some(name) if self.joining || self.screen == Screen::Chat => {
-                vec![self.register_frame(&name)]
+                let token = self.resume_token.clone();
+                vec![self.register_frame(&name, token)]
             }
             _ => Vec::new(),
         }
@@ -368,6 +613,9 @@ impl Chat {
                 );
             }
         }
+        for room in &mut self.rooms {
+            room.loading = false;
+        }
         if self.screen == Screen::Join {
             // On the join screen a failure is reported, not retried behind the user's back.
             self.link = Link::Idle;
@@ -385,7 +633,7 @@ impl Chat {
             retry_at_ms: now_ms + delay as f64,
         };
         if was_online {
-            self.system("Connection lost. Reconnecting…");
+            self.system_everywhere("Connection lost. Reconnecting…".into());
         }
         vec![Command::ScheduleReconnect { delay_ms: delay }]
     }
@@ -413,7 +661,8 @@ impl Chat {
         Vec::new()
     }
 
-    /// The user pressed Leave: close the socket and go back to the join screen.
+    /// The user pressed Leave: close the socket, forget this tab's session and go back
+    /// to the join screen.
     pub fn leave(&mut self) -> Vec<Command> {
         let name = self.name.clone();
         *self = Chat {
@@ -422,7 +671,7 @@ impl Chat {
             name,
             ..Chat::new()
         };
-        vec![Command::Close]
+        vec![Command::Close, Command::SaveSession(String::new())]
     }
 
     /// The ping timer fired.
@@ -435,10 +684,83 @@ impl Chat {
         )]
     }
 
-    /// Picks the recipient: `None` for everyone, else a connection id from the user list.
+    /// Shows room `name` and clears its unread count.
+    pub fn show_room(&mut self, name: &str) {
+        if let Some(index) = self.room_index(name) {
+            self.current = index;
+            self.rooms[index].unread = 0;
+        }
+    }
+
+    /// The user asked to join the room typed as `raw`. Returns the commands and whether
+    /// the text was taken (so the field clears); a name that cannot be joined is kept,
+    /// with the reason in `room_error`.
+    pub fn join_room(&mut self, raw: &str) -> (Vec<Command>, bool) {
+        let room = match validate_room(raw.trim()) {
+            Ok(room) => room,
+            Err(refusal) => {
+                self.room_error = Some(refusal.message);
+                return (Vec::new(), false);
+            }
+        };
+        self.room_error = None;
+        if self.room_index(&room).is_some() {
+            self.show_room(&room);
+            return (Vec::new(), true);
+        }
+        if !self.online() {
+            self.room_error = Some("Not connected; join the room once the chat is back".into());
+            return (Vec::new(), false);
+        }
+        (vec![self.join_frame(&room, true)], true)
+    }
+
+    /// The user left room `name` (never the lobby): it goes from the list at once.
+    pub fn leave_room(&mut self, name: &str) -> Vec<Command> {
+        let Some(index) = self.room_index(name).filter(|&index| index > 0) else {
+            return Vec::new();
+        };
+        self.rooms.remove(index);
+        if self.current == index {
+            self.current = 0;
+        } else if self.current > index {
+            self.current -= 1;
+        }
+        let mut commands = vec![self.save_session()];
+        if self.online() {
+            commands.push(Command::Send(
+                ClientFrame::new(ClientAction::Leave {
+                    room: name.to_string(),
+                })
+                .to_json(),
+            ));
+        }
+        commands
+    }
+
+    /// The reader scrolled to the top of the transcript: ask for the page before it.
+    pub fn load_older(&mut self) -> Vec<Command> {
+        let room = self.room();
+        if !self.online() || !room.more || room.loading {
+            return Vec::new();
+        }
+        let (name, first) = (
+            room.name.clone(),
+            room.message_ids().next().map(str::to_string),
+        );
+        let Some(first) = first else {
+            return Vec::new();
+        };
+        let index = self.current;
+        self.rooms[index].loading = true;
+        vec![self.history_frame(&name, Page::Older, Some(first))]
+    }
+
+    /// Picks the recipient: `None` for everyone, else a connection id from the lobby.
     pub fn set_recipient(&mut self, connection_id: Option<&str>) {
         self.recipient = connection_id.and_then(|id| {
-            self.users
+            self.lobby()
+                .users
                 .iter()
                 .find(|user| user.connection_id == id)
                 .map(|user| Recipient {
@@ -448,33 +770,40 @@ impl Chat {
         });
     }
 
-    /// A click on a user in the list: private messages to them, or back to everyone when
-    /// they were already the recipient.
+    /// A click on a user in the list: private messages to them (in the lobby, where
+    /// private messages are written), or back to everyone when they were already the
+    /// recipient.
     pub fn toggle_recipient(&mut self, connection_id: &str) {
         let current = self
-            .recipient
-            .as_ref()
+            .recipient_here()
             .and_then(|r| r.connection_id.as_deref());
         if current == Some(connection_id) {
             self.recipient = None;
         } else {
             self.set_recipient(Some(connection_id));
+            if self.recipient.is_some() {
+                self.show_room(LOBBY);
+            }
         }
     }
 
     /// The composer's placeholder: says where the message goes.
     pub fn composer_placeholder(&self) -> String {
-        match &self.recipient {
-            Some(recipient) => format!(
+        match (self.recipient_here(), self.current) {
+            (Some(recipient), _) => format!(
                 "Private message to {}… (Enter sends, Shift+Enter adds a line)",
                 recipient.user_name
             ),
-            None => "Message everyone… (Enter sends, Shift+Enter adds a line)".into(),
+            (None, 0) => "Message everyone… (Enter sends, Shift+Enter adds a line)".into(),
+            (None, _) => format!(
+                "Message #{}… (Enter sends, Shift+Enter adds a line)",
+                self.room().name
+            ),
         }
     }
 
-    /// The user sends `draft`. Returns the commands and whether the draft was taken
-    /// (so the composer clears it); a draft that cannot go out is kept.
+    /// The user sends `draft` to the room shown. Returns the commands and whether the
+    /// draft was taken (so the composer clears it); a draft that cannot go out is kept.
     pub fn send_message(&mut self, draft: &str, now_ms: f64) -> (Vec<Command>, bool) {
         if self.send_blocker(draft).is_some() {
             return (Vec::new(), false);
@@ -482,25 +811,35 @@ impl Chat {
         let Ok(text) = validate_message(draft) else {
             return (Vec::new(), false);
         };
-        let receivers = self.recipient.as_ref().map(|recipient| {
+        let recipient = self.recipient_here().cloned();
+        let receivers = recipient.as_ref().map(|recipient| {
             vec![ReceiverRef {
                 connection_id: recipient.connection_id.clone().unwrap_or_default(),
                 user_name: Some(recipient.user_name.clone()),
             }]
         });
-        let to = self.recipient.as_ref().map(|r| r.user_name.clone());
-        let entry = self.push_entry(EntryKind::Message {
-            sender: self.name.clone().unwrap_or_default(),
-            text: text.clone(),
-            timestamp_ms: now_ms,
-            private: to.is_some(),
-            own: true,
-            to,
-            delivery: Delivery::Pending,
-        });
+        let to = recipient.map(|r| r.user_name);
+        let entry = self.entry(
+            None,
+            EntryKind::Message {
+                sender: self.name.clone().unwrap_or_default(),
+                text: text.clone(),
+                timestamp_ms: now_ms,
+                private: to.is_some(),
+                own: true,
+                to,
+                delivery: Delivery::Pending,
+            },
+        );
+        let entry_id = entry.id;
+        let index = self.current;
+        self.rooms[index].push(entry);
+        // The lobby is the room a frame without one means: v1's frame, unchanged.
+        let room = (index > 0).then(|| self.rooms[index].name.clone());
         let request_id = self.next_request_id();
         let frame = ClientFrame {
             action: ClientAction::Message {
+                room,
                 message: text,
                 receivers,
                 sender: None,
@@ -511,7 +850,7 @@ impl Chat {
         self.pending.push((
             request_id,
             Pending::Message {
-                entry,
+                entry: entry_id,
                 frame: frame.clone(),
             },
         ));
@@ -532,8 +871,18 @@ impl Chat {
             .unwrap_or_default()
     }
 
+    fn find_entry(&mut self, entry_id: u64) -> Option<(usize, usize)> {
+        self.rooms.iter().enumerate().find_map(|(r, room)| {
+            room.entries
+                .iter()
+                .position(|e| e.id == entry_id)
+                .map(|at| (r, at))
+        })
+    }
+
     fn set_delivery(&mut self, entry_id: u64, new: Delivery) {
-        if let Some(entry) = self.entries.iter_mut().find(|e| e.id == entry_id) {
+        if let Some((r, at)) = self.find_entry(entry_id) {
+            let entry = &mut self.rooms[r].entries[at];
             if let EntryKind::Message { delivery, .. } = &mut entry.kind {
                 *delivery = new;
                 entry.version += 1;
@@ -541,8 +890,18 @@ impl Chat {
         }
     }
 
-    fn set_timestamp(&mut self, entry_id: u64, server_ms: f64) {
-        if let Some(entry) = self.entries.iter_mut().find(|e| e.id == entry_id) {
+    /// The server acknowledged an own message: it takes the server's time and id, and a
+    /// copy that came first (in a history page) goes.
+    fn on_sent(&mut self, entry_id: u64, message_id: String, server_ms: f64, delivered: u32) {
+        self.set_delivery(entry_id, Delivery::Sent { delivered });
+        let Some((r, _)) = self.find_entry(entry_id) else {
+            return;
+        };
+        let room = &mut self.rooms[r];
+        room.entries
+            .retain(|e| e.id == entry_id || e.message_id.as_deref() != Some(message_id.as_str()));
+        if let Some(entry) = room.entries.iter_mut().find(|e| e.id == entry_id) {
+            entry.message_id = Some(message_id);
             if let EntryKind::Message { timestamp_ms, .. } = &mut entry.kind {
                 *timestamp_ms = server_ms;
             }
@@ -553,6 +912,40 @@ impl Chat {
         let request_id = request_id?;
         let index = self.pending.iter().position(|(id, _)| id == request_id)?;
         Some(self.pending.remove(index).1)
+    }
+
+    /// A `message` event as a transcript line: its room, and the line keyed by its id.
+    /// Own messages are known by name too, as those in history came from earlier
+    /// connections.
+    fn message_entry(&mut self, event: ServerEvent) -> Option<(String, Entry)> {
+        let ServerEvent::Message {
+            room,
+            sender,
+            sender_id,
+            message,
+            message_id,
+            timestamp,
+            private,
+            ..
+        } = event
+        else {
+            return None;
+        };
+        let own = self.my_id.as_deref() == Some(sender_id.as_str())
+            || self.name.as_deref() == Some(sender.as_str());
+        let entry = self.entry(
+            Some(message_id),
+            EntryKind::Message {
+                sender,
+                text: message,
+                timestamp_ms: timestamp as f64,
+                private,
+                own,
+                to: None,
+                delivery: Delivery::Received,
+            },
+        );
+        Some((room, entry))
     }
 
     /// A text frame arrived from the server.
@@ -566,7 +959,8 @@ impl Chat {
             ServerEvent::Registered {
                 user_name,
                 connection_id,
-            } => self.on_registered(user_name, connection_id, pending),
+                resume_token,
+            } => self.on_registered(user_name, connection_id, resume_token, pending),
             ServerEvent::Error {
                 code,
                 message,
@@ -596,59 +990,63 @@ impl Chat {
                         }];
                     }
                 }
-                self.on_error(code, message, pending);
-                Vec::new()
+                self.on_error(code, message, pending)
             }
             ServerEvent::Sent {
+                message_id,
                 timestamp,
                 delivered,
-                ..
             } => {
                 if let Some(Pending::Message { entry, .. }) = pending {
-                    self.set_timestamp(entry, timestamp as f64);
-                    self.set_delivery(entry, Delivery::Sent { delivered });
+                    self.on_sent(entry, message_id, timestamp as f64, delivered);
                 }
                 Vec::new()
             }
-            ServerEvent::List { users } => {
-                self.on_list(users);
+            ServerEvent::List { room, users } => {
+                self.set_members(&room, users);
                 Vec::new()
             }
+            ServerEvent::Joined { room, users } => self.on_joined(room, users, pending),
+            ServerEvent::Left { .. } | ServerEvent::Pong {} => Vec::new(),
+            ServerEvent::History {
+                room,
+                messages,
+                more,
+            } => match pending {
+                Some(Pending::History { page }) => self.on_history(&room, messages, more, page),
+                _ => Vec::new(),
+            },
             ServerEvent::NewUser {
+                room,
                 user_name,
                 connection_id,
             } => {
-                self.on_new_user(user_name, connection_id);
+                self.on_new_user(&room, user_name, connection_id);
                 Vec::new()
             }
             ServerEvent::UserExit {
+                room,
                 user_name,
                 connection_id,
             } => {
-                self.on_user_exit(user_name, connection_id);
+                self.on_user_exit(&room, user_name, connection_id);
                 Vec::new()
             }
-            ServerEvent::Message {
-                sender,
-                sender_id,
-                message,
-                timestamp,
-                private,
-                ..
-            } => {
-                let own = self.my_id.as_deref() == Some(sender_id.as_str());
-                self.push_entry(EntryKind::Message {
-                    sender,
-                    text: message,
-                    timestamp_ms: timestamp as f64,
-                    private,
-                    own,
-                    to: None,
-                    delivery: Delivery::Received,
-                });
+            event @ ServerEvent::Message { .. } => {
+                if let Some((room, entry)) = self.message_entry(event) {
+                    let current = self.current;
+                    if let Some(index) = self.room_index(&room) {
+                        let room = &mut self.rooms[index];
+                        if !room.has(entry.message_id.as_deref().unwrap_or_default()) {
+                            if index != current {
+                                room.unread += 1;
+                            }
+                            room.insert_in_order(entry);
+                        }
+                    }
+                }
                 Vec::new()
             }
-            ServerEvent::Pong {} => Vec::new(),
         }
     }
 
@@ -656,6 +1054,7 @@ impl Chat {
         &mut self,
         user_name: String,
         connection_id: String,
+        resume_token: Option<String>,
         pending: Option<Pending>,
     ) -> Vec<Command> {
         if !matches!(pending, Some(Pending::Register { .. })) {
@@ -668,22 +1067,133 @@ impl Chat {
         self.attempt = 0;
         self.my_id = Some(connection_id);
         self.name = Some(user_name.clone());
+        self.resume_token = resume_token;
         self.screen = Screen::Chat;
-        if rejoined {
-            self.system(format!("Back online as {user_name}."));
-        } else {
-            self.system(format!("You joined as {user_name}."));
+        for room in &mut self.rooms {
+            let last = room.message_ids().next_back().map(str::to_string);
+            room.since = last;
         }
-        vec![Command::SaveName(user_name), self.list_frame()]
+        if rejoined {
+            self.system_everywhere(format!("Back online as {user_name}."));
+        } else {
+            self.system_in(0, format!("You joined as {user_name}."));
+        }
+        let mut commands = vec![
+            Command::SaveName(user_name),
+            self.save_session(),
+            self.list_frame(),
+        ];
+        commands.extend(self.catch_up(LOBBY));
+        // The server put this connection in the lobby only: the other rooms are joined
+        // again, and each catches up once it is in.
+        let others: Vec<String> = self.rooms[1..].iter().map(|r| r.name.clone()).collect();
+        for room in others {
+            commands.push(self.join_frame(&room, false));
+        }
+        commands
     }
 
-    fn on_error(&mut self, code: ErrorCode, message: String, pending: Option<Pending>) {
+    fn on_joined(
+        &mut self,
+        room: String,
+        users: Vec<User>,
+        pending: Option<Pending>,
+    ) -> Vec<Command> {
+        let show = matches!(pending, Some(Pending::Join { show: true, .. }));
+        if self.room_index(&room).is_none() {
+            if !show {
+                return Vec::new();
+            }
+            self.rooms.push(Room::new(&room));
+        }
+        self.set_members(&room, users);
+        if show {
+            self.show_room(&room);
+        }
+        let mut commands = vec![self.save_session()];
+        commands.extend(self.catch_up(&room));
+        commands
+    }
+
+    fn on_history(
+        &mut self,
+        name: &str,
+        messages: Vec<ServerEvent>,
+        more: bool,
+        page: Page,
+    ) -> Vec<Command> {
+        let Some(index) = self.room_index(name) else {
+            return Vec::new();
+        };
+        let last = messages.last().and_then(|m| match m {
+            ServerEvent::Message { message_id, .. } => Some(message_id.clone()),
+            _ => None,
+        });
+        let mut fresh = Vec::new();
+        for message in messages {
+            if let Some((_, entry)) = self.message_entry(message) {
+                fresh.push(entry);
+            }
+        }
+        let divider = self.entry(
+            None,
+            EntryKind::System {
+                text: AWAY_TEXT.into(),
+                divider: true,
+            },
+        );
+        let shown = index == self.current;
+        let room = &mut self.rooms[index];
+        let mut divider = (page == Page::Gap).then_some(divider);
+        let mut front = 0;
+        for entry in fresh {
+            if room.has(entry.message_id.as_deref().unwrap_or_default()) {
+                continue;
+            }
+            let own = matches!(entry.kind, EntryKind::Message { own: true, .. });
+            match page {
+                Page::Older => {
+                    room.entries.insert(front, entry);
+                    front += 1;
+                }
+                Page::Latest => {
+                    room.insert_in_order(entry);
+                }
+                Page::Gap => {
+                    let at = room.insert_in_order(entry);
+                    // Only a gap that held messages is marked.
+                    if let Some(divider) = divider.take() {
+                        room.entries.insert(at, divider);
+                    }
+                    if !shown && !own {
+                        room.unread += 1;
+                    }
+                }
+            }
+        }
+        match page {
+            Page::Gap if more => vec![self.history_frame(name, Page::Gap, last)],
+            Page::Gap => Vec::new(),
+            Page::Latest | Page::Older => {
+                room.more = more;
+                room.loading = false;
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_error(
+        &mut self,
+        code: ErrorCode,
+        message: String,
+        pending: Option<Pending>,
+    ) -> Vec<Command> {
         match pending {
             Some(Pending::Register { user_name }) => {
                 self.joining = false;
                 if self.screen == Screen::Chat {
-                    // Registering again after a reconnect failed (the name was taken
-                    // meanwhile): back to the join screen with the reason.
+                    // Registering again after a reconnect or reload failed (the name was
+                    // taken meanwhile): back to the join screen with the reason.
                     *self = Chat {
                         browser_online: self.browser_online,
                         next_id: self.next_id,
@@ -692,79 +1202,116 @@ impl Chat {
                         join_error: Some(format!("Could not rejoin as {user_name}: {message}")),
                         ..Chat::new()
                     };
-                } else {
-                    self.join_error = Some(message);
+                    return vec![Command::SaveSession(String::new())];
                 }
+                self.join_error = Some(message);
             }
             Some(Pending::Message { entry, .. }) => {
                 self.set_delivery(entry, Delivery::Failed { reason: message });
             }
+            Some(Pending::Join { room, .. }) => {
+                // A room rejoined after a reconnect that cannot be is dropped too.
+                if let Some(index) = self.room_index(&room).filter(|&index| index > 0) {
+                    self.rooms.remove(index);
+                    if self.current >= index {
+                        self.current = 0;
+                    }
+                }
+                self.room_error = Some(if code == ErrorCode::LimitReached {
+                    format!(
+                        "Could not join #{room}: you are in {MAX_ROOMS_PER_CONNECTION} rooms, the most there can be. Leave one first."
+                    )
+                } else {
+                    format!("Could not join #{room}: {message}")
+                });
+                return vec![self.save_session()];
+            }
+            Some(Pending::History { .. }) => {
+                // The page stays as it is; scrolling up asks again.
+                for room in &mut self.rooms {
+                    room.loading = false;
+                }
+            }
             None => {
                 if self.screen == Screen::Chat {
-                    self.system(format!("Server error ({code}): {message}"));
+                    let current = self.current;
+                    self.system_in(current, format!("Server error ({code}): {message}"));
                 }
             }
         }
+        Vec::new()
     }
 
-    /// Puts `user` into the list at its place in name order (insertion keeps the list
-    /// sorted without pulling a sort routine into the download).
-    fn insert_user(&mut self, user: User) {
-        let at = self
-            .users
-            .partition_point(|other| display_order(other, &user).is_lt());
-        self.users.insert(at, user);
-    }
-
-    fn on_list(&mut self, users: Vec<User>) {
-        self.users.clear();
+    fn set_members(&mut self, room: &str, users: Vec<User>) {
+        let me = self.my_id.clone();
+        let Some(target) = self.room_mut(room) else {
+            return;
+        };
+        target.users.clear();
         for user in users {
-            if self.my_id.as_deref() != Some(user.connection_id.as_str()) {
-                self.insert_user(user);
+            if me.as_deref() != Some(user.connection_id.as_str()) {
+                target.insert_user(user);
             }
         }
-        if let Some(recipient) = &mut self.recipient {
-            recipient.connection_id = self
-                .users
-                .iter()
-                .find(|user| same_name(&user.user_name, &recipient.user_name))
-                .map(|user| user.connection_id.clone());
+        if room == LOBBY {
+            self.refresh_recipient();
         }
     }
 
-    fn on_new_user(&mut self, user_name: String, connection_id: String) {
+    /// Points the recipient at their connection in the lobby: the same one (under a new
+    /// name after a rename), else the one with their name (after either side reconnected),
+    /// else none while they are away.
+    fn refresh_recipient(&mut self) {
+        let lobby = &self.rooms[0].users;
+        if let Some(recipient) = &mut self.recipient {
+            let user = lobby
+                .iter()
+                .find(|u| recipient.connection_id.as_deref() == Some(u.connection_id.as_str()))
+                .or_else(|| {
+                    lobby
+                        .iter()
+                        .find(|u| same_name(&u.user_name, &recipient.user_name))
+                });
+            recipient.connection_id = user.map(|u| u.connection_id.clone());
+            if let Some(user) = user {
+                recipient.user_name = user.user_name.clone();
+            }
+        }
+    }
+
+    fn on_new_user(&mut self, room: &str, user_name: String, connection_id: String) {
         if self.my_id.as_deref() == Some(connection_id.as_str()) {
             return;
         }
-        if let Some(recipient) = &mut self.recipient {
-            if same_name(&recipient.user_name, &user_name) {
-                recipient.user_name = user_name.clone();
-                recipient.connection_id = Some(connection_id.clone());
-            }
-        }
+        let Some(index) = self.room_index(room) else {
+            return;
+        };
         // A rename arrives as a `newUser` for a known connection.
-        self.users
-            .retain(|user| user.connection_id != connection_id);
-        self.insert_user(User {
+        self.rooms[index].insert_user(User {
             user_name: user_name.clone(),
             connection_id,
         });
+        if index == 0 {
+            self.refresh_recipient();
+        }
         if self.screen == Screen::Chat {
-            self.system(format!("{user_name} joined"));
+            self.system_in(index, format!("{user_name} joined"));
         }
     }
 
-    fn on_user_exit(&mut self, user_name: String, connection_id: String) {
-        let before = self.users.len();
-        self.users
-            .retain(|user| user.connection_id != connection_id);
-        if let Some(recipient) = &mut self.recipient {
-            if recipient.connection_id.as_deref() == Some(connection_id.as_str()) {
-                recipient.connection_id = None;
-            }
+    fn on_user_exit(&mut self, room: &str, user_name: String, connection_id: String) {
+        let Some(index) = self.room_index(room) else {
+            return;
+        };
+        let users = &mut self.rooms[index].users;
+        let before = users.len();
+        users.retain(|user| user.connection_id != connection_id);
+        let gone = users.len() != before;
+        if index == 0 {
+            self.refresh_recipient();
         }
-        if self.users.len() != before && self.screen == Screen::Chat {
-            self.system(format!("{user_name} left"));
+        if gone && self.screen == Screen::Chat {
+            self.system_in(index, format!("{user_name} left"));
         }
     }
 }

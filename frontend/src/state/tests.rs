@@ -46,42 +46,75 @@ fn registered(name: &str, id: &str) -> ServerEvent {
     ServerEvent::Registered {
         user_name: name.into(),
         connection_id: id.into(),
+        resume_token: Some(format!("token-of-{id}")),
     }
 }
 
-/// A chat that joined as `name` with connection `id` and got `others` as the list.
+/// The frame among `commands` with this `action`.
+fn frame_of(commands: &[Command], action: &str) -> Value {
+    sent(commands)
+        .into_iter()
+        .find(|frame| frame["action"] == action)
+        .unwrap_or_else(|| panic!("no {action} frame in {commands:?}"))
+}
+
+/// The reply to a `history` frame with these messages.
+fn history_reply(frame: &Value, messages: Vec<ServerEvent>, more: bool) -> String {
+    reply(
+        ServerEvent::History {
+            room: frame["room"].as_str().unwrap_or(LOBBY).into(),
+            messages,
+            more,
+        },
+        &request_id(frame),
+    )
+}
+
+/// A chat that joined as `name` with connection `id`, got `others` as the list and an
+/// empty lobby history.
 fn joined(name: &str, id: &str, others: &[User]) -> Chat {
     let mut chat = Chat::new();
     assert_eq!(chat.join(name), vec![Command::Connect]);
     let register = only_frame(&chat.socket_opened());
     let commands = chat.frame(&reply(registered(name, id), &request_id(&register)));
-    let list = only_frame(&commands);
-    assert_eq!(list["action"], "list");
+    let list = frame_of(&commands, "list");
     chat.frame(&reply(
         ServerEvent::List {
+            room: LOBBY.into(),
             users: others.to_vec(),
         },
         &request_id(&list),
+    ));
+    chat.frame(&history_reply(
+        &frame_of(&commands, "history"),
+        Vec::new(),
+        false,
     ));
     chat
 }
 
 fn names(chat: &Chat) -> Vec<&str> {
-    chat.users.iter().map(|u| u.user_name.as_str()).collect()
+    chat.room()
+        .users
+        .iter()
+        .map(|u| u.user_name.as_str())
+        .collect()
 }
 
 fn system_lines(chat: &Chat) -> Vec<&str> {
-    chat.entries
+    chat.room()
+        .entries
         .iter()
         .filter_map(|e| match &e.kind {
-            EntryKind::System { text } => Some(text.as_str()),
+            EntryKind::System { text, .. } => Some(text.as_str()),
             _ => None,
         })
         .collect()
 }
 
 fn last_message(chat: &Chat) -> (&str, &str, bool, bool, Option<&str>, &Delivery) {
-    chat.entries
+    chat.room()
+        .entries
         .iter()
         .rev()
         .find_map(|e| match &e.kind {
@@ -144,7 +177,7 @@ fn registered_reply_opens_the_chat_saves_the_name_and_asks_for_the_list() {
         &request_id(&register),
     ));
     assert_eq!(commands[0], Command::SaveName("alice".into()));
-    assert_eq!(only_frame(&commands)["action"], "list");
+    assert_eq!(frame_of(&commands, "list")["room"], Value::Null);
     assert_eq!(chat.screen, Screen::Chat);
     assert_eq!(chat.status(0.0), Status::Online);
     assert_eq!(chat.my_id.as_deref(), Some("AAAAAAAAAAAAAAA="));
@@ -210,20 +243,24 @@ fn user_list_follows_list_new_user_and_user_exit() {
     let mut chat = joined("alice", "A", &[user("carol", "C"), user("Bob", "B")]);
     assert_eq!(names(&chat), ["Bob", "carol"]);
     chat.frame(&push(ServerEvent::NewUser {
+        room: LOBBY.into(),
         user_name: "dave".into(),
         connection_id: "D".into(),
     }));
     chat.frame(&push(ServerEvent::NewUser {
+        room: LOBBY.into(),
         user_name: "aaron".into(),
         connection_id: "E".into(),
     }));
     assert_eq!(names(&chat), ["aaron", "Bob", "carol", "dave"]);
     chat.frame(&push(ServerEvent::UserExit {
+        room: LOBBY.into(),
         user_name: "carol".into(),
         connection_id: "C".into(),
     }));
     // An exit for someone unknown changes nothing and says nothing.
     chat.frame(&push(ServerEvent::UserExit {
+        room: LOBBY.into(),
         user_name: "ghost".into(),
         connection_id: "G".into(),
     }));
@@ -244,6 +281,7 @@ fn a_rename_updates_the_entry_and_the_list_excludes_me() {
     let mut chat = joined("alice", "A", &[user("alice", "A"), user("bob", "B")]);
     assert_eq!(names(&chat), ["bob"]);
     chat.frame(&push(ServerEvent::NewUser {
+        room: LOBBY.into(),
         user_name: "robert".into(),
         connection_id: "B".into(),
     }));
@@ -255,6 +293,7 @@ fn incoming_messages_keep_sender_text_time_and_private_flag_verbatim() {
     let mut chat = joined("alice", "A", &[user("bob", "B")]);
     let xss = "<img src=x onerror=\"window.__xss=1\">";
     chat.frame(&push(ServerEvent::Message {
+        room: LOBBY.into(),
         sender: "bob".into(),
         sender_id: "B".into(),
         receiver: user("alice", "A"),
@@ -266,7 +305,7 @@ fn incoming_messages_keep_sender_text_time_and_private_flag_verbatim() {
     let (sender, text, private, own, _, delivery) = last_message(&chat);
     assert_eq!((sender, text, private, own), ("bob", xss, true, false));
     assert_eq!(*delivery, Delivery::Received);
-    match &chat.entries.last().unwrap().kind {
+    match &chat.room().entries.last().unwrap().kind {
         EntryKind::Message { timestamp_ms, .. } => assert_eq!(*timestamp_ms, 1_764_316_800_000.0),
         other => panic!("{other:?}"),
     }
@@ -288,10 +327,10 @@ fn own_message_is_pending_until_sent_then_shows_the_delivered_count() {
     );
     assert_eq!(*delivery, Delivery::Pending);
     assert_eq!(
-        chat.entries.last().unwrap().title().as_deref(),
+        chat.room().entries.last().unwrap().title().as_deref(),
         Some("Sending…")
     );
-    let version = chat.entries.last().unwrap().version;
+    let version = chat.room().entries.last().unwrap().version;
 
     chat.frame(&reply(
         ServerEvent::Sent {
@@ -301,7 +340,7 @@ fn own_message_is_pending_until_sent_then_shows_the_delivered_count() {
         },
         &request_id(&frame),
     ));
-    let entry = chat.entries.last().unwrap();
+    let entry = chat.room().entries.last().unwrap();
     assert_eq!(
         entry.kind,
         EntryKind::Message {
@@ -391,7 +430,7 @@ fn a_refused_message_is_marked_failed_with_the_reason() {
         }
     );
     assert_eq!(
-        chat.entries.last().unwrap().title().as_deref(),
+        chat.room().entries.last().unwrap().title().as_deref(),
         Some("Not sent: slow down")
     );
 }
@@ -399,12 +438,12 @@ fn a_refused_message_is_marked_failed_with_the_reason() {
 #[test]
 fn blank_and_oversized_drafts_are_not_sent_and_kept() {
     let mut chat = joined("alice", "A", &[]);
-    let entries = chat.entries.len();
+    let entries = chat.room().entries.len();
     assert_eq!(chat.send_message(" \n\t ", 0.0), (Vec::new(), false));
     let long = "a".repeat(MAX_MESSAGE_CHARS + 1);
     assert_eq!(chat.send_message(&long, 0.0), (Vec::new(), false));
     assert!(chat.send_blocker(&long).unwrap().contains("4096"));
-    assert_eq!(chat.entries.len(), entries);
+    assert_eq!(chat.room().entries.len(), entries);
     assert_eq!(chat.send_blocker(&"a".repeat(MAX_MESSAGE_CHARS)), None);
 }
 
@@ -443,6 +482,7 @@ fn a_recipient_who_leaves_blocks_sending_until_they_are_back() {
     let mut chat = joined("alice", "A", &[user("bob", "B")]);
     chat.set_recipient(Some("B"));
     chat.frame(&push(ServerEvent::UserExit {
+        room: LOBBY.into(),
         user_name: "bob".into(),
         connection_id: "B".into(),
     }));
@@ -460,6 +500,7 @@ fn a_recipient_who_leaves_blocks_sending_until_they_are_back() {
     );
     assert_eq!(chat.send_message("hi", 0.0), (Vec::new(), false));
     chat.frame(&push(ServerEvent::NewUser {
+        room: LOBBY.into(),
         user_name: "Bob".into(),
         connection_id: "B2".into(),
     }));
@@ -539,10 +580,10 @@ fn after_a_reconnect_it_registers_the_same_name_refreshes_the_list_and_resets_th
     assert_eq!(register["userName"], "alice");
     assert_eq!(chat.status(0.0), Status::Connecting);
     let commands = chat.frame(&reply(registered("alice", "A2"), &request_id(&register)));
-    let list = only_frame(&commands);
-    assert_eq!(list["action"], "list");
+    let list = frame_of(&commands, "list");
     chat.frame(&reply(
         ServerEvent::List {
+            room: LOBBY.into(),
             users: vec![user("bob", "B2")],
         },
         &request_id(&list),
@@ -579,7 +620,7 @@ fn a_refused_rejoin_goes_back_to_the_join_screen_with_the_reason() {
     ));
     assert_eq!(chat.screen, Screen::Join);
     assert_eq!(chat.name.as_deref(), Some("alice"));
-    assert!(chat.entries.is_empty());
+    assert!(chat.room().entries.is_empty());
     assert_eq!(
         chat.join_error.as_deref(),
         Some("Could not rejoin as alice: the name is taken")
@@ -590,12 +631,15 @@ fn a_refused_rejoin_goes_back_to_the_join_screen_with_the_reason() {
 #[test]
 fn leave_closes_the_socket_and_stops_reconnecting() {
     let mut chat = joined("alice", "A", &[user("bob", "B")]);
-    assert_eq!(chat.leave(), vec![Command::Close]);
+    assert_eq!(
+        chat.leave(),
+        vec![Command::Close, Command::SaveSession(String::new())]
+    );
     assert_eq!(chat.screen, Screen::Join);
     assert_eq!(chat.link, Link::Idle);
     assert_eq!(chat.status(0.0), Status::Offline);
     assert_eq!(chat.name.as_deref(), Some("alice"));
-    assert!(chat.users.is_empty() && chat.entries.is_empty());
+    assert!(chat.room().users.is_empty() && chat.room().entries.is_empty());
     assert!(chat.reconnect_due().is_empty());
     // Joining again opens a fresh socket.
     assert_eq!(chat.join("alice"), vec![Command::Connect]);
@@ -605,7 +649,10 @@ fn leave_closes_the_socket_and_stops_reconnecting() {
 fn a_leave_while_waiting_to_reconnect_cancels_it() {
     let mut chat = joined("alice", "A", &[]);
     chat.socket_closed(0.0, 0.0);
-    assert_eq!(chat.leave(), vec![Command::Close]);
+    assert_eq!(
+        chat.leave(),
+        vec![Command::Close, Command::SaveSession(String::new())]
+    );
     assert!(chat.reconnect_due().is_empty());
 }
 
@@ -843,18 +890,19 @@ fn the_transcript_keeps_the_latest_lines_only() {
     let mut chat = joined("alice", "A", &[]);
     for i in 0..MAX_ENTRIES + 10 {
         chat.frame(&push(ServerEvent::Message {
+            room: LOBBY.into(),
             sender: "bob".into(),
             sender_id: "B".into(),
             receiver: user("alice", "A"),
             message: format!("m{i}"),
-            message_id: format!("id{i}"),
+            message_id: format!("01KB{i:022}"),
             timestamp: 0,
             private: false,
         }));
     }
-    assert_eq!(chat.entries.len(), MAX_ENTRIES);
+    assert_eq!(chat.room().entries.len(), MAX_ENTRIES);
     assert_eq!(last_message(&chat).1, format!("m{}", MAX_ENTRIES + 9));
-    let ids: Vec<u64> = chat.entries.iter().map(|e| e.id).collect();
+    let ids: Vec<u64> = chat.room().entries.iter().map(|e| e.id).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids stay increasing");
 }
 
