@@ -180,6 +180,8 @@ pub struct Room {
     /// Set at each registration: the newest message seen before it, so the room asks
     /// for what was sent after it.
     since: Option<String>,
+    /// The gap since the last registration has its divider.
+    marked: bool,
 }
 
 impl Room {
@@ -192,6 +194,7 @@ impl Room {
             more: false,
             loading: false,
             since: None,
+            marked: false,
         }
     }
 
@@ -890,20 +893,36 @@ impl Chat {
         }
     }
 
-    /// The server acknowledged an own message: it takes the server's time and id, and a
-    /// copy that came first (in a history page) goes.
+    /// The server acknowledged an own message: it takes the server's id and time. When a
+    /// history page brought it first, that copy stays where time puts it and becomes the
+    /// own line.
     fn on_sent(&mut self, entry_id: u64, message_id: String, server_ms: f64, delivered: u32) {
-        self.set_delivery(entry_id, Delivery::Sent { delivered });
-        let Some((r, _)) = self.find_entry(entry_id) else {
+        let Some((r, at)) = self.find_entry(entry_id) else {
             return;
         };
         let room = &mut self.rooms[r];
-        room.entries
-            .retain(|e| e.id == entry_id || e.message_id.as_deref() != Some(message_id.as_str()));
-        if let Some(entry) = room.entries.iter_mut().find(|e| e.id == entry_id) {
+        let keep = if room.has(&message_id) {
+            room.entries.remove(at);
+            room.entries
+                .iter()
+                .position(|e| e.message_id.as_deref() == Some(message_id.as_str()))
+                .unwrap_or_default()
+        } else {
+            at
+        };
+        if let Some(entry) = room.entries.get_mut(keep) {
             entry.message_id = Some(message_id);
-            if let EntryKind::Message { timestamp_ms, .. } = &mut entry.kind {
+            entry.version += 1;
+            if let EntryKind::Message {
+                timestamp_ms,
+                delivery,
+                own,
+                ..
+            } = &mut entry.kind
+            {
                 *timestamp_ms = server_ms;
+                *delivery = Delivery::Sent { delivered };
+                *own = true;
             }
         }
     }
@@ -1072,6 +1091,7 @@ impl Chat {
         for room in &mut self.rooms {
             let last = room.message_ids().next_back().map(str::to_string);
             room.since = last;
+            room.marked = false;
         }
         if rejoined {
             self.system_everywhere(format!("Back online as {user_name}."));
@@ -1144,7 +1164,7 @@ impl Chat {
         );
         let shown = index == self.current;
         let room = &mut self.rooms[index];
-        let mut divider = (page == Page::Gap).then_some(divider);
+        let mut divider = (page == Page::Gap && !room.marked).then_some(divider);
         let mut front = 0;
         for entry in fresh {
             if room.has(entry.message_id.as_deref().unwrap_or_default()) {
@@ -1164,6 +1184,7 @@ impl Chat {
                     // Only a gap that held messages is marked.
                     if let Some(divider) = divider.take() {
                         room.entries.insert(at, divider);
+                        room.marked = true;
                     }
                     if !shown && !own {
                         room.unread += 1;

@@ -920,3 +920,438 @@ fn clicking_a_user_toggles_private_messages_to_them() {
     chat.toggle_recipient("C");
     assert_eq!(chat.recipient, None);
 }
+
+/// A `message` event in `room` from `sender` (connection `sender_id`) with server id `id`.
+fn message(room: &str, sender: &str, sender_id: &str, text: &str, id: &str) -> ServerEvent {
+    ServerEvent::Message {
+        room: room.into(),
+        sender: sender.into(),
+        sender_id: sender_id.into(),
+        receiver: user("alice", "A"),
+        message: text.into(),
+        message_id: id.into(),
+        timestamp: 1_764_316_800_000,
+        private: false,
+    }
+}
+
+/// A message id that sorts as the `n`th.
+fn mid(n: u32) -> String {
+    format!("01KB{n:022}")
+}
+
+/// The texts of the room shown, with "--" for the away divider, in order.
+fn transcript(chat: &Chat) -> Vec<String> {
+    chat.room()
+        .entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Message { text, .. } => Some(text.clone()),
+            EntryKind::System { divider: true, .. } => Some("--".into()),
+            EntryKind::System { .. } => None,
+        })
+        .collect()
+}
+
+/// `chat` joins `room` (by the user typing it) with `others` in it and an empty history;
+/// returns the `history` frame that was answered.
+fn enter_room(chat: &mut Chat, room: &str, others: &[User]) -> Value {
+    let (commands, taken) = chat.join_room(room);
+    assert!(taken);
+    let join = only_frame(&commands);
+    let commands = chat.frame(&reply(
+        ServerEvent::Joined {
+            room: room.into(),
+            users: others.to_vec(),
+        },
+        &request_id(&join),
+    ));
+    let history = frame_of(&commands, "history");
+    chat.frame(&history_reply(&history, Vec::new(), false));
+    history
+}
+
+fn room_names(chat: &Chat) -> Vec<&str> {
+    chat.rooms.iter().map(|r| r.name.as_str()).collect()
+}
+
+#[test]
+fn a_room_name_is_checked_locally_then_joined_shown_with_its_members_and_its_latest_history() {
+    let mut chat = joined("alice", "A", &[user("bob", "B")]);
+    assert_eq!(chat.join_room("rust lang"), (Vec::new(), false));
+    assert_eq!(
+        chat.room_error.as_deref(),
+        Some("room must be 1 to 32 characters of a-z, 0-9, - and _")
+    );
+    let (commands, taken) = chat.join_room(" Rust ");
+    assert!(taken);
+    assert_eq!(chat.room_error, None);
+    let join = only_frame(&commands);
+    assert_eq!(
+        (&join["action"], &join["room"]),
+        (&json!("join"), &json!("rust"))
+    );
+    let commands = chat.frame(&reply(
+        ServerEvent::Joined {
+            room: "rust".into(),
+            users: vec![user("carol", "C")],
+        },
+        &request_id(&join),
+    ));
+    assert_eq!(chat.room().name, "rust");
+    assert_eq!(names(&chat), ["carol"]);
+    assert!(commands.contains(&Command::SaveSession("alice\ntoken-of-A\nrust".into())));
+    let history = frame_of(&commands, "history");
+    assert_eq!(history["room"], "rust");
+    assert_eq!(
+        (&history["before"], &history["after"]),
+        (&Value::Null, &Value::Null)
+    );
+    chat.frame(&history_reply(
+        &history,
+        vec![
+            message("rust", "carol", "C", "first", &mid(1)),
+            message("rust", "alice", "A0", "mine, earlier", &mid(2)),
+        ],
+        true,
+    ));
+    assert_eq!(transcript(&chat), ["first", "mine, earlier"]);
+    assert!(chat.room().more);
+    // Own messages from earlier connections are known by name.
+    assert!(last_message(&chat).3);
+    assert_eq!(room_names(&chat), ["lobby", "rust"]);
+}
+
+#[test]
+fn joining_a_room_already_in_the_list_just_shows_it() {
+    let mut chat = joined("alice", "A", &[]);
+    enter_room(&mut chat, "rust", &[]);
+    chat.show_room(LOBBY);
+    assert_eq!(chat.join_room("RUST"), (Vec::new(), true));
+    assert_eq!(chat.room().name, "rust");
+}
+
+#[test]
+fn a_twenty_first_room_is_refused_with_a_clear_reason() {
+    let mut chat = joined("alice", "A", &[]);
+    let (commands, _) = chat.join_room("one-too-many");
+    let join = only_frame(&commands);
+    chat.frame(&reply(
+        ServerEvent::Error {
+            code: ErrorCode::LimitReached,
+            message: "a connection is in at most 20 rooms".into(),
+            retry_after_ms: None,
+        },
+        &request_id(&join),
+    ));
+    assert_eq!(
+        chat.room_error.as_deref(),
+        Some("Could not join #one-too-many: you are in 20 rooms, the most there can be. Leave one first.")
+    );
+    assert_eq!(room_names(&chat), ["lobby"]);
+    assert_eq!(chat.room().name, "lobby");
+}
+
+#[test]
+fn the_lobby_stays_first_and_cannot_be_left() {
+    let mut chat = joined("alice", "A", &[]);
+    enter_room(&mut chat, "rust", &[]);
+    enter_room(&mut chat, "go", &[]);
+    assert_eq!(room_names(&chat), ["lobby", "rust", "go"]);
+    assert!(chat.leave_room(LOBBY).is_empty());
+    assert_eq!(room_names(&chat), ["lobby", "rust", "go"]);
+}
+
+#[test]
+fn leaving_a_room_drops_it_shows_the_lobby_forgets_it_and_tells_the_server() {
+    let mut chat = joined("alice", "A", &[]);
+    enter_room(&mut chat, "rust", &[]);
+    enter_room(&mut chat, "go", &[]);
+    let commands = chat.leave_room("go");
+    assert_eq!(
+        commands[0],
+        Command::SaveSession("alice\ntoken-of-A\nrust".into())
+    );
+    let leave = only_frame(&commands);
+    assert_eq!(
+        (&leave["action"], &leave["room"]),
+        (&json!("leave"), &json!("go"))
+    );
+    assert_eq!(room_names(&chat), ["lobby", "rust"]);
+    assert_eq!(chat.room().name, "lobby");
+}
+
+#[test]
+fn messages_in_a_room_not_shown_count_as_unread_until_it_is_shown() {
+    let mut chat = joined("alice", "A", &[]);
+    enter_room(&mut chat, "rust", &[user("bob", "B")]);
+    chat.frame(&push(message(LOBBY, "bob", "B", "in the lobby", &mid(1))));
+    chat.frame(&push(message(LOBBY, "bob", "B", "again", &mid(2))));
+    chat.frame(&push(message("rust", "bob", "B", "here", &mid(3))));
+    assert_eq!(chat.lobby().unread, 2);
+    assert_eq!(chat.room().unread, 0);
+    assert_eq!(transcript(&chat), ["here"]);
+    chat.show_room(LOBBY);
+    assert_eq!(chat.lobby().unread, 0);
+    assert_eq!(transcript(&chat), ["in the lobby", "again"]);
+    // A room this tab is not in shows nothing.
+    chat.frame(&push(message("go", "bob", "B", "elsewhere", &mid(4))));
+    assert_eq!(room_names(&chat), ["lobby", "rust"]);
+}
+
+#[test]
+fn members_of_a_room_follow_new_user_and_user_exit_in_that_room_only() {
+    let mut chat = joined("alice", "A", &[user("bob", "B")]);
+    enter_room(&mut chat, "rust", &[]);
+    chat.frame(&push(ServerEvent::NewUser {
+        room: "rust".into(),
+        user_name: "carol".into(),
+        connection_id: "C".into(),
+    }));
+    chat.frame(&push(ServerEvent::UserExit {
+        room: LOBBY.into(),
+        user_name: "bob".into(),
+        connection_id: "B".into(),
+    }));
+    assert_eq!(names(&chat), ["carol"]);
+    assert_eq!(system_lines(&chat).last(), Some(&"carol joined"));
+    chat.show_room(LOBBY);
+    assert!(names(&chat).is_empty());
+    assert_eq!(system_lines(&chat).last(), Some(&"bob left"));
+}
+
+#[test]
+fn scrolling_to_the_top_asks_for_the_page_before_the_first_message_while_there_is_more() {
+    let mut chat = joined("alice", "A", &[]);
+    let (commands, _) = chat.join_room("rust");
+    let join = only_frame(&commands);
+    let commands = chat.frame(&reply(
+        ServerEvent::Joined {
+            room: "rust".into(),
+            users: Vec::new(),
+        },
+        &request_id(&join),
+    ));
+    let latest = frame_of(&commands, "history");
+    chat.frame(&history_reply(
+        &latest,
+        vec![message("rust", "bob", "B", "newer", &mid(5))],
+        true,
+    ));
+    let older = only_frame(&chat.load_older());
+    assert_eq!(older["before"], json!(mid(5)));
+    // One page at a time.
+    assert!(chat.load_older().is_empty());
+    chat.frame(&history_reply(
+        &older,
+        vec![
+            message("rust", "bob", "B", "oldest", &mid(3)),
+            message("rust", "bob", "B", "older", &mid(4)),
+        ],
+        false,
+    ));
+    assert_eq!(transcript(&chat), ["oldest", "older", "newer"]);
+    assert!(chat.load_older().is_empty(), "no more pages");
+}
+
+/// `chat` (alice, in the lobby and "rust") loses its socket, reconnects as "A2" and is
+/// back in "rust"; returns the `history` frames sent for the lobby and for "rust".
+fn reconnect(chat: &mut Chat) -> (Value, Value) {
+    chat.socket_closed(0.0, 0.0);
+    chat.reconnect_due();
+    let register = only_frame(&chat.socket_opened());
+    assert_eq!(register["resumeToken"], "token-of-A");
+    let commands = chat.frame(&reply(registered("alice", "A2"), &request_id(&register)));
+    let lobby = frame_of(&commands, "history");
+    let join = frame_of(&commands, "join");
+    assert_eq!(join["room"], "rust");
+    let commands = chat.frame(&reply(
+        ServerEvent::Joined {
+            room: "rust".into(),
+            users: Vec::new(),
+        },
+        &request_id(&join),
+    ));
+    (lobby, frame_of(&commands, "history"))
+}
+
+#[test]
+fn after_a_reconnect_each_room_fills_the_gap_after_its_last_message_once_under_a_divider() {
+    let mut chat = joined("alice", "A", &[]);
+    chat.frame(&push(message(LOBBY, "bob", "B", "lobby before", &mid(1))));
+    enter_room(&mut chat, "rust", &[]);
+    chat.frame(&push(message("rust", "bob", "B", "before", &mid(2))));
+    let (lobby, rust) = reconnect(&mut chat);
+    assert_eq!(lobby["after"], json!(mid(1)));
+    assert_eq!(rust["after"], json!(mid(2)));
+    // A message pushed on the new connection can beat the history reply.
+    chat.frame(&push(message("rust", "bob", "B", "live", &mid(5))));
+    let commands = chat.frame(&history_reply(
+        &rust,
+        vec![
+            message("rust", "bob", "B", "before", &mid(2)),
+            message("rust", "bob", "B", "away 1", &mid(3)),
+        ],
+        true,
+    ));
+    // More came after: the next page starts after this one's last message.
+    let next = only_frame(&commands);
+    assert_eq!(next["after"], json!(mid(3)));
+    chat.frame(&history_reply(
+        &next,
+        vec![
+            message("rust", "bob", "B", "away 2", &mid(4)),
+            message("rust", "bob", "B", "live", &mid(5)),
+        ],
+        false,
+    ));
+    assert_eq!(
+        transcript(&chat),
+        ["before", "--", "away 1", "away 2", "live"]
+    );
+    // The lobby's gap was empty: no divider there.
+    chat.frame(&history_reply(&lobby, Vec::new(), false));
+    chat.show_room(LOBBY);
+    assert_eq!(transcript(&chat), ["lobby before"]);
+}
+
+#[test]
+fn a_gap_filled_in_a_room_not_shown_counts_as_unread() {
+    let mut chat = joined("alice", "A", &[]);
+    enter_room(&mut chat, "rust", &[]);
+    chat.frame(&push(message("rust", "bob", "B", "before", &mid(1))));
+    chat.show_room(LOBBY);
+    let (_, rust) = reconnect(&mut chat);
+    chat.frame(&history_reply(
+        &rust,
+        vec![message("rust", "bob", "B", "away", &mid(2))],
+        false,
+    ));
+    assert_eq!(chat.rooms[1].unread, 1);
+}
+
+#[test]
+fn an_own_message_shows_once_whether_its_ack_or_a_history_page_comes_first() {
+    let mut chat = joined("alice", "A", &[]);
+    enter_room(&mut chat, "rust", &[]);
+    let (commands, _) = chat.send_message("first", 0.0);
+    let first = only_frame(&commands);
+    assert_eq!(first["room"], "rust");
+    chat.frame(&reply(
+        ServerEvent::Sent {
+            message_id: mid(1),
+            timestamp: 5,
+            delivered: 1,
+        },
+        &request_id(&first),
+    ));
+    chat.frame(&push(message("rust", "alice", "A", "first", &mid(1))));
+    let (commands, _) = chat.send_message("second", 0.0);
+    let second = only_frame(&commands);
+    let older = chat.history_frame("rust", Page::Gap, Some(mid(1)));
+    chat.frame(&history_reply(
+        &sent(&[older])[0],
+        vec![message("rust", "alice", "A", "second", &mid(2))],
+        false,
+    ));
+    chat.frame(&reply(
+        ServerEvent::Sent {
+            message_id: mid(2),
+            timestamp: 6,
+            delivered: 1,
+        },
+        &request_id(&second),
+    ));
+    assert_eq!(transcript(&chat), ["first", "--", "second"]);
+    assert_eq!(
+        last_message(&chat).5,
+        &Delivery::Sent { delivered: 1 },
+        "the own copy, with its delivery, is the one kept"
+    );
+}
+
+#[test]
+fn the_session_keeps_name_token_and_rooms_and_a_reload_resumes_it_with_the_token() {
+    let mut chat = joined("alice", "A", &[]);
+    enter_room(&mut chat, "rust", &[]);
+    let saved = chat.session();
+    assert_eq!(saved, "alice\ntoken-of-A\nrust");
+
+    let mut reloaded = Chat::new();
+    assert_eq!(reloaded.resume(&saved), vec![Command::Connect]);
+    assert_eq!(reloaded.screen, Screen::Chat);
+    assert_eq!(room_names(&reloaded), ["lobby", "rust"]);
+    let register = only_frame(&reloaded.socket_opened());
+    assert_eq!(register["userName"], "alice");
+    assert_eq!(register["resumeToken"], "token-of-A");
+    let commands = reloaded.frame(&reply(registered("alice", "A2"), &request_id(&register)));
+    assert!(commands.contains(&Command::SaveSession("alice\ntoken-of-A2\nrust".into())));
+    // Nothing seen yet: the newest page of each room.
+    assert_eq!(frame_of(&commands, "history")["after"], Value::Null);
+    assert_eq!(frame_of(&commands, "join")["room"], "rust");
+    assert_eq!(reloaded.room().name, "lobby");
+
+    assert!(Chat::new().resume("").is_empty());
+    assert_eq!(
+        room_names(&{
+            let mut chat = Chat::new();
+            chat.resume("bob\n\nrust\nNot A Room\nrust");
+            chat
+        }),
+        ["lobby", "rust"]
+    );
+}
+
+#[test]
+fn a_name_typed_on_the_join_screen_is_claimed_without_a_token() {
+    let mut chat = joined("alice", "A", &[]);
+    chat.leave();
+    chat.join("alice");
+    let register = only_frame(&chat.socket_opened());
+    assert_eq!(register.get("resumeToken"), None);
+}
+
+#[test]
+fn a_name_taken_while_resuming_goes_back_to_the_join_screen_and_forgets_the_session() {
+    let mut chat = Chat::new();
+    chat.resume("alice\nstale\nrust");
+    let register = only_frame(&chat.socket_opened());
+    let commands = chat.frame(&reply(
+        ServerEvent::Error {
+            code: ErrorCode::NameTaken,
+            message: "the name is taken".into(),
+            retry_after_ms: None,
+        },
+        &request_id(&register),
+    ));
+    assert_eq!(commands, vec![Command::SaveSession(String::new())]);
+    assert_eq!(chat.screen, Screen::Join);
+    assert_eq!(
+        chat.join_error.as_deref(),
+        Some("Could not rejoin as alice: the name is taken")
+    );
+    assert_eq!(room_names(&chat), ["lobby"]);
+}
+
+#[test]
+fn private_messages_are_written_in_the_lobby_only() {
+    let mut chat = joined("alice", "A", &[user("bob", "B")]);
+    enter_room(&mut chat, "rust", &[user("bob", "B")]);
+    // Clicking a member anywhere starts a private message in the lobby.
+    chat.toggle_recipient("B");
+    assert_eq!(chat.room().name, "lobby");
+    chat.show_room("rust");
+    let (commands, _) = chat.send_message("to the room", 0.0);
+    let frame = only_frame(&commands);
+    assert_eq!(frame["receivers"], Value::Null);
+    assert_eq!(frame["room"], "rust");
+    assert_eq!(
+        chat.composer_placeholder(),
+        "Message #rust… (Enter sends, Shift+Enter adds a line)"
+    );
+    chat.show_room(LOBBY);
+    let (commands, _) = chat.send_message("just you", 0.0);
+    let frame = only_frame(&commands);
+    assert_eq!(frame["receivers"][0]["connectionId"], "B");
+    assert_eq!(frame.get("room"), None);
+}
