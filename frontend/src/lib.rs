@@ -215,29 +215,42 @@ fn UserList() -> impl IntoView {
 }
 
 /// The rooms this tab is in (the one shown marked, the others with their unread
-/// counts), and the field to join another.
+/// counts), the field to join another and the button to leave the one shown.
+///
+/// Kept to one button per room with its count in its label: every element and
+/// attribute of a row adds rendering code to the download.
 #[component]
 fn Rooms() -> impl IntoView {
     let Ui {
         chat, following, ..
     } = ui();
-    let draft = RwSignal::new(String::new());
+    let input_ref: NodeRef<html::Input> = NodeRef::new();
     let rooms = move || {
         chat.with(|c| {
             c.rooms
                 .iter()
                 .enumerate()
-                .map(|(i, r)| (i, r.name.clone(), r.unread, i == c.current))
+                .map(|(i, r)| (r.name.clone(), r.unread, i == c.current))
                 .collect::<Vec<_>>()
         })
     };
     let on_submit = move |ev: ev::SubmitEvent| {
         ev.prevent_default();
-        let raw = draft.get_untracked();
+        // Read when submitted: a signal bound to the field would add to the download.
+        let Some(input) = input_ref.get_untracked() else {
+            return;
+        };
+        let raw = input.value();
         if shell::dispatch_with(move |c| c.join_room(&raw)) {
-            draft.set(String::new());
+            input.set_value("");
             following.set(true);
         }
+    };
+    let on_leave = move |_| {
+        shell::dispatch(|c| {
+            let name = c.room().name.clone();
+            c.leave_room(&name)
+        })
     };
     view! {
         <nav class="rooms" aria-labelledby="rooms-title">
@@ -246,21 +259,18 @@ fn Rooms() -> impl IntoView {
                 {move || {
                     rooms()
                         .into_iter()
-                        .map(|(index, name, unread, shown)| {
+                        .map(|(name, unread, shown)| {
+                            let label = if unread > 0 {
+                                format!("#{name} ({unread})")
+                            } else {
+                                format!("#{name}")
+                            };
                             let to_show = name.clone();
-                            let to_leave = name.clone();
-                            let leave_label = format!("Leave #{name}");
                             view! {
-                                <li
-                                    data-testid="room"
-                                    data-room=name.clone()
-                                    data-current=shown.to_string()
-                                    class=if shown { "room current" } else { "room" }
-                                >
+                                <li data-testid="room" data-room=name data-unread=unread.to_string()>
                                     <button
                                         type="button"
-                                        class="show-room"
-                                        aria-current=shown.then_some("true")
+                                        aria-current=if shown { "true" } else { "false" }
                                         on:click=move |_| {
                                             following.set(true);
                                             let name = to_show.clone();
@@ -270,26 +280,8 @@ fn Rooms() -> impl IntoView {
                                             });
                                         }
                                     >
-                                        {format!("#{name}")}
-                                        {(unread > 0).then(|| view! {
-                                            <span class="unread" data-testid="unread">{unread.to_string()}</span>
-                                        })}
+                                        {label}
                                     </button>
-                                    {(index > 0).then(|| view! {
-                                        <button
-                                            type="button"
-                                            class="leave-room"
-                                            data-testid="leave-room"
-                                            title=leave_label.clone()
-                                            aria-label=leave_label
-                                            on:click=move |_| {
-                                                let name = to_leave.clone();
-                                                shell::dispatch(move |c| c.leave_room(&name));
-                                            }
-                                        >
-                                            "×"
-                                        </button>
-                                    })}
                                 </li>
                             }
                         })
@@ -301,18 +293,27 @@ fn Rooms() -> impl IntoView {
                 <input
                     id="room-input"
                     data-testid="room-input"
+                    node_ref=input_ref
                     type="text"
                     placeholder="room name"
                     maxlength=MAX_ROOM_CHARS.to_string()
                     aria-describedby="room-error"
-                    prop:value=draft
-                    on:input=move |ev| draft.set(event_target_value(&ev))
                 />
-                <button type="submit" data-testid="join-room-button">"Join room"</button>
+                <button type="submit" data-testid="join-room-button">"Join"</button>
             </form>
             <p id="room-error" class="error" role="alert" data-testid="room-error">
                 {text(move || chat.with(|c| c.room_error.clone().unwrap_or_default()))}
             </p>
+            // The lobby cannot be left.
+            <button
+                type="button"
+                class="leave-room"
+                data-testid="leave-room"
+                hidden=flag(move || chat.with(|c| c.current == 0))
+                on:click=on_leave
+            >
+                {text(move || chat.with(|c| format!("Leave #{}", c.room().name)))}
+            </button>
         </nav>
     }
 }

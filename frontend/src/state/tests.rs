@@ -1355,3 +1355,103 @@ fn private_messages_are_written_in_the_lobby_only() {
     assert_eq!(frame["receivers"][0]["connectionId"], "B");
     assert_eq!(frame.get("room"), None);
 }
+
+/// One of each event, as the server writes them (the match makes a new event a
+/// compile error here until it has a sample).
+fn every_event() -> Vec<ServerEvent> {
+    let samples = vec![
+        ServerEvent::NewUser {
+            room: "rust".into(),
+            user_name: "bob".into(),
+            connection_id: "B".into(),
+        },
+        ServerEvent::UserExit {
+            room: LOBBY.into(),
+            user_name: "bob".into(),
+            connection_id: "B".into(),
+        },
+        message("rust", "bob", "B", "hi <b>", &mid(1)),
+        ServerEvent::List {
+            room: LOBBY.into(),
+            users: vec![user("bob", "B")],
+        },
+        registered("alice", "A"),
+        ServerEvent::Registered {
+            user_name: "alice".into(),
+            connection_id: "A".into(),
+            resume_token: None,
+        },
+        ServerEvent::Joined {
+            room: "rust".into(),
+            users: vec![user("bob", "B"), user("carol", "C")],
+        },
+        ServerEvent::Left {
+            room: "rust".into(),
+        },
+        ServerEvent::History {
+            room: "rust".into(),
+            messages: vec![
+                message("rust", "bob", "B", "one", &mid(1)),
+                message("rust", "carol", "C", "two", &mid(2)),
+            ],
+            more: true,
+        },
+        ServerEvent::Sent {
+            message_id: mid(3),
+            timestamp: 7,
+            delivered: 2,
+        },
+        ServerEvent::Pong {},
+        ServerEvent::Error {
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+            retry_after_ms: Some(85),
+        },
+        ServerEvent::Error {
+            code: ErrorCode::NotAMember,
+            message: "join first".into(),
+            retry_after_ms: None,
+        },
+    ];
+    for sample in &samples {
+        match sample {
+            ServerEvent::NewUser { .. }
+            | ServerEvent::UserExit { .. }
+            | ServerEvent::Message { .. }
+            | ServerEvent::List { .. }
+            | ServerEvent::Registered { .. }
+            | ServerEvent::Joined { .. }
+            | ServerEvent::Left { .. }
+            | ServerEvent::History { .. }
+            | ServerEvent::Sent { .. }
+            | ServerEvent::Pong {}
+            | ServerEvent::Error { .. } => {}
+        }
+    }
+    samples
+}
+
+#[test]
+fn every_event_reads_back_exactly_as_shared_types_writes_it() {
+    for event in every_event() {
+        assert_eq!(
+            decode(&reply(event.clone(), "r7")),
+            Some((Some("r7".to_string()), event.clone()))
+        );
+        assert_eq!(decode(&push(event.clone())), Some((None, event)));
+    }
+    // v1 servers sent no room: the lobby.
+    assert_eq!(
+        decode(r#"{"action":"newUser","userName":"bob","connectionId":"B"}"#),
+        Some((
+            None,
+            ServerEvent::NewUser {
+                room: LOBBY.into(),
+                user_name: "bob".into(),
+                connection_id: "B".into()
+            }
+        ))
+    );
+    assert_eq!(decode(r#"{"action":"somethingNew"}"#), None);
+    assert_eq!(decode("not json"), None);
+}
