@@ -12,7 +12,6 @@ use crate::store::{
     StoredMessage,
 };
 use sha2::{Digest, Sha256};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use webchat_shared_types::{
     decode_client_frame, unknown_action, ErrorCode, HistoryPage, Refusal, Request, Route,
     ServerEvent, ServerFrame, User, ValidFrame, LOBBY, MAX_ROOMS_PER_CONNECTION,
@@ -27,13 +26,6 @@ pub enum Frame<'a> {
     Text(&'a str),
     /// The protocol is JSON text; a binary frame is only ever refused.
     Binary,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as u64
 }
 
 /// A ULID: sortable by time, unique without coordination between Lambdas.
@@ -100,14 +92,15 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
         self
     }
 
-    /// Measures the rate limits against `clock` instead of the system clock.
+    /// Measures time (rate limits, message timestamps, history expiry) on `clock`
+    /// instead of the system clock.
     pub fn with_clock(mut self, clock: &'a dyn Clock) -> Self {
         self.clock = clock;
         self
     }
 
-    fn now_secs(&self) -> i64 {
-        self.clock.now().div_euclid(1_000_000)
+    fn now_ms(&self) -> u64 {
+        self.clock.now().div_euclid(1000).max(0) as u64
     }
 
     /// Records a new connection (`$connect`). An error means the handshake should be
@@ -117,7 +110,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
         connection_id: &str,
         connected_at_ms: Option<i64>,
     ) -> Result<(), StoreError> {
-        let connected_at = connected_at_ms.unwrap_or_else(|| now_ms() as i64);
+        let connected_at = connected_at_ms.unwrap_or_else(|| self.now_ms() as i64);
         self.store
             .add(Connection::new(connection_id, connected_at))
             .await
@@ -369,7 +362,11 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
     async fn list(&self, connection_id: &str, room: String) -> Result<ServerEvent, Refusal> {
         // The lobby's list is v1's `list`, answered for any connection.
         if room != LOBBY {
-            let connection = self.store.get(connection_id).await.map_err(|e| internal(&e))?;
+            let connection = self
+                .store
+                .get(connection_id)
+                .await
+                .map_err(|e| internal(&e))?;
             if !connection.is_some_and(|c| c.is_in(&room)) {
                 return Err(not_a_member(&room));
             }
@@ -453,7 +450,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
         }
         let slice = self
             .store
-            .history(&room, &page, limit, self.now_secs())
+            .history(&room, &page, limit, (self.now_ms() / 1000) as i64)
             .await
             .map_err(|e| internal(&e))?;
         let receiver = connection.user();
@@ -493,7 +490,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
         }
         let sender_name = sender.user_name.unwrap_or_default();
         let private = receivers.is_some();
-        let timestamp = now_ms();
+        let timestamp = self.now_ms();
         let message_id = new_message_id(timestamp);
         let recipients = match receivers {
             None => {

@@ -126,6 +126,7 @@ fn connection_from_item(item: &HashMap<String, AttributeValue>) -> Option<Connec
         connection_id,
         connected_at,
         user_name,
+        rooms: Vec::new(),
     })
 }
 
@@ -345,66 +346,12 @@ impl ConnectionStore for DynamoStore {
             .and_then(connection_from_item))
     }
 
-    async fn get_many(&self, ids: &[String]) -> Result<Vec<Connection>, StoreError> {
-        let now = now_secs();
-        let mut found = Vec::new();
-        for chunk in ids.chunks(BATCH_GET_LIMIT) {
-            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|id| HashMap::from([(CONNECTION_ID.to_string(), s(id))]))
-                .collect();
-            let mut backoff = Duration::from_millis(20);
-            // BatchGetItem may return part of the keys as unprocessed under load; ask again.
-            for _attempt in 0..8 {
-                if pending.is_empty() {
-                    break;
-                }
-                let keys = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| unavailable("BatchGetItem", e))?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.tables.connections, keys)
-                    .send()
-                    .await
-                    .map_err(|e| unavailable("BatchGetItem", e))?;
-                if let Some(items) = output
-                    .responses()
-                    .and_then(|r| r.get(&self.tables.connections))
-                {
-                    found.extend(
-                        items
-                            .iter()
-                            .filter(|item| !is_expired(item, now))
-                            .filter_map(connection_from_item),
-                    );
-                }
-                if let Some(unprocessed) = output
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.tables.connections))
-                {
-                    pending = unprocessed.keys().to_vec();
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                }
-            }
-            if !pending.is_empty() {
-                return Err(StoreError::Unavailable(
-                    "DynamoDB BatchGetItem left keys unprocessed after 8 attempts".into(),
-                ));
-            }
-        }
-        Ok(found)
-    }
-
     async fn register(
         &self,
         connection_id: &str,
-        user_name: &str,
+        claim: crate::store::Claim<'_>,
     ) -> Result<Registration, StoreError> {
+        let user_name = claim.user_name;
         let current = self
             .get(connection_id)
             .await?
@@ -459,7 +406,11 @@ impl ConnectionStore for DynamoStore {
         if let Some(old) = previous.as_deref().filter(|old| name_key(old) != key) {
             self.release_name(old, connection_id).await?;
         }
-        Ok(Registration { previous })
+        Ok(Registration {
+            previous,
+            rooms: Vec::new(),
+            taken_over: None,
+        })
     }
 
     async fn remove(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
@@ -479,38 +430,26 @@ impl ConnectionStore for DynamoStore {
         Ok(removed)
     }
 
-    async fn registered(&self) -> Result<Vec<Connection>, StoreError> {
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.tables.connections)
-            .filter_expression("attribute_exists(userName) AND #ttl >= :now")
-            .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":now", n(now_secs()))
-            .set_limit(self.scan_page_size)
-            .into_paginator()
-            .items()
-            .send();
-        let mut connections = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| unavailable("Scan (connections)", e))?;
-            connections.extend(connection_from_item(&item));
-        }
-        Ok(connections)
+    async fn holder(&self, _user_name: &str) -> Result<Option<String>, StoreError> {
+        Err(StoreError::Unavailable("not ported".into()))
+    }
+    async fn join(&self, _c: &str, _u: &str, _r: &str) -> Result<crate::store::Joined, StoreError> {
+        Err(StoreError::Unavailable("not ported".into()))
+    }
+    async fn leave(&self, _c: &str, _r: &str) -> Result<bool, StoreError> {
+        Err(StoreError::Unavailable("not ported".into()))
+    }
+    async fn members(&self, _r: &str) -> Result<Vec<webchat_shared_types::User>, StoreError> {
+        Err(StoreError::Unavailable("not ported".into()))
+    }
+    async fn members_among(
+        &self,
+        _r: &str,
+        _i: &[String],
+    ) -> Result<Vec<webchat_shared_types::User>, StoreError> {
+        Err(StoreError::Unavailable("not ported".into()))
     }
 
-    /// GCRA with conditional updates only, so DynamoDB decides every race between Lambdas
-    /// handling one connection. DynamoDB has no `max`, so `tat = max(tat, now) + interval`
-    /// is two updates, each conditioned on the case it is right for:
-    ///
-    /// - idle (`tat` unset or before `now`): `SET tat = now + interval`;
-    /// - within the burst (`now <= tat <= latest`): `SET tat = tat + interval`;
-    /// - over (`tat > latest`): nothing is written and the frame is limited.
-    ///
-    /// It starts with the idle case (a person typing), and a refused update returns the
-    /// row (`ALL_OLD`), which says which case holds: one update per frame, also for every
-    /// frame of a flood. Every update also requires the row, so a gone connection is never
-    /// recreated by its bucket.
     async fn admit(
         &self,
         connection_id: &str,
@@ -576,4 +515,19 @@ pub fn local_client(endpoint: &str) -> Client {
         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(2))
         .build();
     Client::from_conf(config)
+}
+
+impl crate::store::HistoryStore for DynamoStore {
+    async fn append(&self, _m: &crate::store::StoredMessage) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not ported".into()))
+    }
+    async fn history(
+        &self,
+        _r: &str,
+        _p: &webchat_shared_types::HistoryPage,
+        _l: usize,
+        _n: i64,
+    ) -> Result<crate::store::HistorySlice, StoreError> {
+        Err(StoreError::Unavailable("not ported".into()))
+    }
 }

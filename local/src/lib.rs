@@ -159,6 +159,15 @@ impl ConnectionGateway for BoundedPushes {
             .map_err(|_| PostError::Failed("gateway stopping".into()))?;
         self.inner.delete(connection_id).await
     }
+
+    async fn is_open(&self, connection_id: &str) -> Result<bool, PostError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PostError::Failed("gateway stopping".into()))?;
+        self.inner.is_open(connection_id).await
+    }
 }
 
 /// One open connection, as the management API sees it.
