@@ -881,10 +881,14 @@ fn the_checks_catch_a_broken_template() {
             let list = r.entry(Route::List).or_default();
             list.insert(Call::new("dynamodb:PutItem", "ConnectionsTable"));
         }),
-        ("grants", "register reading the names table", |r| {
-            let register = r.entry(Route::Register).or_default();
-            register.insert(Call::new("dynamodb:GetItem", "NamesTable"));
-        }),
+        (
+            "grants",
+            "register scanning every connection, as v1 did",
+            |r| {
+                let register = r.entry(Route::Register).or_default();
+                register.insert(Call::new("dynamodb:Scan", "ConnectionsTable"));
+            },
+        ),
         ("manage_connections", "ping pushing", |r| {
             let ping = r.entry(Route::Ping).or_default();
             ping.insert(Call::new("execute-api:ManageConnections", "POST"));
@@ -893,14 +897,10 @@ fn the_checks_catch_a_broken_template() {
             let message = r.entry(Route::Message).or_default();
             message.insert(Call::new("execute-api:ManageConnections", "DELETE"));
         }),
-        (
-            "manage_connections",
-            "join asking whether a connection is open",
-            |r| {
-                let join = r.entry(Route::Join).or_default();
-                join.insert(Call::new("execute-api:ManageConnections", "GET"));
-            },
-        ),
+        ("grants", "join asking whether a connection is open", |r| {
+            let join = r.entry(Route::Join).or_default();
+            join.insert(Call::new("execute-api:ManageConnections", "GET"));
+        }),
         ("grants", "history writing messages", |r| {
             let history = r.entry(Route::History).or_default();
             history.insert(Call::new("dynamodb:PutItem", "MessagesTable"));

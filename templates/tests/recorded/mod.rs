@@ -43,11 +43,21 @@ pub type Record = BTreeMap<Route, BTreeSet<Call>>;
 pub fn recorded() -> &'static Record {
     static RECORD: OnceLock<Record> = OnceLock::new();
     RECORD.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-            .block_on(record())
+        // The handlers' futures, unoptimized, nest deeper than a test thread's 2 MB stack
+        // holds; the recording runs on a thread of its own with room to spare.
+        std::thread::Builder::new()
+            .name("recording".into())
+            .stack_size(64 << 20)
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime")
+                    .block_on(Box::pin(record()))
+            })
+            .expect("a thread for the recording")
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 
