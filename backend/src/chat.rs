@@ -369,7 +369,11 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
     async fn list(&self, connection_id: &str, room: String) -> Result<ServerEvent, Refusal> {
         // The lobby's list is v1's `list`, answered for any connection.
         if room != LOBBY {
-            let connection = self.store.get(connection_id).await.map_err(|e| internal(&e))?;
+            let connection = self
+                .store
+                .get(connection_id)
+                .await
+                .map_err(|e| internal(&e))?;
             if !connection.is_some_and(|c| c.is_in(&room)) {
                 return Err(not_a_member(&room));
             }

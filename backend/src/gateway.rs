@@ -47,8 +47,7 @@ pub trait ConnectionGateway: Send + Sync {
     fn delete(&self, connection_id: &str) -> impl Future<Output = Result<(), PostError>> + Send;
 
     /// Whether a connection is still open (`GET @connections/{id}`: 200, or 410 Gone).
-    fn is_open(&self, connection_id: &str)
-        -> impl Future<Output = Result<bool, PostError>> + Send;
+    fn is_open(&self, connection_id: &str) -> impl Future<Output = Result<bool, PostError>> + Send;
 }
 
 /// A gateway lent out: lets wrappers such as [`crate::push::Retrying`] borrow one.
@@ -65,10 +64,7 @@ impl<G: ConnectionGateway> ConnectionGateway for &G {
         (**self).delete(connection_id)
     }
 
-    fn is_open(
-        &self,
-        connection_id: &str,
-    ) -> impl Future<Output = Result<bool, PostError>> + Send {
+    fn is_open(&self, connection_id: &str) -> impl Future<Output = Result<bool, PostError>> + Send {
         (**self).is_open(connection_id)
     }
 }

@@ -276,7 +276,10 @@ impl HistoryStore for MemoryStore {
         // One more than asked says whether another page follows.
         let mut slice: Vec<StoredMessage> = match page {
             HistoryPage::After(id) => {
-                let after = (std::ops::Bound::Excluded(id.clone()), std::ops::Bound::Unbounded);
+                let after = (
+                    std::ops::Bound::Excluded(id.clone()),
+                    std::ops::Bound::Unbounded,
+                );
                 messages
                     .range(after)
                     .map(|(_, m)| m)
