@@ -76,6 +76,8 @@ impl Default for Config {
             tables: TableNames {
                 connections: "webchat-connections".to_string(),
                 names: "webchat-names".to_string(),
+                members: "webchat-members".to_string(),
+                messages: "webchat-messages".to_string(),
             },
             idle_timeout: Duration::from_secs(webchat_shared_types::IDLE_TIMEOUT_SECS),
             max_lifetime: Duration::from_secs(webchat_shared_types::MAX_CONNECTION_LIFETIME_SECS),
