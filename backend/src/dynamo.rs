@@ -1137,7 +1137,7 @@ impl HistoryStore for DynamoStore {
             HistoryPage::After(id) => (Some((">", id.as_str())), false),
         };
         let mut messages = self
-            .query_messages(room, bound, newest_first, limit + 1, now_secs)
+            .query_messages(room, bound, newest_first, limit.saturating_add(1), now_secs)
             .await?;
         let more = messages.len() > limit;
         messages.truncate(limit);
