@@ -17,9 +17,15 @@
 //! name by a conditional put on `Names` (free, ours, expired, or the resume token
 //! matches), the room limit by a conditional update of the `rooms` set, each rate-limit
 //! bucket by conditional updates (see [`DynamoStore::admit`]). Nothing reads-then-writes
-//! to check a rule; reads after a refused write only say which rule refused it. `Members`
-//! rows follow the `rooms` set (written after it, removed after it), so a reader may for a
-//! moment see a member whose connection just left, never miss a room's whole set.
+//! to check a rule; reads after a refused write only say which rule refused it.
+//!
+//! `Members` rows follow the `rooms` set: written after the set gains a room, deleted
+//! after it loses one. Every writer re-reads the set afterwards and undoes what a
+//! concurrent `join`, `leave` or `remove` overtook, each member row carrying the `writeId`
+//! of the write that put it so that a late delete never removes a newer row. So once
+//! the writers are done, a connection has a member row for exactly the rooms in its set;
+//! meanwhile a room's members may for a moment include one that just left or miss one
+//! that just joined.
 
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use crate::store::{
@@ -51,6 +57,8 @@ const SENDER: &str = "sender";
 const SENDER_ID: &str = "senderId";
 const MESSAGE: &str = "message";
 const TIMESTAMP: &str = "timestamp";
+/// Which write put a `Members` row (see [`DynamoStore::write_members`]).
+const WRITE_ID: &str = "writeId";
 /// A bucket's theoretical arrival time, microseconds since the epoch (see [`crate::limits`]).
 const MESSAGE_TAT: &str = "messageTat";
 const ACTION_TAT: &str = "actionTat";
@@ -441,25 +449,103 @@ impl DynamoStore {
     }
 
     /// Writes a connection's member row in each of `rooms` (also the way a rename
-    /// reaches every room).
-    async fn put_members(
+    /// reaches every room), then deletes those the connection's row no longer lists.
+    ///
+    /// Member rows follow the `rooms` set and are written after it, so a `leave` or
+    /// `remove` running meanwhile may delete them first; re-reading the row after writing
+    /// finds such orphans. Each write carries its own `writeId` and an orphan is deleted
+    /// only if the row is still that write's: a `join` that put the room back meanwhile
+    /// keeps its member row.
+    async fn write_members(
         &self,
         connection: &Connection,
         user_name: &str,
         rooms: &[String],
     ) -> Result<(), StoreError> {
+        let write_id = format!("{:016x}", rand::random::<u64>());
         let mut requests = Vec::with_capacity(rooms.len());
         for room in rooms {
             let mut item = member_key(room, &connection.connection_id);
             item.insert(USER_NAME.to_string(), s(user_name));
             item.insert(TTL.to_string(), n(connection.expires_at()));
+            item.insert(WRITE_ID.to_string(), s(&write_id));
             let put = PutRequest::builder()
                 .set_item(Some(item))
                 .build()
                 .map_err(|e| unavailable("BatchWriteItem (members)", e))?;
             requests.push(WriteRequest::builder().put_request(put).build());
         }
-        self.batch_write(&self.tables.members, requests).await
+        self.batch_write(&self.tables.members, requests).await?;
+
+        let now_in = self
+            .get(&connection.connection_id)
+            .await?
+            .map(|c| c.rooms)
+            .unwrap_or_default();
+        for room in rooms.iter().filter(|room| !now_in.contains(room)) {
+            let deleted = self
+                .client
+                .delete_item()
+                .table_name(&self.tables.members)
+                .set_key(Some(member_key(room, &connection.connection_id)))
+                .condition_expression("writeId = :mine")
+                .expression_attribute_values(":mine", s(&write_id))
+                .send()
+                .await;
+            match deleted {
+                Ok(_) => {}
+                Err(err) if condition_failed(&err) => {}
+                Err(err) => return Err(unavailable("DeleteItem (member)", err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a connection's member row in `room` after a `leave`, unless the room is in
+    /// its `rooms` set again. The member row is read first and deleted only if no write
+    /// replaced it since: a `join` that puts the room back writes its own row after its
+    /// update of the set, and that row must stay (its own check deletes it if the room
+    /// goes again).
+    async fn drop_member_unless_in(
+        &self,
+        connection_id: &str,
+        room: &str,
+    ) -> Result<(), StoreError> {
+        let member = self
+            .client
+            .get_item()
+            .table_name(&self.tables.members)
+            .set_key(Some(member_key(room, connection_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem (member)", e))?;
+        let Some(member) = member.item() else {
+            return Ok(());
+        };
+        if self
+            .get(connection_id)
+            .await?
+            .is_some_and(|c| c.is_in(room))
+        {
+            return Ok(());
+        }
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.members)
+            .set_key(Some(member_key(room, connection_id)));
+        let delete = match string_of(member, WRITE_ID) {
+            Some(write_id) => delete
+                .condition_expression("writeId = :seen")
+                .expression_attribute_values(":seen", s(&write_id)),
+            None => delete.condition_expression("attribute_not_exists(writeId)"),
+        };
+        match delete.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if condition_failed(&err) => Ok(()),
+            Err(err) => Err(unavailable("DeleteItem (member)", err)),
+        }
     }
 
     async fn delete_members(
@@ -476,30 +562,6 @@ impl DynamoStore {
             requests.push(WriteRequest::builder().delete_request(delete).build());
         }
         self.batch_write(&self.tables.members, requests).await
-    }
-
-    /// Member rows are written after the `rooms` set they follow, so a `remove` or
-    /// `leave` running meanwhile may have deleted them first. After writing them, this
-    /// deletes those of `rooms` that the connection's row no longer lists.
-    async fn drop_orphaned_members(
-        &self,
-        connection_id: &str,
-        rooms: &[String],
-    ) -> Result<(), StoreError> {
-        let now_in = self
-            .get(connection_id)
-            .await?
-            .map(|c| c.rooms)
-            .unwrap_or_default();
-        let orphaned: Vec<String> = rooms
-            .iter()
-            .filter(|room| !now_in.contains(room))
-            .cloned()
-            .collect();
-        if !orphaned.is_empty() {
-            self.delete_members(connection_id, &orphaned).await?;
-        }
-        Ok(())
     }
 
     /// Removes the connection a name was just taken from: its row (only if it still goes
@@ -755,8 +817,7 @@ impl ConnectionStore for DynamoStore {
                 return Err(err);
             }
         };
-        self.put_members(&before, claim.user_name, &rooms).await?;
-        self.drop_orphaned_members(connection_id, &rooms).await?;
+        self.write_members(&before, claim.user_name, &rooms).await?;
 
         if let Some(old) = before
             .user_name
@@ -858,11 +919,13 @@ impl ConnectionStore for DynamoStore {
         // Written also when it was in already: that heals a join that stopped between
         // its two writes.
         let rooms = [room.to_string()];
-        self.put_members(&connection, user_name, &rooms).await?;
-        self.drop_orphaned_members(connection_id, &rooms).await?;
+        self.write_members(&connection, user_name, &rooms).await?;
         Ok(joined)
     }
 
+    /// `DELETE` from the row's `rooms` set; the set as it was says whether the room was in
+    /// it. Then the member row goes, unless a `join` has put the room back meanwhile
+    /// (`drop_member_unless_in`).
     async fn leave(&self, connection_id: &str, room: &str) -> Result<bool, StoreError> {
         let removed = self
             .client
@@ -875,16 +938,24 @@ impl ConnectionStore for DynamoStore {
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        let was_in = match removed {
-            Ok(output) => output
-                .attributes()
-                .is_some_and(|before| rooms_of(before).iter().any(|r| r == room)),
-            Err(err) if condition_failed(&err) => false,
-            Err(err) => return Err(unavailable("UpdateItem (leave)", err)),
-        };
-        self.delete_members(connection_id, &[room.to_string()])
-            .await?;
-        Ok(was_in)
+        match removed {
+            Ok(output) => {
+                let was_in = output
+                    .attributes()
+                    .is_some_and(|before| rooms_of(before).iter().any(|r| r == room));
+                if was_in {
+                    self.drop_member_unless_in(connection_id, room).await?;
+                }
+                Ok(was_in)
+            }
+            // No row: no join can add it back, so any member row left is an orphan.
+            Err(err) if condition_failed(&err) => {
+                self.delete_members(connection_id, &[room.to_string()])
+                    .await?;
+                Ok(false)
+            }
+            Err(err) => Err(unavailable("UpdateItem (leave)", err)),
+        }
     }
 
     /// A paginated Query of the room's partition of `Members`: it reads the room's
@@ -1066,7 +1137,7 @@ impl HistoryStore for DynamoStore {
             HistoryPage::After(id) => (Some((">", id.as_str())), false),
         };
         let mut messages = self
-            .query_messages(room, bound, newest_first, limit + 1, now_secs)
+            .query_messages(room, bound, newest_first, limit.saturating_add(1), now_secs)
             .await?;
         let more = messages.len() > limit;
         messages.truncate(limit);

@@ -630,6 +630,138 @@ async fn twenty_five_concurrent_joins_end_in_exactly_twenty_rooms() {
     );
 }
 
+/// The rooms among `candidates` where `id` has a member row.
+async fn member_rows_of(store: &DynamoStore, id: &str, candidates: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for room in candidates {
+        if store
+            .members(room)
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.connection_id == id)
+        {
+            found.push(room.clone());
+        }
+    }
+    found.sort();
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_join_racing_a_disconnect_leaves_no_member_row() {
+    let dynalite = Dynalite::start();
+    let store = Arc::new(store(&dynalite).await);
+    for round in 0..10 {
+        let id = format!("a{round}");
+        open_as(&store, &id, &format!("ana{round}")).await;
+        let joining = {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move { store.join(&id, "ana", "rust").await })
+        };
+        let removing = {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move { store.remove(&id).await })
+        };
+        let (joined, removed) = (joining.await.unwrap(), removing.await.unwrap());
+        assert!(removed.unwrap().is_some());
+        assert!(
+            matches!(
+                joined,
+                Ok(Joined::Added) | Err(StoreError::NoSuchConnection(_))
+            ),
+            "{joined:?}"
+        );
+        assert!(
+            store.members("rust").await.unwrap().is_empty(),
+            "round {round}: {joined:?}"
+        );
+        assert!(store.members(LOBBY).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn joins_and_leaves_racing_on_one_room_keep_member_rows_and_rooms_in_step() {
+    let dynalite = Dynalite::start();
+    let store = Arc::new(store(&dynalite).await);
+    open_as(&store, "a", "ana").await;
+    let candidates = rooms(&["lobby", "rust"]);
+    for round in 0..30 {
+        let ops = (0..4).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                if (i + round) % 2 == 0 {
+                    store.join("a", "ana", "rust").await.map(|_| ())
+                } else {
+                    store.leave("a", "rust").await.map(|_| ())
+                }
+            })
+        });
+        for done in futures::future::join_all(ops).await {
+            done.unwrap().unwrap();
+        }
+        let set = store.get("a").await.unwrap().unwrap().rooms;
+        assert_eq!(
+            member_rows_of(&store, "a", &candidates).await,
+            set,
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resume_racing_a_join_stays_within_the_room_limit() {
+    let dynalite = Dynalite::start();
+    let store = Arc::new(store(&dynalite).await);
+    let mut candidates = rooms(&["lobby", "x"]);
+    for round in 0..5 {
+        let (old, new) = (format!("old{round}"), format!("new{round}"));
+        open_as(&store, &old, &format!("ana{round}")).await;
+        for i in 0..5 {
+            let room = format!("o{i}");
+            store.join(&old, "ana", &room).await.unwrap();
+            candidates.push(room);
+        }
+        open_as(&store, &new, &format!("bob{round}")).await;
+        for i in 0..18 {
+            let room = format!("n{i:02}");
+            store.join(&new, "bob", &room).await.unwrap();
+            candidates.push(room);
+        }
+        candidates.sort();
+        candidates.dedup();
+        let resuming = {
+            let (store, new, old) = (store.clone(), new.clone(), old.clone());
+            tokio::spawn(async move {
+                resume(
+                    &store,
+                    &new,
+                    &format!("ana{round}"),
+                    "t2",
+                    &format!("t-{old}"),
+                )
+                .await
+            })
+        };
+        let joining = {
+            let (store, new) = (store.clone(), new.clone());
+            tokio::spawn(async move { store.join(&new, "bob", "x").await })
+        };
+        let registration = resuming.await.unwrap().unwrap();
+        let joined = joining.await.unwrap();
+        assert!(
+            matches!(joined, Ok(Joined::Added) | Err(StoreError::RoomLimit)),
+            "{joined:?}"
+        );
+        assert_eq!(registration.taken_over.unwrap().connection_id, old);
+        let set = store.get(&new).await.unwrap().unwrap().rooms;
+        assert_eq!(set.len(), 20, "round {round}: {set:?}");
+        assert_eq!(member_rows_of(&store, &new, &candidates).await, set);
+        assert!(member_rows_of(&store, &old, &candidates).await.is_empty());
+        store.remove(&new).await.unwrap();
+    }
+}
+
 // ---- history --------------------------------------------------------------------------
 
 fn stored(room: &str, id: &str, text: &str, expires_at: i64) -> StoredMessage {
