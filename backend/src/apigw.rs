@@ -5,7 +5,7 @@
 use crate::chat::{Chat, Frame};
 use crate::gateway::ConnectionGateway;
 use crate::limits::Limits;
-use crate::store::ConnectionStore;
+use crate::store::{ConnectionStore, HistoryStore};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use webchat_shared_types::Route;
@@ -18,7 +18,7 @@ pub async fn handle<S, G>(
     event: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse
 where
-    S: ConnectionStore,
+    S: ConnectionStore + HistoryStore,
     G: ConnectionGateway,
 {
     let context = &event.request_context;

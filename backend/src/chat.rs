@@ -7,11 +7,14 @@
 use crate::gateway::ConnectionGateway;
 use crate::limits::{Admission, Bucket, Clock, Limits, SystemClock};
 use crate::push::fan_out;
-use crate::store::{Connection, ConnectionStore, StoreError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use crate::store::{
+    Claim, Connection, ConnectionStore, HistoryStore, Joined, Registration, StoreError,
+    StoredMessage,
+};
+use sha2::{Digest, Sha256};
 use webchat_shared_types::{
-    decode_client_frame, unknown_action, ErrorCode, Refusal, Request, Route, ServerEvent,
-    ServerFrame, User, ValidFrame,
+    decode_client_frame, unknown_action, ErrorCode, HistoryPage, Refusal, Request, Route,
+    ServerEvent, ServerFrame, User, ValidFrame, LOBBY, MAX_ROOMS_PER_CONNECTION,
 };
 
 /// Gone connections found while announcing gone connections: stop after a few rounds.
@@ -25,16 +28,36 @@ pub enum Frame<'a> {
     Binary,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as u64
-}
-
 /// A ULID: sortable by time, unique without coordination between Lambdas.
 pub fn new_message_id(timestamp_ms: u64) -> String {
     ulid::Ulid::from_parts(timestamp_ms, rand::random()).to_string()
+}
+
+/// A resume token: 128 random bits, as 32 hex digits. Only its hash is stored, so a
+/// copy of the table does not let anyone take names over.
+fn new_resume_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn not_registered(what: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::NotRegistered,
+        format!("register a userName before {what}"),
+    )
+}
+
+fn not_a_member(room: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::NotAMember,
+        format!("this connection is not in room \"{room}\"; join it first"),
+    )
 }
 
 fn internal(err: &StoreError) -> Refusal {
@@ -53,7 +76,7 @@ pub struct Chat<'a, S, G> {
     clock: &'a dyn Clock,
 }
 
-impl<'a, S: ConnectionStore, G: ConnectionGateway> Chat<'a, S, G> {
+impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G> {
     /// The rules with the default [`Limits`] on the system clock.
     pub fn new(store: &'a S, gateway: &'a G) -> Self {
         Chat {
@@ -69,10 +92,15 @@ impl<'a, S: ConnectionStore, G: ConnectionGateway> Chat<'a, S, G> {
         self
     }
 
-    /// Measures the rate limits against `clock` instead of the system clock.
+    /// Measures time (rate limits, message timestamps, history expiry) on `clock`
+    /// instead of the system clock.
     pub fn with_clock(mut self, clock: &'a dyn Clock) -> Self {
         self.clock = clock;
         self
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.now().div_euclid(1000).max(0) as u64
     }
 
     /// Records a new connection (`$connect`). An error means the handshake should be
@@ -82,24 +110,17 @@ impl<'a, S: ConnectionStore, G: ConnectionGateway> Chat<'a, S, G> {
         connection_id: &str,
         connected_at_ms: Option<i64>,
     ) -> Result<(), StoreError> {
-        let connection = Connection {
-            connection_id: connection_id.to_string(),
-            connected_at: connected_at_ms.unwrap_or_else(|| now_ms() as i64),
-            user_name: None,
-        };
-        self.store.add(connection).await
+        let connected_at = connected_at_ms.unwrap_or_else(|| self.now_ms() as i64);
+        self.store
+            .add(Connection::new(connection_id, connected_at))
+            .await
     }
 
-    /// Forgets a connection that ended (`$disconnect`) and tells the others it left.
-    /// Forgetting one that is already gone is not an error.
+    /// Forgets a connection that ended (`$disconnect`) and tells each of its rooms it
+    /// left. Forgetting one that is already gone is not an error.
     pub async fn disconnect(&self, connection_id: &str) -> Result<(), StoreError> {
-        if let Some(user) = self
-            .store
-            .remove(connection_id)
-            .await?
-            .and_then(|c| c.user())
-        {
-            let gone = self.announce(vec![user_exit(user)], None).await;
+        if let Some(connection) = self.store.remove(connection_id).await? {
+            let gone = self.announce_exit(&connection).await;
             self.remove_gone(gone).await;
         }
         Ok(())
@@ -140,14 +161,31 @@ impl<'a, S: ConnectionStore, G: ConnectionGateway> Chat<'a, S, G> {
                     .to_frame(),
             );
         }
-        let always_reply = matches!(request, Request::List);
+        // v1 answered `list` even without a requestId; the v2 actions always answer.
+        let always_reply = !matches!(
+            request,
+            Request::Register { .. } | Request::Message { .. } | Request::Ping
+        );
         let outcome = match request {
-            Request::Register { user_name } => self.register(connection_id, user_name).await,
-            Request::List => self.list(connection_id).await,
-            Request::Message { message, receivers } => {
-                self.message(connection_id, message, receivers).await
+            Request::Register {
+                user_name,
+                resume_token,
+            } => {
+                self.register(connection_id, user_name, resume_token.as_deref())
+                    .await
             }
+            Request::List { room } => self.list(connection_id, room).await,
+            Request::Message {
+                room,
+                message,
+                receivers,
+            } => self.message(connection_id, room, message, receivers).await,
             Request::Ping => Ok(ServerEvent::Pong {}),
+            Request::Join { room } => self.join(connection_id, room).await,
+            Request::Leave { room } => self.leave(connection_id, room).await,
+            Request::History { room, page, limit } => {
+                self.history(connection_id, room, page, limit).await
+            }
         };
         match outcome {
             // Without a requestId the original protocol stays silent on success.
@@ -203,8 +241,23 @@ impl<'a, S: ConnectionStore, G: ConnectionGateway> Chat<'a, S, G> {
         &self,
         connection_id: &str,
         user_name: String,
+        resume_token: Option<&str>,
     ) -> Result<ServerEvent, Refusal> {
-        let registration = match self.store.register(connection_id, &user_name).await {
+        let token = new_resume_token();
+        let token_hash = hash_token(&token);
+        let resume_hash = resume_token.map(hash_token);
+        let claim = Claim {
+            user_name: &user_name,
+            token_hash: &token_hash,
+            resume_hash: resume_hash.as_deref(),
+        };
+        let registration = match self.store.register(connection_id, claim).await {
+            Err(StoreError::NameTaken) if self.free_if_ghost(connection_id, &user_name).await => {
+                self.store.register(connection_id, claim).await
+            }
+            other => other,
+        };
+        let registration = match registration {
             Ok(registration) => registration,
             Err(StoreError::NameTaken) => {
                 return Err(Refusal::new(
@@ -214,74 +267,262 @@ impl<'a, S: ConnectionStore, G: ConnectionGateway> Chat<'a, S, G> {
             }
             Err(err) => return Err(internal(&err)),
         };
-        if registration.previous.as_deref() != Some(user_name.as_str()) {
-            let mut events = Vec::new();
-            if let Some(old) = registration.previous {
-                events.push(ServerEvent::UserExit {
-                    user_name: old,
-                    connection_id: connection_id.to_string(),
-                });
+        self.announce_registration(connection_id, &user_name, &registration)
+            .await;
+        if let Some(old) = &registration.taken_over {
+            // The old socket may still be open (a page that lost its network); the name
+            // and rooms are no longer its. Its `$disconnect` then finds nothing to announce.
+            if let Err(err) = self.gateway.delete(&old.connection_id).await {
+                tracing::warn!(connection_id = %old.connection_id, error = %err, "could not close a connection whose name was taken over");
             }
-            events.push(ServerEvent::NewUser {
-                user_name: user_name.clone(),
-                connection_id: connection_id.to_string(),
-            });
-            let gone = self.announce(events, Some(connection_id)).await;
-            self.remove_gone(gone).await;
         }
         Ok(ServerEvent::Registered {
             user_name,
             connection_id: connection_id.to_string(),
+            resume_token: Some(token),
         })
     }
 
-    async fn list(&self, connection_id: &str) -> Result<ServerEvent, Refusal> {
-        let connections = self.store.registered().await.map_err(|e| internal(&e))?;
-        let mut users: Vec<User> = connections
-            .iter()
-            .filter(|c| c.connection_id != connection_id)
-            .filter_map(Connection::user)
+    /// When the name's holder is a connection API Gateway reports gone (its
+    /// `$disconnect` was lost), removes it and says the name may be claimed again.
+    async fn free_if_ghost(&self, connection_id: &str, user_name: &str) -> bool {
+        let holder = match self.store.holder(user_name).await {
+            Ok(Some(holder)) if holder != connection_id => holder,
+            Ok(_) => return false,
+            Err(err) => {
+                tracing::error!(error = %err, "could not read who holds a name");
+                return false;
+            }
+        };
+        match self.gateway.is_open(&holder).await {
+            Ok(false) => {
+                tracing::info!(connection_id = %holder, "a name's holder is gone; freeing the name");
+                self.remove_gone(vec![holder]).await;
+                true
+            }
+            Ok(true) => false,
+            Err(err) => {
+                tracing::warn!(connection_id = %holder, error = %err, "could not check whether a name's holder is open");
+                false
+            }
+        }
+    }
+
+    /// Tells each room of a connection that registered what changed there: a connection
+    /// taken over left it, the old name left it, the new name arrived.
+    async fn announce_registration(
+        &self,
+        connection_id: &str,
+        user_name: &str,
+        registration: &Registration,
+    ) {
+        let renamed = registration.previous.as_deref() != Some(user_name);
+        let old = registration.taken_over.as_ref();
+        for room in &registration.rooms {
+            let inherited = old.is_some_and(|old| old.is_in(room));
+            let mut events = Vec::new();
+            if let Some(old) = old.filter(|_| inherited) {
+                events.extend(old.user().map(|user| user_exit(room, user)));
+            }
+            if let Some(previous) = registration.previous.as_ref().filter(|_| renamed) {
+                // Rooms that came only with the takeover never saw the old name.
+                if !inherited || room == LOBBY {
+                    events.push(user_exit(
+                        room,
+                        User {
+                            user_name: previous.clone(),
+                            connection_id: connection_id.to_string(),
+                        },
+                    ));
+                }
+            }
+            if renamed || inherited {
+                events.push(ServerEvent::NewUser {
+                    room: room.clone(),
+                    user_name: user_name.to_string(),
+                    connection_id: connection_id.to_string(),
+                });
+            }
+            if !events.is_empty() {
+                let gone = self.announce(room, events, Some(connection_id)).await;
+                self.remove_gone(gone).await;
+            }
+        }
+    }
+
+    /// The connection, when it has registered; `what` names the refused action.
+    async fn registered(&self, connection_id: &str, what: &str) -> Result<Connection, Refusal> {
+        match self.store.get(connection_id).await {
+            Ok(Some(connection)) if connection.user_name.is_some() => Ok(connection),
+            Ok(_) => Err(not_registered(what)),
+            Err(err) => Err(internal(&err)),
+        }
+    }
+
+    async fn list(&self, connection_id: &str, room: String) -> Result<ServerEvent, Refusal> {
+        // The lobby's list is v1's `list`, answered for any connection.
+        if room != LOBBY {
+            let connection = self
+                .store
+                .get(connection_id)
+                .await
+                .map_err(|e| internal(&e))?;
+            if !connection.is_some_and(|c| c.is_in(&room)) {
+                return Err(not_a_member(&room));
+            }
+        }
+        let users = self.others_in(&room, connection_id).await?;
+        Ok(ServerEvent::List { room, users })
+    }
+
+    /// The members of a room but one, sorted by name as people read them.
+    async fn others_in(&self, room: &str, connection_id: &str) -> Result<Vec<User>, Refusal> {
+        let mut users: Vec<User> = self
+            .store
+            .members(room)
+            .await
+            .map_err(|e| internal(&e))?
+            .into_iter()
+            .filter(|user| user.connection_id != connection_id)
             .collect();
         users.sort_by_key(|user| user.user_name.to_lowercase());
-        Ok(ServerEvent::List { users })
+        Ok(users)
+    }
+
+    async fn join(&self, connection_id: &str, room: String) -> Result<ServerEvent, Refusal> {
+        let connection = self.registered(connection_id, "joining rooms").await?;
+        let user_name = connection.user_name.clone().unwrap_or_default();
+        let joined = match self.store.join(connection_id, &user_name, &room).await {
+            Ok(joined) => joined,
+            Err(StoreError::RoomLimit) => {
+                return Err(Refusal::new(
+                    ErrorCode::LimitReached,
+                    format!(
+                        "a connection may be in at most {MAX_ROOMS_PER_CONNECTION} rooms, the lobby included; leave one first"
+                    ),
+                ))
+            }
+            Err(StoreError::NoSuchConnection(_)) => return Err(not_registered("joining rooms")),
+            Err(err) => return Err(internal(&err)),
+        };
+        if joined == Joined::Added {
+            let event = ServerEvent::NewUser {
+                room: room.clone(),
+                user_name,
+                connection_id: connection_id.to_string(),
+            };
+            let gone = self.announce(&room, vec![event], Some(connection_id)).await;
+            self.remove_gone(gone).await;
+        }
+        let users = self.others_in(&room, connection_id).await?;
+        Ok(ServerEvent::Joined { room, users })
+    }
+
+    async fn leave(&self, connection_id: &str, room: String) -> Result<ServerEvent, Refusal> {
+        let connection = self.registered(connection_id, "leaving rooms").await?;
+        if !self
+            .store
+            .leave(connection_id, &room)
+            .await
+            .map_err(|e| internal(&e))?
+        {
+            return Err(not_a_member(&room));
+        }
+        if let Some(user) = connection.user() {
+            let gone = self
+                .announce(&room, vec![user_exit(&room, user)], None)
+                .await;
+            self.remove_gone(gone).await;
+        }
+        Ok(ServerEvent::Left { room })
+    }
+
+    async fn history(
+        &self,
+        connection_id: &str,
+        room: String,
+        page: HistoryPage,
+        limit: usize,
+    ) -> Result<ServerEvent, Refusal> {
+        let connection = self.registered(connection_id, "reading history").await?;
+        if !connection.is_in(&room) {
+            return Err(not_a_member(&room));
+        }
+        let slice = self
+            .store
+            .history(&room, &page, limit, (self.now_ms() / 1000) as i64)
+            .await
+            .map_err(|e| internal(&e))?;
+        let receiver = connection.user();
+        let messages = slice
+            .messages
+            .into_iter()
+            .filter_map(|stored| {
+                Some(ServerEvent::Message {
+                    room: stored.room,
+                    sender: stored.sender,
+                    sender_id: stored.sender_id,
+                    receiver: receiver.clone()?,
+                    message: stored.message,
+                    message_id: stored.message_id,
+                    timestamp: stored.timestamp,
+                    private: false,
+                })
+            })
+            .collect();
+        Ok(ServerEvent::History {
+            room,
+            messages,
+            more: slice.more,
+        })
     }
 
     async fn message(
         &self,
         connection_id: &str,
+        room: String,
         message: String,
         receivers: Option<Vec<String>>,
     ) -> Result<ServerEvent, Refusal> {
-        let sender = self
-            .store
-            .get(connection_id)
-            .await
-            .map_err(|e| internal(&e))?;
-        let Some(sender_name) = sender.and_then(|c| c.user_name) else {
-            return Err(Refusal::new(
-                ErrorCode::NotRegistered,
-                "register a userName before sending messages",
-            ));
-        };
+        let sender = self.registered(connection_id, "sending messages").await?;
+        if !sender.is_in(&room) {
+            return Err(not_a_member(&room));
+        }
+        let sender_name = sender.user_name.unwrap_or_default();
         let private = receivers.is_some();
+        let timestamp = self.now_ms();
+        let message_id = new_message_id(timestamp);
         let recipients = match receivers {
-            None => self.store.registered().await,
+            None => {
+                // Stored before any push, so whoever gets the push (or reconnects
+                // while it is under way) finds it in history.
+                let stored = StoredMessage {
+                    room: room.clone(),
+                    message_id: message_id.clone(),
+                    sender: sender_name.clone(),
+                    sender_id: connection_id.to_string(),
+                    message: message.clone(),
+                    timestamp,
+                    expires_at: (timestamp / 1000) as i64
+                        + i64::from(self.limits.history_days) * 24 * 60 * 60,
+                };
+                self.store.append(&stored).await.map_err(|e| internal(&e))?;
+                self.store.members(&room).await
+            }
             Some(ids) => {
                 let ids: Vec<String> = ids.into_iter().filter(|id| id != connection_id).collect();
-                self.store.get_many(&ids).await
+                self.store.members_among(&room, &ids).await
             }
         }
         .map_err(|e| internal(&e))?;
 
-        let timestamp = now_ms();
-        let message_id = new_message_id(timestamp);
         let deliveries = recipients
             .into_iter()
-            .filter(|c| c.connection_id != connection_id)
-            .filter_map(|c| c.user())
+            .filter(|receiver| receiver.connection_id != connection_id)
             .map(|receiver| {
                 let id = receiver.connection_id.clone();
                 let frame = ServerFrame::push(ServerEvent::Message {
+                    room: room.clone(),
                     sender: sender_name.clone(),
                     sender_id: connection_id.to_string(),
                     receiver,
@@ -302,13 +543,18 @@ impl<'a, S: ConnectionStore, G: ConnectionGateway> Chat<'a, S, G> {
         })
     }
 
-    /// Tells every registered connection but `except` about `events`, in order, and
-    /// returns the recipients API Gateway reported gone.
-    async fn announce(&self, events: Vec<ServerEvent>, except: Option<&str>) -> Vec<String> {
-        let recipients = match self.store.registered().await {
-            Ok(connections) => connections,
+    /// Tells every member of `room` but `except` about `events`, in order, and returns
+    /// the recipients API Gateway reported gone.
+    async fn announce(
+        &self,
+        room: &str,
+        events: Vec<ServerEvent>,
+        except: Option<&str>,
+    ) -> Vec<String> {
+        let recipients = match self.store.members(room).await {
+            Ok(members) => members,
             Err(err) => {
-                tracing::error!(error = %err, "could not list connections to announce to");
+                tracing::error!(room, error = %err, "could not list a room's members to announce to");
                 return Vec::new();
             }
         };
@@ -328,38 +574,56 @@ impl<'a, S: ConnectionStore, G: ConnectionGateway> Chat<'a, S, G> {
         gone
     }
 
-    /// Deletes connections API Gateway reported gone, frees their names and tells the
-    /// others they left. Announcing can find more gone connections, so this repeats a
+    /// Tells each room of a removed connection that it left; returns the recipients
+    /// API Gateway reported gone.
+    async fn announce_exit(&self, connection: &Connection) -> Vec<String> {
+        let Some(user) = connection.user() else {
+            return Vec::new();
+        };
+        let mut gone = Vec::new();
+        for room in &connection.rooms {
+            gone.extend(
+                self.announce(room, vec![user_exit(room, user.clone())], None)
+                    .await,
+            );
+        }
+        gone
+    }
+
+    /// Deletes connections API Gateway reported gone, frees their names and tells their
+    /// rooms they left. Announcing can find more gone connections, so this repeats a
     /// bounded number of rounds.
     async fn remove_gone(&self, mut gone: Vec<String>) {
         for _ in 0..CLEANUP_ROUNDS {
             if gone.is_empty() {
                 return;
             }
-            let mut exits = Vec::new();
+            let mut removed = Vec::new();
             for connection_id in gone.drain(..) {
                 tracing::info!(
                     connection_id,
                     "removing a connection API Gateway reports gone"
                 );
                 match self.store.remove(&connection_id).await {
-                    Ok(Some(connection)) => exits.extend(connection.user().map(user_exit)),
+                    Ok(Some(connection)) => removed.push(connection),
                     Ok(None) => {}
                     Err(err) => {
                         tracing::error!(connection_id, error = %err, "could not remove a gone connection")
                     }
                 }
             }
-            if exits.is_empty() {
-                return;
+            for connection in removed {
+                gone.extend(self.announce_exit(&connection).await);
             }
-            gone = self.announce(exits, None).await;
+            gone.sort();
+            gone.dedup();
         }
     }
 }
 
-fn user_exit(user: User) -> ServerEvent {
+fn user_exit(room: &str, user: User) -> ServerEvent {
     ServerEvent::UserExit {
+        room: room.to_string(),
         user_name: user.user_name,
         connection_id: user.connection_id,
     }

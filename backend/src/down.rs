@@ -1,7 +1,11 @@
-//! A connection store that is always down, for tests of how the chat behaves in an outage.
+//! A store that is always down, for tests of how the chat behaves in an outage.
 
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
-use crate::store::{Connection, ConnectionStore, Registration, StoreError};
+use crate::store::{
+    Claim, Connection, ConnectionStore, HistorySlice, HistoryStore, Joined, Registration,
+    StoreError, StoredMessage,
+};
+use webchat_shared_types::{HistoryPage, User};
 
 /// A store whose backend is down, as when DynamoDB is unreachable: every call fails.
 pub struct DownStore;
@@ -13,16 +17,25 @@ impl ConnectionStore for DownStore {
     async fn get(&self, _: &str) -> Result<Option<Connection>, StoreError> {
         Err(down())
     }
-    async fn get_many(&self, _: &[String]) -> Result<Vec<Connection>, StoreError> {
+    async fn register(&self, _: &str, _: Claim<'_>) -> Result<Registration, StoreError> {
         Err(down())
     }
-    async fn register(&self, _: &str, _: &str) -> Result<Registration, StoreError> {
+    async fn holder(&self, _: &str) -> Result<Option<String>, StoreError> {
         Err(down())
     }
     async fn remove(&self, _: &str) -> Result<Option<Connection>, StoreError> {
         Err(down())
     }
-    async fn registered(&self) -> Result<Vec<Connection>, StoreError> {
+    async fn join(&self, _: &str, _: &str, _: &str) -> Result<Joined, StoreError> {
+        Err(down())
+    }
+    async fn leave(&self, _: &str, _: &str) -> Result<bool, StoreError> {
+        Err(down())
+    }
+    async fn members(&self, _: &str) -> Result<Vec<User>, StoreError> {
+        Err(down())
+    }
+    async fn members_among(&self, _: &str, _: &[String]) -> Result<Vec<User>, StoreError> {
         Err(down())
     }
     async fn admit(
@@ -32,6 +45,21 @@ impl ConnectionStore for DownStore {
         _: RateLimit,
         _: Micros,
     ) -> Result<Admission, StoreError> {
+        Err(down())
+    }
+}
+
+impl HistoryStore for DownStore {
+    async fn append(&self, _: &StoredMessage) -> Result<(), StoreError> {
+        Err(down())
+    }
+    async fn history(
+        &self,
+        _: &str,
+        _: &HistoryPage,
+        _: usize,
+        _: i64,
+    ) -> Result<HistorySlice, StoreError> {
         Err(down())
     }
 }

@@ -1,36 +1,75 @@
-//! The DynamoDB connection store.
+//! The DynamoDB store.
 //!
-//! Two tables: `Connections` keyed by `connectionId` (with `userName`, `connectedAt`
-//! and a `ttl` so rows left by a lost `$disconnect` expire) and `Names` keyed by the
-//! lower-cased name. A name is claimed with a conditional put on `Names`, so DynamoDB
-//! itself decides who wins a race for a name; nothing here reads-then-writes. Each
-//! connection's rate-limit buckets are attributes of its `Connections` row, moved only by
-//! conditional updates (see [`DynamoStore::admit`]).
+//! Four tables:
+//!
+//! - `Connections`, keyed by `connectionId`: `connectedAt`, a `ttl` so rows left by a lost
+//!   `$disconnect` expire, `userName` once registered, `rooms` (a string set: the lobby
+//!   from `register` on, plus the rooms joined) and the rate-limit buckets.
+//! - `Names`, keyed by the lower-cased name (`nameKey`): the connection holding it and
+//!   the hash of the resume token that may take it over (`tokenHash`).
+//! - `Members`, keyed by `room` and `connectionId`: one row per membership, with the
+//!   member's `userName` and its connection's `ttl`. A room's members are one Query of its
+//!   partition, whatever else is open.
+//! - `Messages`, keyed by `room` and `messageId` (ULIDs, which sort by time): the room's
+//!   stored history, each row with its own `ttl`.
+//!
+//! Every rule the traits call atomic is decided by DynamoDB with a conditional write: a
+//! name by a conditional put on `Names` (free, ours, expired, or the resume token
+//! matches), the room limit by a conditional update of the `rooms` set, each rate-limit
+//! bucket by conditional updates (see [`DynamoStore::admit`]). Nothing reads-then-writes
+//! to check a rule; reads after a refused write only say which rule refused it.
+//!
+//! `Members` rows follow the `rooms` set: written after the set gains a room, deleted
+//! after it loses one. Every writer re-reads the set afterwards and undoes what a
+//! concurrent `join`, `leave` or `remove` overtook, each member row carrying the `writeId`
+//! of the write that put it so that a late delete never removes a newer row. So once
+//! the writers are done, a connection has a member row for exactly the rooms in its set;
+//! meanwhile a room's members may for a moment include one that just left or miss one
+//! that just joined.
 
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
-use crate::store::{Connection, ConnectionStore, Registration, StoreError};
+use crate::store::{
+    Claim, Connection, ConnectionStore, HistorySlice, HistoryStore, Joined, Registration,
+    StoreError, StoredMessage,
+};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
+    KeysAndAttributes, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use webchat_shared_types::name_key;
+use webchat_shared_types::{name_key, HistoryPage, User, LOBBY, MAX_ROOMS_PER_CONNECTION};
 
 const CONNECTION_ID: &str = "connectionId";
 const USER_NAME: &str = "userName";
 const CONNECTED_AT: &str = "connectedAt";
 const TTL: &str = "ttl";
 const NAME_KEY: &str = "nameKey";
+const TOKEN_HASH: &str = "tokenHash";
+const ROOMS: &str = "rooms";
+const ROOM: &str = "room";
+const MESSAGE_ID: &str = "messageId";
+const SENDER: &str = "sender";
+const SENDER_ID: &str = "senderId";
+const MESSAGE: &str = "message";
+const TIMESTAMP: &str = "timestamp";
+/// Which write put a `Members` row (see [`DynamoStore::write_members`]).
+const WRITE_ID: &str = "writeId";
 /// A bucket's theoretical arrival time, microseconds since the epoch (see [`crate::limits`]).
 const MESSAGE_TAT: &str = "messageTat";
 const ACTION_TAT: &str = "actionTat";
 /// Conditional updates one admission may take before giving up. Every bucket only moves
 /// forward, so one admission needs at most three (see [`DynamoStore::admit`]).
 const ADMIT_ATTEMPTS: usize = 4;
+/// Conditional updates of the `rooms` set one `register` may take while concurrent
+/// `join`s and `leave`s change it.
+const REGISTER_ATTEMPTS: usize = 5;
+/// Requests one batch may take while DynamoDB leaves part of it unprocessed.
+const BATCH_ATTEMPTS: usize = 8;
 
 fn tat_attribute(bucket: Bucket) -> &'static str {
     match bucket {
@@ -48,12 +87,17 @@ enum Observed {
 }
 /// BatchGetItem's own limit, which is also the protocol's receiver limit.
 const BATCH_GET_LIMIT: usize = 100;
+/// BatchWriteItem's own limit.
+const BATCH_WRITE_LIMIT: usize = 25;
 
-/// The two table names, from `CONNECTIONS_TABLE` and `NAMES_TABLE`.
+/// The four table names, from `CONNECTIONS_TABLE`, `NAMES_TABLE`, `MEMBERS_TABLE` and
+/// `MESSAGES_TABLE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
     pub connections: String,
     pub names: String,
+    pub members: String,
+    pub messages: String,
 }
 
 impl TableNames {
@@ -68,6 +112,8 @@ impl TableNames {
         Ok(TableNames {
             connections: var("CONNECTIONS_TABLE")?,
             names: var("NAMES_TABLE")?,
+            members: var("MEMBERS_TABLE")?,
+            messages: var("MESSAGES_TABLE")?,
         })
     }
 }
@@ -76,9 +122,9 @@ impl TableNames {
 pub struct DynamoStore {
     client: Client,
     tables: TableNames,
-    /// Scan page size; `None` lets DynamoDB fill 1 MB pages. Tests set it small to
-    /// prove that every page is read.
-    scan_page_size: Option<i32>,
+    /// Query page size for a room's members; `None` lets DynamoDB fill 1 MB pages. Tests
+    /// set it small to prove that every page is read.
+    page_size: Option<i32>,
 }
 
 fn unavailable(operation: &str, err: impl std::error::Error) -> StoreError {
@@ -108,34 +154,79 @@ fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn tat_of(item: &HashMap<String, AttributeValue>, attribute: &str) -> Option<Micros> {
+/// A string set; DynamoDB has no empty sets, so callers never pass none.
+fn ss(values: &[String]) -> AttributeValue {
+    AttributeValue::Ss(values.to_vec())
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn tat_of(item: &Item, attribute: &str) -> Option<Micros> {
     item.get(attribute)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
 }
 
-fn connection_from_item(item: &HashMap<String, AttributeValue>) -> Option<Connection> {
-    let connection_id = item.get(CONNECTION_ID)?.as_s().ok()?.clone();
-    let connected_at = item
-        .get(CONNECTED_AT)
+fn string_of(item: &Item, attribute: &str) -> Option<String> {
+    item.get(attribute).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn number_of<T: std::str::FromStr>(item: &Item, attribute: &str) -> Option<T> {
+    item.get(attribute)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let user_name = item.get(USER_NAME).and_then(|v| v.as_s().ok()).cloned();
+}
+
+/// The `rooms` set of a connection row, sorted (none when it has no set).
+fn rooms_of(item: &Item) -> Vec<String> {
+    let mut rooms = item
+        .get(ROOMS)
+        .and_then(|v| v.as_ss().ok())
+        .cloned()
+        .unwrap_or_default();
+    rooms.sort();
+    rooms
+}
+
+fn connection_from_item(item: &Item) -> Option<Connection> {
     Some(Connection {
-        connection_id,
-        connected_at,
-        user_name,
+        connection_id: string_of(item, CONNECTION_ID)?,
+        connected_at: number_of(item, CONNECTED_AT).unwrap_or(0),
+        user_name: string_of(item, USER_NAME),
+        rooms: rooms_of(item),
     })
+}
+
+fn member_from_item(item: &Item) -> Option<User> {
+    Some(User {
+        user_name: string_of(item, USER_NAME)?,
+        connection_id: string_of(item, CONNECTION_ID)?,
+    })
+}
+
+fn message_from_item(item: &Item) -> Option<StoredMessage> {
+    Some(StoredMessage {
+        room: string_of(item, ROOM)?,
+        message_id: string_of(item, MESSAGE_ID)?,
+        sender: string_of(item, SENDER)?,
+        sender_id: string_of(item, SENDER_ID)?,
+        message: string_of(item, MESSAGE)?,
+        timestamp: number_of(item, TIMESTAMP)?,
+        expires_at: number_of(item, TTL)?,
+    })
+}
+
+fn member_key(room: &str, connection_id: &str) -> Item {
+    HashMap::from([
+        (ROOM.to_string(), s(room)),
+        (CONNECTION_ID.to_string(), s(connection_id)),
+    ])
 }
 
 /// A row whose TTL has passed is dead even if DynamoDB has not deleted it yet
 /// (TTL deletion can lag by days).
-fn is_expired(item: &HashMap<String, AttributeValue>, now: i64) -> bool {
-    item.get(TTL)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse::<i64>().ok())
-        .is_some_and(|ttl| ttl < now)
+fn is_expired(item: &Item, now: i64) -> bool {
+    number_of::<i64>(item, TTL).is_some_and(|ttl| ttl < now)
 }
 
 impl DynamoStore {
@@ -143,12 +234,13 @@ impl DynamoStore {
         DynamoStore {
             client,
             tables,
-            scan_page_size: None,
+            page_size: None,
         }
     }
 
-    pub fn with_scan_page_size(mut self, page_size: i32) -> Self {
-        self.scan_page_size = Some(page_size);
+    /// Reads a room's members `page_size` rows per Query page.
+    pub fn with_page_size(mut self, page_size: i32) -> Self {
+        self.page_size = Some(page_size);
         self
     }
 
@@ -156,35 +248,40 @@ impl DynamoStore {
         &self.tables
     }
 
-    /// Creates both tables when they do not exist (local gateway and tests; on AWS the
-    /// `dynamodb.yml` stack owns them).
+    /// Creates the four tables when they do not exist, each with TTL on `ttl` (local
+    /// gateway and tests; on AWS the `dynamodb.yml` stack owns them).
     pub async fn create_tables_if_missing(&self) -> Result<(), StoreError> {
-        for (table, key) in [
-            (&self.tables.connections, CONNECTION_ID),
-            (&self.tables.names, NAME_KEY),
+        for (table, hash, range) in [
+            (&self.tables.connections, CONNECTION_ID, None),
+            (&self.tables.names, NAME_KEY, None),
+            (&self.tables.members, ROOM, Some(CONNECTION_ID)),
+            (&self.tables.messages, ROOM, Some(MESSAGE_ID)),
         ] {
-            let created = self
+            let mut request = self
                 .client
                 .create_table()
                 .table_name(table)
-                .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(key)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                        .map_err(|e| unavailable("CreateTable", e))?,
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(key)
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .map_err(|e| unavailable("CreateTable", e))?,
-                )
-                .send()
-                .await;
-            match created {
+                .billing_mode(BillingMode::PayPerRequest);
+            for (key, key_type) in
+                std::iter::once((hash, KeyType::Hash)).chain(range.map(|r| (r, KeyType::Range)))
+            {
+                request = request
+                    .attribute_definitions(
+                        AttributeDefinition::builder()
+                            .attribute_name(key)
+                            .attribute_type(ScalarAttributeType::S)
+                            .build()
+                            .map_err(|e| unavailable("CreateTable", e))?,
+                    )
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name(key)
+                            .key_type(key_type)
+                            .build()
+                            .map_err(|e| unavailable("CreateTable", e))?,
+                    );
+            }
+            match request.send().await {
                 Ok(_) => {}
                 Err(err) if err.code() == Some("ResourceInUseException") => continue,
                 Err(err) => return Err(unavailable("CreateTable", err)),
@@ -312,6 +409,340 @@ impl DynamoStore {
             Err(err) => Err(unavailable("DeleteItem (name)", err)),
         }
     }
+
+    /// Writes (puts and deletes) to one table in batches of 25, asking again for what
+    /// DynamoDB leaves unprocessed.
+    async fn batch_write(
+        &self,
+        table: &str,
+        requests: Vec<WriteRequest>,
+    ) -> Result<(), StoreError> {
+        for chunk in requests.chunks(BATCH_WRITE_LIMIT) {
+            let mut pending = chunk.to_vec();
+            let mut backoff = Duration::from_millis(20);
+            for _attempt in 0..BATCH_ATTEMPTS {
+                if pending.is_empty() {
+                    break;
+                }
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(table, std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("BatchWriteItem", e))?;
+                if let Some(unprocessed) = output.unprocessed_items().and_then(|u| u.get(table)) {
+                    pending = unprocessed.clone();
+                    if !pending.is_empty() {
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable(format!(
+                    "DynamoDB BatchWriteItem left items unprocessed after {BATCH_ATTEMPTS} attempts"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a connection's member row in each of `rooms` (also the way a rename
+    /// reaches every room), then deletes those the connection's row no longer lists.
+    ///
+    /// Member rows follow the `rooms` set and are written after it, so a `leave` or
+    /// `remove` running meanwhile may delete them first; re-reading the row after writing
+    /// finds such orphans. Each write carries its own `writeId` and an orphan is deleted
+    /// only if the row is still that write's: a `join` that put the room back meanwhile
+    /// keeps its member row.
+    async fn write_members(
+        &self,
+        connection: &Connection,
+        user_name: &str,
+        rooms: &[String],
+    ) -> Result<(), StoreError> {
+        let write_id = format!("{:016x}", rand::random::<u64>());
+        let mut requests = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            let mut item = member_key(room, &connection.connection_id);
+            item.insert(USER_NAME.to_string(), s(user_name));
+            item.insert(TTL.to_string(), n(connection.expires_at()));
+            item.insert(WRITE_ID.to_string(), s(&write_id));
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| unavailable("BatchWriteItem (members)", e))?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        self.batch_write(&self.tables.members, requests).await?;
+
+        let now_in = self
+            .get(&connection.connection_id)
+            .await?
+            .map(|c| c.rooms)
+            .unwrap_or_default();
+        for room in rooms.iter().filter(|room| !now_in.contains(room)) {
+            let deleted = self
+                .client
+                .delete_item()
+                .table_name(&self.tables.members)
+                .set_key(Some(member_key(room, &connection.connection_id)))
+                .condition_expression("writeId = :mine")
+                .expression_attribute_values(":mine", s(&write_id))
+                .send()
+                .await;
+            match deleted {
+                Ok(_) => {}
+                Err(err) if condition_failed(&err) => {}
+                Err(err) => return Err(unavailable("DeleteItem (member)", err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a connection's member row in `room` after a `leave`, unless the room is in
+    /// its `rooms` set again. The member row is read first and deleted only if no write
+    /// replaced it since: a `join` that puts the room back writes its own row after its
+    /// update of the set, and that row must stay (its own check deletes it if the room
+    /// goes again).
+    async fn drop_member_unless_in(
+        &self,
+        connection_id: &str,
+        room: &str,
+    ) -> Result<(), StoreError> {
+        let member = self
+            .client
+            .get_item()
+            .table_name(&self.tables.members)
+            .set_key(Some(member_key(room, connection_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem (member)", e))?;
+        let Some(member) = member.item() else {
+            return Ok(());
+        };
+        if self
+            .get(connection_id)
+            .await?
+            .is_some_and(|c| c.is_in(room))
+        {
+            return Ok(());
+        }
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.members)
+            .set_key(Some(member_key(room, connection_id)));
+        let delete = match string_of(member, WRITE_ID) {
+            Some(write_id) => delete
+                .condition_expression("writeId = :seen")
+                .expression_attribute_values(":seen", s(&write_id)),
+            None => delete.condition_expression("attribute_not_exists(writeId)"),
+        };
+        match delete.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if condition_failed(&err) => Ok(()),
+            Err(err) => Err(unavailable("DeleteItem (member)", err)),
+        }
+    }
+
+    async fn delete_members(
+        &self,
+        connection_id: &str,
+        rooms: &[String],
+    ) -> Result<(), StoreError> {
+        let mut requests = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            let delete = DeleteRequest::builder()
+                .set_key(Some(member_key(room, connection_id)))
+                .build()
+                .map_err(|e| unavailable("BatchWriteItem (members)", e))?;
+            requests.push(WriteRequest::builder().delete_request(delete).build());
+        }
+        self.batch_write(&self.tables.members, requests).await
+    }
+
+    /// Removes the connection a name was just taken from: its row (only if it still goes
+    /// by that name) and its member rows. Its name is the new holder's already.
+    async fn take_over(
+        &self,
+        connection_id: &str,
+        user_name: &str,
+    ) -> Result<Option<Connection>, StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.connections)
+            .key(CONNECTION_ID, s(connection_id))
+            .condition_expression("userName = :name")
+            .expression_attribute_values(":name", s(user_name))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        let old = match deleted {
+            Ok(output) => output.attributes().and_then(connection_from_item),
+            // Gone, or it has another name now: nothing to take over.
+            Err(err) if condition_failed(&err) => None,
+            Err(err) => return Err(unavailable("DeleteItem (connection taken over)", err)),
+        };
+        if let Some(old) = &old {
+            self.delete_members(&old.connection_id, &old.rooms).await?;
+        }
+        Ok(old)
+    }
+
+    /// The name claim, when the connection may have it: free, its own, expired with its
+    /// connection, or `claim.resume_hash` is its token. Returns the claim as it was.
+    async fn claim_name(
+        &self,
+        connection: &Connection,
+        claim: &Claim<'_>,
+    ) -> Result<Option<Item>, StoreError> {
+        let mut condition =
+            "attribute_not_exists(nameKey) OR connectionId = :me OR #ttl < :now".to_string();
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.names)
+            .item(NAME_KEY, s(&name_key(claim.user_name)))
+            .item(USER_NAME, s(claim.user_name))
+            .item(CONNECTION_ID, s(&connection.connection_id))
+            .item(TOKEN_HASH, s(claim.token_hash))
+            .item(TTL, n(connection.expires_at()))
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":me", s(&connection.connection_id))
+            .expression_attribute_values(":now", n(now_secs()))
+            .return_values(ReturnValue::AllOld);
+        if let Some(resume) = claim.resume_hash {
+            condition.push_str(" OR tokenHash = :resume");
+            put = put.expression_attribute_values(":resume", s(resume));
+        }
+        match put.condition_expression(condition).send().await {
+            Ok(output) => Ok(output.attributes),
+            Err(err) if condition_failed(&err) => Err(StoreError::NameTaken),
+            Err(err) => Err(unavailable("PutItem (name)", err)),
+        }
+    }
+
+    /// Names the connection and adds the lobby and `inherited` to its rooms (at most
+    /// [`MAX_ROOMS_PER_CONNECTION`] in all), conditioned on the set having the size it
+    /// was read with, so a concurrent `join` cannot take it over the limit. Returns the
+    /// row as it was before and the rooms it is in now.
+    async fn point_at_name(
+        &self,
+        mut me: Connection,
+        user_name: &str,
+        inherited: &[String],
+    ) -> Result<(Connection, Vec<String>), StoreError> {
+        for _ in 0..REGISTER_ATTEMPTS {
+            let mut added: Vec<String> = Vec::new();
+            for room in std::iter::once(LOBBY).chain(inherited.iter().map(String::as_str)) {
+                if !me.is_in(room)
+                    && !added.iter().any(|r| r == room)
+                    && me.rooms.len() + added.len() < MAX_ROOMS_PER_CONNECTION
+                {
+                    added.push(room.to_string());
+                }
+            }
+            let mut request = self
+                .client
+                .update_item()
+                .table_name(&self.tables.connections)
+                .key(CONNECTION_ID, s(&me.connection_id))
+                .expression_attribute_values(":name", s(user_name))
+                .return_values(ReturnValue::AllOld);
+            request = if added.is_empty() {
+                request.update_expression("SET userName = :name")
+            } else {
+                request
+                    .update_expression("SET userName = :name ADD rooms :added")
+                    .expression_attribute_values(":added", ss(&added))
+            };
+            request = if me.rooms.is_empty() {
+                request.condition_expression(
+                    "attribute_exists(connectionId) AND attribute_not_exists(rooms)",
+                )
+            } else {
+                request
+                    .condition_expression("attribute_exists(connectionId) AND size(rooms) = :n")
+                    .expression_attribute_values(":n", n(me.rooms.len() as i64))
+            };
+            match request.send().await {
+                Ok(output) => {
+                    let before = output
+                        .attributes()
+                        .and_then(connection_from_item)
+                        .unwrap_or(me);
+                    let mut rooms = before.rooms.clone();
+                    rooms.extend(added.into_iter().filter(|r| !before.is_in(r)));
+                    rooms.sort();
+                    return Ok((before, rooms));
+                }
+                Err(err) if condition_failed(&err) => {
+                    // Closed, or its rooms changed since they were read: read them again.
+                    me = self
+                        .get(&me.connection_id)
+                        .await?
+                        .ok_or_else(|| StoreError::NoSuchConnection(me.connection_id.clone()))?;
+                }
+                Err(err) => return Err(unavailable("UpdateItem (connection)", err)),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "the rooms of connection {} kept changing during {REGISTER_ATTEMPTS} conditional updates",
+            me.connection_id
+        )))
+    }
+
+    /// One page of a room's messages read in one direction, oldest or newest first, as
+    /// DynamoDB returns them, skipping expired ones: `want` rows unless the room runs out.
+    async fn query_messages(
+        &self,
+        room: &str,
+        bound: Option<(&str, &str)>,
+        newest_first: bool,
+        want: usize,
+        now_secs: i64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.tables.messages)
+                .expression_attribute_names("#room", ROOM)
+                .expression_attribute_values(":room", s(room))
+                .scan_index_forward(!newest_first)
+                .consistent_read(true)
+                .limit(i32::try_from(want - found.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            request = match bound {
+                Some((op, id)) => request
+                    .key_condition_expression(format!("#room = :room AND messageId {op} :id"))
+                    .expression_attribute_values(":id", s(id)),
+                None => request.key_condition_expression("#room = :room"),
+            };
+            let output = request
+                .send()
+                .await
+                .map_err(|e| unavailable("Query (messages)", e))?;
+            found.extend(
+                output
+                    .items()
+                    .iter()
+                    .filter(|item| !is_expired(item, now_secs))
+                    .filter_map(message_from_item),
+            );
+            // Expired rows not yet deleted are the only reason to read on.
+            match output.last_evaluated_key {
+                Some(key) if found.len() < want => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
 }
 
 impl ConnectionStore for DynamoStore {
@@ -345,121 +776,76 @@ impl ConnectionStore for DynamoStore {
             .and_then(connection_from_item))
     }
 
-    async fn get_many(&self, ids: &[String]) -> Result<Vec<Connection>, StoreError> {
-        let now = now_secs();
-        let mut found = Vec::new();
-        for chunk in ids.chunks(BATCH_GET_LIMIT) {
-            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|id| HashMap::from([(CONNECTION_ID.to_string(), s(id))]))
-                .collect();
-            let mut backoff = Duration::from_millis(20);
-            // BatchGetItem may return part of the keys as unprocessed under load; ask again.
-            for _attempt in 0..8 {
-                if pending.is_empty() {
-                    break;
-                }
-                let keys = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| unavailable("BatchGetItem", e))?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.tables.connections, keys)
-                    .send()
-                    .await
-                    .map_err(|e| unavailable("BatchGetItem", e))?;
-                if let Some(items) = output
-                    .responses()
-                    .and_then(|r| r.get(&self.tables.connections))
-                {
-                    found.extend(
-                        items
-                            .iter()
-                            .filter(|item| !is_expired(item, now))
-                            .filter_map(connection_from_item),
-                    );
-                }
-                if let Some(unprocessed) = output
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.tables.connections))
-                {
-                    pending = unprocessed.keys().to_vec();
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                }
-            }
-            if !pending.is_empty() {
-                return Err(StoreError::Unavailable(
-                    "DynamoDB BatchGetItem left keys unprocessed after 8 attempts".into(),
-                ));
-            }
-        }
-        Ok(found)
-    }
-
+    /// The name is claimed first, with one conditional put on `Names` that returns the
+    /// claim it replaced (`ALL_OLD`): DynamoDB alone decides who gets a name, and since
+    /// every claim writes a new `tokenHash`, of two registrations with one token exactly
+    /// one wins. A claim taken from another connection takes that connection's row and
+    /// member rows away, and its rooms come to this one. Then the connection's row is
+    /// pointed at the name, its member rows (re)written with it, and the old name released.
     async fn register(
         &self,
         connection_id: &str,
-        user_name: &str,
+        claim: Claim<'_>,
     ) -> Result<Registration, StoreError> {
-        let current = self
+        let me = self
             .get(connection_id)
             .await?
             .ok_or_else(|| StoreError::NoSuchConnection(connection_id.to_string()))?;
-        let key = name_key(user_name);
-        let previous = current.user_name.clone();
-        let now = now_secs();
+        let key = name_key(claim.user_name);
+        let replaced = self.claim_name(&me, &claim).await?;
 
-        // Claim the name: free, already ours, or held by a row past its TTL.
-        let claimed = self
-            .client
-            .put_item()
-            .table_name(&self.tables.names)
-            .item(NAME_KEY, s(&key))
-            .item(USER_NAME, s(user_name))
-            .item(CONNECTION_ID, s(connection_id))
-            .item(TTL, n(current.expires_at()))
-            .condition_expression(
-                "attribute_not_exists(nameKey) OR connectionId = :me OR #ttl < :now",
-            )
-            .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":me", s(connection_id))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        match claimed {
-            Ok(_) => {}
-            Err(err) if condition_failed(&err) => return Err(StoreError::NameTaken),
-            Err(err) => return Err(unavailable("PutItem (name)", err)),
-        }
+        let holder = replaced
+            .as_ref()
+            .and_then(|old| Some((string_of(old, CONNECTION_ID)?, string_of(old, USER_NAME)?)))
+            .filter(|(holder, _)| holder != connection_id);
+        let taken_over = match holder {
+            Some((holder, held_as)) => self.take_over(&holder, &held_as).await?,
+            None => None,
+        };
+        let inherited = taken_over
+            .as_ref()
+            .map(|old| old.rooms.clone())
+            .unwrap_or_default();
 
-        // Point the connection at its name, unless it closed meanwhile.
-        let pointed = self
-            .client
-            .update_item()
-            .table_name(&self.tables.connections)
-            .key(CONNECTION_ID, s(connection_id))
-            .update_expression("SET userName = :name")
-            .condition_expression("attribute_exists(connectionId)")
-            .expression_attribute_values(":name", s(user_name))
-            .send()
-            .await;
-        match pointed {
-            Ok(_) => {}
-            Err(err) if condition_failed(&err) => {
-                self.release_name(user_name, connection_id).await?;
-                return Err(StoreError::NoSuchConnection(connection_id.to_string()));
+        let (before, rooms) = match self.point_at_name(me, claim.user_name, &inherited).await {
+            Ok(pointed) => pointed,
+            Err(err) => {
+                // Closed meanwhile (or unreachable): the claim must not outlive it.
+                if let Err(release) = self.release_name(claim.user_name, connection_id).await {
+                    tracing::warn!(connection_id, error = %release, "could not release a name claimed for a connection that closed");
+                }
+                return Err(err);
             }
-            Err(err) => return Err(unavailable("UpdateItem (connection)", err)),
-        }
+        };
+        self.write_members(&before, claim.user_name, &rooms).await?;
 
-        if let Some(old) = previous.as_deref().filter(|old| name_key(old) != key) {
+        if let Some(old) = before
+            .user_name
+            .as_deref()
+            .filter(|old| name_key(old) != key)
+        {
             self.release_name(old, connection_id).await?;
         }
-        Ok(Registration { previous })
+        Ok(Registration {
+            previous: before.user_name,
+            rooms,
+            taken_over,
+        })
+    }
+
+    async fn holder(&self, user_name: &str) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.names)
+            .key(NAME_KEY, s(&name_key(user_name)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem (name)", e))?;
+        Ok(output
+            .item()
+            .and_then(|item| string_of(item, CONNECTION_ID)))
     }
 
     async fn remove(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
@@ -472,31 +858,185 @@ impl ConnectionStore for DynamoStore {
             .send()
             .await
             .map_err(|e| unavailable("DeleteItem (connection)", e))?;
-        let removed = output.attributes().and_then(connection_from_item);
-        if let Some(name) = removed.as_ref().and_then(|c| c.user_name.as_deref()) {
+        let Some(removed) = output.attributes().and_then(connection_from_item) else {
+            return Ok(None);
+        };
+        if let Some(name) = removed.user_name.as_deref() {
             self.release_name(name, connection_id).await?;
         }
-        Ok(removed)
+        self.delete_members(connection_id, &removed.rooms).await?;
+        Ok(Some(removed))
     }
 
-    async fn registered(&self) -> Result<Vec<Connection>, StoreError> {
+    /// One conditional `ADD` to the row's `rooms` set: it holds when the connection is
+    /// open and the room is in the set already or the set has room for one more, so
+    /// DynamoDB enforces the limit however many joins race. The set as it was says
+    /// whether the room was new; then the member row is written.
+    async fn join(
+        &self,
+        connection_id: &str,
+        user_name: &str,
+        room: &str,
+    ) -> Result<Joined, StoreError> {
+        let added = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connections)
+            .key(CONNECTION_ID, s(connection_id))
+            .update_expression("ADD rooms :rooms")
+            .condition_expression(
+                "attribute_exists(connectionId) AND (attribute_not_exists(rooms) \
+                 OR contains(rooms, :room) OR size(rooms) < :max)",
+            )
+            .expression_attribute_values(":rooms", ss(&[room.to_string()]))
+            .expression_attribute_values(":room", s(room))
+            .expression_attribute_values(":max", n(MAX_ROOMS_PER_CONNECTION as i64))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        let (connection, joined) = match added {
+            Ok(output) => {
+                let before = output
+                    .attributes()
+                    .and_then(connection_from_item)
+                    .ok_or_else(|| StoreError::NoSuchConnection(connection_id.to_string()))?;
+                let joined = if before.is_in(room) {
+                    Joined::Already
+                } else {
+                    Joined::Added
+                };
+                (before, joined)
+            }
+            // Refused: closed, or at the limit (read only to tell which).
+            Err(err) if condition_failed(&err) => {
+                return match self.get(connection_id).await? {
+                    None => Err(StoreError::NoSuchConnection(connection_id.to_string())),
+                    Some(_) => Err(StoreError::RoomLimit),
+                };
+            }
+            Err(err) => return Err(unavailable("UpdateItem (join)", err)),
+        };
+        // Written also when it was in already: that heals a join that stopped between
+        // its two writes.
+        let rooms = [room.to_string()];
+        self.write_members(&connection, user_name, &rooms).await?;
+        Ok(joined)
+    }
+
+    /// `DELETE` from the row's `rooms` set; the set as it was says whether the room was in
+    /// it. Then the member row goes, unless a `join` has put the room back meanwhile
+    /// (`drop_member_unless_in`).
+    async fn leave(&self, connection_id: &str, room: &str) -> Result<bool, StoreError> {
+        let removed = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connections)
+            .key(CONNECTION_ID, s(connection_id))
+            .update_expression("DELETE rooms :rooms")
+            .condition_expression("attribute_exists(connectionId)")
+            .expression_attribute_values(":rooms", ss(&[room.to_string()]))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match removed {
+            Ok(output) => {
+                let was_in = output
+                    .attributes()
+                    .is_some_and(|before| rooms_of(before).iter().any(|r| r == room));
+                if was_in {
+                    self.drop_member_unless_in(connection_id, room).await?;
+                }
+                Ok(was_in)
+            }
+            // No row: no join can add it back, so any member row left is an orphan.
+            Err(err) if condition_failed(&err) => {
+                self.delete_members(connection_id, &[room.to_string()])
+                    .await?;
+                Ok(false)
+            }
+            Err(err) => Err(unavailable("UpdateItem (leave)", err)),
+        }
+    }
+
+    /// A paginated Query of the room's partition of `Members`: it reads the room's
+    /// members and nothing else, whatever else is open.
+    async fn members(&self, room: &str) -> Result<Vec<User>, StoreError> {
         let mut pages = self
             .client
-            .scan()
-            .table_name(&self.tables.connections)
-            .filter_expression("attribute_exists(userName) AND #ttl >= :now")
-            .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":now", n(now_secs()))
-            .set_limit(self.scan_page_size)
+            .query()
+            .table_name(&self.tables.members)
+            .key_condition_expression("#room = :room")
+            .expression_attribute_names("#room", ROOM)
+            .expression_attribute_values(":room", s(room))
+            .consistent_read(true)
+            .set_limit(self.page_size)
             .into_paginator()
             .items()
             .send();
-        let mut connections = Vec::new();
+        let now = now_secs();
+        let mut members = Vec::new();
         while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| unavailable("Scan (connections)", e))?;
-            connections.extend(connection_from_item(&item));
+            let item = item.map_err(|e| unavailable("Query (members)", e))?;
+            if !is_expired(&item, now) {
+                members.extend(member_from_item(&item));
+            }
         }
-        Ok(connections)
+        Ok(members)
+    }
+
+    async fn members_among(&self, room: &str, ids: &[String]) -> Result<Vec<User>, StoreError> {
+        let now = now_secs();
+        // BatchGetItem refuses a request that names one key twice.
+        let mut unique: Vec<&String> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let mut found = Vec::new();
+        for chunk in unique.chunks(BATCH_GET_LIMIT) {
+            let mut pending: Vec<Item> = chunk.iter().map(|id| member_key(room, id)).collect();
+            let mut backoff = Duration::from_millis(20);
+            // BatchGetItem may return part of the keys as unprocessed under load; ask again.
+            for _attempt in 0..BATCH_ATTEMPTS {
+                if pending.is_empty() {
+                    break;
+                }
+                let keys = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| unavailable("BatchGetItem", e))?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.tables.members, keys)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("BatchGetItem", e))?;
+                if let Some(items) = output.responses().and_then(|r| r.get(&self.tables.members)) {
+                    found.extend(
+                        items
+                            .iter()
+                            .filter(|item| !is_expired(item, now))
+                            .filter_map(member_from_item),
+                    );
+                }
+                if let Some(unprocessed) = output
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.tables.members))
+                {
+                    pending = unprocessed.keys().to_vec();
+                    if !pending.is_empty() {
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable(format!(
+                    "DynamoDB BatchGetItem left keys unprocessed after {BATCH_ATTEMPTS} attempts"
+                )));
+            }
+        }
+        Ok(found)
     }
 
     /// GCRA with conditional updates only, so DynamoDB decides every race between Lambdas
@@ -560,6 +1100,51 @@ impl ConnectionStore for DynamoStore {
         Err(StoreError::Unavailable(format!(
             "the rate limit of connection {connection_id} kept changing during {ADMIT_ATTEMPTS} conditional updates"
         )))
+    }
+}
+
+impl HistoryStore for DynamoStore {
+    async fn append(&self, message: &StoredMessage) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.messages)
+            .item(ROOM, s(&message.room))
+            .item(MESSAGE_ID, s(&message.message_id))
+            .item(SENDER, s(&message.sender))
+            .item(SENDER_ID, s(&message.sender_id))
+            .item(MESSAGE, s(&message.message))
+            .item(TIMESTAMP, AttributeValue::N(message.timestamp.to_string()))
+            .item(TTL, n(message.expires_at))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem (message)", e))?;
+        Ok(())
+    }
+
+    /// One Query of the room's partition, from the newest down (newest, `before`) or from
+    /// `after` up, for one row more than asked: that row says whether another page
+    /// follows. Never a Scan.
+    async fn history(
+        &self,
+        room: &str,
+        page: &HistoryPage,
+        limit: usize,
+        now_secs: i64,
+    ) -> Result<HistorySlice, StoreError> {
+        let (bound, newest_first) = match page {
+            HistoryPage::Latest => (None, true),
+            HistoryPage::Before(id) => (Some(("<", id.as_str())), true),
+            HistoryPage::After(id) => (Some((">", id.as_str())), false),
+        };
+        let mut messages = self
+            .query_messages(room, bound, newest_first, limit.saturating_add(1), now_secs)
+            .await?;
+        let more = messages.len() > limit;
+        messages.truncate(limit);
+        if newest_first {
+            messages.reverse();
+        }
+        Ok(HistorySlice { messages, more })
     }
 }
 

@@ -45,6 +45,9 @@ pub trait ConnectionGateway: Send + Sync {
 
     /// Closes a connection; closing one that is already gone is not an error.
     fn delete(&self, connection_id: &str) -> impl Future<Output = Result<(), PostError>> + Send;
+
+    /// Whether a connection is still open (`GET @connections/{id}`: 200, or 410 Gone).
+    fn is_open(&self, connection_id: &str) -> impl Future<Output = Result<bool, PostError>> + Send;
 }
 
 /// A gateway lent out: lets wrappers such as [`crate::push::Retrying`] borrow one.
@@ -59,6 +62,10 @@ impl<G: ConnectionGateway> ConnectionGateway for &G {
 
     fn delete(&self, connection_id: &str) -> impl Future<Output = Result<(), PostError>> + Send {
         (**self).delete(connection_id)
+    }
+
+    fn is_open(&self, connection_id: &str) -> impl Future<Output = Result<bool, PostError>> + Send {
+        (**self).is_open(connection_id)
     }
 }
 
@@ -165,6 +172,21 @@ impl ConnectionGateway for ManagementGateway {
             .map_err(classify)
         {
             Ok(_) | Err(PostError::Gone) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn is_open(&self, connection_id: &str) -> Result<bool, PostError> {
+        match self
+            .client
+            .get_connection()
+            .connection_id(connection_id)
+            .send()
+            .await
+            .map_err(classify)
+        {
+            Ok(_) => Ok(true),
+            Err(PostError::Gone) => Ok(false),
             Err(other) => Err(other),
         }
     }

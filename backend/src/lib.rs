@@ -38,4 +38,7 @@ pub use memory::MemoryStore;
 pub use push::{fan_out, FanOut, Retrying};
 #[cfg(feature = "test-support")]
 pub use recording::RecordingGateway;
-pub use store::{Connection, ConnectionStore, Registration, StoreError};
+pub use store::{
+    Claim, Connection, ConnectionStore, HistorySlice, HistoryStore, Joined, Registration,
+    StoreError, StoredMessage,
+};

@@ -41,7 +41,13 @@ impl Bucket {
     pub fn of(route: Route) -> Option<Bucket> {
         match route {
             Route::Message => Some(Bucket::Message),
-            Route::Register | Route::List | Route::Ping | Route::Default => Some(Bucket::Action),
+            Route::Register
+            | Route::List
+            | Route::Ping
+            | Route::Join
+            | Route::Leave
+            | Route::History
+            | Route::Default => Some(Bucket::Action),
             Route::Connect | Route::Disconnect => None,
         }
     }
@@ -70,6 +76,26 @@ pub enum LimitError {
         "{setting}={value:?} is not a burst: give a whole number of frames from 1 to {MAX_BURST}"
     )]
     Burst { setting: String, value: String },
+    #[error("{setting}={value:?} is not a retention: give a whole number of days from 1 to {MAX_HISTORY_DAYS}")]
+    Days { setting: String, value: String },
+}
+
+/// How long room messages are kept when nothing says otherwise.
+pub const DEFAULT_HISTORY_DAYS: u32 = 7;
+/// The longest retention a deployment may set (about ten years).
+pub const MAX_HISTORY_DAYS: u32 = 3650;
+
+/// A retention in days, as configured; `setting` names where it came from.
+pub fn parse_history_days(setting: &str, value: &str) -> Result<u32, LimitError> {
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|days| (1..=MAX_HISTORY_DAYS).contains(days))
+        .ok_or_else(|| LimitError::Days {
+            setting: setting.to_string(),
+            value: value.to_string(),
+        })
 }
 
 /// A rate in frames per second, as configured; `setting` names where it came from.
@@ -151,11 +177,13 @@ impl RateLimit {
     }
 }
 
-/// The limits of every connection.
+/// The limits of every connection, and how long its room messages are kept.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     pub message: RateLimit,
     pub action: RateLimit,
+    /// Room messages expire this many days after they were sent.
+    pub history_days: u32,
 }
 
 /// The environment variables (Lambda) and flags (`webchat-local`) that set each limit.
@@ -163,6 +191,7 @@ pub const MESSAGE_RATE_VAR: &str = "MESSAGE_RATE_PER_SECOND";
 pub const MESSAGE_BURST_VAR: &str = "MESSAGE_BURST";
 pub const ACTION_RATE_VAR: &str = "ACTION_RATE_PER_SECOND";
 pub const ACTION_BURST_VAR: &str = "ACTION_BURST";
+pub const HISTORY_DAYS_VAR: &str = "HISTORY_DAYS";
 
 impl Limits {
     /// A person typing never meets these; a script sending as fast as it can does.
@@ -175,6 +204,7 @@ impl Limits {
             per_second: 20.0,
             burst: 40,
         },
+        history_days: DEFAULT_HISTORY_DAYS,
     };
 
     /// As high as a configuration may set them: for load tests and benches, which
@@ -188,6 +218,7 @@ impl Limits {
             per_second: MAX_RATE_PER_SECOND,
             burst: MAX_BURST,
         },
+        history_days: DEFAULT_HISTORY_DAYS,
     };
 
     pub fn of(&self, bucket: Bucket) -> RateLimit {
@@ -197,8 +228,9 @@ impl Limits {
         }
     }
 
-    /// The limits from [`MESSAGE_RATE_VAR`], [`MESSAGE_BURST_VAR`], [`ACTION_RATE_VAR`] and
-    /// [`ACTION_BURST_VAR`]; each one unset keeps its default, each one set must be valid.
+    /// The limits from [`MESSAGE_RATE_VAR`], [`MESSAGE_BURST_VAR`], [`ACTION_RATE_VAR`],
+    /// [`ACTION_BURST_VAR`] and [`HISTORY_DAYS_VAR`]; each one unset keeps its default,
+    /// each one set must be valid.
     pub fn from_env() -> Result<Limits, LimitError> {
         Limits::from_vars(|name| std::env::var(name).ok())
     }
@@ -221,6 +253,9 @@ impl Limits {
                 rate(ACTION_RATE_VAR, default.action.per_second)?,
                 burst(ACTION_BURST_VAR, default.action.burst)?,
             ),
+            history_days: var(HISTORY_DAYS_VAR).map_or(Ok(default.history_days), |value| {
+                parse_history_days(HISTORY_DAYS_VAR, &value)
+            })?,
         })
     }
 

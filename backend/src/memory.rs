@@ -1,21 +1,35 @@
-//! The in-memory connection store: one process, one lock, so every operation is atomic.
+//! The in-memory store: one process, one lock, so every operation is atomic.
 
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
-use crate::store::{Connection, ConnectionStore, Registration, StoreError};
-use std::collections::HashMap;
+use crate::store::{
+    Claim, Connection, ConnectionStore, HistorySlice, HistoryStore, Joined, Registration,
+    StoreError, StoredMessage,
+};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
-use webchat_shared_types::name_key;
+use webchat_shared_types::{name_key, HistoryPage, User, LOBBY, MAX_ROOMS_PER_CONNECTION};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
 }
 
+/// Who holds a name, and the hash of the resume token that may take it over.
+#[derive(Debug)]
+struct NameClaim {
+    connection_id: String,
+    token_hash: String,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     connections: HashMap<String, Connection>,
-    /// Lower-cased name → the connection holding it.
-    names: HashMap<String, String>,
+    /// Lower-cased name → its claim.
+    names: HashMap<String, NameClaim>,
+    /// Room → its members' connection ids → their names.
+    rooms: HashMap<String, BTreeMap<String, String>>,
+    /// Room → message id → message; ULIDs sort by time.
+    history: HashMap<String, BTreeMap<String, StoredMessage>>,
     /// Each open connection's bucket state (see [`crate::limits`]).
     buckets: HashMap<String, HashMap<Bucket, Micros>>,
 }
@@ -34,6 +48,44 @@ impl MemoryStore {
     }
 }
 
+impl Inner {
+    fn add_member(&mut self, room: &str, connection_id: &str, user_name: &str) {
+        self.rooms
+            .entry(room.to_string())
+            .or_default()
+            .insert(connection_id.to_string(), user_name.to_string());
+    }
+
+    fn remove_member(&mut self, room: &str, connection_id: &str) {
+        if let Some(members) = self.rooms.get_mut(room) {
+            members.remove(connection_id);
+            if members.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+    }
+
+    /// Removes a connection, its name claim (if it still holds it) and its memberships.
+    fn remove(&mut self, connection_id: &str) -> Option<Connection> {
+        let removed = self.connections.remove(connection_id)?;
+        self.buckets.remove(connection_id);
+        if let Some(name) = &removed.user_name {
+            let key = name_key(name);
+            if self
+                .names
+                .get(&key)
+                .is_some_and(|claim| claim.connection_id == connection_id)
+            {
+                self.names.remove(&key);
+            }
+        }
+        for room in &removed.rooms {
+            self.remove_member(room, connection_id);
+        }
+        Some(removed)
+    }
+}
+
 impl ConnectionStore for MemoryStore {
     async fn add(&self, connection: Connection) -> Result<(), StoreError> {
         let mut inner = self.lock();
@@ -47,69 +99,133 @@ impl ConnectionStore for MemoryStore {
         Ok(self.lock().connections.get(connection_id).cloned())
     }
 
-    async fn get_many(&self, ids: &[String]) -> Result<Vec<Connection>, StoreError> {
-        let inner = self.lock();
-        Ok(ids
-            .iter()
-            .filter_map(|id| inner.connections.get(id).cloned())
-            .collect())
-    }
-
     async fn register(
         &self,
         connection_id: &str,
-        user_name: &str,
+        claim: Claim<'_>,
     ) -> Result<Registration, StoreError> {
         let mut inner = self.lock();
-        let Some(previous) = inner
-            .connections
-            .get(connection_id)
-            .map(|c| c.user_name.clone())
-        else {
+        let Some(me) = inner.connections.get(connection_id).cloned() else {
             return Err(StoreError::NoSuchConnection(connection_id.to_string()));
         };
-        let key = name_key(user_name);
-        if inner
-            .names
-            .get(&key)
-            .is_some_and(|holder| holder != connection_id)
-        {
-            return Err(StoreError::NameTaken);
+        let key = name_key(claim.user_name);
+        let holder = match inner.names.get(&key) {
+            Some(held) if held.connection_id != connection_id => {
+                if Some(held.token_hash.as_str()) != claim.resume_hash {
+                    return Err(StoreError::NameTaken);
+                }
+                Some(held.connection_id.clone())
+            }
+            _ => None,
+        };
+        let taken_over = holder.and_then(|id| inner.remove(&id));
+        if let Some(old) = &me.user_name {
+            if name_key(old) != key {
+                inner.names.remove(&name_key(old));
+            }
         }
-        if let Some(old) = &previous {
-            inner.names.remove(&name_key(old));
+        inner.names.insert(
+            key,
+            NameClaim {
+                connection_id: connection_id.to_string(),
+                token_hash: claim.token_hash.to_string(),
+            },
+        );
+        let mut rooms = me.rooms.clone();
+        let inherited = taken_over.iter().flat_map(|old| old.rooms.iter());
+        for room in std::iter::once(&LOBBY.to_string()).chain(inherited) {
+            if !rooms.contains(room) && rooms.len() < MAX_ROOMS_PER_CONNECTION {
+                rooms.push(room.clone());
+            }
         }
-        inner.names.insert(key, connection_id.to_string());
+        rooms.sort();
+        for room in &rooms {
+            inner.add_member(room, connection_id, claim.user_name);
+        }
         if let Some(connection) = inner.connections.get_mut(connection_id) {
-            connection.user_name = Some(user_name.to_string());
+            connection.user_name = Some(claim.user_name.to_string());
+            connection.rooms = rooms.clone();
         }
-        Ok(Registration { previous })
+        Ok(Registration {
+            previous: me.user_name,
+            rooms,
+            taken_over,
+        })
+    }
+
+    async fn holder(&self, user_name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .names
+            .get(&name_key(user_name))
+            .map(|claim| claim.connection_id.clone()))
     }
 
     async fn remove(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
-        let mut inner = self.lock();
-        let removed = inner.connections.remove(connection_id);
-        inner.buckets.remove(connection_id);
-        if let Some(name) = removed.as_ref().and_then(|c| c.user_name.as_ref()) {
-            let key = name_key(name);
-            if inner
-                .names
-                .get(&key)
-                .is_some_and(|holder| holder == connection_id)
-            {
-                inner.names.remove(&key);
-            }
-        }
-        Ok(removed)
+        Ok(self.lock().remove(connection_id))
     }
 
-    async fn registered(&self) -> Result<Vec<Connection>, StoreError> {
-        Ok(self
-            .lock()
-            .connections
-            .values()
-            .filter(|c| c.user_name.is_some())
-            .cloned()
+    async fn join(
+        &self,
+        connection_id: &str,
+        user_name: &str,
+        room: &str,
+    ) -> Result<Joined, StoreError> {
+        let mut inner = self.lock();
+        let Some(connection) = inner.connections.get_mut(connection_id) else {
+            return Err(StoreError::NoSuchConnection(connection_id.to_string()));
+        };
+        if connection.is_in(room) {
+            return Ok(Joined::Already);
+        }
+        if connection.rooms.len() >= MAX_ROOMS_PER_CONNECTION {
+            return Err(StoreError::RoomLimit);
+        }
+        connection.rooms.push(room.to_string());
+        connection.rooms.sort();
+        inner.add_member(room, connection_id, user_name);
+        Ok(Joined::Added)
+    }
+
+    async fn leave(&self, connection_id: &str, room: &str) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(connection) = inner.connections.get_mut(connection_id) else {
+            return Ok(false);
+        };
+        let before = connection.rooms.len();
+        connection.rooms.retain(|r| r != room);
+        let was_in = connection.rooms.len() != before;
+        inner.remove_member(room, connection_id);
+        Ok(was_in)
+    }
+
+    async fn members(&self, room: &str) -> Result<Vec<User>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .rooms
+            .get(room)
+            .into_iter()
+            .flatten()
+            .map(|(id, name)| User {
+                user_name: name.clone(),
+                connection_id: id.clone(),
+            })
+            .collect())
+    }
+
+    async fn members_among(&self, room: &str, ids: &[String]) -> Result<Vec<User>, StoreError> {
+        let inner = self.lock();
+        let Some(members) = inner.rooms.get(room) else {
+            return Ok(Vec::new());
+        };
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                members.get(id).map(|name| User {
+                    user_name: name.clone(),
+                    connection_id: id.clone(),
+                })
+            })
             .collect())
     }
 
@@ -131,6 +247,70 @@ impl ConnectionStore for MemoryStore {
                 Admission::Allowed
             }
             Err(retry_after) => Admission::Limited { retry_after },
+        })
+    }
+}
+
+impl HistoryStore for MemoryStore {
+    async fn append(&self, message: &StoredMessage) -> Result<(), StoreError> {
+        self.lock()
+            .history
+            .entry(message.room.clone())
+            .or_default()
+            .insert(message.message_id.clone(), message.clone());
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        room: &str,
+        page: &HistoryPage,
+        limit: usize,
+        now_secs: i64,
+    ) -> Result<HistorySlice, StoreError> {
+        let inner = self.lock();
+        let Some(messages) = inner.history.get(room) else {
+            return Ok(HistorySlice::default());
+        };
+        let live = |m: &&StoredMessage| m.expires_at >= now_secs;
+        // One more than asked says whether another page follows.
+        let mut slice: Vec<StoredMessage> = match page {
+            HistoryPage::After(id) => {
+                let after = (
+                    std::ops::Bound::Excluded(id.clone()),
+                    std::ops::Bound::Unbounded,
+                );
+                messages
+                    .range(after)
+                    .map(|(_, m)| m)
+                    .filter(live)
+                    .take(limit + 1)
+                    .cloned()
+                    .collect()
+            }
+            HistoryPage::Latest | HistoryPage::Before(_) => {
+                let upper = match page {
+                    HistoryPage::Before(id) => std::ops::Bound::Excluded(id.clone()),
+                    _ => std::ops::Bound::Unbounded,
+                };
+                messages
+                    .range((std::ops::Bound::Unbounded, upper))
+                    .rev()
+                    .map(|(_, m)| m)
+                    .filter(live)
+                    .take(limit + 1)
+                    .cloned()
+                    .collect()
+            }
+        };
+        let more = slice.len() > limit;
+        slice.truncate(limit);
+        if !matches!(page, HistoryPage::After(_)) {
+            slice.reverse();
+        }
+        Ok(HistorySlice {
+            messages: slice,
+            more,
         })
     }
 }

@@ -103,4 +103,8 @@ impl<G: ConnectionGateway> ConnectionGateway for Retrying<G> {
     async fn delete(&self, connection_id: &str) -> Result<(), PostError> {
         self.inner.delete(connection_id).await
     }
+
+    async fn is_open(&self, connection_id: &str) -> Result<bool, PostError> {
+        self.inner.is_open(connection_id).await
+    }
 }

@@ -103,4 +103,8 @@ impl ConnectionGateway for RecordingGateway {
         state.gone.insert(connection_id.to_string());
         Ok(())
     }
+
+    async fn is_open(&self, connection_id: &str) -> Result<bool, PostError> {
+        Ok(!self.state().gone.contains(connection_id))
+    }
 }

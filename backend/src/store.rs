@@ -1,10 +1,10 @@
-//! Where connections and their names live. The chat logic sees only this trait, so the
-//! same handlers run on DynamoDB (AWS, local gateway with `--dynamodb-endpoint`) and in
-//! memory (local gateway default, unit tests).
+//! Where connections, their names, their rooms and the rooms' messages live. The chat
+//! logic sees only these traits, so the same handlers run on DynamoDB (AWS, local gateway
+//! with `--dynamodb-endpoint`) and in memory (local gateway default, unit tests).
 
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use std::future::Future;
-use webchat_shared_types::User;
+use webchat_shared_types::{HistoryPage, User};
 
 /// Rows outlive a lost `$disconnect` by at most this long: API Gateway closes every
 /// connection after 2 hours, so a 3-hour TTL only ever removes dead rows.
@@ -17,9 +17,21 @@ pub struct Connection {
     /// Milliseconds since the epoch, from API Gateway's `connectedAt`.
     pub connected_at: i64,
     pub user_name: Option<String>,
+    /// The rooms it is in, sorted: none before `register`, the lobby from then on.
+    pub rooms: Vec<String>,
 }
 
 impl Connection {
+    /// A connection that has just opened.
+    pub fn new(connection_id: &str, connected_at: i64) -> Self {
+        Connection {
+            connection_id: connection_id.to_string(),
+            connected_at,
+            user_name: None,
+            rooms: Vec::new(),
+        }
+    }
+
     /// The connection as other users see it, when it has registered.
     pub fn user(&self) -> Option<User> {
         self.user_name.as_ref().map(|name| User {
@@ -28,10 +40,25 @@ impl Connection {
         })
     }
 
+    pub fn is_in(&self, room: &str) -> bool {
+        self.rooms.iter().any(|r| r == room)
+    }
+
     /// Epoch seconds after which the row may be expired by DynamoDB's TTL.
     pub fn expires_at(&self) -> i64 {
         self.connected_at.div_euclid(1000) + CONNECTION_TTL_SECS
     }
+}
+
+/// What `register` asks the store to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim<'a> {
+    pub user_name: &'a str,
+    /// The hash of the resume token this registration issues; it replaces the claim's.
+    pub token_hash: &'a str,
+    /// The hash of the resume token the client presented: when it is the claim's, the
+    /// name is taken over from whichever connection holds it.
+    pub resume_hash: Option<&'a str>,
 }
 
 /// What a successful `register` changed.
@@ -39,6 +66,44 @@ impl Connection {
 pub struct Registration {
     /// The name the connection had before, if any.
     pub previous: Option<String>,
+    /// The rooms the connection is in now, sorted (the lobby, and any taken over).
+    pub rooms: Vec<String>,
+    /// The connection the name was taken from, as it was: it is gone from the store and
+    /// its rooms are the new connection's. (Set when a resume token matched, or when the
+    /// claim had expired with its connection's row.)
+    pub taken_over: Option<Connection>,
+}
+
+/// What `join` changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    Added,
+    /// The connection was in the room already.
+    Already,
+}
+
+/// One stored room message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub room: String,
+    /// A ULID: history is sorted by it.
+    pub message_id: String,
+    pub sender: String,
+    pub sender_id: String,
+    pub message: String,
+    /// Milliseconds since the epoch.
+    pub timestamp: u64,
+    /// Epoch seconds after which it may be expired (DynamoDB TTL); reads skip it after.
+    pub expires_at: i64,
+}
+
+/// One page of a room's stored messages.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HistorySlice {
+    /// Oldest first.
+    pub messages: Vec<StoredMessage>,
+    /// Whether more messages follow in the direction asked for.
+    pub more: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +112,15 @@ pub enum StoreError {
     NameTaken,
     #[error("connection {0} is not open")]
     NoSuchConnection(String),
+    #[error("the connection is in as many rooms as it may be")]
+    RoomLimit,
     #[error("connection store unavailable: {0}")]
     Unavailable(String),
 }
 
-/// The connection store. Name uniqueness (case-insensitive) must be enforced by the
-/// store itself, atomically: handlers never read-then-write to check a name.
+/// The connection store. Name uniqueness (case-insensitive), the room limit and resume
+/// tokens must be enforced by the store itself, atomically: handlers never
+/// read-then-write to check them.
 pub trait ConnectionStore: Send + Sync {
     /// Records a new connection (on `$connect`).
     fn add(&self, connection: Connection) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -63,29 +131,55 @@ pub trait ConnectionStore: Send + Sync {
         connection_id: &str,
     ) -> impl Future<Output = Result<Option<Connection>, StoreError>> + Send;
 
-    /// The open connections among `ids` (at most 100), in no particular order.
-    fn get_many(
-        &self,
-        ids: &[String],
-    ) -> impl Future<Output = Result<Vec<Connection>, StoreError>> + Send;
-
-    /// Names (or renames) a connection. Fails with `NameTaken` when another open
-    /// connection holds the name in any letter case.
+    /// Names (or renames) a connection and puts it in the lobby. Fails with `NameTaken`
+    /// when another open connection holds the name in any letter case and the claim's
+    /// resume token is not `claim.resume_hash`. On success the name's resume token is
+    /// `claim.token_hash`. Rooms taken over keep their member rows under the new
+    /// connection (at most [`webchat_shared_types::MAX_ROOMS_PER_CONNECTION`] in all).
     fn register(
         &self,
         connection_id: &str,
-        user_name: &str,
+        claim: Claim<'_>,
     ) -> impl Future<Output = Result<Registration, StoreError>> + Send;
 
-    /// Forgets a connection and frees its name; returns it if it was there.
-    /// Removing a connection that is already gone is not an error.
+    /// The connection holding a name (any letter case), if it is claimed.
+    fn holder(
+        &self,
+        user_name: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Forgets a connection, frees its name and takes it out of its rooms; returns it as
+    /// it was, if it was there. Removing a connection that is already gone is not an error.
     fn remove(
         &self,
         connection_id: &str,
     ) -> impl Future<Output = Result<Option<Connection>, StoreError>> + Send;
 
-    /// Every open connection that has registered a name.
-    fn registered(&self) -> impl Future<Output = Result<Vec<Connection>, StoreError>> + Send;
+    /// Puts a registered connection in a room. `RoomLimit` when it is in
+    /// [`webchat_shared_types::MAX_ROOMS_PER_CONNECTION`] rooms already.
+    fn join(
+        &self,
+        connection_id: &str,
+        user_name: &str,
+        room: &str,
+    ) -> impl Future<Output = Result<Joined, StoreError>> + Send;
+
+    /// Takes a connection out of a room; false when it was not in it.
+    fn leave(
+        &self,
+        connection_id: &str,
+        room: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every member of a room (read from the room alone, whatever else is open).
+    fn members(&self, room: &str) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
+
+    /// The members of a room among `ids` (at most 100), in no particular order.
+    fn members_among(
+        &self,
+        room: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
 
     /// Takes one frame arriving at `now` from the connection's `bucket` under `limit`
     /// ([`RateLimit::decide`]), atomically: concurrent calls for one connection (several
@@ -98,4 +192,23 @@ pub trait ConnectionStore: Send + Sync {
         limit: RateLimit,
         now: Micros,
     ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+}
+
+/// Where room messages are kept for `history`.
+pub trait HistoryStore: Send + Sync {
+    /// Keeps one message (before it is pushed, so history never lags a delivery).
+    fn append(
+        &self,
+        message: &StoredMessage,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// At most `limit` messages of `room` that have not expired by `now_secs`: the newest,
+    /// or the ones just before or just after a message id, as `page` says.
+    fn history(
+        &self,
+        room: &str,
+        page: &HistoryPage,
+        limit: usize,
+        now_secs: i64,
+    ) -> impl Future<Output = Result<HistorySlice, StoreError>> + Send;
 }

@@ -6,7 +6,7 @@ use webchat_backend::{
     Chat, ConnectionStore, DownStore, Frame, Harness, Limits, PostError, RateLimit,
     RecordingGateway, Retrying,
 };
-use webchat_shared_types::{Route, ServerEvent, User};
+use webchat_shared_types::{Route, ServerEvent, User, LOBBY};
 
 fn error_code(reply: Option<Value>) -> String {
     let reply = reply.expect("an error reply");
@@ -42,13 +42,24 @@ async fn register_with_request_id_replies_registered_and_tells_the_others() {
             json!({"action":"register","userName":"  bia ","requestId":"r1"}),
         )
         .await;
+    let mut reply = reply.expect("a reply to register");
+    let token = reply["resumeToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "a 128-bit resume token: {reply}"
+    );
+    reply.as_object_mut().unwrap().remove("resumeToken");
     assert_eq!(
         reply,
-        Some(json!({"action":"registered","userName":"bia","connectionId":"B","requestId":"r1"}))
+        json!({"action":"registered","userName":"bia","connectionId":"B","requestId":"r1"})
     );
     assert_eq!(
         h.events("A"),
         vec![ServerEvent::NewUser {
+            room: LOBBY.into(),
             user_name: "bia".into(),
             connection_id: "B".into()
         }]
@@ -119,10 +130,12 @@ async fn rename_announces_exit_of_the_old_name_then_the_new_one_and_frees_the_ol
         h.events("A"),
         vec![
             ServerEvent::UserExit {
+                room: LOBBY.into(),
                 user_name: "bia".into(),
                 connection_id: "B".into()
             },
             ServerEvent::NewUser {
+                room: LOBBY.into(),
                 user_name: "bea".into(),
                 connection_id: "B".into()
             },
@@ -168,7 +181,7 @@ async fn list_always_replies_with_the_others_even_without_request_id() {
     let reply = h.send("A", json!({"action":"list"})).await.unwrap();
     assert_eq!(
         reply,
-        json!({"action":"list","users":[{"userName":"bia","connectionId":"B"}]})
+        json!({"action":"list","room":"lobby","users":[{"userName":"bia","connectionId":"B"}]})
     );
     let reply = h
         .send("C", json!({"action":"list","requestId":"l"}))
@@ -201,6 +214,7 @@ async fn broadcast_reaches_every_other_registered_connection_with_server_set_sen
     for (id, name) in [("B", "bia"), ("C", "caio")] {
         match h.events(id).as_slice() {
             [ServerEvent::Message {
+                room,
                 sender,
                 sender_id,
                 receiver,
@@ -209,6 +223,7 @@ async fn broadcast_reaches_every_other_registered_connection_with_server_set_sen
                 private,
                 timestamp,
             }] => {
+                assert_eq!(room, LOBBY, "a message without room goes to the lobby");
                 assert_eq!(sender, "ana");
                 assert_eq!(sender_id, "A");
                 assert_eq!(
@@ -381,6 +396,7 @@ async fn disconnect_of_a_registered_user_tells_the_rest_and_frees_the_name() {
     assert_eq!(
         h.events("B"),
         vec![ServerEvent::UserExit {
+            room: LOBBY.into(),
             user_name: "ana".into(),
             connection_id: "A".into()
         }]
@@ -409,6 +425,7 @@ async fn gone_recipient_is_removed_announced_and_the_others_still_get_the_messag
         "the stale row is deleted"
     );
     let exit = ServerEvent::UserExit {
+        room: LOBBY.into(),
         user_name: "caio".into(),
         connection_id: "C".into(),
     };
@@ -425,7 +442,7 @@ async fn gone_connections_found_while_announcing_are_cleaned_up_too() {
     h.gateway.mark_gone("B");
     h.gateway.mark_gone("C");
     h.disconnect("A").await;
-    assert!(h.store.registered().await.unwrap().is_empty());
+    assert!(h.store.members(LOBBY).await.unwrap().is_empty());
     h.join("X", "bia").await;
     h.join("Y", "caio").await;
 }
@@ -783,6 +800,7 @@ async fn configured_limits_replace_the_defaults() {
     let limits = Limits {
         message: RateLimit::new(0.5, 2),
         action: RateLimit::new(1.0, 3),
+        ..Limits::DEFAULT
     };
     let h = Harness::new().with_limits(limits);
     h.join("A", "ana").await;

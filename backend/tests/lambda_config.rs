@@ -8,6 +8,8 @@ fn cold_start(vars: &[(&str, &str)]) -> (bool, String) {
         .env_clear()
         .env("CONNECTIONS_TABLE", "Connections")
         .env("NAMES_TABLE", "Names")
+        .env("MEMBERS_TABLE", "Members")
+        .env("MESSAGES_TABLE", "Messages")
         .envs(vars.iter().copied())
         .output()
         .expect("webchat-lambda runs");
@@ -33,6 +35,39 @@ fn an_invalid_rate_limit_fails_the_cold_start_naming_the_variable() {
             output.contains(&format!(r#"{name}=\"{value}\" {says}"#))
                 || output.contains(&format!(r#"{name}="{value}" {says}"#)),
             "{name}={value}: {output}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_table_name_fails_the_cold_start_naming_the_variable() {
+    let tables = [
+        ("CONNECTIONS_TABLE", "Connections"),
+        ("NAMES_TABLE", "Names"),
+        ("MEMBERS_TABLE", "Members"),
+        ("MESSAGES_TABLE", "Messages"),
+    ];
+    for (missing, _) in tables {
+        let output = Command::new(env!("CARGO_BIN_EXE_webchat-lambda"))
+            .env_clear()
+            .envs(tables.iter().filter(|(name, _)| *name != missing).copied())
+            // No region lookup from instance metadata: it would only slow the test.
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("webchat-lambda runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !output.status.success(),
+            "started without {missing}: {text}"
+        );
+        assert!(
+            text.contains(&format!("environment variable {missing} is not set")),
+            "without {missing}: {text}"
         );
     }
 }

@@ -76,6 +76,8 @@ impl Default for Config {
             tables: TableNames {
                 connections: "webchat-connections".to_string(),
                 names: "webchat-names".to_string(),
+                members: "webchat-members".to_string(),
+                messages: "webchat-messages".to_string(),
             },
             idle_timeout: Duration::from_secs(webchat_shared_types::IDLE_TIMEOUT_SECS),
             max_lifetime: Duration::from_secs(webchat_shared_types::MAX_CONNECTION_LIFETIME_SECS),
@@ -158,6 +160,15 @@ impl ConnectionGateway for BoundedPushes {
             .await
             .map_err(|_| PostError::Failed("gateway stopping".into()))?;
         self.inner.delete(connection_id).await
+    }
+
+    async fn is_open(&self, connection_id: &str) -> Result<bool, PostError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PostError::Failed("gateway stopping".into()))?;
+        self.inner.is_open(connection_id).await
     }
 }
 

@@ -71,6 +71,12 @@ struct Args {
           default_value_t = Limits::DEFAULT.action.burst(),
           value_parser = |v: &str| limits::parse_burst("--action-burst", v))]
     action_burst: u32,
+    /// Days room messages are kept for `history` (with `--dynamodb-endpoint` they survive
+    /// a restart; in memory they last as long as the process).
+    #[arg(long, value_name = "DAYS", env = limits::HISTORY_DAYS_VAR,
+          default_value_t = Limits::DEFAULT.history_days,
+          value_parser = |v: &str| limits::parse_history_days("--history-days", v))]
+    history_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -112,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         limits: Limits {
             message: RateLimit::new(args.message_rate, args.message_burst),
             action: RateLimit::new(args.action_rate, args.action_burst),
+            history_days: args.history_days,
         },
     };
     let auth_lines = describe_auth(&config);

@@ -2,9 +2,10 @@
 
 use webchat_backend::limits::Micros;
 use webchat_backend::{
-    Admission, Bucket, Connection, ConnectionStore, DynamoStore, MemoryStore, RateLimit,
-    Registration, StoreError,
+    Admission, Bucket, Claim, Connection, ConnectionStore, DynamoStore, HistorySlice, HistoryStore,
+    Joined, MemoryStore, RateLimit, Registration, StoreError, StoredMessage,
 };
+use webchat_shared_types::{HistoryPage, User};
 
 pub enum AnyStore {
     Memory(MemoryStore),
@@ -29,24 +30,41 @@ impl ConnectionStore for AnyStore {
         delegate!(self, s => s.get(connection_id))
     }
 
-    async fn get_many(&self, ids: &[String]) -> Result<Vec<Connection>, StoreError> {
-        delegate!(self, s => s.get_many(ids))
-    }
-
     async fn register(
         &self,
         connection_id: &str,
-        user_name: &str,
+        claim: Claim<'_>,
     ) -> Result<Registration, StoreError> {
-        delegate!(self, s => s.register(connection_id, user_name))
+        delegate!(self, s => s.register(connection_id, claim))
+    }
+
+    async fn holder(&self, user_name: &str) -> Result<Option<String>, StoreError> {
+        delegate!(self, s => s.holder(user_name))
     }
 
     async fn remove(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
         delegate!(self, s => s.remove(connection_id))
     }
 
-    async fn registered(&self) -> Result<Vec<Connection>, StoreError> {
-        delegate!(self, s => s.registered())
+    async fn join(
+        &self,
+        connection_id: &str,
+        user_name: &str,
+        room: &str,
+    ) -> Result<Joined, StoreError> {
+        delegate!(self, s => s.join(connection_id, user_name, room))
+    }
+
+    async fn leave(&self, connection_id: &str, room: &str) -> Result<bool, StoreError> {
+        delegate!(self, s => s.leave(connection_id, room))
+    }
+
+    async fn members(&self, room: &str) -> Result<Vec<User>, StoreError> {
+        delegate!(self, s => s.members(room))
+    }
+
+    async fn members_among(&self, room: &str, ids: &[String]) -> Result<Vec<User>, StoreError> {
+        delegate!(self, s => s.members_among(room, ids))
     }
 
     async fn admit(
@@ -57,5 +75,21 @@ impl ConnectionStore for AnyStore {
         now: Micros,
     ) -> Result<Admission, StoreError> {
         delegate!(self, s => s.admit(connection_id, bucket, limit, now))
+    }
+}
+
+impl HistoryStore for AnyStore {
+    async fn append(&self, message: &StoredMessage) -> Result<(), StoreError> {
+        delegate!(self, s => s.append(message))
+    }
+
+    async fn history(
+        &self,
+        room: &str,
+        page: &HistoryPage,
+        limit: usize,
+        now_secs: i64,
+    ) -> Result<HistorySlice, StoreError> {
+        delegate!(self, s => s.history(room, page, limit, now_secs))
     }
 }

@@ -140,6 +140,7 @@ async fn configured_limits_apply_to_every_kind_of_frame() -> Result<()> {
         limits: Limits {
             message: webchat_backend::RateLimit::new(0.01, 1),
             action: webchat_backend::RateLimit::new(0.01, 3),
+            ..Limits::DEFAULT
         },
         ..Config::default()
     })

@@ -20,7 +20,8 @@ fn original_client_register_frame_decodes() {
     assert_eq!(
         frame.request,
         Request::Register {
-            user_name: "ana".into()
+            user_name: "ana".into(),
+            resume_token: None
         }
     );
     assert_eq!(frame.request_id, None);
@@ -29,7 +30,7 @@ fn original_client_register_frame_decodes() {
 #[test]
 fn original_client_list_frame_decodes() {
     let frame = decode_client_frame(r#"{"action":"list"}"#).unwrap();
-    assert_eq!(frame.request, Request::List);
+    assert_eq!(frame.request, Request::List { room: LOBBY.into() });
 }
 
 #[test]
@@ -39,6 +40,7 @@ fn original_client_private_message_frame_decodes_and_ignores_sender() {
     assert_eq!(
         frame.request,
         Request::Message {
+            room: LOBBY.into(),
             message: "oi".into(),
             receivers: Some(vec!["K1a2b3c4d5e6f7g=".into()])
         }
@@ -57,18 +59,54 @@ fn every_client_action_round_trips() {
             ClientFrame {
                 action: ClientAction::Register {
                     user_name: "alice".into(),
+                    resume_token: None,
                 },
                 request_id: Some("r1".into()),
             },
             json!({"action":"register","userName":"alice","requestId":"r1"}),
         ),
         (
-            ClientFrame::new(ClientAction::List {}),
+            ClientFrame::new(ClientAction::List { room: None }),
             json!({"action":"list"}),
+        ),
+        (
+            ClientFrame::new(ClientAction::Register {
+                user_name: "alice".into(),
+                resume_token: Some("00ff".into()),
+            }),
+            json!({"action":"register","userName":"alice","resumeToken":"00ff"}),
+        ),
+        (
+            ClientFrame::new(ClientAction::List {
+                room: Some("rust".into()),
+            }),
+            json!({"action":"list","room":"rust"}),
+        ),
+        (
+            ClientFrame::new(ClientAction::Join {
+                room: "rust".into(),
+            }),
+            json!({"action":"join","room":"rust"}),
+        ),
+        (
+            ClientFrame::new(ClientAction::Leave {
+                room: "rust".into(),
+            }),
+            json!({"action":"leave","room":"rust"}),
+        ),
+        (
+            ClientFrame::new(ClientAction::History {
+                room: Some("rust".into()),
+                before: Some("01KB0000000000000000000000".into()),
+                after: None,
+                limit: Some(20),
+            }),
+            json!({"action":"history","room":"rust","before":"01KB0000000000000000000000","limit":20}),
         ),
         (
             ClientFrame {
                 action: ClientAction::Message {
+                    room: None,
                     message: "hi all".into(),
                     receivers: None,
                     sender: None,
@@ -79,6 +117,7 @@ fn every_client_action_round_trips() {
         ),
         (
             ClientFrame::new(ClientAction::Message {
+                room: None,
                 message: "psst".into(),
                 receivers: Some(vec![ReceiverRef {
                     connection_id: "L0SM9cOFvHcCIhw=".into(),
@@ -112,20 +151,23 @@ fn every_server_event_round_trips() {
     };
     roundtrip_server(
         ServerFrame::push(ServerEvent::NewUser {
+            room: LOBBY.into(),
             user_name: "alice".into(),
             connection_id: "L0SM9cOFvHcCIhw=".into(),
         }),
-        json!({"action":"newUser","userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}),
+        json!({"action":"newUser","room":"lobby","userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}),
     );
     roundtrip_server(
         ServerFrame::push(ServerEvent::UserExit {
+            room: LOBBY.into(),
             user_name: "alice".into(),
             connection_id: "L0SM9cOFvHcCIhw=".into(),
         }),
-        json!({"action":"userExit","userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}),
+        json!({"action":"userExit","room":"lobby","userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}),
     );
     roundtrip_server(
         ServerFrame::push(ServerEvent::Message {
+            room: "rust".into(),
             sender: "alice".into(),
             sender_id: "L0SM9cOFvHcCIhw=".into(),
             receiver: User {
@@ -137,26 +179,49 @@ fn every_server_event_round_trips() {
             timestamp: 1764316800000,
             private: false,
         }),
-        json!({"action":"message","sender":"alice","senderId":"L0SM9cOFvHcCIhw=","receiver":{"connectionId":"K1a2b3c4d5e6f7g=","userName":"bob"},"message":"hi all","messageId":"01J","timestamp":1764316800000u64,"private":false}),
+        json!({"action":"message","room":"rust","sender":"alice","senderId":"L0SM9cOFvHcCIhw=","receiver":{"connectionId":"K1a2b3c4d5e6f7g=","userName":"bob"},"message":"hi all","messageId":"01J","timestamp":1764316800000u64,"private":false}),
     );
     roundtrip_server(
         ServerFrame {
             event: ServerEvent::List {
+                room: LOBBY.into(),
                 users: vec![alice.clone()],
             },
             request_id: None,
         },
-        json!({"action":"list","users":[{"userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}]}),
+        json!({"action":"list","room":"lobby","users":[{"userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}]}),
     );
     roundtrip_server(
         ServerFrame {
             event: ServerEvent::Registered {
                 user_name: "alice".into(),
                 connection_id: "L0SM9cOFvHcCIhw=".into(),
+                resume_token: Some("9f86d081884c7d659a2feaa0c55ad015".into()),
             },
             request_id: Some("r1".into()),
         },
-        json!({"action":"registered","userName":"alice","connectionId":"L0SM9cOFvHcCIhw=","requestId":"r1"}),
+        json!({"action":"registered","userName":"alice","connectionId":"L0SM9cOFvHcCIhw=","resumeToken":"9f86d081884c7d659a2feaa0c55ad015","requestId":"r1"}),
+    );
+    roundtrip_server(
+        ServerFrame::push(ServerEvent::Joined {
+            room: "rust".into(),
+            users: vec![alice.clone()],
+        }),
+        json!({"action":"joined","room":"rust","users":[{"userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}]}),
+    );
+    roundtrip_server(
+        ServerFrame::push(ServerEvent::Left {
+            room: "rust".into(),
+        }),
+        json!({"action":"left","room":"rust"}),
+    );
+    roundtrip_server(
+        ServerFrame::push(ServerEvent::History {
+            room: "rust".into(),
+            messages: vec![],
+            more: false,
+        }),
+        json!({"action":"history","room":"rust","messages":[],"more":false}),
     );
     roundtrip_server(
         ServerFrame {
@@ -287,6 +352,7 @@ fn message_limits_answer_invalid_field_or_too_large() {
     assert_eq!(
         lines.request,
         Request::Message {
+            room: LOBBY.into(),
             message: "a\n\tb".into(),
             receivers: None
         }
@@ -305,6 +371,7 @@ fn receivers_are_limited_deduplicated_and_null_means_everyone() {
     assert_eq!(
         decode_client_frame(dup).unwrap().request,
         Request::Message {
+            room: LOBBY.into(),
             message: "hi".into(),
             receivers: Some(vec!["a".into(), "b".into()])
         }
@@ -313,6 +380,7 @@ fn receivers_are_limited_deduplicated_and_null_means_everyone() {
     assert_eq!(
         decode_client_frame(null).unwrap().request,
         Request::Message {
+            room: LOBBY.into(),
             message: "hi".into(),
             receivers: None
         }
@@ -384,7 +452,7 @@ fn every_route_key_reads_back_as_its_route() {
         .collect();
     assert_eq!(
         replying,
-        ["register", "list", "message", "ping", "$default"]
+        ["register", "list", "message", "ping", "join", "leave", "history", "$default"]
     );
 }
 
@@ -392,7 +460,8 @@ fn every_route_key_reads_back_as_its_route() {
 fn unknown_actions_are_told_which_actions_exist() {
     let r = refusal(r#"{"action":"shout"}"#);
     assert!(
-        r.message.ends_with("use register, list, message or ping"),
+        r.message
+            .ends_with("use register, list, message, ping, join, leave or history"),
         "{}",
         r.message
     );
@@ -435,4 +504,91 @@ fn request_ids_are_echoed_and_bad_ones_refused() {
         "x".repeat(MAX_REQUEST_ID_CHARS + 1)
     );
     assert_eq!(refusal(&long).code, ErrorCode::InvalidField);
+}
+
+#[test]
+fn room_names_are_lower_cased_and_limited_to_a_plain_alphabet() {
+    assert_eq!(validate_room("Rust-Lang_2").unwrap(), "rust-lang_2");
+    let longest = "a".repeat(MAX_ROOM_CHARS);
+    assert_eq!(validate_room(&longest).unwrap(), longest);
+    for bad in [
+        "",
+        " rust",
+        "rust room",
+        "café",
+        "a/b",
+        &"a".repeat(MAX_ROOM_CHARS + 1),
+    ] {
+        assert_eq!(
+            validate_room(bad).unwrap_err().code,
+            ErrorCode::InvalidField,
+            "{bad:?}"
+        );
+    }
+    let join = decode_client_frame(r#"{"action":"join","room":"RUST","requestId":"j"}"#).unwrap();
+    assert_eq!(
+        join.request,
+        Request::Join {
+            room: "rust".into()
+        }
+    );
+    let leave_lobby =
+        decode_client_frame(r#"{"action":"leave","room":"Lobby","requestId":"l"}"#).unwrap_err();
+    assert_eq!(leave_lobby.code, ErrorCode::InvalidField);
+    assert_eq!(leave_lobby.request_id.as_deref(), Some("l"));
+}
+
+#[test]
+fn history_frames_take_one_direction_and_a_bounded_limit() {
+    let id = "01KB2B3C4D5E6F7G8H9J0KMNPQ";
+    let decode = |frame: Value| decode_client_frame(&frame.to_string());
+    assert_eq!(
+        decode(json!({"action":"history"})).unwrap().request,
+        Request::History {
+            room: LOBBY.into(),
+            page: HistoryPage::Latest,
+            limit: DEFAULT_HISTORY_LIMIT
+        }
+    );
+    assert_eq!(
+        decode(json!({"action":"history","room":"rust","after":id,"limit":100}))
+            .unwrap()
+            .request,
+        Request::History {
+            room: "rust".into(),
+            page: HistoryPage::After(id.into()),
+            limit: MAX_HISTORY_LIMIT
+        }
+    );
+    for bad in [
+        json!({"action":"history","limit":0}),
+        json!({"action":"history","limit":101}),
+        json!({"action":"history","limit":2.5}),
+        json!({"action":"history","limit":"10"}),
+        json!({"action":"history","before":"01kb2b3c4d5e6f7g8h9j0kmnpq"}),
+        json!({"action":"history","before":id,"after":id}),
+        json!({"action":"history","room":"no spaces"}),
+    ] {
+        assert_eq!(
+            decode(bad.clone()).unwrap_err().code,
+            ErrorCode::InvalidField,
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn events_from_a_v1_server_without_room_read_as_the_lobby() {
+    let frame = decode_server_frame(
+        r#"{"action":"newUser","userName":"ana","connectionId":"L0SM9cOFvHcCIhw="}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        frame.event,
+        ServerEvent::NewUser {
+            room: LOBBY.into(),
+            user_name: "ana".into(),
+            connection_id: "L0SM9cOFvHcCIhw=".into()
+        }
+    );
 }

@@ -132,22 +132,29 @@ fn the_artifacts_bucket_is_encrypted_private_tls_only_versioned_and_keeps_curren
 #[test]
 fn the_tables_have_the_backends_keys_ttl_encryption_and_on_demand_billing() {
     let t = load("dynamodb.yml").unwrap();
-    for (id, hash_key) in [
-        ("ConnectionsTable", "connectionId"),
-        ("NamesTable", "nameKey"),
-    ] {
+    // (table, partition key, sort key): the keys the backend's DynamoStore reads and writes.
+    let tables = [
+        ("ConnectionsTable", "connectionId", None),
+        ("NamesTable", "nameKey", None),
+        ("MembersTable", "room", Some("connectionId")),
+        ("MessagesTable", "room", Some("messageId")),
+    ];
+    assert_eq!(
+        t.resources_of_type("AWS::DynamoDB::Table").count(),
+        tables.len(),
+        "no other tables"
+    );
+    for (id, hash_key, range_key) in tables {
         let table = &t.resource(id).unwrap_or_else(|| panic!("{id}"))["Properties"];
         assert_eq!(table["BillingMode"], "PAY_PER_REQUEST", "{id}");
-        assert_eq!(
-            table["KeySchema"],
-            json!([{"AttributeName": hash_key, "KeyType": "HASH"}]),
-            "{id}"
-        );
-        assert_eq!(
-            table["AttributeDefinitions"],
-            json!([{"AttributeName": hash_key, "AttributeType": "S"}]),
-            "{id}"
-        );
+        let mut schema = vec![json!({"AttributeName": hash_key, "KeyType": "HASH"})];
+        let mut attributes = vec![json!({"AttributeName": hash_key, "AttributeType": "S"})];
+        if let Some(range_key) = range_key {
+            schema.push(json!({"AttributeName": range_key, "KeyType": "RANGE"}));
+            attributes.push(json!({"AttributeName": range_key, "AttributeType": "S"}));
+        }
+        assert_eq!(table["KeySchema"], json!(schema), "{id}");
+        assert_eq!(table["AttributeDefinitions"], json!(attributes), "{id}");
         assert_eq!(
             table["TimeToLiveSpecification"],
             json!({"AttributeName": "ttl", "Enabled": true}),
@@ -187,11 +194,18 @@ fn the_table_stack_exports_everything_the_websocket_stack_imports() {
         .filter_map(|o| o.get("Export"))
         .map(|e| render(&e["Name"]).replace("${AWS::StackName}", "${TableStackName}"))
         .collect();
-    for name in ["ConnectionsTable", "NamesTable"] {
-        assert!(
-            exports.contains(&format!("${{TableStackName}}:{name}")),
-            "{name}"
-        );
+    for table in [
+        "ConnectionsTable",
+        "NamesTable",
+        "MembersTable",
+        "MessagesTable",
+    ] {
+        for name in [table.to_string(), format!("{table}Arn")] {
+            assert!(
+                exports.contains(&format!("${{TableStackName}}:{name}")),
+                "{name}"
+            );
+        }
     }
 
     let websocket = load("websocket.yml").unwrap();

@@ -17,7 +17,7 @@ fn api() -> WebsocketTemplate {
     websocket_template().expect("templates/websocket.yml loads and resolves")
 }
 
-/// The ARNs ManageConnections may be granted on for calls with `method` (`POST`, `DELETE`)
+/// The ARNs ManageConnections may be granted on for calls with `method` (`POST`, `GET`, `DELETE`)
 /// on `@connections` of this API's stage, the stage named by parameter first, by the stage
 /// resource second.
 fn manage_connections_arns(api: &WebsocketTemplate, method: &str) -> [String; 2] {
@@ -121,7 +121,8 @@ fn wildcard_problems(api: &WebsocketTemplate) -> Vec<String> {
 }
 
 /// ManageConnections only for routes whose function was recorded calling the management
-/// API, and only on `@connections` with the methods it called.
+/// API, and only on `@connections` with the methods it called (POST pushes, GET asks
+/// whether a connection is open, DELETE closes one).
 fn manage_connections_problems(api: &WebsocketTemplate, record: &Record) -> Vec<String> {
     let mut problems = Vec::new();
     for w in api.routes() {
@@ -158,8 +159,11 @@ fn manage_connections_problems(api: &WebsocketTemplate, record: &Record) -> Vec<
             }
         }
         match (!methods.is_empty(), grants.is_empty()) {
-            (true, true) => problems.push(format!("{} pushes but may not post", w.key)),
-            (false, false) => problems.push(format!("{} does not push but may post", w.key)),
+            (true, true) => problems.push(format!(
+                "{} calls @connections ({methods:?}) but may not",
+                w.key
+            )),
+            (false, false) => problems.push(format!("{} never calls @connections but may", w.key)),
             _ => {}
         }
     }
@@ -353,7 +357,28 @@ fn environment_problems(api: &WebsocketTemplate) -> Vec<String> {
             "NAMES_TABLE",
             "import(${TableStackName}:NamesTable)".to_string(),
         ),
+        (
+            "MEMBERS_TABLE",
+            "import(${TableStackName}:MembersTable)".to_string(),
+        ),
+        (
+            "MESSAGES_TABLE",
+            "import(${TableStackName}:MessagesTable)".to_string(),
+        ),
         ("MANAGEMENT_ENDPOINT", endpoint),
+        // The per-connection rate limits and the history's retention: parameters, as
+        // docs/deploy.md lists them.
+        (
+            "MESSAGE_RATE_PER_SECOND",
+            "${MessageRatePerSecond}".to_string(),
+        ),
+        ("MESSAGE_BURST", "${MessageBurst}".to_string()),
+        (
+            "ACTION_RATE_PER_SECOND",
+            "${ActionRatePerSecond}".to_string(),
+        ),
+        ("ACTION_BURST", "${ActionBurst}".to_string()),
+        ("HISTORY_DAYS", "${HistoryDays}".to_string()),
     ];
     for f in api.functions() {
         for (name, value) in &expected {
@@ -563,7 +588,7 @@ fn no_iam_statement_grants_a_wildcard_action_or_resource() {
 }
 
 #[test]
-fn manage_connections_is_only_on_the_post_connections_arn_and_only_for_functions_that_push() {
+fn manage_connections_is_only_on_the_connections_arns_of_the_methods_each_function_calls() {
     assert_eq!(
         manage_connections_problems(&api(), recorded()),
         Vec::<String>::new()
@@ -594,7 +619,7 @@ fn functions_are_arm64_provided_al2023_bootstrap_built_by_cargo_lambda_with_time
 }
 
 #[test]
-fn functions_read_the_table_names_and_management_endpoint_from_the_environment() {
+fn functions_read_the_tables_management_endpoint_limits_and_retention_from_the_environment() {
     assert_eq!(environment_problems(&api()), Vec::<String>::new());
 }
 
@@ -809,6 +834,29 @@ fn the_checks_catch_a_broken_template() {
                 .unwrap()
                 .replace("$context.error.messageString", "\"$context.error.message\""));
         }),
+        ("environment", "no retention for history", |d| {
+            d["Globals"]["Function"]["Environment"]["Variables"]
+                .as_object_mut()
+                .unwrap()
+                .remove("HISTORY_DAYS");
+        }),
+        ("grants", "history without its table", |d| {
+            d["Resources"]["HistoryFunctionRole"]["Properties"]["Policies"][1]["PolicyDocument"]
+                ["Statement"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|s| s["Sid"] != "MessagesTable")
+        }),
+        (
+            "stage",
+            "a stage that does not wait for a new route's response",
+            |d| {
+                d["Resources"]["Stage"]["DependsOn"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|id| id != "HistoryRouteResponse")
+            },
+        ),
         ("environment", "a missing variable", |d| {
             d["Resources"]["ListFunction"]["Properties"]["Environment"] =
                 json!({"Variables": {"NAMES_TABLE": "x"}})
@@ -833,10 +881,14 @@ fn the_checks_catch_a_broken_template() {
             let list = r.entry(Route::List).or_default();
             list.insert(Call::new("dynamodb:PutItem", "ConnectionsTable"));
         }),
-        ("grants", "register reading the names table", |r| {
-            let register = r.entry(Route::Register).or_default();
-            register.insert(Call::new("dynamodb:GetItem", "NamesTable"));
-        }),
+        (
+            "grants",
+            "register scanning every connection, as v1 did",
+            |r| {
+                let register = r.entry(Route::Register).or_default();
+                register.insert(Call::new("dynamodb:Scan", "ConnectionsTable"));
+            },
+        ),
         ("manage_connections", "ping pushing", |r| {
             let ping = r.entry(Route::Ping).or_default();
             ping.insert(Call::new("execute-api:ManageConnections", "POST"));
@@ -844,6 +896,14 @@ fn the_checks_catch_a_broken_template() {
         ("grants", "message closing connections", |r| {
             let message = r.entry(Route::Message).or_default();
             message.insert(Call::new("execute-api:ManageConnections", "DELETE"));
+        }),
+        ("grants", "join asking whether a connection is open", |r| {
+            let join = r.entry(Route::Join).or_default();
+            join.insert(Call::new("execute-api:ManageConnections", "GET"));
+        }),
+        ("grants", "history writing messages", |r| {
+            let history = r.entry(Route::History).or_default();
+            history.insert(Call::new("dynamodb:PutItem", "MessagesTable"));
         }),
     ];
     let api = api();

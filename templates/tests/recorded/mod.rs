@@ -43,11 +43,21 @@ pub type Record = BTreeMap<Route, BTreeSet<Call>>;
 pub fn recorded() -> &'static Record {
     static RECORD: OnceLock<Record> = OnceLock::new();
     RECORD.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-            .block_on(record())
+        // The handlers' futures, unoptimized, nest deeper than a test thread's 2 MB stack
+        // holds; the recording runs on a thread of its own with room to spare.
+        std::thread::Builder::new()
+            .name("recording".into())
+            .stack_size(64 << 20)
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime")
+                    .block_on(Box::pin(record()))
+            })
+            .expect("a thread for the recording")
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 
@@ -73,7 +83,9 @@ async fn invoke(
 }
 
 /// Records, per operation the SDK sends, `dynamodb:<operation>` on each table it names:
-/// DynamoDB's IAM actions are its operation names.
+/// DynamoDB's IAM actions are its operation names. Transactions are the exception: IAM
+/// authorizes each of their items as the single-item action it is (`Put` as `PutItem`,
+/// `ConditionCheck` as `ConditionCheckItem`, `Get` as `GetItem`, ...) on its own table.
 #[derive(Debug, Clone, Default)]
 struct DynamoCalls(Arc<Mutex<Vec<Call>>>);
 
@@ -94,28 +106,55 @@ impl Intercept for DynamoCalls {
             .name();
         let body: Value =
             serde_json::from_slice(context.request().body().bytes().unwrap_or(b"{}"))?;
-        // `TableName` on single-table operations, `RequestItems`' keys on batches.
-        let tables: Vec<&str> = body["TableName"]
-            .as_str()
-            .into_iter()
-            .chain(
-                body["RequestItems"]
-                    .as_object()
-                    .into_iter()
-                    .flat_map(|m| m.keys().map(String::as_str)),
-            )
-            .collect();
-        if tables.is_empty() {
-            return Err(format!(
-                "DynamoDB {operation} names no table this recording can attribute"
-            )
-            .into());
-        }
-        let action = format!("dynamodb:{operation}");
-        let mut calls = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        calls.extend(tables.into_iter().map(|table| Call::new(&action, table)));
+        let found = calls_of(operation, &body)?;
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(found);
         Ok(())
     }
+}
+
+/// The IAM actions one DynamoDB request needs, on the tables it names.
+fn calls_of(operation: &str, body: &Value) -> Result<Vec<Call>, BoxError> {
+    let mut calls = Vec::new();
+    if let Some(items) = body["TransactItems"].as_array() {
+        // TransactWriteItems and TransactGetItems: one action per item, on its table.
+        for item in items {
+            let (kind, request) = item
+                .as_object()
+                .and_then(|o| o.iter().next())
+                .ok_or_else(|| format!("DynamoDB {operation}: an empty transaction item"))?;
+            let action = match kind.as_str() {
+                "Put" => "PutItem",
+                "Update" => "UpdateItem",
+                "Delete" => "DeleteItem",
+                "ConditionCheck" => "ConditionCheckItem",
+                "Get" => "GetItem",
+                other => return Err(format!("DynamoDB {operation}: item kind {other}").into()),
+            };
+            let table = request["TableName"]
+                .as_str()
+                .ok_or_else(|| format!("DynamoDB {operation}: a {kind} without TableName"))?;
+            calls.push(Call::new(&format!("dynamodb:{action}"), table));
+        }
+    } else {
+        // `TableName` on single-table operations, `RequestItems`' keys on batches.
+        let action = format!("dynamodb:{operation}");
+        let tables = body["TableName"].as_str().into_iter().chain(
+            body["RequestItems"]
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.keys().map(String::as_str)),
+        );
+        calls.extend(tables.map(|table| Call::new(&action, table)));
+    }
+    if calls.is_empty() {
+        return Err(
+            format!("DynamoDB {operation} names no table this recording can attribute").into(),
+        );
+    }
+    Ok(calls)
 }
 
 impl DynamoCalls {
@@ -125,7 +164,8 @@ impl DynamoCalls {
 }
 
 /// A [`RecordingGateway`] that also records each management API call as the permission it
-/// needs: `execute-api:ManageConnections` on `POST` (post) or `DELETE` (delete).
+/// needs: `execute-api:ManageConnections` on `POST` (post), `GET` (is_open) or `DELETE`
+/// (delete).
 #[derive(Debug, Default)]
 struct Management {
     gateway: RecordingGateway,
@@ -155,6 +195,11 @@ impl ConnectionGateway for Management {
     async fn delete(&self, connection_id: &str) -> Result<(), PostError> {
         self.note("DELETE");
         self.gateway.delete(connection_id).await
+    }
+
+    async fn is_open(&self, connection_id: &str) -> Result<bool, PostError> {
+        self.note("GET");
+        self.gateway.is_open(connection_id).await
     }
 }
 
@@ -201,6 +246,62 @@ impl World {
         let frame = json!({"action": "register", "userName": name, "requestId": "r"});
         self.say(connection_id, frame).await
     }
+
+    /// Registers with a resume token.
+    async fn resume(&mut self, connection_id: &str, name: &str, token: &str) -> String {
+        let frame =
+            json!({"action": "register", "userName": name, "resumeToken": token, "requestId": "r"});
+        self.say(connection_id, frame).await
+    }
+
+    /// Registers; returns the resume token of the `registered` reply.
+    async fn token(&mut self, connection_id: &str, name: &str) -> String {
+        let frame = json!({"action": "register", "userName": name, "requestId": "r"});
+        let reply = self.frame(connection_id, frame).await.expect("a reply");
+        assert_eq!(reply["action"], "registered", "{name}: {reply}");
+        reply["resumeToken"]
+            .as_str()
+            .expect("a resume token")
+            .to_string()
+    }
+
+    async fn join(&mut self, connection_id: &str, room: &str) -> String {
+        let frame = json!({"action": "join", "room": room});
+        self.say(connection_id, frame).await
+    }
+
+    async fn leave(&mut self, connection_id: &str, room: &str) -> String {
+        let frame = json!({"action": "leave", "room": room});
+        self.say(connection_id, frame).await
+    }
+
+    /// A `history` reply: (message ids, oldest first; more).
+    async fn history(&mut self, connection_id: &str, frame: Value) -> (Vec<String>, bool) {
+        let reply = self.frame(connection_id, frame).await.expect("a reply");
+        assert_eq!(reply["action"], "history", "{reply}");
+        let ids = reply["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["messageId"].as_str().expect("a messageId").to_string())
+            .collect();
+        (ids, reply["more"].as_bool().expect("more"))
+    }
+
+    /// The names of the other members of `room` that `connection_id` (a member) sees, as
+    /// `list` sorts them.
+    async fn others(&mut self, connection_id: &str, room: &str) -> Vec<String> {
+        let reply = self
+            .frame(connection_id, json!({"action": "list", "room": room}))
+            .await
+            .expect("a list");
+        reply["users"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a list: {reply}"))
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
 }
 
 /// A reply's `action`, or `error:<code>`.
@@ -224,6 +325,8 @@ async fn record() -> Record {
     let tables = TableNames {
         connections: "ConnectionsTable".into(),
         names: "NamesTable".into(),
+        members: "MembersTable".into(),
+        messages: "MessagesTable".into(),
     };
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), tables);
     store
@@ -294,6 +397,8 @@ async fn record() -> Record {
     let not_json = w.send(Route::Default, "A", Some("not json")).await;
     assert_eq!(outcome(not_json), "error:bad_json");
 
+    rooms(&mut w).await;
+
     for route in Route::ALL {
         assert!(
             w.record.contains_key(&route),
@@ -301,4 +406,114 @@ async fn record() -> Record {
         );
     }
     w.record
+}
+
+/// The v2 routes and paths: rooms, room messages and private ones, each page kind of
+/// history, resume tokens taking a name over, ghosts found through `GET @connections`,
+/// and connections in several rooms going away.
+async fn rooms(w: &mut World) {
+    let in_room =
+        |room: &str| json!({"action": "message", "message": "hi", "room": room, "requestId": "m"});
+    w.connect(&["G", "H", "I", "J", "K", "L", "M", "N"]).await;
+
+    // Everything but list needs a registered connection.
+    assert_eq!(w.join("G", "rust").await, "error:not_registered");
+    assert_eq!(w.leave("G", "rust").await, "error:not_registered");
+    let newest = |room: &str| json!({"action": "history", "room": room, "limit": 2});
+    assert_eq!(w.say("G", newest("rust")).await, "error:not_registered");
+    assert_eq!(w.register("G", "gus").await, "registered");
+    assert_eq!(w.register("H", "hal").await, "registered");
+
+    // join: a new room, one with members (who hear newUser), one already joined.
+    assert_eq!(w.join("G", "rust").await, "joined");
+    assert_eq!(w.join("H", "rust").await, "joined", "told G");
+    assert_eq!(w.join("G", "rust").await, "joined", "no change");
+    assert_eq!(w.others("G", "rust").await, ["hal"]);
+    assert_eq!(
+        w.say("G", json!({"action": "list", "room": "go"})).await,
+        "error:not_a_member"
+    );
+    // Up to the room limit (the lobby and rust are two of them), and one more.
+    for i in 3..=webchat_shared_types::MAX_ROOMS_PER_CONNECTION {
+        assert_eq!(w.join("G", &format!("r{i}")).await, "joined");
+    }
+    assert_eq!(w.join("G", "one-too-many").await, "error:limit_reached");
+
+    // leave: a member (the others hear userExit), no longer a member, the lobby.
+    assert_eq!(w.leave("H", "rust").await, "left", "told G");
+    assert_eq!(w.leave("H", "rust").await, "error:not_a_member");
+    assert_eq!(w.leave("H", "lobby").await, "error:invalid_field");
+    assert_eq!(w.join("H", "rust").await, "joined");
+
+    // A rename reaches every room the connection is in.
+    assert_eq!(w.register("H", "hank").await, "registered");
+    assert_eq!(w.others("G", "rust").await, ["hank"]);
+
+    // message: to a room (stored), private within a room (not stored), to a room the
+    // sender is not in.
+    for _ in 0..3 {
+        assert_eq!(w.say("G", in_room("rust")).await, "sent");
+    }
+    let private = json!({"action": "message", "message": "psst", "room": "rust",
+        "receivers": [{"connectionId": "H"}, {"connectionId": "A"}], "requestId": "m"});
+    let sent = w.frame("G", private).await.expect("a reply");
+    assert_eq!(sent["delivered"], 1, "H is in rust, A is not: {sent}");
+    assert_eq!(w.say("H", in_room("go")).await, "error:not_a_member");
+
+    // history: the newest page, the page before it, a page after a message; a room the
+    // connection is not in; the lobby by default.
+    let (page, more) = w.history("G", newest("rust")).await;
+    assert_eq!((page.len(), more), (2, true), "three stored, private not");
+    let before = json!({"action": "history", "room": "rust", "before": page[0], "limit": 2});
+    let (older, more) = w.history("H", before).await;
+    assert_eq!((older.len(), more), (1, false));
+    let after = json!({"action": "history", "room": "rust", "after": older[0], "limit": 1});
+    let (newer, more) = w.history("G", after).await;
+    assert_eq!((newer, more), (vec![page[0].clone()], true));
+    assert_eq!(w.say("A", newest("rust")).await, "error:not_a_member");
+    let lobby = w.history("A", json!({"action": "history"})).await;
+    assert!(
+        !lobby.0.is_empty(),
+        "A's broadcasts are in the lobby's history"
+    );
+
+    // A push to a member found gone on join and on leave removes it from every room.
+    assert_eq!(w.register("N", "nia").await, "registered");
+    assert_eq!(w.join("N", "rust").await, "joined");
+    w.management.gateway.mark_gone("N");
+    assert_eq!(w.join("A", "rust").await, "joined", "finds N gone");
+    assert_eq!(w.others("A", "rust").await, ["gus", "hank"]);
+    assert_eq!(w.register("K", "kai").await, "registered");
+    assert_eq!(w.join("K", "rust").await, "joined");
+    w.management.gateway.mark_gone("K");
+    assert_eq!(w.leave("A", "rust").await, "left", "finds K gone");
+    assert_eq!(w.others("G", "rust").await, ["hank"]);
+
+    // A resume token takes the name, and its rooms, over from an open connection, which
+    // is closed; that token is then used up, and the name's holder is open.
+    let token = w.token("I", "ivy").await;
+    assert_eq!(w.join("I", "rust").await, "joined");
+    assert_eq!(w.resume("J", "IVY", &token).await, "registered");
+    assert!(w.management.gateway.deleted().contains(&"I".to_string()));
+    assert_eq!(w.others("G", "rust").await, ["hank", "IVY"]);
+    assert_eq!(
+        w.resume("M", "ivy", &token).await,
+        "error:name_taken",
+        "used up, and J is open"
+    );
+    assert_eq!(
+        w.send(Route::Disconnect, "I", None).await,
+        None,
+        "nothing left"
+    );
+
+    // A name held by a connection API Gateway reports gone is freed for a new claim.
+    assert_eq!(w.register("L", "lea").await, "registered");
+    w.management.gateway.mark_gone("L");
+    assert_eq!(w.register("M", "lea").await, "registered", "L was a ghost");
+
+    // A member of many rooms ends: each of its rooms hears it, and it is in none.
+    assert_eq!(w.send(Route::Disconnect, "G", None).await, None);
+    assert_eq!(w.others("H", "rust").await, ["IVY"]);
+    assert_eq!(w.others("M", "lobby").await, ["ana", "hank", "IVY"]);
 }
