@@ -267,6 +267,10 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
             }
             Err(err) => return Err(internal(&err)),
         };
+        if let Some(dead) = &registration.evicted {
+            let gone = self.announce_exit(dead).await;
+            self.remove_gone(gone).await;
+        }
         self.announce_registration(connection_id, &user_name, &registration)
             .await;
         if let Some(old) = &registration.taken_over {

@@ -798,9 +798,20 @@ impl ConnectionStore for DynamoStore {
             .as_ref()
             .and_then(|old| Some((string_of(old, CONNECTION_ID)?, string_of(old, USER_NAME)?)))
             .filter(|(holder, _)| holder != connection_id);
-        let taken_over = match holder {
+        let removed = match holder {
             Some((holder, held_as)) => self.take_over(&holder, &held_as).await?,
             None => None,
+        };
+        // Only the holder's own token hands its rooms on; a claim taken because it had
+        // expired leaves a dead connection, which is removed, not inherited.
+        let resumed = replaced
+            .as_ref()
+            .and_then(|old| string_of(old, TOKEN_HASH))
+            .is_some_and(|held| Some(held.as_str()) == claim.resume_hash);
+        let (taken_over, evicted) = if resumed {
+            (removed, None)
+        } else {
+            (None, removed)
         };
         let inherited = taken_over
             .as_ref()
@@ -830,6 +841,7 @@ impl ConnectionStore for DynamoStore {
             previous: before.user_name,
             rooms,
             taken_over,
+            evicted,
         })
     }
 

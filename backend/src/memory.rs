@@ -150,6 +150,7 @@ impl ConnectionStore for MemoryStore {
             previous: me.user_name,
             rooms,
             taken_over,
+            evicted: None,
         })
     }
 

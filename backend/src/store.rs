@@ -68,10 +68,12 @@ pub struct Registration {
     pub previous: Option<String>,
     /// The rooms the connection is in now, sorted (the lobby, and any taken over).
     pub rooms: Vec<String>,
-    /// The connection the name was taken from, as it was: it is gone from the store and
-    /// its rooms are the new connection's. (Set when a resume token matched, or when the
-    /// claim had expired with its connection's row.)
+    /// The connection the name was taken from with its resume token, as it was: it is
+    /// gone from the store and its rooms are the new connection's.
     pub taken_over: Option<Connection>,
+    /// A dead connection whose claim on the name had expired, as it was: it is gone from
+    /// the store, and its rooms stay its own (they hear it leave).
+    pub evicted: Option<Connection>,
 }
 
 /// What `join` changed.

@@ -4,8 +4,10 @@
 
 use serde_json::{json, Value};
 use std::time::Duration;
+use webchat_backend::dynamo::local_client;
 use webchat_backend::{
-    Chat, ConnectionStore, Frame, HistoryStore, Limits, ManualClock, MemoryStore, RecordingGateway,
+    Chat, ConnectionStore, DynamoStore, Frame, HistoryStore, Limits, ManualClock, MemoryStore,
+    RecordingGateway, TableNames,
 };
 use webchat_shared_types::{Route, ServerEvent, LOBBY, MAX_ROOMS_PER_CONNECTION};
 
@@ -18,7 +20,13 @@ struct Rig<S> {
     _dynalite: Option<webchat_testkit::Dynalite>,
 }
 
-const START_MICROS: i64 = 1_764_316_800_000_000;
+/// Now: DynamoDB rows carry TTLs, which the store checks against the system clock.
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is past 1970")
+        .as_micros() as i64
+}
 
 impl<S: ConnectionStore + HistoryStore> Rig<S> {
     fn chat(&self) -> Chat<'_, S, RecordingGateway> {
@@ -29,7 +37,7 @@ impl<S: ConnectionStore + HistoryStore> Rig<S> {
 
     async fn connect(&self, id: &str) {
         self.chat()
-            .connect(id, Some(START_MICROS / 1000))
+            .connect(id, None)
             .await
             .expect("$connect succeeds");
     }
@@ -118,8 +126,31 @@ fn memory() -> Rig<MemoryStore> {
     Rig {
         store: MemoryStore::new(),
         gateway: RecordingGateway::new(),
-        clock: ManualClock::new(START_MICROS),
+        clock: ManualClock::new(now_micros()),
         _dynalite: None,
+    }
+}
+
+async fn dynamo() -> Rig<DynamoStore> {
+    let dynalite = webchat_testkit::Dynalite::start();
+    let store = DynamoStore::new(
+        local_client(&dynalite.endpoint()),
+        TableNames {
+            connections: "Connections".into(),
+            names: "Names".into(),
+            members: "Members".into(),
+            messages: "Messages".into(),
+        },
+    );
+    store
+        .create_tables_if_missing()
+        .await
+        .expect("tables are created");
+    Rig {
+        store,
+        gateway: RecordingGateway::new(),
+        clock: ManualClock::new(now_micros()),
+        _dynalite: Some(dynalite),
     }
 }
 
@@ -130,6 +161,12 @@ macro_rules! on_every_store {
             $(#[tokio::test]
             async fn $rule() {
                 super::$rule(super::memory()).await
+            })*
+        }
+        mod dynamo_store {
+            $(#[tokio::test]
+            async fn $rule() {
+                super::$rule(super::dynamo().await).await
             })*
         }
     };

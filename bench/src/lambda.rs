@@ -217,6 +217,8 @@ impl RuntimeStub {
             )
             .env("CONNECTIONS_TABLE", "webchat-connections")
             .env("NAMES_TABLE", "webchat-names")
+            .env("MEMBERS_TABLE", "webchat-members")
+            .env("MESSAGES_TABLE", "webchat-messages")
             .env("TZ", ":UTC")
             .env("LANG", "en_US.UTF-8")
             .env("_HANDLER", "bootstrap")

@@ -36,6 +36,12 @@ struct Args {
     /// Names table name (with --dynamodb-endpoint).
     #[arg(long, env = "NAMES_TABLE", default_value = "webchat-names")]
     names_table: String,
+    /// Room members table name (with --dynamodb-endpoint).
+    #[arg(long, env = "MEMBERS_TABLE", default_value = "webchat-members")]
+    members_table: String,
+    /// Room messages table name (with --dynamodb-endpoint).
+    #[arg(long, env = "MESSAGES_TABLE", default_value = "webchat-messages")]
+    messages_table: String,
     /// Seconds without a client frame before the connection is closed (1001).
     #[arg(long, value_name = "SECS", default_value_t = webchat_shared_types::IDLE_TIMEOUT_SECS)]
     idle_timeout: u64,
@@ -104,6 +110,8 @@ async fn main() -> anyhow::Result<()> {
         tables: webchat_backend::TableNames {
             connections: args.connections_table,
             names: args.names_table,
+            members: args.members_table,
+            messages: args.messages_table,
         },
         idle_timeout: Duration::from_secs(args.idle_timeout),
         max_lifetime: Duration::from_secs(args.max_lifetime),
