@@ -6,7 +6,10 @@
 //! once with one line saying so. Inputs: `WEBCHAT_DIST` (default `<workspace>/dist`),
 //! `WEBCHAT_LOCAL_BIN` (default `<workspace>/target/debug/webchat-local`), `CHROMEDRIVER`
 //! (default `/usr/bin/chromedriver`), `CHROMIUM` (default `/usr/bin/chromium`).
-//! Screenshots of every step go to `<workspace>/target/e2e/`.
+//! Screenshots of every step go to `<workspace>/target/e2e/` (the rooms test's to
+//! `<workspace>/target/e2e-rooms/`). The rooms test keeps the chat on dynalite (installed
+//! by `cargo xtask test` into `.tools/`), so history outlives a gateway restart. The two
+//! tests take turns: each drives three Chromiums, which is all two cores can carry.
 
 use anyhow::{bail, Context, Result};
 use fantoccini::key::Key;
@@ -20,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use webchat_testkit::chromium::Driver;
-use webchat_testkit::{missing_prerequisite, workspace_root, Launch, Process};
+use webchat_testkit::{missing_prerequisite, workspace_root, Dynalite, Launch, Process};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Covers the reconnect backoff (up to 30 s between attempts) after the gateway is back.
@@ -43,13 +46,17 @@ struct Gateway {
 impl Gateway {
     /// Starts the gateway on `addr` (`127.0.0.1:0` for a free port) and waits for its
     /// ready line.
-    fn start(bin: &Path, dist: &Path, addr: &str, log: &Path) -> Result<Self> {
+    /// `store` is a DynamoDB endpoint (dynalite) to keep the chat in, instead of memory.
+    fn start(bin: &Path, dist: &Path, addr: &str, log: &Path, store: Option<&str>) -> Result<Self> {
         let mut log_file = fs::OpenOptions::new().create(true).append(true).open(log)?;
         writeln!(log_file, "--- webchat-local --addr {addr}")?;
         let mut command = Command::new(bin);
         command
             .args(["--addr", addr, "--stage", "Prod", "--static-dir"])
             .arg(dist);
+        if let Some(endpoint) = store {
+            command.args(["--dynamodb-endpoint", endpoint]);
+        }
         let process = Launch::new("webchat-local", command)
             .log_to(log)
             .until_ready(webchat_local::READY_LINE_PREFIX, WAIT)?;
@@ -68,10 +75,16 @@ impl Gateway {
     }
 
     /// Starts the gateway again on the same address, retrying while the port is still busy.
-    fn restart_on(bin: &Path, dist: &Path, addr: &str, log: &Path) -> Result<Self> {
+    fn restart_on(
+        bin: &Path,
+        dist: &Path,
+        addr: &str,
+        log: &Path,
+        store: Option<&str>,
+    ) -> Result<Self> {
         let deadline = Instant::now() + WAIT;
         loop {
-            match Gateway::start(bin, dist, addr, log) {
+            match Gateway::start(bin, dist, addr, log, store) {
                 Ok(gateway) => return Ok(gateway),
                 Err(err) if Instant::now() < deadline => {
                     eprintln!("e2e: restart on {addr} failed ({err:#}); retrying");
@@ -104,6 +117,17 @@ struct View {
     system: Vec<String>,
     transcript_imgs: u32,
     xss: String,
+    rooms: Vec<Room>,
+    room_error: String,
+    away_dividers: u32,
+}
+
+/// One entry of the room list.
+#[derive(Debug, Clone, Deserialize)]
+struct Room {
+    name: String,
+    current: bool,
+    unread: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +149,30 @@ impl View {
         self.messages
             .iter()
             .find(|m| m.sender == sender && m.text == text)
+    }
+
+    /// The room shown.
+    fn room(&self) -> Option<&str> {
+        self.rooms
+            .iter()
+            .find(|room| room.current)
+            .map(|room| room.name.as_str())
+    }
+
+    fn room_names(&self) -> Vec<&str> {
+        self.rooms.iter().map(|room| room.name.as_str()).collect()
+    }
+
+    fn unread(&self, room: &str) -> Option<u32> {
+        self.rooms
+            .iter()
+            .find(|r| r.name == room)
+            .map(|room| room.unread)
+    }
+
+    /// The texts of the messages shown, in order.
+    fn texts(&self) -> Vec<&str> {
+        self.messages.iter().map(|m| m.text.as_str()).collect()
     }
 
     fn sorted_users(&self) -> Vec<String> {
@@ -154,6 +202,13 @@ return {
   system: q('[data-testid=system-line]').map(e => e.textContent),
   transcriptImgs: q('[data-testid=transcript] img').length,
   xss: typeof window.__xss,
+  rooms: q('[data-testid=room]').map(e => ({
+    name: e.dataset.room,
+    current: e.querySelector('button').getAttribute('aria-current') === 'true',
+    unread: Number(e.dataset.unread || 0),
+  })),
+  roomError: one('[data-testid=room-error]') ? one('[data-testid=room-error]').textContent : '',
+  awayDividers: q('[data-testid=away-divider]').length,
 };
 "#;
 
@@ -248,6 +303,34 @@ impl User {
             .await
     }
 
+    /// Types a room name into the room field and presses its Join button.
+    async fn join_room(&self, room: &str) -> Result<()> {
+        let input = self
+            .client
+            .find(Locator::Css("[data-testid=room-input]"))
+            .await?;
+        input.clear().await?;
+        input.send_keys(room).await?;
+        self.client
+            .find(Locator::Css("[data-testid=join-room-button]"))
+            .await?
+            .click()
+            .await?;
+        Ok(())
+    }
+
+    /// Clicks a room in the room list.
+    async fn show_room(&self, room: &str) -> Result<()> {
+        self.client
+            .find(Locator::Css(&format!(
+                "[data-testid=room][data-room=\"{room}\"] button"
+            )))
+            .await?
+            .click()
+            .await?;
+        Ok(())
+    }
+
     async fn click_send(&self) -> Result<()> {
         self.client
             .find(Locator::Css("[data-testid=send-button]"))
@@ -296,36 +379,298 @@ where
     f().await.with_context(|| format!("step \"{name}\""))
 }
 
+/// The two tests take turns (see the file's header).
+static BROWSERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What a browser test needs: the tools, the built UI and gateway, a fresh output
+/// directory and a directory for Chromium profiles, removed when dropped.
+struct Setup {
+    dist: PathBuf,
+    local_bin: PathBuf,
+    chromedriver: PathBuf,
+    chromium: PathBuf,
+    out: PathBuf,
+    profiles: PathBuf,
+}
+
+impl Setup {
+    /// `out` is the output directory under the workspace; `name` tells the test's
+    /// profiles apart.
+    fn new(out: &str, name: &str) -> Result<Setup> {
+        let root = workspace_root();
+        let setup = Setup {
+            dist: env_path("WEBCHAT_DIST", root.join("dist")),
+            local_bin: env_path("WEBCHAT_LOCAL_BIN", root.join("target/debug/webchat-local")),
+            chromedriver: env_path("CHROMEDRIVER", PathBuf::from("/usr/bin/chromedriver")),
+            chromium: env_path("CHROMIUM", PathBuf::from("/usr/bin/chromium")),
+            out: root.join(out),
+            profiles: std::env::temp_dir().join(format!("webchat-{name}-{}", std::process::id())),
+        };
+        require(&setup.chromedriver, "chromedriver");
+        require(&setup.chromium, "Chromium");
+        require(
+            &setup.dist.join("index.html"),
+            "the built UI (dist/index.html)",
+        );
+        require(&setup.local_bin, "the webchat-local binary");
+        let _ = fs::remove_dir_all(&setup.out);
+        fs::create_dir_all(&setup.out)?;
+        Ok(setup)
+    }
+
+    fn gateway_log(&self) -> PathBuf {
+        self.out.join("webchat-local.log")
+    }
+
+    async fn open(&self, driver: &Driver, name: &'static str, profile: &str) -> Result<User> {
+        User::open(
+            driver,
+            name,
+            &self.chromium,
+            &self.profiles.join(profile),
+            (1100, 760),
+        )
+        .await
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.profiles);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_users_chat_in_real_browsers() -> Result<()> {
-    let root = workspace_root();
-    let dist = env_path("WEBCHAT_DIST", root.join("dist"));
-    let local_bin = env_path("WEBCHAT_LOCAL_BIN", root.join("target/debug/webchat-local"));
-    let chromedriver = env_path("CHROMEDRIVER", PathBuf::from("/usr/bin/chromedriver"));
-    let chromium = env_path("CHROMIUM", PathBuf::from("/usr/bin/chromium"));
-    require(&chromedriver, "chromedriver");
-    require(&chromium, "Chromium");
-    require(&dist.join("index.html"), "the built UI (dist/index.html)");
-    require(&local_bin, "the webchat-local binary");
-
-    let out = root.join("target/e2e");
-    let _ = fs::remove_dir_all(&out);
-    fs::create_dir_all(&out)?;
-    let gateway_log = out.join("webchat-local.log");
-    let profiles = std::env::temp_dir().join(format!("webchat-e2e-{}", std::process::id()));
-
-    let result = run(
-        &out,
-        &dist,
-        &local_bin,
-        &chromedriver,
-        &chromium,
-        &gateway_log,
-        &profiles,
+    let _turn = BROWSERS.lock().await;
+    let setup = Setup::new("target/e2e", "e2e")?;
+    run(
+        &setup.out,
+        &setup.dist,
+        &setup.local_bin,
+        &setup.chromedriver,
+        &setup.chromium,
+        &setup.gateway_log(),
+        &setup.profiles,
     )
-    .await;
-    let _ = fs::remove_dir_all(&profiles);
-    result
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_history_and_rejoining_in_real_browsers() -> Result<()> {
+    let _turn = BROWSERS.lock().await;
+    let setup = Setup::new("target/e2e-rooms", "e2e-rooms")?;
+    let out = &setup.out;
+    let dynalite = Dynalite::start();
+    let store = dynalite.endpoint();
+    let mut gateway = Gateway::start(
+        &setup.local_bin,
+        &setup.dist,
+        "127.0.0.1:0",
+        &setup.gateway_log(),
+        Some(&store),
+    )?;
+    let addr = gateway.addr.clone();
+    let page = gateway.page_url();
+    let driver = Driver::start(&setup.chromedriver, Some(&out.join("chromedriver.log")))?;
+    let ana = setup.open(&driver, "ana", "ana").await?;
+    let ben = setup.open(&driver, "ben", "ben").await?;
+    let cid = setup.open(&driver, "cid", "cid").await?;
+    let said = [
+        ("ana", "hello rust"),
+        ("ben", "hi ana, rust here"),
+        ("ben", "said while ana looked at the lobby"),
+    ];
+
+    step("two people chat in a room other than the lobby", || async {
+        for user in [&ana, &ben] {
+            user.client.goto(&page).await?;
+            user.join(user.name).await?;
+            user.wait_for("the chat", WAIT, |v| {
+                (v.status.as_deref() == Some("online") && v.room_names() == ["lobby"]).then_some(())
+            })
+            .await?;
+        }
+        // Room names are lower-cased, as the server does.
+        ana.join_room("Rust").await?;
+        ana.wait_for("#rust shown", WAIT, |v| {
+            (v.room_names() == ["lobby", "rust"] && v.room() == Some("rust")).then_some(())
+        })
+        .await?;
+        ben.join_room("rust").await?;
+        ben.wait_for("ana among #rust's members", WAIT, |v| {
+            (v.room() == Some("rust") && v.users == ["ana"]).then_some(())
+        })
+        .await?;
+        ana.wait_for("ben among #rust's members", WAIT, |v| {
+            (v.users == ["ben"]).then_some(())
+        })
+        .await?;
+        ana.say(said[0].1).await?;
+        ben.wait_for("ana's message in #rust", WAIT, |v| {
+            v.has(said[0].0, said[0].1).then_some(())
+        })
+        .await?;
+        ben.say(said[1].1).await?;
+        ana.wait_for("ben's reply in #rust", WAIT, |v| {
+            v.has(said[1].0, said[1].1).then_some(())
+        })
+        .await?;
+        ana.screenshot(out, "01-room-chat.png").await?;
+
+        // The lobby has none of it; a message in #rust meanwhile shows as unread.
+        ana.show_room("lobby").await?;
+        ana.wait_for("the lobby without #rust's messages", WAIT, |v| {
+            (v.room() == Some("lobby") && v.messages.is_empty()).then_some(())
+        })
+        .await?;
+        ben.say(said[2].1).await?;
+        ana.wait_for("one unread in #rust", WAIT, |v| {
+            (v.unread("rust") == Some(1)).then_some(())
+        })
+        .await?;
+        ana.screenshot(out, "02-unread.png").await?;
+        ana.show_room("rust").await?;
+        ana.wait_for("#rust read", WAIT, |v| {
+            (v.unread("rust") == Some(0) && v.has(said[2].0, said[2].1)).then_some(())
+        })
+        .await?;
+
+        ana.join_room("no spaces!").await?;
+        let view = ana
+            .wait_for("the room name refused", WAIT, |v| {
+                (!v.room_error.is_empty()).then(|| v.clone())
+            })
+            .await?;
+        if view.room_names() != ["lobby", "rust"] {
+            bail!("a refused room name changed the list: {:?}", view.rooms);
+        }
+        ana.screenshot(out, "03-bad-room-name.png").await
+    })
+    .await?;
+
+    step(
+        "a third person joins the room and sees its last messages",
+        || async {
+            cid.client.goto(&page).await?;
+            cid.join("cid").await?;
+            cid.wait_for("the chat", WAIT, |v| {
+                (v.status.as_deref() == Some("online")).then_some(())
+            })
+            .await?;
+            cid.join_room("rust").await?;
+            cid.wait_for("#rust's history and members", WAIT, |v| {
+                (v.room() == Some("rust")
+                    && v.texts() == said.map(|(_, text)| text)
+                    && v.sorted_users() == ["ana", "ben"])
+                .then_some(())
+            })
+            .await?;
+            ana.wait_for("cid among #rust's members", WAIT, |v| {
+                (v.sorted_users() == ["ben", "cid"]).then_some(())
+            })
+            .await?;
+            cid.screenshot(out, "04-history-on-join.png").await
+        },
+    )
+    .await?;
+
+    step(
+        "a reload keeps the rooms and shows their history",
+        || async {
+            cid.client.refresh().await?;
+            cid.wait_for("back in the chat as cid, in #rust", WAIT, |v| {
+                (v.screen == "chat"
+                    && v.status.as_deref() == Some("online")
+                    && v.me.as_deref() == Some("cid")
+                    && v.room_names() == ["lobby", "rust"])
+                .then_some(())
+            })
+            .await?;
+            cid.show_room("rust").await?;
+            cid.wait_for("#rust's messages, once each", WAIT, |v| {
+                (v.texts() == said.map(|(_, text)| text)).then_some(())
+            })
+            .await?;
+            cid.screenshot(out, "05-after-reload.png").await
+        },
+    )
+    .await?;
+
+    let away = [
+        ("ana", "said while ben was away"),
+        ("cid", "also while ben was away"),
+    ];
+    step(
+        "the gateway restarts while a page is closed; back, that person sees what was said meanwhile",
+        || async {
+            // Closing the window drops its socket at once (a page left for another URL
+            // may keep it open in the back/forward cache).
+            ben.client.clone().close().await?;
+            ana.wait_for("ben gone from #rust", WAIT, |v| {
+                (v.users == ["cid"]).then_some(())
+            })
+            .await?;
+            gateway_stop(&mut gateway);
+            for user in [&ana, &cid] {
+                user.wait_for("the connection to drop", WAIT, |v| {
+                    (v.status.as_deref() != Some("online")).then_some(())
+                })
+                .await?;
+            }
+            gateway = Gateway::restart_on(
+                &setup.local_bin,
+                &setup.dist,
+                &addr,
+                &setup.gateway_log(),
+                Some(&store),
+            )?;
+            for (user, other) in [(&ana, "cid"), (&cid, "ana")] {
+                user.wait_for("online again, back in #rust", RECONNECT_WAIT, |v| {
+                    (v.status.as_deref() == Some("online")
+                        && v.room() == Some("rust")
+                        && v.users == [other])
+                        .then_some(())
+                })
+                .await?;
+            }
+            ana.say(away[0].1).await?;
+            cid.say(away[1].1).await?;
+            let all: Vec<&str> = said.iter().chain(&away).map(|(_, text)| *text).collect();
+            // Nothing was said while they were reconnecting: no "while you were away".
+            for user in [&ana, &cid] {
+                user.wait_for("every message once, in order", WAIT, |v| {
+                    (v.texts() == all && v.away_dividers == 0).then_some(())
+                })
+                .await?;
+            }
+            let ben = setup.open(&driver, "ben", "ben-again").await?;
+            ben.client.goto(&page).await?;
+            ben.join("ben").await?;
+            ben.wait_for("the chat", WAIT, |v| {
+                (v.status.as_deref() == Some("online")).then_some(())
+            })
+            .await?;
+            ben.join_room("rust").await?;
+            ben.wait_for("what was said meanwhile, once each", WAIT, |v| {
+                (v.room() == Some("rust") && v.texts() == all).then_some(())
+            })
+            .await?;
+            ben.screenshot(out, "06-back-after-restart.png").await?;
+            ana.screenshot(out, "06-after-restart-ana.png").await?;
+            let _ = ben.client.close().await;
+            Ok(())
+        },
+    )
+    .await?;
+
+    for user in [ana, cid] {
+        let _ = user.client.close().await;
+    }
+    gateway.stop();
+    drop(driver);
+    drop(dynalite);
+    Ok(())
 }
 
 async fn run(
@@ -337,7 +682,7 @@ async fn run(
     gateway_log: &Path,
     profiles: &Path,
 ) -> Result<()> {
-    let mut gateway = Gateway::start(local_bin, dist, "127.0.0.1:0", gateway_log)?;
+    let mut gateway = Gateway::start(local_bin, dist, "127.0.0.1:0", gateway_log, None)?;
     let addr = gateway.addr.clone();
     let page = gateway.page_url();
     let driver = Driver::start(chromedriver, Some(&out.join("chromedriver.log")))?;
@@ -544,7 +889,7 @@ async fn run(
                 .await?;
             }
             alice.screenshot(out, "08-reconnecting.png").await?;
-            gateway = Gateway::restart_on(local_bin, dist, &addr, gateway_log)?;
+            gateway = Gateway::restart_on(local_bin, dist, &addr, gateway_log, None)?;
             for (user, others) in [
                 (&alice, ["bob", "carol"]),
                 (&bob, ["alice", "carol"]),
