@@ -597,6 +597,56 @@ async fn rooms_history_and_rejoining_in_real_browsers() -> Result<()> {
     )
     .await?;
 
+    step(
+        "scrolling to the top of a room brings its older messages",
+        || async {
+            // Written over a plain socket: sixty messages by hand would take the browser a while.
+            let mut writer =
+                webchat_testkit::Client::join(&format!("ws://{addr}/Prod"), "writer").await?;
+            writer
+                .request(json!({"action": "join", "room": "paging", "requestId": "j"}))
+                .await?;
+            let lines: Vec<String> = (1..=60).map(|i| format!("line {i:02}")).collect();
+            for (i, line) in lines.iter().enumerate() {
+                loop {
+                    let reply = writer
+                        .request(json!({
+                            "action": "message", "room": "paging", "message": line,
+                            "requestId": format!("m{i}"),
+                        }))
+                        .await?;
+                    if reply["action"] == "sent" {
+                        break;
+                    }
+                    // Over the rate limit: wait as told, then send it again.
+                    let wait = reply["retryAfterMs"]
+                        .as_u64()
+                        .with_context(|| format!("neither sent nor rate_limited: {reply}"))?;
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+            }
+            writer.close().await;
+            cid.join_room("paging").await?;
+            cid.wait_for("the newest 50 lines", WAIT, |v| {
+                (v.room() == Some("paging") && v.texts() == lines[10..]).then_some(())
+            })
+            .await?;
+            cid.client
+                .execute(
+                    "document.querySelector('[data-testid=transcript]').scrollTop = 0;",
+                    Vec::new(),
+                )
+                .await?;
+            cid.wait_for("all 60 lines, once each, in order", WAIT, |v| {
+                (v.texts() == lines).then_some(())
+            })
+            .await?;
+            cid.screenshot(out, "06-older-page.png").await?;
+            cid.show_room("rust").await
+        },
+    )
+    .await?;
+
     let away = [
         ("ana", "said while ben was away"),
         ("cid", "also while ben was away"),
@@ -656,8 +706,8 @@ async fn rooms_history_and_rejoining_in_real_browsers() -> Result<()> {
                 (v.room() == Some("rust") && v.texts() == all).then_some(())
             })
             .await?;
-            ben.screenshot(out, "06-back-after-restart.png").await?;
-            ana.screenshot(out, "06-after-restart-ana.png").await?;
+            ben.screenshot(out, "07-back-after-restart.png").await?;
+            ana.screenshot(out, "07-after-restart-ana.png").await?;
             let _ = ben.client.close().await;
             Ok(())
         },

@@ -718,27 +718,33 @@ impl Chat {
         (vec![self.join_frame(&room, true)], true)
     }
 
-    /// The user left room `name` (never the lobby): it goes from the list at once.
+    /// The user left room `name` (never the lobby): it goes from the list at once. Only
+    /// while online: a rejoin with the resume token puts the new connection back in every
+    /// room the old one was in, so a room left offline would quietly come back.
     pub fn leave_room(&mut self, name: &str) -> Vec<Command> {
         let Some(index) = self.room_index(name).filter(|&index| index > 0) else {
             return Vec::new();
         };
+        if !self.online() {
+            self.room_error = Some("Not connected; leave the room once the chat is back".into());
+            return Vec::new();
+        }
         self.rooms.remove(index);
+        self.room_error = None;
         if self.current == index {
             self.current = 0;
         } else if self.current > index {
             self.current -= 1;
         }
-        let mut commands = vec![self.save_session()];
-        if self.online() {
-            commands.push(Command::Send(
+        vec![
+            self.save_session(),
+            Command::Send(
                 ClientFrame::new(ClientAction::Leave {
                     room: name.to_string(),
                 })
                 .to_json(),
-            ));
-        }
-        commands
+            ),
+        ]
     }
 
     /// The reader scrolled to the top of the transcript: ask for the page before it.

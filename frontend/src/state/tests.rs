@@ -1082,6 +1082,19 @@ fn leaving_a_room_drops_it_shows_the_lobby_forgets_it_and_tells_the_server() {
 }
 
 #[test]
+fn a_room_is_not_left_while_offline() {
+    let mut chat = joined("alice", "A", &[]);
+    enter_room(&mut chat, "rust", &[]);
+    chat.socket_closed(0.0, 0.0);
+    assert!(chat.leave_room("rust").is_empty());
+    assert_eq!(
+        chat.room_error.as_deref(),
+        Some("Not connected; leave the room once the chat is back")
+    );
+    assert_eq!(room_names(&chat), ["lobby", "rust"]);
+}
+
+#[test]
 fn messages_in_a_room_not_shown_count_as_unread_until_it_is_shown() {
     let mut chat = joined("alice", "A", &[]);
     enter_room(&mut chat, "rust", &[user("bob", "B")]);
