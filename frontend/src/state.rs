@@ -1127,6 +1127,8 @@ impl Chat {
     ) -> Vec<Command> {
         let show = matches!(pending, Some(Pending::Join { show: true, .. }));
         if self.room_index(&room).is_none() {
+            // Left while its rejoin was on the way: the `leave` went after the `join`,
+            // so the server agrees it is left.
             if !show {
                 return Vec::new();
             }
@@ -1161,16 +1163,17 @@ impl Chat {
                 fresh.push(entry);
             }
         }
-        let divider = self.entry(
-            None,
-            EntryKind::System {
-                text: AWAY_TEXT.into(),
-                divider: true,
-            },
-        );
+        let mut divider = (page == Page::Gap && !self.rooms[index].marked).then(|| {
+            self.entry(
+                None,
+                EntryKind::System {
+                    text: AWAY_TEXT.into(),
+                    divider: true,
+                },
+            )
+        });
         let shown = index == self.current;
         let room = &mut self.rooms[index];
-        let mut divider = (page == Page::Gap && !room.marked).then_some(divider);
         let mut front = 0;
         for entry in fresh {
             if room.has(entry.message_id.as_deref().unwrap_or_default()) {
