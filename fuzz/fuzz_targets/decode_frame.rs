@@ -27,10 +27,11 @@
 use libfuzzer_sys::fuzz_target;
 use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use webchat_shared_types::{
-    decode_client_frame, decode_server_frame, validate_message, validate_user_name, ClientAction,
-    ClientFrame, ErrorCode, ReceiverRef, Request, Route, ServerEvent, ServerFrame, User,
-    ValidFrame, MAX_CONNECTION_ID_CHARS, MAX_MESSAGE_BYTES, MAX_MESSAGE_CHARS, MAX_NAME_CHARS,
-    MAX_RECEIVERS, MAX_REQUEST_ID_CHARS,
+    decode_client_frame, decode_server_frame, is_message_id, validate_message, validate_room,
+    validate_user_name, ClientAction, ClientFrame, ErrorCode, HistoryPage, ReceiverRef, Request,
+    Route, ServerEvent, ServerFrame, User, ValidFrame, LOBBY, MAX_CONNECTION_ID_CHARS,
+    MAX_HISTORY_LIMIT, MAX_MESSAGE_BYTES, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_RECEIVERS,
+    MAX_REQUEST_ID_CHARS, MAX_RESUME_TOKEN_CHARS,
 };
 
 /// Longest acceptable `error` message, in characters.
@@ -147,7 +148,15 @@ fn check_valid(valid: &ValidFrame) {
         assert!(valid_request_id(id), "accepted requestId {id:?}");
     }
     match &valid.request {
-        Request::Register { user_name } => {
+        Request::Register {
+            user_name,
+            resume_token,
+        } => {
+            if let Some(token) = resume_token {
+                let chars = token.chars().count();
+                assert!((1..=MAX_RESUME_TOKEN_CHARS).contains(&chars));
+                assert!(!token.chars().any(char::is_control));
+            }
             assert_eq!(user_name.trim(), user_name, "name not trimmed");
             let chars = user_name.chars().count();
             assert!(
@@ -165,7 +174,12 @@ fn check_valid(valid: &ValidFrame) {
             );
             assert_eq!(validate_user_name(user_name).as_ref(), Ok(user_name));
         }
-        Request::Message { message, receivers } => {
+        Request::Message {
+            room,
+            message,
+            receivers,
+        } => {
+            check_room(room);
             assert_eq!(message.trim(), message, "message not trimmed");
             let chars = message.chars().count();
             assert!(
@@ -186,18 +200,64 @@ fn check_valid(valid: &ValidFrame) {
                 }
             }
         }
-        Request::List | Request::Ping => {}
+        Request::List { room } | Request::Join { room } => check_room(room),
+        Request::Leave { room } => {
+            check_room(room);
+            assert_ne!(room, LOBBY, "leave of the lobby accepted");
+        }
+        Request::History { room, page, limit } => {
+            check_room(room);
+            assert!((1..=MAX_HISTORY_LIMIT).contains(limit), "limit {limit}");
+            if let HistoryPage::Before(id) | HistoryPage::After(id) = page {
+                assert!(is_message_id(id), "accepted message id {id:?}");
+            }
+        }
+        Request::Ping => {}
     }
+}
+
+fn check_room(room: &str) {
+    assert_eq!(validate_room(room).as_deref(), Ok(room), "room {room:?}");
+    assert!(
+        room.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'),
+        "room {room:?}"
+    );
 }
 
 fn check_reencoding(valid: &ValidFrame) {
     let action = match &valid.request {
-        Request::Register { user_name } => ClientAction::Register {
+        Request::Register {
+            user_name,
+            resume_token,
+        } => ClientAction::Register {
             user_name: user_name.clone(),
+            resume_token: resume_token.clone(),
         },
-        Request::List => ClientAction::List {},
+        Request::List { room } => ClientAction::List {
+            room: Some(room.clone()),
+        },
         Request::Ping => ClientAction::Ping {},
-        Request::Message { message, receivers } => ClientAction::Message {
+        Request::Join { room } => ClientAction::Join { room: room.clone() },
+        Request::Leave { room } => ClientAction::Leave { room: room.clone() },
+        Request::History { room, page, limit } => ClientAction::History {
+            room: Some(room.clone()),
+            before: match page {
+                HistoryPage::Before(id) => Some(id.clone()),
+                _ => None,
+            },
+            after: match page {
+                HistoryPage::After(id) => Some(id.clone()),
+                _ => None,
+            },
+            limit: Some(*limit as u64),
+        },
+        Request::Message {
+            room,
+            message,
+            receivers,
+        } => ClientAction::Message {
+            room: Some(room.clone()),
             message: message.clone(),
             receivers: receivers.as_ref().map(|ids| {
                 ids.iter()
@@ -223,13 +283,14 @@ fn check_reencoding(valid: &ValidFrame) {
     assert_eq!(Route::of_frame(&again), valid.request.route());
 
     // What the server would push for it reads back unchanged.
-    let text = match &valid.request {
-        Request::Register { user_name } => user_name.clone(),
-        Request::Message { message, .. } => message.clone(),
+    let (room, text) = match &valid.request {
+        Request::Register { user_name, .. } => (LOBBY.to_string(), user_name.clone()),
+        Request::Message { room, message, .. } => (room.clone(), message.clone()),
         _ => return,
     };
     let pushed = ServerFrame {
         event: ServerEvent::Message {
+            room,
             sender: text.clone(),
             sender_id: "L0SM9cOFvHcCIhw=".into(),
             receiver: User {

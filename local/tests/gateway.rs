@@ -17,7 +17,7 @@ async fn chat_scenario(url: &str) -> Result<()> {
     let joined = ana.recv_action("newUser").await?;
     assert_eq!(
         joined,
-        json!({"action":"newUser","userName":"bia","connectionId":bia.connection_id})
+        json!({"action":"newUser","room":"lobby","userName":"bia","connectionId":bia.connection_id})
     );
 
     let mut caio = Client::join(url, "caio").await?;

@@ -1,6 +1,6 @@
 //! The Lambda function for every webchat route. Each route is deployed as its own
 //! function (own role, least privilege) running this same binary: the event's
-//! `routeKey` selects the handler, so one build serves all seven.
+//! `routeKey` selects the handler, so one build serves all ten.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
