@@ -11,6 +11,9 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+mod read;
+pub use read::read_server_frame;
+
 /// Longest user name, in Unicode scalar values, after trimming.
 pub const MAX_NAME_CHARS: usize = 32;
 /// Longest chat message, in Unicode scalar values, after trimming.

@@ -8,6 +8,11 @@ fn roundtrip_server(frame: ServerFrame, expected: Value) {
     let text = frame.to_json();
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), expected);
     assert_eq!(decode_server_frame(&text).unwrap(), frame);
+    assert_eq!(
+        read_server_frame(&text),
+        Some(frame),
+        "the clients' small reader reads {text} as the strict one does"
+    );
 }
 
 fn refusal(frame: &str) -> Refusal {
@@ -590,5 +595,15 @@ fn events_from_a_v1_server_without_room_read_as_the_lobby() {
             user_name: "ana".into(),
             connection_id: "L0SM9cOFvHcCIhw=".into()
         }
+    );
+}
+
+#[test]
+fn the_small_reader_skips_what_it_cannot_read() {
+    assert_eq!(read_server_frame(r#"{"action":"somethingNew"}"#), None);
+    assert_eq!(read_server_frame("not json"), None);
+    assert_eq!(
+        read_server_frame(r#"{"action":"error","message":"no code"}"#),
+        None
     );
 }
