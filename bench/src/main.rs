@@ -7,6 +7,12 @@
 //!   the time until every client has each one;
 //! - the same with 200 clients × 20 broadcasts and connections in DynamoDB (dynalite), as
 //!   a deployment keeps them: p99 and deliveries per second of broadcasting;
+//! - the same 1,000 clients all in one room besides the lobby, 50 broadcasts to the room:
+//!   p50, p99 and deliveries per second, beside the lobby's;
+//! - on dynalite, through the handlers: DynamoDB items read and handler time per
+//!   message to a 10-member room among 1,000 connections (≤ 20 items: the room's
+//!   members, not everyone) and to the 1,000-member lobby, and the time to answer a
+//!   `history` page of 50 in a room of 550 messages (`rooms.rs`);
 //! - sustained deliveries per second with 200 clients all sending;
 //! - Lambda init, exec to first `GET /runtime/invocation/next` (≤ 20 ms), and one warm
 //!   invocation;
@@ -24,6 +30,7 @@ mod first_paint;
 mod lambda;
 mod local;
 mod push;
+mod rooms;
 mod slow_reader;
 
 use anyhow::{bail, Context, Result};
@@ -77,6 +84,9 @@ impl Goal {
 const PUSH_CPU_GOAL: Goal = Goal::AtMost(60.0);
 /// Until a 1,000-client broadcast reached everyone.
 const BROADCAST_P99_GOAL: Goal = Goal::AtMost(100.0);
+/// DynamoDB items read by a message to a 10-member room among 1,000 connections: about
+/// ten (its members, its sender's row), not a thousand.
+const SMALL_ROOM_ITEMS_GOAL: Goal = Goal::AtMost(20.0);
 /// Deliveries per second with 200 clients all sending.
 const SUSTAINED_GOAL: Goal = Goal::AtLeast(15_500.0);
 
@@ -124,13 +134,19 @@ struct Options {
     throughput_secs: u64,
     dynamo_clients: usize,
     dynamo_broadcasts: usize,
+    room_broadcasts: usize,
+    room_others: usize,
+    room_series: usize,
+    history_stored: usize,
     only: Option<Vec<String>>,
 }
 
 const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin PATH] [--out PATH]
               [--fanout-clients N] [--broadcasts N] [--throughput-clients N]
               [--throughput-secs N] [--dynamo-clients N] [--dynamo-broadcasts N]
-              [--only push,fanout,dynamo,throughput,lambda,sizes,firstpaint,slowreader]";
+              [--room-broadcasts N (0: none)] [--room-others N] [--room-series N]
+              [--history-stored N]
+              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader]";
 
 fn options() -> Result<Options> {
     let default_root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -152,6 +168,10 @@ fn options() -> Result<Options> {
         throughput_secs: 10,
         dynamo_clients: 200,
         dynamo_broadcasts: 20,
+        room_broadcasts: 50,
+        room_others: 1000,
+        room_series: 100,
+        history_stored: 550,
         only: None,
     };
     let mut args = std::env::args().skip(1);
@@ -171,6 +191,10 @@ fn options() -> Result<Options> {
             "--throughput-secs" => options.throughput_secs = value()?.parse()?,
             "--dynamo-clients" => options.dynamo_clients = value()?.parse()?,
             "--dynamo-broadcasts" => options.dynamo_broadcasts = value()?.parse()?,
+            "--room-broadcasts" => options.room_broadcasts = value()?.parse()?,
+            "--room-others" => options.room_others = value()?.parse()?,
+            "--room-series" => options.room_series = value()?.parse()?,
+            "--history-stored" => options.history_stored = value()?.parse()?,
             "--only" => {
                 options.only = Some(value()?.split(',').map(str::to_string).collect());
             }
@@ -188,6 +212,16 @@ fn options() -> Result<Options> {
         || options.dynamo_broadcasts == 0
     {
         bail!("need at least 2 clients and 1 broadcast");
+    }
+    if options.room_others < rooms::SMALL_ROOM
+        || options.room_series == 0
+        || options.history_stored <= 2 * HISTORY_PAGE
+    {
+        bail!(
+            "need at least {} connections, 1 message per series and over {} stored messages",
+            rooms::SMALL_ROOM,
+            2 * HISTORY_PAGE
+        );
     }
     options.local_bin = local_bin.unwrap_or_else(|| root.join("target/release/webchat-local"));
     options.lambda_bin = lambda_bin.unwrap_or_else(|| root.join("target/release/webchat-lambda"));
@@ -234,13 +268,14 @@ impl Timed {
     }
 }
 
-/// `broadcasts` broadcasts, one at a time from successive peers, each timed until every
-/// other peer has it.
+/// `broadcasts` broadcasts (to the lobby, or to `room` when every peer is in it), one at
+/// a time from successive peers, each timed until every other peer has it.
 async fn one_at_a_time(
     peers: &mut [webchat_testkit::Client],
     inbox: &Inbox,
     broadcasts: usize,
     tag: &str,
+    room: Option<&str>,
 ) -> Result<Timed> {
     let clients = peers.len();
     // Deliveries counted before the first broadcast (announcements) are not ours.
@@ -251,10 +286,12 @@ async fn one_at_a_time(
     for j in 0..broadcasts {
         let sender = j % clients;
         let text = format!("{tag}-{j}");
+        let mut frame = json!({"action":"message","message":text,"requestId":format!("f{j}")});
+        if let Some(room) = room {
+            frame["room"] = json!(room);
+        }
         let sent_at = Instant::now();
-        let reply = peers[sender]
-            .request(json!({"action":"message","message":text,"requestId":format!("f{j}")}))
-            .await?;
+        let reply = peers[sender].request(frame).await?;
         if reply["action"] != "sent" {
             bail!("broadcast {j}: {reply}");
         }
@@ -320,7 +357,7 @@ async fn fanout(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     step(&format!("fan-out: {broadcasts} broadcasts, one at a time"));
-    let timed = one_at_a_time(&mut peers, &inbox, broadcasts, "fanout").await?;
+    let timed = one_at_a_time(&mut peers, &inbox, broadcasts, "fanout", None).await?;
     let (hwm, _) = gateway.memory()?;
     let label = format!("broadcast to {clients} clients, all delivered");
     figures.push(measured(
@@ -334,6 +371,12 @@ async fn fanout(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
         round(percentile(&timed.completions, 99.0), 1),
         "ms",
         BROADCAST_P99_GOAL,
+    ));
+    figures.push(measured(
+        &format!("{label}: deliveries per second of broadcasting"),
+        timed.rate(clients - 1).round(),
+        "deliveries/s",
+        Goal::None,
     ));
     figures.push(measured(
         "single delivery latency within a broadcast: p50",
@@ -359,10 +402,170 @@ async fn fanout(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
         "MB",
         Goal::AtMost(100.0),
     ));
+    if options.room_broadcasts > 0 {
+        room_fanout(options, &mut peers, &inbox, figures).await?;
+    }
     step("fan-out: closing clients");
     drop(gateway);
     for peer in peers.drain(..) {
         peer.close().await;
+    }
+    Ok(())
+}
+
+/// The fan-out's clients all join one room (they stay in the lobby), then broadcasts go
+/// to the room: a room's fan-out reads its `Members` partition where the lobby's did,
+/// and should cost the same per delivery.
+async fn room_fanout(
+    options: &Options,
+    peers: &mut [webchat_testkit::Client],
+    inbox: &Inbox,
+    figures: &mut Vec<Figure>,
+) -> Result<()> {
+    use futures::StreamExt;
+    const ROOM: &str = "big";
+    let clients = peers.len();
+    let broadcasts = options.room_broadcasts;
+    step(&format!(
+        "room fan-out: all {clients} clients join room {ROOM} (each newUser goes to the members before it: {} pushes)",
+        clients * (clients - 1) / 2
+    ));
+    let started = Instant::now();
+    let every = (clients / 10).max(1);
+    let mut joining = futures::stream::iter(peers.iter_mut())
+        .map(|peer| async move {
+            let reply = peer
+                .request(json!({"action":"join","room":ROOM,"requestId":"j"}))
+                .await?;
+            if reply["action"] != "joined" {
+                bail!("{} joining {ROOM}: {reply}", peer.name);
+            }
+            Ok::<_, anyhow::Error>(())
+        })
+        .buffer_unordered(16);
+    let mut joined = 0;
+    while let Some(result) = joining.next().await {
+        result?;
+        joined += 1;
+        if joined % every == 0 {
+            println!(
+                "    {joined:>5} / {clients} clients in room {ROOM} ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    drop(joining);
+    figures.push(measured(
+        &format!("{clients} clients join one room"),
+        round(started.elapsed().as_secs_f64(), 1),
+        "s",
+        Goal::None,
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    step(&format!(
+        "room fan-out: {broadcasts} broadcasts to room {ROOM}, one at a time"
+    ));
+    let timed = one_at_a_time(peers, inbox, broadcasts, "room", Some(ROOM)).await?;
+    let label = format!("broadcast to a {clients}-member room (not the lobby), all delivered");
+    figures.push(measured(
+        &format!("{label}: p50"),
+        round(percentile(&timed.completions, 50.0), 1),
+        "ms",
+        Goal::None,
+    ));
+    figures.push(measured(
+        &format!("{label}: p99"),
+        round(percentile(&timed.completions, 99.0), 1),
+        "ms",
+        Goal::None,
+    ));
+    figures.push(measured(
+        &format!("{label}: deliveries per second of broadcasting"),
+        timed.rate(clients - 1).round(),
+        "deliveries/s",
+        Goal::None,
+    ));
+    Ok(())
+}
+
+/// The page size of the history figures.
+const HISTORY_PAGE: usize = 50;
+
+/// What a message costs DynamoDB as its room grows, not as the chat does, and what a
+/// page of history takes: see `rooms.rs`.
+async fn room_costs(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
+    let others = options.room_others;
+    let series = options.room_series;
+    let stored = options.history_stored;
+    let small = format!(
+        "message to a {}-member room among {others} connections, dynalite",
+        rooms::SMALL_ROOM
+    );
+    let lobby = format!("message to the {others}-member lobby, dynalite");
+    let items = format!("DynamoDB items read (most of {series} messages)");
+    let history =
+        format!("history page of {HISTORY_PAGE} in a room of {stored} messages, dynalite");
+    if !webchat_testkit::dynalite_modules()
+        .join("dynalite")
+        .is_dir()
+    {
+        figures.push(unmeasured(
+            &format!("{small}: {items}"),
+            "not installed (dynalite)",
+            "items",
+            SMALL_ROOM_ITEMS_GOAL,
+        ));
+        return Ok(());
+    }
+    step(&format!(
+        "rooms on dynalite: {others} connections, {series} messages to a {}-member room and {series} to the lobby, {series} × 2 history pages",
+        rooms::SMALL_ROOM
+    ));
+    let m = rooms::measure(others, series, stored, HISTORY_PAGE).await?;
+    let most = |s: &rooms::Series| s.items.last().copied().unwrap_or(f64::NAN);
+    let ms = |s: &rooms::Series, p| round(percentile(&s.ms, p), 2);
+    figures.push(measured(
+        &format!("{small}: {items}"),
+        most(&m.small_room),
+        "items",
+        SMALL_ROOM_ITEMS_GOAL,
+    ));
+    for (p, name) in [(50.0, "p50"), (99.0, "p99")] {
+        figures.push(measured(
+            &format!("{small}: handler time {name}"),
+            ms(&m.small_room, p),
+            "ms",
+            Goal::None,
+        ));
+    }
+    figures.push(measured(
+        &format!("{lobby}: {items}"),
+        most(&m.lobby),
+        "items",
+        Goal::None,
+    ));
+    for (p, name) in [(50.0, "p50"), (99.0, "p99")] {
+        figures.push(measured(
+            &format!("{lobby}: handler time {name}"),
+            ms(&m.lobby, p),
+            "ms",
+            Goal::None,
+        ));
+    }
+    for (series_name, s) in [("latest", &m.history_latest), ("before", &m.history_before)] {
+        println!(
+            "    history {series_name}: {} items read per request",
+            most(s)
+        );
+        for (p, name) in [(50.0, "p50"), (99.0, "p99")] {
+            figures.push(measured(
+                &format!("{history}: {series_name} page, handler time {name}"),
+                ms(s, p),
+                "ms",
+                Goal::None,
+            ));
+        }
     }
     Ok(())
 }
@@ -388,7 +591,7 @@ async fn push_cost(figures: &mut Vec<Figure>) -> Result<()> {
 }
 
 /// Broadcasts as a deployment runs them: connections and names in DynamoDB (dynalite),
-/// so every fan-out scans the table and fetches recipients before pushing.
+/// so every fan-out queries the room's members in DynamoDB before pushing.
 async fn fanout_on_dynamo(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
     let clients = options.dynamo_clients;
     let broadcasts = options.dynamo_broadcasts;
@@ -418,7 +621,7 @@ async fn fanout_on_dynamo(options: &Options, figures: &mut Vec<Figure>) -> Resul
     step(&format!(
         "fan-out on dynalite: {broadcasts} broadcasts, one at a time"
     ));
-    let timed = one_at_a_time(&mut peers, &inbox, broadcasts, "dynamo").await?;
+    let timed = one_at_a_time(&mut peers, &inbox, broadcasts, "dynamo", None).await?;
     figures.push(measured(
         &format!("{label}: p99"),
         round(percentile(&timed.completions, 99.0), 1),
@@ -769,6 +972,10 @@ async fn run(options: Options) -> Result<()> {
     if options.wants("fanout") {
         let result = fanout(&options, &mut figures).await;
         attempt("fan-out", result, &mut figures);
+    }
+    if options.wants("rooms") {
+        let result = room_costs(&options, &mut figures).await;
+        attempt("rooms on dynalite", result, &mut figures);
     }
     if options.wants("dynamo") {
         let result = fanout_on_dynamo(&options, &mut figures).await;
