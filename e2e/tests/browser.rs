@@ -647,6 +647,59 @@ async fn rooms_history_and_rejoining_in_real_browsers() -> Result<()> {
     )
     .await?;
 
+    let gap = ["said in the gap", "and once more in the gap"];
+    step(
+        "a page whose connection drops fills the gap once it is back, under a divider",
+        || async {
+            let url = format!("ws://{addr}/Prod");
+            let mut writer = webchat_testkit::Client::join(&url, "gap-writer").await?;
+            writer
+                .request(serde_json::json!({"action":"join","room":"rust","requestId":"j"}))
+                .await?;
+            let members = writer
+                .request(serde_json::json!({"action":"list","room":"rust","requestId":"l"}))
+                .await?;
+            let ana_id = members["users"]
+                .as_array()
+                .and_then(|users| users.iter().find(|u| u["userName"] == "ana"))
+                .and_then(|u| u["connectionId"].as_str())
+                .context("ana is in #rust")?
+                .to_string();
+            let seen_before = ana.view().await?.texts().len();
+            // API Gateway may drop any socket (network change, its 2-hour limit): here
+            // through the management API, as a Lambda would.
+            webchat_testkit::management_client(
+                &format!("http://{addr}/Prod"),
+                webchat_local::AccessKey::development().credentials(),
+                webchat_local::DEFAULT_REGION,
+            )
+            .delete_connection()
+            .connection_id(&ana_id)
+            .send()
+            .await
+            .context("DeleteConnection of ana's page")?;
+            // Said before the page's first reconnect attempt: only history can bring these.
+            for text in gap {
+                writer
+                    .request(serde_json::json!({"action":"message","room":"rust","message":text,"requestId":"g"}))
+                    .await?;
+            }
+            ana.wait_for("the gap filled once, under one divider", RECONNECT_WAIT, |v| {
+                let texts = v.texts();
+                (v.status.as_deref() == Some("online")
+                    && texts.len() == seen_before + gap.len()
+                    && texts[seen_before..] == gap
+                    && v.away_dividers == 1)
+                    .then_some(())
+            })
+            .await?;
+            ana.screenshot(out, "06b-gap-filled.png").await?;
+            writer.close().await;
+            Ok(())
+        },
+    )
+    .await?;
+
     let away = [
         ("ana", "said while ben was away"),
         ("cid", "also while ben was away"),
@@ -686,11 +739,17 @@ async fn rooms_history_and_rejoining_in_real_browsers() -> Result<()> {
             }
             ana.say(away[0].1).await?;
             cid.say(away[1].1).await?;
-            let all: Vec<&str> = said.iter().chain(&away).map(|(_, text)| *text).collect();
-            // Nothing was said while they were reconnecting: no "while you were away".
-            for user in [&ana, &cid] {
+            let all: Vec<&str> = said
+                .iter()
+                .map(|(_, text)| *text)
+                .chain(gap)
+                .chain(away.iter().map(|(_, text)| *text))
+                .collect();
+            // Nothing was said while they were reconnecting: no new "while you were away"
+            // (ana keeps the one from the gap before).
+            for (user, dividers) in [(&ana, 1), (&cid, 0)] {
                 user.wait_for("every message once, in order", WAIT, |v| {
-                    (v.texts() == all && v.away_dividers == 0).then_some(())
+                    (v.texts() == all && v.away_dividers == dividers).then_some(())
                 })
                 .await?;
             }
