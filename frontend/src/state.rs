@@ -206,6 +206,46 @@ impl Room {
         self.message_ids().any(|id| id == message_id)
     }
 
+    /// Finds the own message shown as failed that `stored` (an own message from the
+    /// room's history) is, and marks it as what it was: stored, with the server's id and
+    /// time. False when there is none.
+    fn confirm_lost_ack(&mut self, stored: &Entry) -> bool {
+        let EntryKind::Message {
+            own: true,
+            text: stored_text,
+            timestamp_ms: stored_ms,
+            ..
+        } = &stored.kind
+        else {
+            return false;
+        };
+        let failed = self.entries.iter_mut().find(|e| {
+            e.message_id.is_none()
+                && matches!(&e.kind, EntryKind::Message {
+                    own: true,
+                    private: false,
+                    delivery: Delivery::Failed { .. },
+                    text,
+                    ..
+                } if text == stored_text)
+        });
+        let Some(entry) = failed else {
+            return false;
+        };
+        entry.message_id = stored.message_id.clone();
+        if let EntryKind::Message {
+            delivery,
+            timestamp_ms,
+            ..
+        } = &mut entry.kind
+        {
+            *delivery = Delivery::Received;
+            *timestamp_ms = *stored_ms;
+        }
+        entry.version += 1;
+        true
+    }
+
     /// Appends a line, dropping the oldest past [`MAX_ENTRIES`].
     fn push(&mut self, entry: Entry) {
         self.entries.push(entry);
@@ -1177,6 +1217,11 @@ impl Chat {
         let mut front = 0;
         for entry in fresh {
             if room.has(entry.message_id.as_deref().unwrap_or_default()) {
+                continue;
+            }
+            // An own message whose `sent` was lost with the socket was stored all the
+            // same: it is the line already shown as not sent, not a second one.
+            if room.confirm_lost_ack(&entry) {
                 continue;
             }
             let own = matches!(entry.kind, EntryKind::Message { own: true, .. });

@@ -1229,6 +1229,44 @@ fn after_a_reconnect_each_room_fills_the_gap_after_its_last_message_once_under_a
 }
 
 #[test]
+fn an_own_message_whose_ack_was_lost_is_not_shown_twice_when_history_has_it() {
+    let mut chat = joined("alice", "A", &[]);
+    enter_room(&mut chat, "rust", &[]);
+    chat.frame(&push(message("rust", "bob", "B", "before", &mid(2))));
+    chat.send_message("stored, ack lost", 0.0);
+    chat.send_message("never stored", 0.0);
+    let (_, rust) = reconnect(&mut chat);
+    chat.frame(&history_reply(
+        &rust,
+        vec![message("rust", "alice", "A", "stored, ack lost", &mid(3))],
+        false,
+    ));
+    assert_eq!(
+        transcript(&chat),
+        ["before", "stored, ack lost", "never stored"],
+        "one line each"
+    );
+    let entries = &chat.rooms[chat.current].entries;
+    let delivery = |text: &str| {
+        entries.iter().find_map(|e| match &e.kind {
+            EntryKind::Message {
+                text: t, delivery, ..
+            } if t == text => Some((e.message_id.clone(), delivery.clone())),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        delivery("stored, ack lost"),
+        Some((Some(mid(3)), Delivery::Received)),
+        "the server has it: no longer marked not sent"
+    );
+    assert!(matches!(
+        delivery("never stored"),
+        Some((None, Delivery::Failed { .. }))
+    ));
+}
+
+#[test]
 fn a_gap_filled_in_a_room_not_shown_counts_as_unread() {
     let mut chat = joined("alice", "A", &[]);
     enter_room(&mut chat, "rust", &[]);
