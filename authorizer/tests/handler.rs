@@ -171,3 +171,38 @@ async fn refusals_and_logs_never_contain_the_token() {
     let value: Vec<Value> = answers.iter().map(|a| json!(a)).collect();
     assert_eq!(value.len(), tokens.len());
 }
+
+#[test]
+fn the_lambda_fails_its_cold_start_naming_a_missing_setting() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_webchat-authorizer"))
+        .env_remove("AUTH_ISSUER")
+        .env_remove("AUTH_AUDIENCE")
+        .env_remove("AUTH_JWKS_URL")
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(all.contains("AUTH_ISSUER"), "{all}");
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_webchat-authorizer"))
+        .env("AUTH_ISSUER", "http://issuer.example")
+        .env("AUTH_AUDIENCE", "client")
+        .env_remove("AUTH_JWKS_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        all.contains("AUTH_ISSUER") && all.contains("https"),
+        "{all}"
+    );
+}

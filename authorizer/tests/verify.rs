@@ -354,3 +354,52 @@ async fn an_unreachable_issuer_is_not_the_tokens_fault() {
     assert_eq!(refusal, Refusal::KeysUnavailable);
     assert!(!refusal.is_token_fault());
 }
+
+#[tokio::test]
+async fn concurrent_unknown_kids_share_one_refetch() {
+    let (ec, unknown) = (ec_key("ec-1"), ec_key("ec-unknown"));
+    let issuer = TestIssuer::start(&[&ec]).await;
+    let verifier = issuer.verifier();
+    verifier.prefetch().await.unwrap();
+    let token = sign(&unknown, &issuer.claims("Ann"));
+    let refusals = futures::future::join_all((0..20).map(|_| verifier.verify(&token))).await;
+    assert!(refusals.iter().all(|r| *r == Err(Refusal::UnknownKey)));
+    assert_eq!(issuer.jwks_fetches(), 2);
+}
+
+#[tokio::test]
+async fn no_mutation_of_a_valid_token_panics_or_passes() {
+    let ec = ec_key("ec-1");
+    let issuer = TestIssuer::start(&[&ec]).await;
+    let verifier = issuer.verifier();
+    let token = sign(&ec, &issuer.claims("Ann"));
+    assert!(verifier.verify(&token).await.is_ok());
+    let bytes = token.as_bytes();
+    for (i, replacement) in (0..bytes.len())
+        .step_by(5)
+        .zip([b'A', b'_', b'.', b'-', b'z', b'0'].iter().cycle())
+    {
+        let mut mutated = bytes.to_vec();
+        if mutated[i] == *replacement {
+            continue;
+        }
+        mutated[i] = *replacement;
+        let mutated = String::from_utf8(mutated).unwrap();
+        // A change in the last character's padding bits can leave the same bytes.
+        if let Ok(identity) = verifier.verify(&mutated).await {
+            assert_eq!(i, bytes.len() - 1, "{mutated} passed as {identity:?}");
+        }
+    }
+    for garbage in [
+        "...",
+        "..",
+        ".",
+        "a.b.",
+        ".b.c",
+        "\u{feff}",
+        "%00.%00.%00",
+        "eyJ.eyJ.eyJ",
+    ] {
+        assert!(verifier.verify(garbage).await.is_err(), "{garbage}");
+    }
+}
