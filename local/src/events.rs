@@ -1,6 +1,9 @@
 //! API Gateway's Lambda events, filled in as AWS fills them.
 
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayRequestAuthorizer,
+    ApiGatewayWebsocketProxyRequest,
+};
 use base64::Engine;
 use http::HeaderMap;
 use rand::Rng;
@@ -63,6 +66,52 @@ pub struct ConnectionInfo {
     pub connected_at: i64,
     pub source_ip: String,
     pub user_agent: Option<String>,
+    /// What the authorizer accepted on `$connect` (with sign-in on).
+    pub authorizer: Option<AuthorizerInfo>,
+}
+
+/// A Lambda authorizer's answer, kept for every event of its connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorizerInfo {
+    pub principal_id: String,
+    /// The policy's `context` (`sub`, `userName`).
+    pub context: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `requestContext.authorizer` as API Gateway fills it for WebSocket routes behind a
+/// Lambda authorizer: `principalId` and the context's keys side by side (plus
+/// `integrationLatency` on `$connect`). For WebSocket events the crate (de)serializes
+/// `fields` as that flat map, so a route reads `authorizer.fields["userName"]`.
+pub fn authorizer(
+    conn: &ConnectionInfo,
+    integration_latency_ms: Option<i64>,
+) -> ApiGatewayRequestAuthorizer {
+    let mut authorizer = ApiGatewayRequestAuthorizer::default();
+    if let Some(info) = &conn.authorizer {
+        let other = &mut authorizer.fields;
+        other.extend(info.context.clone());
+        other.insert("principalId".into(), info.principal_id.clone().into());
+        if let Some(latency) = integration_latency_ms {
+            other.insert("integrationLatency".into(), latency.into());
+        }
+    }
+    authorizer
+}
+
+/// The REQUEST authorizer's event for a `$connect`: its headers, query string and
+/// request context, with `type` and `methodArn`.
+pub fn authorizer_request(
+    connect: &ApiGatewayWebsocketProxyRequest,
+    method_arn: &str,
+) -> Option<ApiGatewayCustomAuthorizerRequestTypeRequest> {
+    let mut value = serde_json::to_value(connect).ok()?;
+    let object = value.as_object_mut()?;
+    object.insert("type".into(), "REQUEST".into());
+    object.insert("methodArn".into(), method_arn.into());
+    for absent in ["body", "isBase64Encoded"] {
+        object.remove(absent);
+    }
+    serde_json::from_value(value).ok()
 }
 
 /// The API the events claim to come from.
@@ -97,6 +146,7 @@ fn base_event(
     context.apiid = Some(api.api_id.clone());
     context.identity.source_ip = Some(conn.source_ip.clone());
     context.identity.user_agent = conn.user_agent.clone();
+    context.authorizer = authorizer(conn, None);
     event.is_base64_encoded = false;
     event
 }
@@ -174,6 +224,7 @@ mod tests {
             connected_at: 1_764_316_800_000,
             source_ip: "127.0.0.1".into(),
             user_agent: Some("test-agent".into()),
+            authorizer: None,
         };
         (api, conn)
     }
@@ -223,6 +274,34 @@ mod tests {
         assert_eq!(gone["requestContext"]["eventType"], "DISCONNECT");
         assert_eq!(gone["requestContext"]["disconnectStatusCode"], 1001);
         assert_eq!(gone["requestContext"]["disconnectReason"], "Going away");
+    }
+
+    #[test]
+    fn authorized_connections_carry_the_identity_in_api_gateways_websocket_shape() {
+        let (api, mut conn) = sample();
+        let plain =
+            serde_json::to_value(message_event(&api, &conn, "ping", "{}".into(), false)).unwrap();
+        assert!(plain["requestContext"]
+            .get("authorizer")
+            .is_none_or(|a| a == &serde_json::json!({})));
+        let mut context = serde_json::Map::new();
+        context.insert("sub".into(), "sub-1".into());
+        context.insert("userName".into(), "Ann".into());
+        conn.authorizer = Some(AuthorizerInfo {
+            principal_id: "sub-1".into(),
+            context,
+        });
+        let event =
+            serde_json::to_value(message_event(&api, &conn, "ping", "{}".into(), false)).unwrap();
+        assert_eq!(
+            event["requestContext"]["authorizer"],
+            serde_json::json!({"principalId": "sub-1", "sub": "sub-1", "userName": "Ann"})
+        );
+        let connect = connect_event(&api, &conn, &HeaderMap::new(), HashMap::new());
+        let request =
+            authorizer_request(&connect, "arn:aws:execute-api:us-east-1:0:a/Prod/$connect")
+                .unwrap();
+        assert_eq!(request.type_.as_deref(), Some("REQUEST"));
     }
 
     #[test]

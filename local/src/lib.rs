@@ -8,6 +8,7 @@
 //! backend's management client) against this gateway's `@connections` API, which checks
 //! the signatures as API Gateway does.
 
+pub mod dev_issuer;
 mod events;
 mod management;
 pub mod outbox;
@@ -64,6 +65,22 @@ pub struct Config {
     pub deliver_disconnects: bool,
     /// How many frames each connection may send.
     pub limits: Limits,
+    /// Whether `$connect` needs a signed-in token (`?token=`).
+    pub auth: Auth,
+}
+
+/// Sign-in on `$connect`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone may connect, as before sign-in existed.
+    #[default]
+    Off,
+    /// The development issuer ([`dev_issuer`]) serves sign-in on the gateway's port,
+    /// and `$connect` runs the authorizer (`webchat-authorizer`) against it first.
+    Dev {
+        /// The `aud` its ID tokens carry and the authorizer expects.
+        client_id: String,
+    },
 }
 
 impl Default for Config {
@@ -85,6 +102,7 @@ impl Default for Config {
             region: DEFAULT_REGION.to_string(),
             management_auth: ManagementAuth::SigV4(AccessKey::development()),
             limits: Limits::DEFAULT,
+            auth: Auth::Off,
         }
     }
 }
@@ -128,6 +146,10 @@ pub enum StartError {
     },
     #[error("static directory {0} does not exist; build the UI first (`trunk build --release`)")]
     StaticDir(PathBuf),
+    #[error("--auth dev is a development sign-in that lets anyone sign in as any name; it only listens on a loopback address, not {0} (use --addr 127.0.0.1:PORT)")]
+    AuthBeyondLoopback(SocketAddr),
+    #[error("cannot set up the development sign-in: {0}")]
+    Auth(String),
 }
 
 /// Pushes in flight across every handler of this process. On AWS each Lambda instance
@@ -189,6 +211,13 @@ pub(crate) struct Gateway {
     pub connections: Mutex<HashMap<String, Arc<OpenConnection>>>,
     /// Set by [`Running::stop`]: sockets it closes skip `$disconnect`.
     pub stopping: AtomicBool,
+    /// With sign-in on: the authorizer `$connect` runs first, and the issuer it trusts.
+    pub sign_in: Option<SignIn>,
+}
+
+pub(crate) struct SignIn {
+    pub verifier: webchat_authorizer::Verifier,
+    pub issuer: Arc<dev_issuer::DevIssuer>,
 }
 
 impl Gateway {
@@ -241,6 +270,15 @@ impl Running {
     /// `ws://127.0.0.1:PORT/Prod`.
     pub fn websocket_url(&self) -> String {
         format!("ws://{}/{}", self.addr, self.stage)
+    }
+
+    /// The development issuer's URL (`--auth dev`): its
+    /// `/.well-known/openid-configuration` names the sign-in endpoints.
+    pub fn issuer_url(&self) -> Option<String> {
+        self.gateway
+            .sign_in
+            .as_ref()
+            .map(|s| s.issuer.issuer().to_string())
     }
 
     /// The endpoint to give an `aws-sdk-apigatewaymanagement` client.
@@ -302,6 +340,9 @@ const STOP_REMOVALS_AT_ONCE: usize = 16;
 
 /// Starts the gateway and returns once it accepts connections.
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    if config.auth != Auth::Off && !config.addr.ip().is_loopback() {
+        return Err(StartError::AuthBeyondLoopback(config.addr));
+    }
     if let Some(dir) = &config.static_dir {
         if !dir.is_dir() {
             return Err(StartError::StaticDir(dir.clone()));
@@ -333,6 +374,23 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             AnyStore::Dynamo(store)
         }
     };
+    let sign_in = match &config.auth {
+        Auth::Off => None,
+        Auth::Dev { client_id } => {
+            let issuer_url = format!("http://{addr}");
+            let issuer = dev_issuer::DevIssuer::new(issuer_url.clone(), client_id.clone())
+                .map_err(StartError::Auth)?;
+            // The real verifying path: discovery and JWKS over HTTP, from this gateway.
+            let auth_config = webchat_authorizer::AuthConfig::new(&issuer_url, client_id, None)
+                .map_err(|err| StartError::Auth(err.to_string()))?;
+            let verifier =
+                webchat_authorizer::Verifier::new(auth_config).map_err(StartError::Auth)?;
+            Some(SignIn {
+                verifier,
+                issuer: Arc::new(issuer),
+            })
+        }
+    };
     let stage = config.stage.clone();
     let gateway = Arc::new(Gateway {
         api: ApiInfo {
@@ -351,6 +409,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store,
         connections: Mutex::new(HashMap::new()),
         stopping: AtomicBool::new(false),
+        sign_in,
         config,
     });
 
@@ -412,6 +471,9 @@ fn router(gateway: Arc<Gateway>) -> Router {
     let mut router = Router::new()
         .route(&format!("/{stage}"), get(upgrade))
         .merge(management::routes(&stage, gateway.clone()));
+    if let Some(sign_in) = &gateway.sign_in {
+        router = router.merge(sign_in.issuer.routes());
+    }
     if let Some(dir) = gateway.config.static_dir.clone() {
         router = router
             .route("/config.json", get(ui_config))
@@ -447,7 +509,8 @@ async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let info = ConnectionInfo {
+    let mut info = ConnectionInfo {
+        authorizer: None,
         connection_id: events::connection_id(),
         connected_at: events::now_ms(),
         source_ip: peer.ip().to_string(),
@@ -460,8 +523,29 @@ async fn upgrade(
     for (key, value) in query {
         query_map.entry(key).or_default().push(value);
     }
-    let event = events::connect_event(&gateway.api, &info, &headers, query_map);
+    let mut event = events::connect_event(&gateway.api, &info, &headers, query_map);
     tracing::info!(target: "webchat_local::connection", "connect {} from {}", info.connection_id, info.source_ip);
+    if let Some(sign_in) = &gateway.sign_in {
+        let started = std::time::Instant::now();
+        match authorize(&gateway, sign_in, &event).await {
+            Ok(authorizer) => {
+                let latency = started.elapsed().as_millis() as i64;
+                info.authorizer = Some(authorizer);
+                // Every later event of the connection carries the identity; `$connect`'s
+                // also has the authorizer's latency, as on AWS.
+                event.request_context.authorizer = events::authorizer(&info, Some(latency));
+            }
+            Err((status, message)) => {
+                tracing::info!(target: "webchat_local::connection", "connect {} refused by the authorizer with {}", info.connection_id, status);
+                return (
+                    status,
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    serde_json::json!({ "message": message }).to_string(),
+                )
+                    .into_response();
+            }
+        }
+    }
     let response = gateway.invoke(&event).await;
     if !(200..300).contains(&response.status_code) {
         let status = StatusCode::from_u16(response.status_code as u16)
@@ -487,4 +571,44 @@ async fn upgrade(
             });
         })
         .on_upgrade(move |socket| socket::run(gateway, info, socket))
+}
+
+/// Runs the authorizer as API Gateway would for `$connect`: an `Allow` policy gives the
+/// connection its identity; `Unauthorized` answers 401, `Deny` 403, any other failure 500.
+async fn authorize(
+    gateway: &Gateway,
+    sign_in: &SignIn,
+    connect: &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
+) -> Result<events::AuthorizerInfo, (StatusCode, &'static str)> {
+    use aws_lambda_events::iam::IamPolicyEffect;
+    let internal = (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+    let method_arn = format!(
+        "arn:aws:execute-api:{}:000000000000:{}/{}/$connect",
+        gateway.config.region, gateway.api.api_id, gateway.api.stage
+    );
+    let request = events::authorizer_request(connect, &method_arn).ok_or(internal)?;
+    match webchat_authorizer::authorize(&sign_in.verifier, &request).await {
+        Err(webchat_authorizer::AuthorizerError::Unauthorized) => {
+            Err((StatusCode::UNAUTHORIZED, "Unauthorized"))
+        }
+        Err(webchat_authorizer::AuthorizerError::Unavailable) => Err(internal),
+        Ok(response) => {
+            let statements = &response.policy_document.statement;
+            let allowed = !statements.is_empty()
+                && statements
+                    .iter()
+                    .all(|s| s.effect == IamPolicyEffect::Allow);
+            if !allowed {
+                return Err((StatusCode::FORBIDDEN, "Forbidden"));
+            }
+            let context = match serde_json::to_value(&response.context) {
+                Ok(serde_json::Value::Object(map)) => map,
+                _ => return Err(internal),
+            };
+            Ok(events::AuthorizerInfo {
+                principal_id: response.principal_id.unwrap_or_default(),
+                context,
+            })
+        }
+    }
 }

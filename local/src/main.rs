@@ -83,6 +83,20 @@ struct Args {
           default_value_t = Limits::DEFAULT.history_days,
           value_parser = |v: &str| limits::parse_history_days("--history-days", v))]
     history_days: u32,
+    /// Sign-in on `$connect`: `off` (anyone connects) or `dev` (a development OpenID
+    /// issuer on this port; `$connect` then needs `?token=` with its ID token). `dev`
+    /// only listens on a loopback address.
+    #[arg(long, value_enum, default_value_t = SignInMode::Off)]
+    auth: SignInMode,
+    /// The client id (`aud`) the development issuer signs ID tokens for.
+    #[arg(long, value_name = "ID", default_value = webchat_local::dev_issuer::DEFAULT_CLIENT_ID)]
+    auth_client_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SignInMode {
+    Off,
+    Dev,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -128,6 +142,12 @@ async fn main() -> anyhow::Result<()> {
             action: RateLimit::new(args.action_rate, args.action_burst),
             history_days: args.history_days,
         },
+        auth: match args.auth {
+            SignInMode::Off => webchat_local::Auth::Off,
+            SignInMode::Dev => webchat_local::Auth::Dev {
+                client_id: args.auth_client_id,
+            },
+        },
     };
     let auth_lines = describe_auth(&config);
     let mut warnings = Vec::new();
@@ -140,6 +160,13 @@ async fn main() -> anyhow::Result<()> {
     }
     if !config.addr.ip().is_loopback() {
         warnings.push(exposure_warning(&config));
+    }
+    if config.auth != webchat_local::Auth::Off {
+        warnings.push(
+            "WARNING: --auth dev: a development sign-in with no password; anyone who reaches \
+             this machine's loopback can sign in as any name. Never use it for a deployment."
+                .to_string(),
+        );
     }
     let store = match &config.dynamodb_endpoint {
         Some(endpoint) => format!("DynamoDB at {endpoint}"),
@@ -163,6 +190,12 @@ async fn main() -> anyhow::Result<()> {
         "rate limits per connection: message {}, other frames {}",
         config_limits.message, config_limits.action
     );
+    if let Some(issuer) = running.issuer_url() {
+        println!(
+            "development sign-in: issuer {issuer} ({issuer}/.well-known/openid-configuration); \
+             $connect needs ?token=<ID token>"
+        );
+    }
     for line in auth_lines {
         println!("{line}");
     }

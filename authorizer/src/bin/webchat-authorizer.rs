@@ -1,0 +1,53 @@
+//! The Lambda REQUEST authorizer for `$connect` when sign-in is on: verifies
+//! `?token=` against `AUTH_ISSUER`'s keys and answers API Gateway with an IAM policy.
+
+use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
+use futures::FutureExt;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use std::panic::AssertUnwindSafe;
+use webchat_authorizer::{AuthConfig, Verifier};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // JSON lines, without our own timestamps: CloudWatch stamps every line.
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .with_target(false)
+        .init();
+
+    // A missing or wrong setting fails the cold start, naming the variable.
+    let config = AuthConfig::from_env().inspect_err(|err| tracing::error!("{err}"))?;
+    // Built once per cold start; the keys it fetches serve every invocation.
+    let verifier = Verifier::new(config).inspect_err(|err| tracing::error!("{err}"))?;
+    if let Err(err) = verifier.prefetch().await {
+        // Not fatal: the first token tries again.
+        tracing::warn!(error = %err, "could not fetch the issuer's keys at start");
+    }
+
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {
+            let verifier = &verifier;
+            async move {
+                // A panic would be reported with its message; answer a plain 500 instead.
+                match AssertUnwindSafe(webchat_authorizer::authorize(verifier, &event.payload))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(Ok(response)) => Ok(response),
+                    Ok(Err(refusal)) => Err(Error::from(refusal.to_string())),
+                    Err(_) => {
+                        tracing::error!("the authorizer panicked");
+                        Err(Error::from("internal error"))
+                    }
+                }
+            }
+        },
+    ))
+    .await
+}

@@ -1,0 +1,367 @@
+//! `--auth dev`: the development issuer's sign-in over real HTTP (login page, form,
+//! redirect, PKCE token exchange), and `$connect` refused or accepted by the authorizer
+//! over a real WebSocket handshake.
+
+mod common;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use webchat_local::{Auth, Config, Running, StartError};
+use webchat_testkit::http;
+
+const CLIENT_ID: &str = "webchat-local";
+const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
+
+async fn start_with_sign_in() -> Running {
+    common::start(Config {
+        auth: Auth::Dev {
+            client_id: CLIENT_ID.to_string(),
+        },
+        ..Config::default()
+    })
+    .await
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn form(fields: &[(&str, &str)]) -> Vec<u8> {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+        .into_bytes()
+}
+
+fn form_headers() -> Vec<(String, String)> {
+    vec![(
+        "content-type".to_string(),
+        "application/x-www-form-urlencoded".to_string(),
+    )]
+}
+
+/// The path part of an endpoint the discovery document names on this gateway.
+fn path_of(url: &str, addr: SocketAddr) -> String {
+    url.strip_prefix(&format!("http://{addr}"))
+        .unwrap_or_else(|| panic!("{url} is not on {addr}"))
+        .to_string()
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+struct Endpoints {
+    authorize: String,
+    token: String,
+}
+
+async fn discover(addr: SocketAddr) -> Endpoints {
+    let answer = http::request(addr, "GET", "/.well-known/openid-configuration", &[], b"")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let doc: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(doc["issuer"], format!("http://{addr}"));
+    assert_eq!(
+        doc["jwks_uri"],
+        format!("http://{addr}/.well-known/jwks.json")
+    );
+    Endpoints {
+        authorize: path_of(doc["authorization_endpoint"].as_str().unwrap(), addr),
+        token: path_of(doc["token_endpoint"].as_str().unwrap(), addr),
+    }
+}
+
+/// A PKCE verifier and its S256 challenge.
+fn pkce() -> (String, String) {
+    let verifier = URL_SAFE_NO_PAD.encode(rand_bytes());
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+fn rand_bytes() -> [u8; 32] {
+    rand::random()
+}
+
+/// Signs in as `name` the way a browser does Cognito's hosted UI: the login page, the
+/// name form, the redirect's `code`, then the token endpoint with the PKCE verifier.
+async fn sign_in(addr: SocketAddr, name: &str) -> Value {
+    let endpoints = discover(addr).await;
+    let (verifier, challenge) = pkce();
+    let query = form(&[
+        ("response_type", "code"),
+        ("client_id", CLIENT_ID),
+        ("redirect_uri", REDIRECT_URI),
+        ("state", "state-42"),
+        ("scope", "openid profile"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]);
+    let query = String::from_utf8(query).unwrap();
+    let page = http::request(
+        addr,
+        "GET",
+        &format!("{}?{query}", endpoints.authorize),
+        &[],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.to_lowercase().contains("development sign-in"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("name=\"name\""), "{}", page.body);
+
+    let mut fields: Vec<(&str, &str)> = query
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap())
+        .collect();
+    // The query's values are already encoded: decode the two that were.
+    let decoded: Vec<(String, String)> = fields
+        .drain(..)
+        .map(|(k, v)| (k.to_string(), percent_decode(v)))
+        .collect();
+    let mut post: Vec<(&str, &str)> = decoded
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    post.push(("name", name));
+    let redirect = http::request(
+        addr,
+        "POST",
+        &endpoints.authorize,
+        &form_headers(),
+        &form(&post),
+    )
+    .await
+    .unwrap();
+    assert!([302, 303, 307].contains(&redirect.status), "{redirect:?}");
+    let location = redirect.header("location").unwrap().to_string();
+    assert!(location.starts_with(REDIRECT_URI), "{location}");
+    assert_eq!(query_param(&location, "state").as_deref(), Some("state-42"));
+    let code = percent_decode(&query_param(&location, "code").expect("a code"));
+
+    let exchange = form(&[
+        ("grant_type", "authorization_code"),
+        ("client_id", CLIENT_ID),
+        ("code", &code),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", &verifier),
+    ]);
+    let answer = http::request(addr, "POST", &endpoints.token, &form_headers(), &exchange)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let tokens: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(tokens["expires_in"].as_u64().is_some_and(|s| s > 0));
+    assert!(tokens["access_token"].as_str().is_some());
+
+    // The code is single use.
+    let again = http::request(addr, "POST", &endpoints.token, &form_headers(), &exchange)
+        .await
+        .unwrap();
+    assert_eq!(again.status, 400, "{again:?}");
+    tokens
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The handshake's HTTP status when it is refused, or 101.
+async fn handshake_status(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => 101,
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("handshake failed otherwise: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn without_a_token_connect_is_refused_with_401() {
+    let running = start_with_sign_in().await;
+    assert_eq!(handshake_status(&running.websocket_url()).await, 401);
+    assert_eq!(
+        handshake_status(&format!("{}?token=", running.websocket_url())).await,
+        401
+    );
+    assert_eq!(running.open_connections(), 0);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_forged_token_is_refused() {
+    let running = start_with_sign_in().await;
+    let addr = running.addr();
+    let tokens = sign_in(addr, "Ann").await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let url = running.websocket_url();
+    // Claims swapped for another user's under Ann's signature.
+    let mallory = sign_in(addr, "Mallory").await;
+    let parts: Vec<&str> = id_token.split('.').collect();
+    let mallory_claims = mallory["id_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap();
+    let forged = format!("{}.{}.{}", parts[0], mallory_claims, parts[2]);
+    assert_eq!(
+        handshake_status(&format!("{url}?token={forged}")).await,
+        401
+    );
+    // Unsigned.
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+        parts[1]
+    );
+    assert_eq!(
+        handshake_status(&format!("{url}?token={unsigned}")).await,
+        401
+    );
+    assert_eq!(handshake_status(&format!("{url}?token=garbage")).await, 401);
+    assert_eq!(running.open_connections(), 0);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_from_the_dev_issuer_is_accepted() {
+    let running = start_with_sign_in().await;
+    let tokens = sign_in(running.addr(), "Ann").await;
+    let url = format!(
+        "{}?token={}",
+        running.websocket_url(),
+        tokens["id_token"].as_str().unwrap()
+    );
+    let _client = webchat_testkit::Client::join(&url, "Ann").await.unwrap();
+    assert_eq!(running.open_connections(), 1);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_pkce_verifier_gets_no_tokens() {
+    let running = start_with_sign_in().await;
+    let addr = running.addr();
+    let endpoints = discover(addr).await;
+    let (_, challenge) = pkce();
+    let post = form(&[
+        ("response_type", "code"),
+        ("client_id", CLIENT_ID),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+        ("name", "Ann"),
+    ]);
+    let redirect = http::request(addr, "POST", &endpoints.authorize, &form_headers(), &post)
+        .await
+        .unwrap();
+    let location = redirect.header("location").unwrap().to_string();
+    let code = percent_decode(&query_param(&location, "code").unwrap());
+    let exchange = form(&[
+        ("grant_type", "authorization_code"),
+        ("client_id", CLIENT_ID),
+        ("code", &code),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", &"x".repeat(50)),
+    ]);
+    let answer = http::request(addr, "POST", &endpoints.token, &form_headers(), &exchange)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(answer.body.contains("invalid_grant"), "{}", answer.body);
+    // Without PKCE the login page is not even offered.
+    let page = http::request(
+        addr,
+        "GET",
+        &format!(
+            "{}?response_type=code&client_id={CLIENT_ID}&redirect_uri={}",
+            endpoints.authorize,
+            urlencode(REDIRECT_URI)
+        ),
+        &[],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.status, 400, "{page:?}");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn dev_sign_in_refuses_to_start_beyond_loopback() {
+    let refused = webchat_local::start(Config {
+        addr: "0.0.0.0:0".parse().unwrap(),
+        auth: Auth::Dev {
+            client_id: CLIENT_ID.to_string(),
+        },
+        ..Config::default()
+    })
+    .await;
+    let Err(err @ StartError::AuthBeyondLoopback(_)) = refused else {
+        panic!("started beyond loopback");
+    };
+    assert!(err.to_string().contains("loopback"), "{err}");
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_webchat-local"))
+        .args(["--auth", "dev", "--addr", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--auth dev") && stderr.contains("loopback"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn without_auth_connect_needs_no_token_and_no_issuer_is_served() {
+    let running = common::start(Config::default()).await;
+    assert_eq!(handshake_status(&running.websocket_url()).await, 101);
+    let answer = http::request(
+        running.addr(),
+        "GET",
+        "/.well-known/openid-configuration",
+        &[],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 404);
+    assert!(running.issuer_url().is_none());
+    running.stop().await;
+}
