@@ -2,11 +2,14 @@
 //! Lambda binary and `webchat-local` both hand their events to [`handle`], so the
 //! mapping between API Gateway and the chat rules exists once.
 
-use crate::chat::{Chat, Frame};
+use crate::chat::{Chat, Frame, Identity};
 use crate::gateway::ConnectionGateway;
 use crate::limits::Limits;
 use crate::store::{ConnectionStore, HistoryStore};
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+    ApiGatewayWebsocketProxyRequestContext,
+};
 use aws_lambda_events::encodings::Body;
 use webchat_shared_types::Route;
 
@@ -32,7 +35,10 @@ where
         .as_deref()
         .and_then(Route::from_key)
         .unwrap_or(Route::Default);
-    let chat = Chat::new(store, gateway).with_limits(*limits);
+    let identity = identity(context);
+    let chat = Chat::new(store, gateway)
+        .with_limits(*limits)
+        .with_identity(identity.as_ref());
     match route {
         Route::Connect => {
             let connected_at = (context.connected_at > 0).then_some(context.connected_at);
@@ -64,6 +70,25 @@ where
             response
         }
     }
+}
+
+/// The signed-in identity the Lambda authorizer put in the connection's context
+/// (`requestContext.authorizer`: `sub` and `userName` beside `principalId`), if any. Only
+/// API Gateway writes it, so a client cannot claim one.
+fn identity(context: &ApiGatewayWebsocketProxyRequestContext) -> Option<Identity> {
+    let field = |name: &str| {
+        context
+            .authorizer
+            .fields
+            .get(name)
+            .and_then(|value| value.as_str())
+            .filter(|value| !value.is_empty())
+            .map(str::to_string)
+    };
+    Some(Identity {
+        sub: field("sub")?,
+        user_name: field("userName")?,
+    })
 }
 
 fn status(code: i64) -> ApiGatewayProxyResponse {

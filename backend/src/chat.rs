@@ -13,7 +13,7 @@ use crate::store::{
 };
 use sha2::{Digest, Sha256};
 use webchat_shared_types::{
-    decode_client_frame, unknown_action, ErrorCode, HistoryPage, Refusal, Request, Route,
+    decode_client_frame, name_key, unknown_action, ErrorCode, HistoryPage, Refusal, Request, Route,
     ServerEvent, ServerFrame, User, ValidFrame, LOBBY, MAX_ROOMS_PER_CONNECTION,
 };
 
@@ -68,12 +68,23 @@ fn internal(err: &StoreError) -> Refusal {
     )
 }
 
+/// Who a connection is, when sign-in is on: what the authorizer accepted on `$connect`
+/// (API Gateway hands its context to every route of the connection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The issuer's stable id of the person.
+    pub sub: String,
+    /// The name the person chats under, from the token.
+    pub user_name: String,
+}
+
 /// The chat rules over one store and one gateway.
 pub struct Chat<'a, S, G> {
     store: &'a S,
     gateway: &'a G,
     limits: Limits,
     clock: &'a dyn Clock,
+    identity: Option<&'a Identity>,
 }
 
 impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G> {
@@ -84,7 +95,14 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
             gateway,
             limits: Limits::DEFAULT,
             clock: &SystemClock,
+            identity: None,
         }
+    }
+
+    /// The frames come from a signed-in connection: its name is the identity's.
+    pub fn with_identity(mut self, identity: Option<&'a Identity>) -> Self {
+        self.identity = identity;
+        self
     }
 
     pub fn with_limits(mut self, limits: Limits) -> Self {
@@ -243,6 +261,22 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
         user_name: String,
         resume_token: Option<&str>,
     ) -> Result<ServerEvent, Refusal> {
+        let user_name = match self.identity {
+            None => user_name,
+            // Signed in: the name is the identity's, in the letter case the issuer gave.
+            Some(identity) if name_key(&identity.user_name) == name_key(&user_name) => {
+                identity.user_name.clone()
+            }
+            Some(identity) => {
+                return Err(Refusal::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "this connection is signed in as \"{}\" and can only register that name",
+                        identity.user_name
+                    ),
+                ))
+            }
+        };
         let token = new_resume_token();
         let token_hash = hash_token(&token);
         let resume_hash = resume_token.map(hash_token);
@@ -250,6 +284,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
             user_name: &user_name,
             token_hash: &token_hash,
             resume_hash: resume_hash.as_deref(),
+            owner: self.identity.map(|identity| identity.sub.as_str()),
         };
         let registration = match self.store.register(connection_id, claim).await {
             Err(StoreError::NameTaken) if self.free_if_ghost(connection_id, &user_name).await => {

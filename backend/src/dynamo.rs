@@ -50,6 +50,8 @@ const CONNECTED_AT: &str = "connectedAt";
 const TTL: &str = "ttl";
 const NAME_KEY: &str = "nameKey";
 const TOKEN_HASH: &str = "tokenHash";
+/// The identity (`sub`) a name is bound to, with sign-in on.
+const OWNER: &str = "owner";
 const ROOMS: &str = "rooms";
 const ROOM: &str = "room";
 const MESSAGE_ID: &str = "messageId";
@@ -399,7 +401,9 @@ impl DynamoStore {
             .delete_item()
             .table_name(&self.tables.names)
             .key(NAME_KEY, s(&name_key(user_name)))
-            .condition_expression("connectionId = :me")
+            // A name bound to an identity stays bound when its connections end.
+            .condition_expression("connectionId = :me AND attribute_not_exists(#owner)")
+            .expression_attribute_names("#owner", OWNER)
             .expression_attribute_values(":me", s(connection_id))
             .send()
             .await;
@@ -600,8 +604,9 @@ impl DynamoStore {
         connection: &Connection,
         claim: &Claim<'_>,
     ) -> Result<Option<Item>, StoreError> {
-        let mut condition =
-            "attribute_not_exists(nameKey) OR connectionId = :me OR #ttl < :now".to_string();
+        // An unowned claim goes to its holder, to a resume token, or once it expired; an
+        // owned one (sign-in) only ever to its owner's connections.
+        let mut unowned = "connectionId = :me OR #ttl < :now".to_string();
         let mut put = self
             .client
             .put_item()
@@ -610,14 +615,26 @@ impl DynamoStore {
             .item(USER_NAME, s(claim.user_name))
             .item(CONNECTION_ID, s(&connection.connection_id))
             .item(TOKEN_HASH, s(claim.token_hash))
-            .item(TTL, n(connection.expires_at()))
             .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_names("#owner", OWNER)
             .expression_attribute_values(":me", s(&connection.connection_id))
             .expression_attribute_values(":now", n(now_secs()))
             .return_values(ReturnValue::AllOld);
+        // A name bound to an identity never expires: it is that person's.
+        put = match claim.owner {
+            Some(owner) => put.item(OWNER, s(owner)),
+            None => put.item(TTL, n(connection.expires_at())),
+        };
         if let Some(resume) = claim.resume_hash {
-            condition.push_str(" OR tokenHash = :resume");
+            unowned.push_str(" OR tokenHash = :resume");
             put = put.expression_attribute_values(":resume", s(resume));
+        }
+        let mut condition = format!(
+            "attribute_not_exists(nameKey) OR (attribute_not_exists(#owner) AND ({unowned}))"
+        );
+        if let Some(owner) = claim.owner {
+            condition.push_str(" OR #owner = :owner");
+            put = put.expression_attribute_values(":owner", s(owner));
         }
         match put.condition_expression(condition).send().await {
             Ok(output) => Ok(output.attributes),
@@ -794,10 +811,17 @@ impl ConnectionStore for DynamoStore {
         let key = name_key(claim.user_name);
         let replaced = self.claim_name(&me, &claim).await?;
 
+        // Another connection of the same identity keeps the name too: nothing is taken.
+        let shared = claim.owner.is_some()
+            && replaced
+                .as_ref()
+                .and_then(|old| string_of(old, OWNER))
+                .as_deref()
+                == claim.owner;
         let holder = replaced
             .as_ref()
             .and_then(|old| Some((string_of(old, CONNECTION_ID)?, string_of(old, USER_NAME)?)))
-            .filter(|(holder, _)| holder != connection_id);
+            .filter(|(holder, _)| holder != connection_id && !shared);
         let removed = match holder {
             Some((holder, held_as)) => self.take_over(&holder, &held_as).await?,
             None => None,

@@ -26,7 +26,7 @@ mod signed_post;
 pub mod store;
 
 pub use apigw::handle;
-pub use chat::{Chat, Frame};
+pub use chat::{Chat, Frame, Identity};
 #[cfg(feature = "test-support")]
 pub use down::DownStore;
 pub use dynamo::{DynamoStore, TableNames};

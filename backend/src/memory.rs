@@ -19,6 +19,8 @@ pub struct MemoryStore {
 struct NameClaim {
     connection_id: String,
     token_hash: String,
+    /// The identity the name is bound to (see [`Claim::owner`]).
+    owner: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -71,10 +73,11 @@ impl Inner {
         self.buckets.remove(connection_id);
         if let Some(name) = &removed.user_name {
             let key = name_key(name);
+            // A name bound to an identity stays bound when its connections end.
             if self
                 .names
                 .get(&key)
-                .is_some_and(|claim| claim.connection_id == connection_id)
+                .is_some_and(|claim| claim.connection_id == connection_id && claim.owner.is_none())
             {
                 self.names.remove(&key);
             }
@@ -110,6 +113,9 @@ impl ConnectionStore for MemoryStore {
         };
         let key = name_key(claim.user_name);
         let holder = match inner.names.get(&key) {
+            // Another connection of the same identity: both keep the name.
+            Some(held) if held.owner.is_some() && held.owner.as_deref() == claim.owner => None,
+            Some(held) if held.owner.is_some() => return Err(StoreError::NameTaken),
             Some(held) if held.connection_id != connection_id => {
                 if Some(held.token_hash.as_str()) != claim.resume_hash {
                     return Err(StoreError::NameTaken);
@@ -120,8 +126,14 @@ impl ConnectionStore for MemoryStore {
         };
         let taken_over = holder.and_then(|id| inner.remove(&id));
         if let Some(old) = &me.user_name {
-            if name_key(old) != key {
-                inner.names.remove(&name_key(old));
+            let old_key = name_key(old);
+            if old_key != key
+                && inner
+                    .names
+                    .get(&old_key)
+                    .is_some_and(|held| held.connection_id == connection_id && held.owner.is_none())
+            {
+                inner.names.remove(&old_key);
             }
         }
         inner.names.insert(
@@ -129,6 +141,7 @@ impl ConnectionStore for MemoryStore {
             NameClaim {
                 connection_id: connection_id.to_string(),
                 token_hash: claim.token_hash.to_string(),
+                owner: claim.owner.map(str::to_string),
             },
         );
         let mut rooms = me.rooms.clone();

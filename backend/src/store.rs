@@ -59,6 +59,10 @@ pub struct Claim<'a> {
     /// The hash of the resume token the client presented: when it is the claim's, the
     /// name is taken over from whichever connection holds it.
     pub resume_hash: Option<&'a str>,
+    /// The signed-in identity (`sub`) registering, with sign-in on. A name claimed by an
+    /// identity is bound to it: every connection of that identity shares it, no other
+    /// identity or anonymous connection may take it, and it is never released.
+    pub owner: Option<&'a str>,
 }
 
 /// What a successful `register` changed.

@@ -152,3 +152,77 @@ async fn a_store_outage_refuses_the_handshake_and_fails_the_disconnect() {
     .await;
     assert_eq!(disconnect.status_code, 500);
 }
+
+/// A `register` event as API Gateway sends it for a connection whose `$connect` a Lambda
+/// authorizer accepted: the authorizer's context sits flat in `requestContext.authorizer`.
+fn signed_in_register(connection_id: &str, user_name: &str) -> ApiGatewayWebsocketProxyRequest {
+    serde_json::from_value(serde_json::json!({
+        "requestContext": {
+            "routeKey": "register",
+            "eventType": "MESSAGE",
+            "connectionId": connection_id,
+            "connectedAt": CONNECTED_AT_MS,
+            "domainName": "abc.execute-api.eu-west-1.amazonaws.com",
+            "stage": "Prod",
+            "apiId": "abc",
+            "requestId": "r",
+            "requestTimeEpoch": CONNECTED_AT_MS,
+            "identity": {"sourceIp": "203.0.113.7"},
+            "authorizer": {"principalId": "sub-ana", "sub": "sub-ana", "userName": "Ana"}
+        },
+        "body": serde_json::json!({"action":"register","userName":user_name,"requestId":"r"}).to_string(),
+        "isBase64Encoded": false
+    }))
+    .expect("an API Gateway event")
+}
+
+#[tokio::test]
+async fn a_signed_in_connection_may_register_only_the_name_its_authorizer_gave() {
+    let (store, gateway) = (MemoryStore::new(), RecordingGateway::new());
+    handle(
+        &store,
+        &gateway,
+        &Limits::DEFAULT,
+        &event("$connect", "A", None),
+    )
+    .await;
+    let refused = handle(
+        &store,
+        &gateway,
+        &Limits::DEFAULT,
+        &signed_in_register("A", "mallory"),
+    )
+    .await;
+    let reply = body_json(&refused).expect("a reply");
+    assert_eq!(reply["code"], "forbidden", "{reply}");
+    let accepted = handle(
+        &store,
+        &gateway,
+        &Limits::DEFAULT,
+        &signed_in_register("A", "ana"),
+    )
+    .await;
+    let reply = body_json(&accepted).expect("a reply");
+    assert_eq!(reply["action"], "registered", "{reply}");
+    assert_eq!(reply["userName"], "Ana");
+    // Without the authorizer's context (sign-in off) any free name goes, as before.
+    handle(
+        &store,
+        &gateway,
+        &Limits::DEFAULT,
+        &event("$connect", "B", None),
+    )
+    .await;
+    let anonymous = handle(
+        &store,
+        &gateway,
+        &Limits::DEFAULT,
+        &event(
+            "register",
+            "B",
+            Some(r#"{"action":"register","userName":"mallory","requestId":"r"}"#),
+        ),
+    )
+    .await;
+    assert_eq!(body_json(&anonymous).unwrap()["action"], "registered");
+}

@@ -68,6 +68,7 @@ async fn register(store: &DynamoStore, id: &str, name: &str) -> Result<Registrat
                 user_name: name,
                 token_hash: &token,
                 resume_hash: None,
+                owner: None,
             },
         )
         .await
@@ -88,6 +89,7 @@ async fn resume(
                 user_name: name,
                 token_hash: token,
                 resume_hash: Some(resume),
+                owner: None,
             },
         )
         .await

@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use webchat_backend::dynamo::local_client;
 use webchat_backend::{
-    Chat, ConnectionStore, DynamoStore, Frame, HistoryStore, Limits, ManualClock, MemoryStore,
-    RecordingGateway, TableNames,
+    Chat, ConnectionStore, DynamoStore, Frame, HistoryStore, Identity, Limits, ManualClock,
+    MemoryStore, RecordingGateway, TableNames,
 };
 use webchat_shared_types::{Route, ServerEvent, LOBBY, MAX_ROOMS_PER_CONNECTION};
 
@@ -16,6 +16,8 @@ struct Rig<S> {
     store: S,
     gateway: RecordingGateway,
     clock: ManualClock,
+    /// Signed-in connections and who they are.
+    identities: std::sync::Mutex<std::collections::HashMap<String, Identity>>,
     /// Keeps dynalite running for as long as the store needs it.
     _dynalite: Option<webchat_testkit::Dynalite>,
 }
@@ -35,6 +37,18 @@ impl<S: ConnectionStore + HistoryStore> Rig<S> {
             .with_clock(&self.clock)
     }
 
+    /// Connects `id` as signed in by the person `sub` named `name`.
+    async fn connect_as(&self, id: &str, sub: &str, name: &str) {
+        self.identities.lock().unwrap().insert(
+            id.to_string(),
+            Identity {
+                sub: sub.to_string(),
+                user_name: name.to_string(),
+            },
+        );
+        self.connect(id).await;
+    }
+
     async fn connect(&self, id: &str) {
         self.chat()
             .connect(id, None)
@@ -52,7 +66,9 @@ impl<S: ConnectionStore + HistoryStore> Rig<S> {
     /// The reply to `frame` from `id`, on the route API Gateway would pick.
     async fn send(&self, id: &str, frame: Value) -> Option<Value> {
         let text = frame.to_string();
+        let identity = self.identities.lock().unwrap().get(id).cloned();
         self.chat()
+            .with_identity(identity.as_ref())
             .frame(Route::of_frame(&text), id, Frame::Text(&text))
             .await
             .map(|reply| serde_json::from_str(&reply.to_json()).expect("replies are JSON"))
@@ -127,6 +143,7 @@ fn memory() -> Rig<MemoryStore> {
         store: MemoryStore::new(),
         gateway: RecordingGateway::new(),
         clock: ManualClock::new(now_micros()),
+        identities: Default::default(),
         _dynalite: None,
     }
 }
@@ -150,6 +167,7 @@ async fn dynamo() -> Rig<DynamoStore> {
         store,
         gateway: RecordingGateway::new(),
         clock: ManualClock::new(now_micros()),
+        identities: Default::default(),
         _dynalite: Some(dynalite),
     }
 }
@@ -189,6 +207,9 @@ on_every_store!(
     a_wrong_or_used_token_is_just_name_taken,
     a_ghost_never_blocks_its_name,
     v1_frames_without_room_work_in_the_lobby_beside_room_users,
+    a_signed_in_connection_registers_only_its_own_name,
+    every_connection_of_one_person_shares_the_name,
+    a_name_bound_to_a_person_is_never_anyone_elses,
 );
 
 async fn join_replies_with_the_other_members_and_announces_only_to_them<S>(rig: Rig<S>)
@@ -675,4 +696,85 @@ where
         .await
         .expect("v1 list replies");
     assert_eq!(names(&list["users"]), ["ana"]);
+}
+
+async fn a_signed_in_connection_registers_only_its_own_name<S>(rig: Rig<S>)
+where
+    S: ConnectionStore + HistoryStore,
+{
+    rig.connect_as("A", "sub-ana", "Ana").await;
+    let other = rig
+        .ask("A", json!({"action":"register","userName":"bia"}))
+        .await;
+    assert_eq!(error_code(&other), "forbidden");
+    assert!(
+        other["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Ana"),
+        "{other}"
+    );
+    let own = rig
+        .ask("A", json!({"action":"register","userName":"ana"}))
+        .await;
+    assert_eq!(own["action"], "registered", "{own}");
+    assert_eq!(own["userName"], "Ana", "the identity's own spelling");
+}
+
+async fn every_connection_of_one_person_shares_the_name<S>(rig: Rig<S>)
+where
+    S: ConnectionStore + HistoryStore,
+{
+    rig.arrive("B", "bia").await;
+    rig.connect_as("A1", "sub-ana", "ana").await;
+    rig.ask("A1", json!({"action":"register","userName":"ana"}))
+        .await;
+    rig.join("A1", "rust").await;
+    rig.forget_events();
+    // A second tab of the same person: both keep the name, neither is closed.
+    rig.connect_as("A2", "sub-ana", "ana").await;
+    let second = rig
+        .ask("A2", json!({"action":"register","userName":"ana"}))
+        .await;
+    assert_eq!(second["action"], "registered", "{second}");
+    assert!(rig.gateway.deleted().is_empty(), "the first tab stays open");
+    let lobby = rig.ask("B", json!({"action":"list"})).await;
+    assert_eq!(names(&lobby["users"]), ["ana", "ana"], "one entry per tab");
+    // A message to the lobby reaches both tabs.
+    let sent = rig.say("B", LOBBY, "hi ana").await;
+    assert_eq!(sent["delivered"], 2);
+    // One tab closing leaves the other with the name.
+    rig.disconnect("A1").await;
+    let again = rig
+        .ask("A2", json!({"action":"register","userName":"ana"}))
+        .await;
+    assert_eq!(again["action"], "registered", "{again}");
+}
+
+async fn a_name_bound_to_a_person_is_never_anyone_elses<S>(rig: Rig<S>)
+where
+    S: ConnectionStore + HistoryStore,
+{
+    rig.connect_as("A", "sub-ana", "ana").await;
+    rig.ask("A", json!({"action":"register","userName":"ana"}))
+        .await;
+    rig.disconnect("A").await;
+    // Neither another person with the same display name nor an anonymous connection
+    // (a deployment that turned sign-in off) gets it, even with its holder gone.
+    rig.connect_as("X", "sub-impostor", "ANA").await;
+    let impostor = rig
+        .ask("X", json!({"action":"register","userName":"ana"}))
+        .await;
+    assert_eq!(error_code(&impostor), "name_taken");
+    rig.connect("Y").await;
+    let anonymous = rig
+        .ask("Y", json!({"action":"register","userName":"ana"}))
+        .await;
+    assert_eq!(error_code(&anonymous), "name_taken");
+    // The person comes back on a new connection and has it at once.
+    rig.connect_as("A2", "sub-ana", "ana").await;
+    let back = rig
+        .ask("A2", json!({"action":"register","userName":"ana"}))
+        .await;
+    assert_eq!(back["action"], "registered", "{back}");
 }

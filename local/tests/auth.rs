@@ -365,3 +365,53 @@ async fn without_auth_connect_needs_no_token_and_no_issuer_is_served() {
     assert!(running.issuer_url().is_none());
     running.stop().await;
 }
+
+/// Opens a chat connection signed in with `tokens`.
+async fn connect_signed_in(running: &Running, tokens: &Value) -> webchat_testkit::Client {
+    let url = format!(
+        "{}?token={}",
+        running.websocket_url(),
+        tokens["id_token"].as_str().unwrap()
+    );
+    webchat_testkit::Client::connect(&url).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_signed_in_person_registers_only_their_own_name_and_shares_it_across_tabs() {
+    let running = start_with_sign_in().await;
+    let ann = sign_in(running.addr(), "Ann").await;
+    let mut tab1 = connect_signed_in(&running, &ann).await;
+    let refused = tab1
+        .request(serde_json::json!({"action":"register","userName":"Bob","requestId":"r"}))
+        .await
+        .unwrap();
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    let first = tab1
+        .request(serde_json::json!({"action":"register","userName":"Ann","requestId":"r"}))
+        .await
+        .unwrap();
+    assert_eq!(first["action"], "registered", "{first}");
+    let mut tab2 = connect_signed_in(&running, &ann).await;
+    let second = tab2
+        .request(serde_json::json!({"action":"register","userName":"Ann","requestId":"r"}))
+        .await
+        .unwrap();
+    assert_eq!(second["action"], "registered", "{second}");
+    // Both tabs get a message to the lobby.
+    let mut bob = connect_signed_in(&running, &sign_in(running.addr(), "Bob").await).await;
+    bob.request(serde_json::json!({"action":"register","userName":"Bob","requestId":"r"}))
+        .await
+        .unwrap();
+    let sent = bob
+        .request(serde_json::json!({"action":"message","message":"hi Ann","requestId":"m"}))
+        .await
+        .unwrap();
+    assert_eq!(sent["delivered"], 2, "{sent}");
+    for tab in [&mut tab1, &mut tab2] {
+        assert_eq!(
+            tab.recv_action("message").await.unwrap()["message"],
+            "hi Ann"
+        );
+    }
+    running.stop().await;
+}

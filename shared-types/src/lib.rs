@@ -227,6 +227,7 @@ pub enum ErrorCode {
     RateLimited,
     NotAMember,
     LimitReached,
+    Forbidden,
     Internal,
 }
 
@@ -242,6 +243,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::NotAMember => "not_a_member",
             ErrorCode::LimitReached => "limit_reached",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Internal => "internal",
         }
     }
