@@ -58,6 +58,10 @@ const READ: [(&str, &str); 2] = [
     ("AWS::S3::BucketPolicy", "PolicyDocument"),
 ];
 
+/// Properties named like a policy that grant nothing: a Cognito user pool's `Policies` is
+/// its password and sign-in policy.
+const NOT_IAM: [(&str, &str); 1] = [("AWS::Cognito::UserPool", "Policies")];
+
 impl Template {
     /// Every statement of the role policies and bucket policies. Trust policies
     /// (`AssumeRolePolicyDocument`) are not grants and are not included.
@@ -94,7 +98,10 @@ impl Template {
                 out.push(format!("{id}: managed policy {}", render(arn)));
             }
             for key in ["Policies", "PolicyDocument"] {
-                if props.get(key).is_some() && !READ.contains(&(ty, key)) {
+                if props.get(key).is_some()
+                    && !READ.contains(&(ty, key))
+                    && !NOT_IAM.contains(&(ty, key))
+                {
                     out.push(format!(
                         "{id} ({ty}): {key}, which this crate does not read"
                     ));

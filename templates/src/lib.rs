@@ -13,6 +13,7 @@
 //! assert!(api.routes().iter().any(|r| r.key == "$connect" && !r.two_way));
 //! ```
 
+mod conditions;
 pub mod iam;
 pub mod intrinsic;
 pub mod websocket;

@@ -358,6 +358,21 @@ fn the_root_nests_the_tables_websocket_and_hosting_stacks_and_passes_their_param
                 );
                 continue;
             }
+            if (*id, name.as_str()) == ("WebSocket", "AuthCallbackUrls") {
+                // Cognito sends the browser back to the site unless URLs are given.
+                assert_eq!(
+                    value,
+                    &json!({"Fn::If": [
+                        "CallbackToSite",
+                        {"Fn::Sub": "${Hosting.Outputs.SiteURL}/"},
+                        {"Ref": name}
+                    ]})
+                );
+                assert_eq!(root.parameter(name).unwrap()["Type"], "String");
+                assert_eq!(root.parameter(name).unwrap()["Default"], "");
+                passed_through.insert(name.clone());
+                continue;
+            }
             assert_eq!(value, &json!({ "Ref": name }), "{id}.{name}");
             assert_eq!(
                 root.parameter(name),
@@ -381,7 +396,18 @@ fn the_root_nests_the_tables_websocket_and_hosting_stacks_and_passes_their_param
 
     // Each root output is an output of the nested stack it reads; `cargo xtask deploy`
     // reads these.
-    for name in ["WebSocketURL", "SiteURL", "SiteBucket", "DistributionId"] {
+    let outputs = [
+        "WebSocketURL",
+        "SiteURL",
+        "SiteBucket",
+        "DistributionId",
+        "AuthIssuer",
+        "AuthClientId",
+        "AuthAuthorizeUrl",
+        "AuthTokenUrl",
+        "AuthLogoutUrl",
+    ];
+    for name in outputs {
         let value = &root
             .output(name)
             .unwrap_or_else(|| panic!("root.yml has no output {name}"))["Value"];
@@ -393,5 +419,50 @@ fn the_root_nests_the_tables_websocket_and_hosting_stacks_and_passes_their_param
             "root output {name} reads {id}'s {child_output}, which {} lacks",
             nested[id]
         );
+    }
+}
+
+/// The sign-in outputs exist in the root exactly when they exist in the websocket stack:
+/// for every value of Auth, the same outputs, under the same conditions' values.
+#[test]
+fn the_roots_sign_in_outputs_exist_exactly_when_the_websocket_stacks_do() {
+    let root = load("root.yml").unwrap();
+    let websocket = load("websocket.yml").unwrap();
+    let oidc = [
+        ("Issuer", "https://issuer.example"),
+        ("Audience", "client"),
+        ("OidcAuthorizeUrl", "https://issuer.example/authorize"),
+        ("OidcTokenUrl", "https://issuer.example/token"),
+    ];
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![],
+        vec![("Auth", "none")],
+        vec![("Auth", "cognito")],
+        [vec![("Auth", "oidc")], oidc.to_vec()].concat(),
+        [
+            vec![
+                ("Auth", "oidc"),
+                ("OidcLogoutUrl", "https://issuer.example/logout"),
+            ],
+            oidc.to_vec(),
+        ]
+        .concat(),
+    ];
+    for parameters in cases {
+        let names = |t: &Template| -> BTreeSet<String> {
+            let t = t.with_parameters(&parameters).unwrap();
+            t.json()["Outputs"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| k.starts_with("Auth"))
+                .cloned()
+                .collect()
+        };
+        let in_root = names(&root);
+        assert_eq!(in_root, names(&websocket), "{parameters:?}");
+        let on =
+            parameters.contains(&("Auth", "cognito")) || parameters.contains(&("Auth", "oidc"));
+        assert_eq!(in_root.contains("AuthIssuer"), on, "{parameters:?}");
     }
 }

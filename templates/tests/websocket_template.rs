@@ -297,10 +297,12 @@ fn permission_problems(api: &WebsocketTemplate) -> Vec<String> {
 fn function_problems(api: &WebsocketTemplate) -> Vec<String> {
     let mut problems = Vec::new();
     let functions = api.functions();
-    if functions.len() != Route::ALL.len() {
+    let authorizers = authorizer_functions(api);
+    if functions.len() != Route::ALL.len() + authorizers.len() {
         problems.push(format!(
-            "{} functions, expected one per route",
-            functions.len()
+            "{} functions, expected one per route and {} authorizer",
+            functions.len(),
+            authorizers.len()
         ));
     }
     let root = webchat_templates::templates_dir();
@@ -318,7 +320,11 @@ fn function_problems(api: &WebsocketTemplate) -> Vec<String> {
         if f.build_method.as_deref() != Some("rust-cargolambda") {
             problems.push(format!("{id}: build method {:?}", f.build_method));
         }
-        if f.binary.as_deref() != Some("webchat-lambda") {
+        let binary = match authorizers.contains(id) {
+            true => AUTHORIZER_BINARY,
+            false => "webchat-lambda",
+        };
+        if f.binary.as_deref() != Some(binary) {
             problems.push(format!("{id}: binary {:?}", f.binary));
         }
         match f.timeout {
@@ -500,6 +506,452 @@ fn stage_problems(api: &WebsocketTemplate) -> Vec<String> {
             }
         },
     }
+    problems.extend(token_logging_problems(stage));
+    problems
+}
+
+/// What in an access log format could write the request's parameters, the sign-in token
+/// in `?token=` among them.
+const REQUEST_PARAMETER_VARIABLES: [&str; 5] = [
+    "querystring",
+    "$request.",
+    "$method.request",
+    "$input.",
+    "$context.requestOverride",
+];
+
+/// The sign-in token travels in the query string of `$connect` (docs/auth.md), so nothing
+/// the stage logs may hold it: no request parameters in the access log format, and no
+/// execution logs with full requests (data trace) on any route.
+fn token_logging_problems(stage: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let format = stage["AccessLogSettings"]["Format"]
+        .as_str()
+        .unwrap_or_default();
+    for variable in REQUEST_PARAMETER_VARIABLES {
+        if format
+            .to_ascii_lowercase()
+            .contains(&variable.to_ascii_lowercase())
+        {
+            problems.push(format!(
+                "the access log format logs request parameters ({variable}); the sign-in token is one"
+            ));
+        }
+    }
+    let mut settings = vec![(
+        "DefaultRouteSettings".to_string(),
+        &stage["DefaultRouteSettings"],
+    )];
+    for (route, s) in stage["RouteSettings"].as_object().into_iter().flatten() {
+        settings.push((format!("RouteSettings.{route}"), s));
+    }
+    for (at, s) in settings {
+        if s["DataTraceEnabled"] != false {
+            problems.push(format!(
+                "{at}: DataTraceEnabled is not false; data trace logs whole requests, tokens included"
+            ));
+        }
+    }
+    problems
+}
+
+// ---- sign-in -----------------------------------------------------------------------
+
+const AUTHORIZER_BINARY: &str = "webchat-authorizer";
+const IDENTITY_SOURCE: &str = "route.request.querystring.token";
+
+/// The parameters of each way to deploy sign-in.
+fn auth_modes() -> [(&'static str, Vec<(&'static str, &'static str)>); 3] {
+    [
+        ("none", vec![("Auth", "none")]),
+        ("cognito", vec![("Auth", "cognito")]),
+        (
+            "oidc",
+            vec![
+                ("Auth", "oidc"),
+                ("Issuer", "https://issuer.example"),
+                ("Audience", "client-1"),
+                ("OidcAuthorizeUrl", "https://issuer.example/authorize"),
+                ("OidcTokenUrl", "https://issuer.example/token"),
+            ],
+        ),
+    ]
+}
+
+/// The template as deployed with these parameters.
+fn deployed(
+    api: &WebsocketTemplate,
+    parameters: &[(&str, &str)],
+) -> Result<WebsocketTemplate, String> {
+    api.template()
+        .with_parameters(parameters)
+        .and_then(WebsocketTemplate::new)
+        .map_err(|e| e.to_string())
+}
+
+/// The functions an `AWS::ApiGatewayV2::Authorizer` of the template invokes.
+fn authorizer_functions(api: &WebsocketTemplate) -> BTreeSet<String> {
+    api.template()
+        .resources_of_type("AWS::ApiGatewayV2::Authorizer")
+        .filter_map(|(_, a)| {
+            let uri = render(&a["Properties"]["AuthorizerUri"]);
+            let (_, rest) = uri.split_once("/functions/")?;
+            webchat_templates::referenced_id(&Value::from(rest.strip_suffix("/invocations")?))
+        })
+        .collect()
+}
+
+/// Every logical id a value refers to (`Ref`, `Fn::GetAtt`, `${Id}` and `${Id.Attr}` in
+/// `Fn::Sub`), pseudo parameters left out.
+fn references(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("Ref", Value::String(id)) => {
+                        out.insert(id.clone());
+                    }
+                    ("Fn::GetAtt", Value::Array(parts)) => {
+                        if let Some(id) = parts.first().and_then(Value::as_str) {
+                            out.insert(id.to_string());
+                        }
+                    }
+                    ("Fn::Sub", sub) => {
+                        let text = match sub {
+                            Value::Array(parts) => parts.first().and_then(Value::as_str),
+                            other => other.as_str(),
+                        }
+                        .unwrap_or_default();
+                        let names: BTreeSet<&str> = sub
+                            .get(1)
+                            .and_then(Value::as_object)
+                            .into_iter()
+                            .flat_map(|m| m.keys().map(String::as_str))
+                            .collect();
+                        for part in text.split("${").skip(1) {
+                            let Some((name, _)) = part.split_once('}') else {
+                                continue;
+                            };
+                            let id = name.split('.').next().unwrap_or_default();
+                            if !names.contains(id) && !id.starts_with('!') {
+                                out.insert(id.to_string());
+                            }
+                        }
+                        if let Value::Array(parts) = sub {
+                            parts.iter().skip(1).for_each(|p| references(p, out));
+                        }
+                    }
+                    _ => references(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| references(v, out)),
+        _ => {}
+    }
+}
+
+/// References to what the template does not hold: a resource left out by its condition
+/// and still named (an `AuthorizerId` without `Fn::If`, say) breaks the deployment.
+fn dangling_references(t: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    let known =
+        |id: &str| id.starts_with("AWS::") || t.parameter(id).is_some() || t.resource(id).is_some();
+    let doc = t.json();
+    let sections = [
+        ("Resources", &doc["Resources"]),
+        ("Outputs", &doc["Outputs"]),
+        ("Globals", &doc["Globals"]),
+    ];
+    for (section, items) in sections {
+        for (id, item) in items.as_object().into_iter().flatten() {
+            let mut found = BTreeSet::new();
+            references(item, &mut found);
+            for name in found.into_iter().filter(|n| !known(n)) {
+                problems.push(format!(
+                    "{section}.{id} refers to {name}, which is not deployed"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// With `Auth=none` nothing about sign-in is deployed: no authorizer, no user pool, no
+/// role or function for them, `$connect` open as before, no sign-in outputs; whatever
+/// sign-in adds is under a condition, so the unconditional template is today's chat.
+fn auth_off_problems(api: &WebsocketTemplate) -> Vec<String> {
+    let mut problems = Vec::new();
+    let off = match deployed(api, &[("Auth", "none")]) {
+        Ok(off) => off,
+        Err(e) => return vec![e],
+    };
+    let defaults = match deployed(api, &[]) {
+        Ok(d) => d,
+        Err(e) => return vec![e],
+    };
+    if defaults.template().json() != off.template().json() {
+        problems.push("Auth does not default to none".into());
+    }
+    let t = off.template();
+    for (id, r) in t.resources() {
+        let ty = r["Type"].as_str().unwrap_or_default();
+        if ty.starts_with("AWS::Cognito::") || ty == "AWS::ApiGatewayV2::Authorizer" {
+            problems.push(format!("with Auth=none, {id} ({ty}) is deployed"));
+        }
+    }
+    for f in off.functions() {
+        if f.binary.as_deref() == Some(AUTHORIZER_BINARY) {
+            problems.push(format!(
+                "with Auth=none, the authorizer {} is deployed",
+                f.logical_id
+            ));
+        }
+    }
+    for w in off.routes() {
+        let props = &t.resource(&w.route_logical_id).unwrap()["Properties"];
+        if props["AuthorizationType"] != "NONE" || props.get("AuthorizerId").is_some() {
+            problems.push(format!(
+                "with Auth=none, route {} has AuthorizationType {} and AuthorizerId {}",
+                w.key, props["AuthorizationType"], props["AuthorizerId"]
+            ));
+        }
+    }
+    for (name, _) in t.json()["Outputs"].as_object().into_iter().flatten() {
+        if name.starts_with("Auth") {
+            problems.push(format!("with Auth=none, output {name} exists"));
+        }
+    }
+    problems.extend(dangling_references(t));
+    problems
+}
+
+/// With sign-in on (Cognito or another issuer): one REQUEST authorizer reading
+/// `?token=`, on `$connect` and no other route, running webchat-authorizer, which only
+/// API Gateway may invoke, for this API's authorizer, and whose role may write its own
+/// logs and nothing else; its environment names the issuer and audience.
+fn authorizer_problems(api: &WebsocketTemplate) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (mode, parameters) in auth_modes().into_iter().filter(|(m, _)| *m != "none") {
+        let on = match deployed(api, &parameters) {
+            Ok(on) => on,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
+        let mut found = authorizer_problems_in(&on, mode);
+        found.extend(dangling_references(on.template()));
+        problems.extend(found.into_iter().map(|p| format!("Auth={mode}: {p}")));
+    }
+    problems
+}
+
+fn authorizer_problems_in(api: &WebsocketTemplate, mode: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let t = api.template();
+    let authorizers: Vec<(&str, &Value)> = t
+        .resources_of_type("AWS::ApiGatewayV2::Authorizer")
+        .collect();
+    let [(authorizer_id, authorizer)] = authorizers[..] else {
+        return vec![format!("{} authorizers, expected one", authorizers.len())];
+    };
+    let a = &authorizer["Properties"];
+    if a["AuthorizerType"] != "REQUEST" {
+        problems.push(format!("authorizer type {}", a["AuthorizerType"]));
+    }
+    if a["IdentitySource"] != json!([IDENTITY_SOURCE]) {
+        problems.push(format!(
+            "identity source {}, expected [{IDENTITY_SOURCE}]",
+            a["IdentitySource"]
+        ));
+    }
+    if render(&a["ApiId"]) != format!("${{{}}}", api.api_logical_id()) {
+        problems.push(format!("authorizer of API {}", render(&a["ApiId"])));
+    }
+    // On $connect only: the other routes run on a connection already authorized.
+    for w in api.routes() {
+        let props = &t.resource(&w.route_logical_id).unwrap()["Properties"];
+        let attached = props.get("AuthorizerId").map(render);
+        let expected = (w.key == "$connect").then(|| format!("${{{authorizer_id}}}"));
+        let kind = if expected.is_some() { "CUSTOM" } else { "NONE" };
+        if attached != expected || props["AuthorizationType"] != kind {
+            problems.push(format!(
+                "route {}: AuthorizationType {} and AuthorizerId {attached:?}, expected {kind} and {expected:?}",
+                w.key, props["AuthorizationType"]
+            ));
+        }
+    }
+    let functions = authorizer_functions(api);
+    let Some(function) = functions.first() else {
+        return [
+            problems,
+            vec!["the authorizer invokes no function of this template".into()],
+        ]
+        .concat();
+    };
+    let Some(f) = api
+        .functions()
+        .into_iter()
+        .find(|f| &f.logical_id == function)
+    else {
+        return [problems, vec![format!("{function} is not a SAM function")]].concat();
+    };
+    if f.binary.as_deref() != Some(AUTHORIZER_BINARY) {
+        problems.push(format!("{function} runs {:?}", f.binary));
+    }
+    let routed: BTreeSet<String> = api
+        .routes()
+        .into_iter()
+        .map(|w| w.function_logical_id)
+        .collect();
+    if routed.contains(function) {
+        problems.push(format!("{function} also serves a route"));
+    }
+    // Only API Gateway, only for this authorizer of this API.
+    let source = format!(
+        "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{}}}/authorizers/${{{authorizer_id}}}",
+        api.api_logical_id()
+    );
+    let permissions: Vec<_> = api
+        .lambda_permissions()
+        .into_iter()
+        .filter(|p| p.function_logical_id.as_deref() == Some(function))
+        .collect();
+    if permissions.is_empty() {
+        problems.push(format!("{function} has no Lambda permission"));
+    }
+    for p in permissions {
+        if p.action != "lambda:InvokeFunction"
+            || p.principal != "apigateway.amazonaws.com"
+            || p.source_arn.as_deref() != Some(&source)
+        {
+            problems.push(format!(
+                "{}: {} for {} from {:?}, expected from {source}",
+                p.logical_id, p.action, p.principal, p.source_arn
+            ));
+        }
+    }
+    // Its own logs, nothing else: no tables, no @connections.
+    match f_log_group(api, function) {
+        None => problems.push(format!(
+            "{function} has no LoggingConfig.LogGroup of its own"
+        )),
+        Some(group) => {
+            let streams = format!(
+                "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:${{{group}}}:log-stream:*"
+            );
+            let allowed = BTreeSet::from([
+                ("logs:CreateLogStream".to_string(), streams.clone()),
+                ("logs:PutLogEvents".to_string(), streams),
+            ]);
+            let mut granted = BTreeSet::new();
+            let statements = api.function_statements(function);
+            if f.role_logical_id.is_none() {
+                problems.push(format!("{function} has no role of this template"));
+            }
+            for s in &statements {
+                if !s.is_allow() {
+                    continue;
+                }
+                for action in &s.actions {
+                    for r in s.rendered_resources() {
+                        granted.insert((action.clone(), r));
+                    }
+                }
+            }
+            for extra in granted.difference(&allowed) {
+                problems.push(format!("{function} may {} on {}", extra.0, extra.1));
+            }
+            for missing in allowed.difference(&granted) {
+                problems.push(format!("{function} may not {} on {}", missing.0, missing.1));
+            }
+        }
+    }
+    let (issuer, audience) = match mode {
+        "cognito" => (
+            "https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${UserPool}",
+            "${UserPoolClient}",
+        ),
+        _ => ("${Issuer}", "${Audience}"),
+    };
+    for (name, expected) in [("AUTH_ISSUER", issuer), ("AUTH_AUDIENCE", audience)] {
+        let value = f.environment.get(name).map(render);
+        if value.as_deref() != Some(expected) {
+            problems.push(format!(
+                "{function}: {name} is {value:?}, expected {expected}"
+            ));
+        }
+    }
+    let cognito: Vec<&str> = t
+        .resources()
+        .filter(|(_, r)| {
+            r["Type"]
+                .as_str()
+                .is_some_and(|ty| ty.starts_with("AWS::Cognito::"))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    if mode == "cognito" {
+        problems.extend(cognito_problems(t));
+    } else if !cognito.is_empty() {
+        problems.push(format!(
+            "Cognito resources {cognito:?} without Auth=cognito"
+        ));
+    }
+    problems
+}
+
+/// The user pool's app client is a browser's: no secret, the authorization code flow only
+/// (the UI sends a PKCE challenge, and Cognito then requires its verifier), the OpenID
+/// scopes, somewhere to return to; and the hosted UI has a domain.
+fn cognito_problems(t: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    let pools: Vec<_> = t.resources_of_type("AWS::Cognito::UserPool").collect();
+    let [(pool, _)] = pools[..] else {
+        return vec![format!("{} user pools, expected one", pools.len())];
+    };
+    let of_pool = |ty: &'static str| -> Vec<&Value> {
+        t.resources_of_type(ty)
+            .filter(|(_, r)| render(&r["Properties"]["UserPoolId"]) == format!("${{{pool}}}"))
+            .map(|(_, r)| &r["Properties"])
+            .collect()
+    };
+    let clients = of_pool("AWS::Cognito::UserPoolClient");
+    if clients.len() != 1 {
+        problems.push(format!(
+            "{} app clients of {pool}, expected one",
+            clients.len()
+        ));
+    }
+    for c in clients {
+        if c["GenerateSecret"] != false {
+            problems.push("the app client has a secret; a browser cannot keep one".into());
+        }
+        if c["AllowedOAuthFlows"] != json!(["code"]) || c["AllowedOAuthFlowsUserPoolClient"] != true
+        {
+            problems.push(format!(
+                "the app client's flows are {}",
+                c["AllowedOAuthFlows"]
+            ));
+        }
+        let scopes: BTreeSet<&str> = c["AllowedOAuthScopes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if scopes != BTreeSet::from(["openid", "profile", "email"]) {
+            problems.push(format!("the app client's scopes are {scopes:?}"));
+        }
+        for key in ["CallbackURLs", "LogoutURLs"] {
+            if c[key].as_array().is_none_or(Vec::is_empty) && c[key].get("Fn::Split").is_none() {
+                problems.push(format!("the app client has no {key}"));
+            }
+        }
+    }
+    if of_pool("AWS::Cognito::UserPoolDomain").len() != 1 {
+        problems.push(format!("{pool} has no hosted UI domain"));
+    }
     problems
 }
 
@@ -521,6 +973,8 @@ fn all_checks() -> Vec<(&'static str, Check)> {
         ("functions", function_problems),
         ("environment", environment_problems),
         ("stage", stage_problems),
+        ("authorizer", authorizer_problems),
+        ("auth_off", auth_off_problems),
     ]
 }
 
@@ -722,6 +1176,62 @@ fn outputs_give_the_websocket_url_management_endpoint_and_api_id() {
     );
 }
 
+#[test]
+fn sign_in_is_a_request_authorizer_on_connect_only_that_reads_the_token_and_may_only_log() {
+    assert_eq!(authorizer_problems(&api()), Vec::<String>::new());
+}
+
+#[test]
+fn with_auth_none_nothing_about_sign_in_is_deployed() {
+    assert_eq!(auth_off_problems(&api()), Vec::<String>::new());
+}
+
+/// Whichever sign-in is chosen, the chat is the same: the routes of `Route::ALL`, the same
+/// grants, roles, permissions and stage.
+#[test]
+fn every_check_passes_with_each_way_of_signing_in() {
+    let api = api();
+    for (mode, parameters) in auth_modes() {
+        let deployed = deployed(&api, &parameters).unwrap();
+        let keys: Vec<String> = deployed.routes().into_iter().map(|r| r.key).collect();
+        assert_eq!(keys, Route::ALL.map(Route::key), "Auth={mode}");
+        // Those two deploy the template with each mode themselves.
+        let per_mode = ["authorizer", "auth_off"];
+        for (name, run) in all_checks()
+            .into_iter()
+            .filter(|(name, _)| !per_mode.contains(name))
+        {
+            assert_eq!(
+                run(&deployed),
+                Vec::<String>::new(),
+                "Auth={mode}: check {name}"
+            );
+        }
+        let authorizers = authorizer_functions(&deployed);
+        assert_eq!(
+            authorizers.len(),
+            usize::from(mode != "none"),
+            "Auth={mode}"
+        );
+    }
+}
+
+#[test]
+fn the_sign_in_token_cannot_reach_the_stage_logs() {
+    let api = api();
+    assert_eq!(token_logging_problems(api.stage()), Vec::<String>::new());
+    let format = api.stage()["AccessLogSettings"]["Format"].as_str().unwrap();
+    for variable in REQUEST_PARAMETER_VARIABLES {
+        assert!(!format
+            .to_ascii_lowercase()
+            .contains(&variable.to_ascii_lowercase()));
+    }
+    assert_eq!(
+        api.stage()["DefaultRouteSettings"]["DataTraceEnabled"],
+        false
+    );
+}
+
 /// Breaks copies of websocket.yml in known ways; each check must notice its breakage.
 #[test]
 fn the_checks_catch_a_broken_template() {
@@ -860,6 +1370,89 @@ fn the_checks_catch_a_broken_template() {
         ("environment", "a missing variable", |d| {
             d["Resources"]["ListFunction"]["Properties"]["Environment"] =
                 json!({"Variables": {"NAMES_TABLE": "x"}})
+        }),
+        ("authorizer", "the authorizer on register too", |d| {
+            let register = &mut d["Resources"]["RegisterRoute"]["Properties"];
+            register["AuthorizationType"] = json!({"Fn::If": ["AuthOn", "CUSTOM", "NONE"]});
+            register["AuthorizerId"] =
+                json!({"Fn::If": ["AuthOn", {"Ref": "Authorizer"}, {"Ref": "AWS::NoValue"}]});
+        }),
+        ("authorizer", "$connect without the authorizer", |d| {
+            let connect = &mut d["Resources"]["ConnectRoute"]["Properties"];
+            connect["AuthorizationType"] = json!("NONE");
+            connect.as_object_mut().unwrap().remove("AuthorizerId");
+        }),
+        ("authorizer", "the token read from a header", |d| {
+            d["Resources"]["Authorizer"]["Properties"]["IdentitySource"] =
+                json!(["route.request.header.Authorization"])
+        }),
+        ("authorizer", "a TOKEN-less JWT authorizer type", |d| {
+            d["Resources"]["Authorizer"]["Properties"]["AuthorizerType"] = json!("JWT")
+        }),
+        ("authorizer", "the authorizer reading the tables", |d| {
+            d["Resources"]["AuthorizerFunctionRole"]["Properties"]["Policies"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"PolicyName": "dynamodb", "PolicyDocument": {"Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "dynamodb:GetItem",
+                    "Resource": {"Fn::ImportValue": {"Fn::Sub": "${TableStackName}:NamesTableArn"}}}]}}))
+        }),
+        ("authorizer", "the authorizer pushing to connections", |d| {
+            d["Resources"]["AuthorizerFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+                ["Statement"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"Effect": "Allow", "Action": "execute-api:ManageConnections",
+                    "Resource": {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${StageName}/POST/@connections/*"}}))
+        }),
+        ("authorizer", "an authorizer any API may invoke", |d| {
+            d["Resources"]["AuthorizerPermission"]["Properties"]
+                .as_object_mut()
+                .unwrap()
+                .remove("SourceArn");
+        }),
+        ("authorizer", "an app client with a secret", |d| {
+            d["Resources"]["UserPoolClient"]["Properties"]["GenerateSecret"] = json!(true)
+        }),
+        ("authorizer", "the implicit flow", |d| {
+            d["Resources"]["UserPoolClient"]["Properties"]["AllowedOAuthFlows"] =
+                json!(["code", "implicit"])
+        }),
+        ("authorizer", "the audience of another client", |d| {
+            d["Resources"]["AuthorizerFunction"]["Properties"]["Environment"]["Variables"]
+                ["AUTH_AUDIENCE"] = json!({"Ref": "Audience"})
+        }),
+        (
+            "functions",
+            "the authorizer built from the chat's binary",
+            |d| {
+                d["Resources"]["AuthorizerFunction"]["Metadata"]["BuildProperties"]["Binary"] =
+                    json!("webchat-lambda")
+            },
+        ),
+        ("auth_off", "a user pool without its condition", |d| {
+            d["Resources"]["UserPool"]
+                .as_object_mut()
+                .unwrap()
+                .remove("Condition");
+        }),
+        ("auth_off", "the authorizer attached without Fn::If", |d| {
+            d["Resources"]["ConnectRoute"]["Properties"]["AuthorizerId"] =
+                json!({"Ref": "Authorizer"})
+        }),
+        ("auth_off", "sign-in on by default", |d| {
+            d["Parameters"]["Auth"]["Default"] = json!("cognito")
+        }),
+        ("stage", "the query string in the access log", |d| {
+            let format = &mut d["Resources"]["Stage"]["Properties"]["AccessLogSettings"]["Format"];
+            *format = json!(format.as_str().unwrap().replace(
+                "\"routeKey\":",
+                "\"token\":\"$request.querystring.token\",\"routeKey\":"
+            ));
+        }),
+        ("stage", "data trace on", |d| {
+            d["Resources"]["Stage"]["Properties"]["DefaultRouteSettings"]["DataTraceEnabled"] =
+                json!(true)
         }),
     ];
     let checks = all_checks();

@@ -4,8 +4,8 @@
 //! Deploy builds the arm64 Lambda zip and the release UI, deploys the artifacts bucket
 //! (templates/s3.yml, stack `<prefix>-artifacts`) and the root stack (templates/root.yml,
 //! stack `<prefix>`: tables, WebSocket API, hosting) with `sam deploy`, writes the UI's
-//! `config.json` from the root stack's `WebSocketURL`, uploads the UI and invalidates
-//! CloudFront. Destroy empties both buckets and deletes the stacks, root first.
+//! `config.json` from the root stack's `WebSocketURL` (and, with sign-in on, its `Auth*`
+//! outputs), uploads the UI and invalidates CloudFront. Destroy empties both buckets and deletes the stacks, root first.
 //!
 //! Every `aws` and `sam` call gets `--region` (and `--profile` when one is given): the AWS
 //! CLI and the SAM CLI look for the region in different places (SAM ignores `AWS_REGION`),
@@ -30,7 +30,12 @@ pub const USAGE: &str =
               --region REGION       default: AWS_REGION, AWS_DEFAULT_REGION, the profile's
               --profile PROFILE     an AWS CLI profile
               --parameter KEY=VALUE a parameter of templates/root.yml (repeatable)
+              --auth none|cognito|oidc  sign-in on $connect (default none; docs/deploy.md)
+              --issuer URL --audience ID --authorize-url URL --token-url URL [--logout-url URL]
+                                    with --auth oidc: the issuer, the UI's client id and
+                                    the issuer's endpoints the UI signs in with
               --lambda-zip PATH     deploy this bootstrap.zip instead of building one
+              --authorizer-zip PATH with --lambda-zip and sign-in on: the authorizer's zip
               --ui-dir PATH         upload this built UI instead of building one
               --dry-run             print every step and call, run nothing
   destroy   empty the buckets and delete the stacks, root first
@@ -43,6 +48,14 @@ const DEFAULT_PREFIX: &str = "webchat";
 const MAX_PREFIX_LEN: usize = 32;
 /// The root stack's outputs that deploy reads (templates/tests/stacks.rs checks they exist).
 const ROOT_OUTPUTS: [&str; 4] = ["WebSocketURL", "SiteURL", "SiteBucket", "DistributionId"];
+/// The root stack's sign-in outputs, there when sign-in is on (`AuthLogoutUrl` optional).
+const AUTH_OUTPUTS: [&str; 5] = [
+    "AuthIssuer",
+    "AuthClientId",
+    "AuthAuthorizeUrl",
+    "AuthTokenUrl",
+    "AuthLogoutUrl",
+];
 /// The artifacts stack's output.
 const ARTIFACTS_BUCKET: &str = "ArtifactsBucket";
 
@@ -61,12 +74,45 @@ impl Task {
     }
 }
 
+/// Sign-in on `$connect` (templates/websocket.yml's `Auth`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Auth {
+    #[default]
+    None,
+    Cognito,
+    Oidc,
+}
+
+impl Auth {
+    fn parse(value: &str) -> Result<Self> {
+        Ok(match value {
+            "none" => Auth::None,
+            "cognito" => Auth::Cognito,
+            "oidc" => Auth::Oidc,
+            other => bail!("--auth takes none, cognito or oidc, not `{other}`"),
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Auth::None => "none",
+            Auth::Cognito => "cognito",
+            Auth::Oidc => "oidc",
+        }
+    }
+}
+
 #[derive(Default)]
 struct Options {
     stack_prefix: String,
     region: Option<String>,
     profile: Option<String>,
     parameters: Vec<String>,
+    /// `--auth`; `None` when not given (the template's default, none).
+    auth: Option<Auth>,
+    /// `--issuer` and the other oidc settings, as template parameters.
+    oidc: Vec<(&'static str, String)>,
+    authorizer_zip: Option<PathBuf>,
     lambda_zip: Option<PathBuf>,
     ui_dir: Option<PathBuf>,
     dry_run: bool,
@@ -91,7 +137,30 @@ fn parse_options(task: Task, args: &[String]) -> Result<Options> {
                 if !parameter.contains('=') {
                     bail!("--parameter takes KEY=VALUE, not `{parameter}`");
                 }
+                if parameter.split('=').next() == Some("Auth") {
+                    bail!("turn sign-in on or off with --auth, not --parameter {parameter}");
+                }
                 options.parameters.push(parameter);
+            }
+            Long("auth") if deploy => options.auth = Some(Auth::parse(&parser.value()?.string()?)?),
+            Long(flag @ ("issuer" | "audience" | "authorize-url" | "token-url" | "logout-url"))
+                if deploy =>
+            {
+                let (parameter, flag) = match flag {
+                    "issuer" => ("Issuer", "--issuer"),
+                    "audience" => ("Audience", "--audience"),
+                    "authorize-url" => ("OidcAuthorizeUrl", "--authorize-url"),
+                    "token-url" => ("OidcTokenUrl", "--token-url"),
+                    _ => ("OidcLogoutUrl", "--logout-url"),
+                };
+                let value = parser.value()?.string()?;
+                if flag != "--audience" && !value.starts_with("https://") {
+                    bail!("{flag} takes an https:// URL, not `{value}`");
+                }
+                options.oidc.push((parameter, value));
+            }
+            Long("authorizer-zip") if deploy => {
+                options.authorizer_zip = Some(parser.value()?.into())
             }
             Long("lambda-zip") if deploy => options.lambda_zip = Some(parser.value()?.into()),
             Long("ui-dir") if deploy => options.ui_dir = Some(parser.value()?.into()),
@@ -100,6 +169,7 @@ fn parse_options(task: Task, args: &[String]) -> Result<Options> {
             _ => return Err(arg.unexpected().into()),
         }
     }
+    check_auth(&options)?;
     let prefix = &options.stack_prefix;
     let valid = prefix.len() <= MAX_PREFIX_LEN
         && prefix.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -113,6 +183,48 @@ fn parse_options(task: Task, args: &[String]) -> Result<Options> {
         );
     }
     Ok(options)
+}
+
+/// `--auth` and the settings that go with it agree.
+fn check_auth(options: &Options) -> Result<()> {
+    let auth = options.auth.unwrap_or_default();
+    let given: BTreeSet<&str> = options.oidc.iter().map(|(p, _)| *p).collect();
+    if given.len() != options.oidc.len() {
+        bail!("--issuer, --audience, --authorize-url, --token-url and --logout-url go once each");
+    }
+    match auth {
+        Auth::Oidc => {
+            let missing: Vec<&str> = [
+                ("Issuer", "--issuer"),
+                ("Audience", "--audience"),
+                ("OidcAuthorizeUrl", "--authorize-url"),
+                ("OidcTokenUrl", "--token-url"),
+            ]
+            .into_iter()
+            .filter(|(p, _)| !given.contains(p))
+            .map(|(_, flag)| flag)
+            .collect();
+            if !missing.is_empty() {
+                bail!("--auth oidc needs {}", missing.join(", "));
+            }
+        }
+        _ if !given.is_empty() => bail!(
+            "--issuer, --audience and the endpoint URLs go with --auth oidc (Cognito's come \
+             from the stack)"
+        ),
+        _ => {}
+    }
+    if auth != Auth::None && options.lambda_zip.is_some() && options.authorizer_zip.is_none() {
+        bail!(
+            "--lambda-zip with --auth {} needs --authorizer-zip too (cargo xtask lambdas builds \
+             both)",
+            auth.name()
+        );
+    }
+    if options.authorizer_zip.is_some() && options.lambda_zip.is_none() {
+        bail!("--authorizer-zip goes with --lambda-zip");
+    }
+    Ok(())
 }
 
 /// Runs `cargo xtask deploy|destroy ARGS`.
@@ -314,6 +426,14 @@ impl Step {
         self.needs = Some(stack.to_string());
         self
     }
+
+    /// A `ReadOutputs` step that also reads these outputs when the stack has them.
+    fn reading(mut self, outputs: &[&'static str]) -> Self {
+        if let Action::ReadOutputs { if_there, .. } = &mut self.action {
+            if_there.extend(outputs);
+        }
+        self
+    }
 }
 
 enum Action {
@@ -322,7 +442,12 @@ enum Action {
     /// Fails unless the account has API Gateway's CloudWatch Logs role.
     CheckLoggingRole(Call),
     BuildLambda,
-    UseLambdaZip(PathBuf),
+    /// The chat's zip, and the authorizer's (without sign-in, the chat's stands in: the
+    /// template's authorizer function is not deployed, but SAM still packages its code).
+    UseLambdaZip {
+        chat: PathBuf,
+        authorizer: Option<PathBuf>,
+    },
     BuildUi,
     UseUiDir(PathBuf),
     /// Reads a stack's outputs into the variables; `optional`: a missing stack is noted.
@@ -331,6 +456,8 @@ enum Action {
         call: Call,
         keys: Vec<&'static str>,
         optional: bool,
+        /// Outputs read when the stack has them.
+        if_there: Vec<&'static str>,
     },
     /// Copies templates/*.yml to `out`, the websocket stack's code pointing at the zip.
     StageTemplates {
@@ -339,6 +466,8 @@ enum Action {
     /// Copies the UI to `out` and writes its config.json.
     StageSite {
         out: PathBuf,
+        /// `--auth`, checked against the stack's sign-in outputs.
+        auth: Option<Auth>,
     },
     /// Deletes every object version of a bucket, in batches.
     EmptyBucket {
@@ -405,8 +534,11 @@ fn deploy_plan(root: &Path, options: &Options, target: &Target, work: &Path) -> 
     plan.push(match &options.lambda_zip {
         Some(zip) => Step::new(
             format!("use the Lambda zip {}", zip.display()),
-            Action::UseLambdaZip(zip.clone()),
-            "Pass the bootstrap.zip that `cargo xtask lambdas` builds, or leave --lambda-zip out.",
+            Action::UseLambdaZip {
+                chat: zip.clone(),
+                authorizer: options.authorizer_zip.clone(),
+            },
+            "Pass the bootstrap.zips that `cargo xtask lambdas` builds, or leave --lambda-zip out.",
         ),
         None => Step::new(
             "build the Lambda for arm64 (cargo xtask lambdas)",
@@ -443,13 +575,14 @@ fn deploy_plan(root: &Path, options: &Options, target: &Target, work: &Path) -> 
         read_outputs(target, &artifacts, vec![ARTIFACTS_BUCKET], false),
         Step::new(
             format!(
-                "stage the templates in {}, the functions' code being the Lambda zip",
+                "stage the templates in {}, the functions' code being the Lambda zips",
                 relative(&templates)
             ),
             Action::StageTemplates {
                 out: templates.clone(),
             },
-            "Check that templates/websocket.yml still has `CodeUri: ..` in Globals.Function.",
+            "Check that templates/websocket.yml still has `CodeUri: ..` in Globals.Function and \
+             in AuthorizerFunction.",
         ),
     ]);
     let root_template = relative(&templates.join("root.yml"));
@@ -469,9 +602,14 @@ fn deploy_plan(root: &Path, options: &Options, target: &Target, work: &Path) -> 
         "--no-confirm-changeset",
         "--no-fail-on-empty-changeset",
     ];
-    if !options.parameters.is_empty() {
+    let mut parameters = options.parameters.clone();
+    if let Some(auth) = options.auth {
+        parameters.push(format!("Auth={}", auth.name()));
+    }
+    parameters.extend(options.oidc.iter().map(|(p, v)| format!("{p}={v}")));
+    if !parameters.is_empty() {
         sam_deploy.push("--parameter-overrides");
-        sam_deploy.extend(options.parameters.iter().map(String::as_str));
+        sam_deploy.extend(parameters.iter().map(String::as_str));
     }
     let site_arg = format!("{}/", relative(&site));
     let index = relative(&site.join("index.html"));
@@ -486,11 +624,19 @@ fn deploy_plan(root: &Path, options: &Options, target: &Target, work: &Path) -> 
                 events(stack)
             ),
         ),
-        read_outputs(target, stack, ROOT_OUTPUTS.to_vec(), false),
+        read_outputs(target, stack, ROOT_OUTPUTS.to_vec(), false).reading(&AUTH_OUTPUTS),
         Step::new(
-            format!("write config.json (websocketUrl) into the UI copy in {}", relative(&site)),
-            Action::StageSite { out: site.clone() },
-            "The root stack's WebSocketURL output must be a wss:// URL.",
+            format!(
+                "write config.json (websocketUrl{}) into the UI copy in {}",
+                if options.auth.unwrap_or_default() == Auth::None { "" } else { ", auth" },
+                relative(&site)
+            ),
+            Action::StageSite {
+                out: site.clone(),
+                auth: options.auth,
+            },
+            "The root stack's WebSocketURL output must be a wss:// URL, and with sign-in on it \
+             must have the Auth* outputs of templates/root.yml.",
         ),
         Step::new(
             "upload the UI: new files first, index.html and config.json (never cached) next, stale files last",
@@ -615,6 +761,7 @@ fn read_outputs(target: &Target, stack: &str, keys: Vec<&'static str>, optional:
             ]),
             keys,
             optional,
+            if_there: Vec::new(),
         },
         "Is the stack there, in this region? `aws cloudformation describe-stacks` shows it.",
     )
@@ -639,30 +786,59 @@ fn describe(root: &Path, action: &Action) -> Vec<String> {
             call.shown(),
             "(fails unless cloudwatchRoleArn is set)".into(),
         ],
-        Action::BuildLambda => {
-            vec!["cargo-lambda build --release --arm64 --bin webchat-lambda (.tools/venv)".into()]
+        Action::BuildLambda => vec![
+            "cargo-lambda build --release --arm64 --bin webchat-lambda --bin webchat-authorizer \
+             (.tools/venv)"
+                .into(),
+        ],
+        Action::UseLambdaZip { chat, authorizer } => {
+            let mut lines = vec![format!("{} must be a file", chat.display())];
+            lines.extend(
+                authorizer
+                    .iter()
+                    .map(|a| format!("{} must be a file", a.display())),
+            );
+            lines
         }
-        Action::UseLambdaZip(zip) => vec![format!("{} must be a file", zip.display())],
         Action::BuildUi => vec!["trunk build --offline --release → dist/".into()],
         Action::UseUiDir(dir) => vec![format!("{} must hold index.html", dir.display())],
-        Action::ReadOutputs { call, keys, .. } => vec![
-            call.shown(),
-            format!(
-                "→ {}",
+        Action::ReadOutputs {
+            call,
+            keys,
+            if_there,
+            ..
+        } => {
+            let names = |keys: &[&str]| {
                 keys.iter()
                     .map(|k| format!("{{{k}}}"))
                     .collect::<Vec<_>>()
                     .join(" ")
-            ),
-        ],
+            };
+            let mut lines = vec![call.shown(), format!("→ {}", names(keys))];
+            if !if_there.is_empty() {
+                lines.push(format!("→ if there: {}", names(if_there)));
+            }
+            lines
+        }
         Action::StageTemplates { out } => vec![format!(
             "templates/*.yml → {}, websocket.yml's `CodeUri: ..` → {{LambdaZip}}",
             relative(out)
         )],
-        Action::StageSite { out } => vec![format!(
-            "{{UiDir}} → {}, plus config.json {{\"websocketUrl\": \"{{WebSocketURL}}\"}}",
-            relative(out)
-        )],
+        Action::StageSite { out, auth } => {
+            let mut lines = vec![format!(
+                "{{UiDir}} → {}, plus config.json {{\"websocketUrl\": \"{{WebSocketURL}}\"}}",
+                relative(out)
+            )];
+            if auth.unwrap_or_default() != Auth::None {
+                lines.push(
+                    "and \"auth\": {\"issuer\": \"{AuthIssuer}\", \"clientId\": \"{AuthClientId}\", \
+                     \"authorizeUrl\": \"{AuthAuthorizeUrl}\", \"tokenUrl\": \"{AuthTokenUrl}\", \
+                     \"logoutUrl\": \"{AuthLogoutUrl}\" (if there)}"
+                        .into(),
+                );
+            }
+            lines
+        }
         Action::EmptyBucket { list, delete, .. } => vec![
             list.shown(),
             delete.shown(),
@@ -746,16 +922,24 @@ impl Run {
                 }
             }
             Action::BuildLambda => {
-                let zip = lambdas::build_lambdas(&self.root)?;
-                self.set("LambdaZip", &zip);
+                let zips = lambdas::build_lambdas(&self.root)?;
+                self.set("LambdaZip", &zips.chat);
+                self.set("AuthorizerZip", &zips.authorizer);
                 Ok(())
             }
-            Action::UseLambdaZip(zip) => {
-                if !zip.is_file() {
-                    bail!("{} is not a file", zip.display());
+            Action::UseLambdaZip { chat, authorizer } => {
+                for zip in std::iter::once(chat).chain(authorizer) {
+                    if !zip.is_file() {
+                        bail!("{} is not a file", zip.display());
+                    }
                 }
-                let zip = zip.canonicalize()?;
-                self.set("LambdaZip", &zip);
+                let chat = chat.canonicalize()?;
+                let authorizer = match authorizer {
+                    Some(zip) => zip.canonicalize()?,
+                    None => chat.clone(),
+                };
+                self.set("LambdaZip", &chat);
+                self.set("AuthorizerZip", &authorizer);
                 Ok(())
             }
             Action::BuildUi => {
@@ -776,17 +960,18 @@ impl Run {
                 call,
                 keys,
                 optional,
-            } => self.read_outputs(stack, call, keys, *optional),
+                if_there,
+            } => self.read_outputs(stack, call, keys, *optional, if_there),
             Action::StageTemplates { out } => stage_templates(
                 &self.root.join("templates"),
                 out,
                 Path::new(self.var("LambdaZip")?),
+                Path::new(self.var("AuthorizerZip")?),
             ),
-            Action::StageSite { out } => stage_site(
-                Path::new(self.var("UiDir")?),
-                out,
-                self.var("WebSocketURL")?,
-            ),
+            Action::StageSite { out, auth } => {
+                let config = ui_config(&self.vars, *auth)?;
+                stage_site(Path::new(self.var("UiDir")?), out, &config)
+            }
             Action::EmptyBucket {
                 list,
                 delete,
@@ -887,6 +1072,7 @@ impl Run {
         call: &Call,
         keys: &[&'static str],
         optional: bool,
+        if_there: &[&'static str],
     ) -> Result<()> {
         let described = match self.output(call) {
             Ok(captured) => captured.stdout,
@@ -908,6 +1094,12 @@ impl Run {
             })?;
             println!("xtask:   {key} = {value}");
             self.vars.insert(key.to_string(), value.clone());
+        }
+        for key in if_there {
+            if let Some(value) = outputs.get(*key) {
+                println!("xtask:   {key} = {value}");
+                self.vars.insert(key.to_string(), value.clone());
+            }
         }
         Ok(())
     }
@@ -996,8 +1188,8 @@ fn object_versions(json: &str) -> Result<Vec<Value>> {
 }
 
 /// Copies `templates/*.yml` into `out` (emptied first), with websocket.yml's functions
-/// running `zip` instead of being built from the workspace.
-fn stage_templates(templates: &Path, out: &Path, zip: &Path) -> Result<()> {
+/// running the prebuilt zips instead of being built from the workspace.
+fn stage_templates(templates: &Path, out: &Path, zip: &Path, authorizer_zip: &Path) -> Result<()> {
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("emptying {}", out.display()))?;
     }
@@ -1012,7 +1204,7 @@ fn stage_templates(templates: &Path, out: &Path, zip: &Path) -> Result<()> {
         let mut text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         if path.file_name().is_some_and(|n| n == "websocket.yml") {
-            text = with_code_uri(&text, zip)?;
+            text = with_code_uris(&text, zip, authorizer_zip)?;
         }
         let staged = out.join(path.file_name().unwrap_or_default());
         std::fs::write(&staged, text).with_context(|| format!("writing {}", staged.display()))?;
@@ -1020,37 +1212,102 @@ fn stage_templates(templates: &Path, out: &Path, zip: &Path) -> Result<()> {
     Ok(())
 }
 
-/// websocket.yml with its one `CodeUri: ..` (the workspace, for `sam build`) replaced by
-/// the prebuilt zip, which `sam deploy` uploads as it is.
-fn with_code_uri(template: &str, zip: &Path) -> Result<String> {
+/// websocket.yml with its two `CodeUri: ..` (the workspace, for `sam build`) replaced by
+/// the prebuilt zips, which `sam deploy` uploads as they are: the one in
+/// `Globals.Function` by the chat's, the authorizer function's by the authorizer's.
+fn with_code_uris(template: &str, zip: &Path, authorizer_zip: &Path) -> Result<String> {
     let is_code_uri = |line: &str| line.trim() == "CodeUri: ..";
-    let count = template.lines().filter(|l| is_code_uri(l)).count();
-    if count != 1 {
-        bail!("websocket.yml has {count} `CodeUri: ..` lines, expected one (in Globals.Function)");
+    // The section (`Globals:`, `Resources:`) and the entry in it (`  Function:`,
+    // `  AuthorizerFunction:`) a line is in.
+    let mut section = "";
+    let mut entry = "";
+    let mut found = Vec::new();
+    let mut lines = Vec::new();
+    for line in template.lines() {
+        if !line.starts_with([' ', '#']) && line.ends_with(':') {
+            section = line;
+        } else if line.starts_with("  ")
+            && !line.starts_with("   ")
+            && line.trim_end().ends_with(':')
+        {
+            entry = line.trim();
+        }
+        if !is_code_uri(line) {
+            lines.push(line.to_string());
+            continue;
+        }
+        let code = match (section, entry) {
+            ("Globals:", "Function:") => zip,
+            ("Resources:", "AuthorizerFunction:") => authorizer_zip,
+            _ => bail!(
+                "websocket.yml has `CodeUri: ..` in {section} {entry}, expected only in \
+                        Globals.Function and AuthorizerFunction"
+            ),
+        };
+        found.push(entry);
+        let quoted = serde_json::to_string(&code.display().to_string())?;
+        lines.push(line.replace("..", &quoted));
     }
-    let quoted = serde_json::to_string(&zip.display().to_string())?;
-    Ok(template
-        .lines()
-        .map(|line| match is_code_uri(line) {
-            true => line.replace("..", &quoted),
-            false => line.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n")
+    if found != ["Function:", "AuthorizerFunction:"] {
+        bail!(
+            "websocket.yml has `CodeUri: ..` in {found:?}, expected one in Globals.Function \
+             and one in AuthorizerFunction"
+        );
+    }
+    Ok(lines.join("\n") + "\n")
 }
 
-/// Copies the built UI into `out` (emptied first) and writes `config.json`, which points
-/// the UI at the WebSocket API (frontend/src/state.rs reads `websocketUrl`).
-fn stage_site(ui_dir: &Path, out: &Path, websocket_url: &str) -> Result<()> {
+/// The UI's config.json: `websocketUrl` (frontend/src/state.rs reads it) and, when the
+/// stack has sign-in on, `auth` from its outputs (docs/deploy.md, "Sign-in").
+fn ui_config(outputs: &BTreeMap<String, String>, auth: Option<Auth>) -> Result<Value> {
+    let get = |key: &str| outputs.get(key).map(String::as_str);
+    let websocket_url = get("WebSocketURL").context("no WebSocketURL output")?;
     if !websocket_url.starts_with("wss://") {
         bail!("the WebSocket URL `{websocket_url}` is not a wss:// URL");
     }
+    let mut config = serde_json::json!({ "websocketUrl": websocket_url });
+    let on = get("AuthIssuer").is_some();
+    match auth {
+        Some(Auth::None) | None if on => bail!(
+            "the stack has sign-in on (output AuthIssuer) but the deploy asked for none; \
+             was the stack updated?"
+        ),
+        Some(Auth::Cognito | Auth::Oidc) if !on => bail!(
+            "the stack has no sign-in outputs (AuthIssuer, ...) although --auth {} was given; \
+             was it deployed from an older templates/root.yml?",
+            auth.unwrap_or_default().name()
+        ),
+        _ => {}
+    }
+    if on {
+        let mut settings = serde_json::Map::new();
+        for (field, key) in [
+            ("issuer", "AuthIssuer"),
+            ("clientId", "AuthClientId"),
+            ("authorizeUrl", "AuthAuthorizeUrl"),
+            ("tokenUrl", "AuthTokenUrl"),
+            ("logoutUrl", "AuthLogoutUrl"),
+        ] {
+            match get(key) {
+                Some(value) => {
+                    settings.insert(field.into(), value.into());
+                }
+                None if key == "AuthLogoutUrl" => {}
+                None => bail!("the stack has sign-in on but no {key} output"),
+            }
+        }
+        config["auth"] = Value::Object(settings);
+    }
+    Ok(config)
+}
+
+/// Copies the built UI into `out` (emptied first) and writes `config.json`, which points
+/// the UI at the WebSocket API and, with sign-in on, at the issuer.
+fn stage_site(ui_dir: &Path, out: &Path, config: &Value) -> Result<()> {
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("emptying {}", out.display()))?;
     }
     copy_dir(ui_dir, out)?;
-    let config = serde_json::json!({ "websocketUrl": websocket_url });
     std::fs::write(out.join("config.json"), format!("{config}\n"))
         .with_context(|| format!("writing {}", out.join("config.json").display()))
 }
@@ -1079,15 +1336,129 @@ mod tests {
     }
 
     #[test]
-    fn the_websocket_template_is_staged_with_the_zip_as_its_code() {
+    fn the_websocket_template_is_staged_with_the_zips_as_its_code() {
         let text = std::fs::read_to_string(workspace().join("templates/websocket.yml")).unwrap();
-        let staged = with_code_uri(&text, Path::new("/w/target/lambda/it's.zip")).unwrap();
+        let staged = with_code_uris(
+            &text,
+            Path::new("/w/target/lambda/it's.zip"),
+            Path::new("/w/authorizer.zip"),
+        )
+        .unwrap();
         assert!(staged.contains(r#"    CodeUri: "/w/target/lambda/it's.zip""#));
+        assert!(staged.contains(r#"      CodeUri: "/w/authorizer.zip""#));
         assert!(!staged.contains("CodeUri: .."));
         assert_eq!(staged.lines().count(), text.lines().count());
+        // The authorizer's is the one in AuthorizerFunction, the chat's the one in Globals.
+        let authorizer = staged.find("  AuthorizerFunction:").unwrap();
+        assert!(
+            staged[authorizer..].find("/w/authorizer.zip").unwrap()
+                < staged[authorizer..]
+                    .find("\n  AuthorizerFunctionLogGroup:")
+                    .unwrap()
+        );
+        let zips = (Path::new("/z.zip"), Path::new("/a.zip"));
         let twice = format!("{text}\nOther:\n  CodeUri: ..\n");
-        assert!(with_code_uri(&twice, Path::new("/z.zip")).is_err());
-        assert!(with_code_uri("Resources: {}\n", Path::new("/z.zip")).is_err());
+        assert!(with_code_uris(&twice, zips.0, zips.1).is_err());
+        assert!(with_code_uris("Resources: {}\n", zips.0, zips.1).is_err());
+        let elsewhere = text.replacen(
+            "      Role: !GetAtt ConnectFunctionRole.Arn",
+            "      CodeUri: ..\n      Role: !GetAtt ConnectFunctionRole.Arn",
+            1,
+        );
+        assert!(with_code_uris(&elsewhere, zips.0, zips.1).is_err());
+    }
+
+    #[test]
+    fn config_json_has_auth_exactly_when_the_stack_has_sign_in() {
+        let mut outputs: BTreeMap<String, String> = [
+            ("WebSocketURL", "wss://a.example/Prod"),
+            ("SiteURL", "https://d.example"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        let off = serde_json::json!({"websocketUrl": "wss://a.example/Prod"});
+        assert_eq!(ui_config(&outputs, None).unwrap(), off);
+        assert_eq!(ui_config(&outputs, Some(Auth::None)).unwrap(), off);
+        assert!(ui_config(&outputs, Some(Auth::Cognito)).is_err());
+
+        for (k, v) in [
+            ("AuthIssuer", "https://issuer.example"),
+            ("AuthClientId", "client"),
+            ("AuthAuthorizeUrl", "https://login.example/oauth2/authorize"),
+            ("AuthTokenUrl", "https://login.example/oauth2/token"),
+        ] {
+            outputs.insert(k.into(), v.into());
+        }
+        let auth = serde_json::json!({
+            "issuer": "https://issuer.example",
+            "clientId": "client",
+            "authorizeUrl": "https://login.example/oauth2/authorize",
+            "tokenUrl": "https://login.example/oauth2/token",
+        });
+        assert_eq!(
+            ui_config(&outputs, Some(Auth::Oidc)).unwrap(),
+            serde_json::json!({"websocketUrl": "wss://a.example/Prod", "auth": auth})
+        );
+        assert!(ui_config(&outputs, Some(Auth::None)).is_err());
+        outputs.insert(
+            "AuthLogoutUrl".into(),
+            "https://login.example/logout".into(),
+        );
+        let config = ui_config(&outputs, Some(Auth::Cognito)).unwrap();
+        assert_eq!(config["auth"]["logoutUrl"], "https://login.example/logout");
+        outputs.remove("AuthTokenUrl");
+        assert!(ui_config(&outputs, Some(Auth::Cognito)).is_err());
+        outputs.insert("WebSocketURL".into(), "https://a.example/Prod".into());
+        assert!(ui_config(&outputs, None).is_err());
+    }
+
+    #[test]
+    fn auth_options_go_together() {
+        let parse = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            parse_options(Task::Deploy, &args)
+        };
+        assert_eq!(
+            parse(&["--auth", "cognito"]).unwrap().auth,
+            Some(Auth::Cognito)
+        );
+        assert_eq!(parse(&[]).unwrap().auth, None);
+        assert!(parse(&["--auth", "saml"]).is_err());
+        let oidc = [
+            "--auth",
+            "oidc",
+            "--issuer",
+            "https://i.example",
+            "--audience",
+            "c",
+            "--authorize-url",
+            "https://i.example/a",
+            "--token-url",
+            "https://i.example/t",
+        ];
+        let options = parse(&oidc).unwrap();
+        assert_eq!(options.oidc.len(), 4);
+        assert!(parse(&oidc[..oidc.len() - 2]).is_err(), "no token URL");
+        assert!(parse(&[&oidc[..], &["--issuer", "https://again.example"]].concat()).is_err());
+        assert!(parse(&["--auth", "cognito", "--issuer", "https://i.example"]).is_err());
+        assert!(parse(&["--issuer", "https://i.example"]).is_err());
+        let mut http = oidc;
+        http[3] = "http://i.example";
+        assert!(parse(&http).is_err());
+        assert!(parse(&["--parameter", "Auth=cognito"]).is_err());
+        assert!(parse(&["--auth", "cognito", "--lambda-zip", "z"]).is_err());
+        assert!(parse(&[
+            "--auth",
+            "cognito",
+            "--lambda-zip",
+            "z",
+            "--authorizer-zip",
+            "a"
+        ])
+        .is_ok());
+        assert!(parse(&["--lambda-zip", "z"]).is_ok());
+        assert!(parse(&["--authorizer-zip", "a"]).is_err());
+        assert!(parse_options(Task::Destroy, &["--auth".into(), "none".into()]).is_err());
     }
 
     #[test]

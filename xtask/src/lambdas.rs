@@ -19,8 +19,10 @@ use crate::tools::{ensure_rust_target, path_with, run};
 
 /// The venv, relative to the workspace root.
 const VENV: &str = ".tools/venv";
-/// The one Lambda binary every function of templates/websocket.yml runs.
+/// The one Lambda binary every route's function of templates/websocket.yml runs.
 const LAMBDA_BINARY: &str = "webchat-lambda";
+/// The `$connect` authorizer's binary (templates/websocket.yml, with sign-in on).
+const AUTHORIZER_BINARY: &str = "webchat-authorizer";
 /// Lambda's arm64 (Graviton) target.
 const ARM64_TARGET: &str = "aarch64-unknown-linux-gnu";
 
@@ -115,10 +117,18 @@ pub fn sam_cli_pin() -> String {
     AWS_SAM_CLI.to_string()
 }
 
-/// Builds `webchat-lambda` for arm64 Lambda (provided.al2023) with cargo-lambda and prints
-/// the zip's path and size, which it returns. Every function in templates/websocket.yml
-/// runs this one zip.
-pub fn build_lambdas(root: &Path) -> Result<PathBuf> {
+/// The zips `cargo xtask lambdas` builds.
+pub struct LambdaZips {
+    /// `webchat-lambda`: every route's function.
+    pub chat: PathBuf,
+    /// `webchat-authorizer`: the `$connect` authorizer, deployed with sign-in on.
+    pub authorizer: PathBuf,
+}
+
+/// Builds `webchat-lambda` and `webchat-authorizer` for arm64 Lambda (provided.al2023)
+/// with cargo-lambda, in one cargo build, and prints the zips' paths and sizes. Every
+/// route's function in templates/websocket.yml runs the first; the authorizer the second.
+pub fn build_lambdas(root: &Path) -> Result<LambdaZips> {
     let started = Instant::now();
     let venv = Venv::ensure(root)?;
     venv.ensure_packages(&[CARGO_LAMBDA, ZIGLANG])?;
@@ -126,11 +136,13 @@ pub fn build_lambdas(root: &Path) -> Result<PathBuf> {
 
     let lambda_dir = root.join("target").join("lambda");
     println!(
-        "xtask: building {LAMBDA_BINARY} for arm64 ({ARM64_TARGET}, release) with cargo-lambda and zig"
+        "xtask: building {LAMBDA_BINARY} and {AUTHORIZER_BINARY} for arm64 ({ARM64_TARGET}, \
+         release) with cargo-lambda and zig"
     );
     let status = Command::new(venv.bin("cargo-lambda"))
         .args(["lambda", "build", "--release", "--arm64"])
-        .args(["--bin", LAMBDA_BINARY, "--output-format", "zip"])
+        .args(["--bin", LAMBDA_BINARY, "--bin", AUTHORIZER_BINARY])
+        .args(["--output-format", "zip"])
         .arg("--lambda-dir")
         .arg(&lambda_dir)
         .current_dir(root)
@@ -143,8 +155,25 @@ pub fn build_lambdas(root: &Path) -> Result<PathBuf> {
     if !status.success() {
         bail!("cargo lambda build failed ({status}); see its output above");
     }
+    let zips = LambdaZips {
+        chat: checked_zip(root, &lambda_dir, LAMBDA_BINARY, "serves every route")?,
+        authorizer: checked_zip(
+            root,
+            &lambda_dir,
+            AUTHORIZER_BINARY,
+            "is the $connect authorizer (deployed with sign-in on)",
+        )?,
+    };
+    println!(
+        "xtask: lambdas built in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(zips)
+}
 
-    let zip = lambda_dir.join(LAMBDA_BINARY).join("bootstrap.zip");
+/// `target/lambda/<binary>/bootstrap.zip`, checked to hold an arm64 `bootstrap`.
+fn checked_zip(root: &Path, lambda_dir: &Path, binary: &str, role: &str) -> Result<PathBuf> {
+    let zip = lambda_dir.join(binary).join("bootstrap.zip");
     let zip_size = std::fs::metadata(&zip)
         .with_context(|| {
             format!(
@@ -154,7 +183,7 @@ pub fn build_lambdas(root: &Path) -> Result<PathBuf> {
         })?
         .len();
     println!(
-        "xtask: {} ({}) serves every function of templates/websocket.yml",
+        "xtask: {} ({}) {role}",
         zip.strip_prefix(root).unwrap_or(&zip).display(),
         human_size(zip_size)
     );
@@ -173,12 +202,8 @@ pub fn build_lambdas(root: &Path) -> Result<PathBuf> {
         );
     }
     println!(
-        "xtask: its bootstrap is an aarch64 ELF executable of {}",
+        "xtask:   its bootstrap is an aarch64 ELF executable of {}",
         human_size(bootstrap.len() as u64)
-    );
-    println!(
-        "xtask: lambdas built in {:.0} s",
-        started.elapsed().as_secs_f64()
     );
     Ok(zip)
 }

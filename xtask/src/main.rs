@@ -8,7 +8,7 @@
 //! - `ui`: installs the UI tools and builds the release UI into `dist/`, checking its
 //!   download against the size budget.
 //! - `bench`: the speed and size figures, written to `target/bench/results.json`.
-//! - `lambdas`: the arm64 Lambda build with cargo-lambda.
+//! - `lambdas`: the arm64 Lambda builds (the chat and the sign-in authorizer) with cargo-lambda.
 //! - `deploy`, `destroy`: the whole chat onto AWS, or off it (docs/deploy.md).
 
 mod bench;
@@ -32,7 +32,8 @@ tasks:
   dev       build the UI and serve the chat at http://127.0.0.1:8080/ (extra args go to webchat-local)
   ui        build the release UI into dist/ and check its gzip size against the budget
   bench     measure speed and size figures into target/bench/results.json and the README
-  lambdas   build the Lambda binary for arm64 with cargo-lambda (zip in target/lambda/)
+  lambdas   build the Lambda binaries (webchat-lambda, webchat-authorizer) for arm64 with
+            cargo-lambda (zips in target/lambda/<binary>/)
 {}",
         deploy::USAGE
     )

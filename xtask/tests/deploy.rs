@@ -35,7 +35,9 @@ case "$line" in
   "aws cloudformation describe-stacks --stack-name "*-artifacts" "*)
     echo '{"Stacks":[{"Outputs":[{"OutputKey":"ArtifactsBucket","OutputValue":"artifacts-bucket-1"}]}]}' ;;
   "aws cloudformation describe-stacks "*)
-    echo '{"Stacks":[{"Outputs":[
+    auth=""
+    if [ -n "$FAKE_AUTH" ]; then auth="$FAKE_AUTH,"; fi
+    echo '{"Stacks":[{"Outputs":['"$auth"'
       {"OutputKey":"WebSocketURL","OutputValue":"wss://abc123.execute-api.eu-central-1.amazonaws.com/Prod"},
       {"OutputKey":"ApiId","OutputValue":"abc123"},
       {"OutputKey":"SiteURL","OutputValue":"https://d111abcdef8.cloudfront.net"},
@@ -74,6 +76,7 @@ impl Bench {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         std::fs::write(dir.join("bootstrap.zip"), b"PK\x03\x04 a prebuilt zip").unwrap();
+        std::fs::write(dir.join("authorizer.zip"), b"PK\x03\x04 the authorizer").unwrap();
         std::fs::write(
             dir.join("dist/index.html"),
             "<!doctype html><title>webchat</title>",
@@ -103,6 +106,7 @@ impl Bench {
             "FAKE_FAIL",
             "FAKE_MISSING",
             "FAKE_NO_LOGGING_ROLE",
+            "FAKE_AUTH",
             "CARGO_TARGET_DIR",
         ] {
             command.env_remove(name);
@@ -242,9 +246,18 @@ fn deploy_runs_every_step_in_order_in_one_region_and_points_the_ui_at_the_api() 
     assert_eq!(template.file_name().unwrap(), "root.yml");
     let websocket = std::fs::read_to_string(template.with_file_name("websocket.yml")).unwrap();
     let zip = bench.dir.join("bootstrap.zip").canonicalize().unwrap();
-    assert!(
-        websocket.contains(&format!("CodeUri: {}", json!(zip.display().to_string()))),
-        "the staged websocket.yml runs the given zip"
+    assert_eq!(
+        websocket
+            .matches(&format!("CodeUri: {}", json!(zip.display().to_string())))
+            .count(),
+        2,
+        "the staged websocket.yml runs the given zip (which also stands in for the \
+         authorizer's, not deployed without sign-in)"
+    );
+    assert_eq!(
+        flag(sam_deploy, "--parameter-overrides"),
+        None,
+        "without --auth, the template's default (no sign-in)"
     );
     assert_eq!(flag(&calls[5], "--stack-name"), Some("xtask-test-deploy"));
 
@@ -282,6 +295,152 @@ fn deploy_runs_every_step_in_order_in_one_region_and_points_the_ui_at_the_api() 
     assert!(stdout.contains(SITE_URL), "{stdout}");
     assert!(stdout.contains(WSS_URL), "{stdout}");
     assert!(stdout.contains("[12/12] invalidate CloudFront"), "{stdout}");
+}
+
+/// The sign-in outputs of a root stack deployed with Auth=cognito, as describe-stacks
+/// gives them.
+const COGNITO_OUTPUTS: &str = r#"
+  {"OutputKey":"AuthIssuer","OutputValue":"https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_AbC123"},
+  {"OutputKey":"AuthClientId","OutputValue":"4example0client0id"},
+  {"OutputKey":"AuthAuthorizeUrl","OutputValue":"https://webchat-1.auth.eu-central-1.amazoncognito.com/oauth2/authorize"},
+  {"OutputKey":"AuthTokenUrl","OutputValue":"https://webchat-1.auth.eu-central-1.amazoncognito.com/oauth2/token"},
+  {"OutputKey":"AuthLogoutUrl","OutputValue":"https://webchat-1.auth.eu-central-1.amazoncognito.com/logout"}"#;
+
+#[test]
+fn deploy_with_cognito_sign_in_deploys_the_authorizer_and_gives_the_ui_the_sign_in_settings() {
+    let bench = Bench::new("deploy-cognito");
+    let mut args = bench.deploy_args("xtask-test-cognito");
+    let authorizer_zip = bench.dir.join("authorizer.zip");
+    args.extend([
+        "--auth".into(),
+        "cognito".into(),
+        "--authorizer-zip".into(),
+        authorizer_zip.display().to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = bench.xtask(&args, &[("FAKE_AUTH", COGNITO_OUTPUTS)]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+
+    let calls = bench.calls();
+    let sam_deploy = calls.iter().find(|c| verb(c) == "sam deploy").unwrap();
+    let overrides: Vec<&String> = sam_deploy
+        .iter()
+        .skip_while(|a| *a != "--parameter-overrides")
+        .skip(1)
+        .take_while(|a| !a.starts_with("--"))
+        .collect();
+    assert_eq!(overrides, ["Auth=cognito"]);
+
+    // The authorizer function runs the authorizer's zip, every route the chat's.
+    let template = workspace().join(flag(sam_deploy, "--template-file").unwrap());
+    let websocket = std::fs::read_to_string(template.with_file_name("websocket.yml")).unwrap();
+    let code = |zip: &Path| {
+        format!(
+            "CodeUri: {}",
+            json!(zip.canonicalize().unwrap().display().to_string())
+        )
+    };
+    assert_eq!(
+        websocket
+            .matches(&code(&bench.dir.join("bootstrap.zip")))
+            .count(),
+        1
+    );
+    assert_eq!(websocket.matches(&code(&authorizer_zip)).count(), 1);
+
+    let site = workspace().join("target/deploy/xtask-test-cognito/site");
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(site.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config,
+        json!({
+            "websocketUrl": WSS_URL,
+            "auth": {
+                "issuer": "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_AbC123",
+                "clientId": "4example0client0id",
+                "authorizeUrl": "https://webchat-1.auth.eu-central-1.amazoncognito.com/oauth2/authorize",
+                "tokenUrl": "https://webchat-1.auth.eu-central-1.amazoncognito.com/oauth2/token",
+                "logoutUrl": "https://webchat-1.auth.eu-central-1.amazoncognito.com/logout",
+            }
+        })
+    );
+}
+
+#[test]
+fn deploy_with_another_issuer_passes_its_settings_and_the_ui_gets_its_endpoints() {
+    let bench = Bench::new("deploy-oidc");
+    let mut args = bench.deploy_args("xtask-test-oidc");
+    args.extend(
+        [
+            "--auth",
+            "oidc",
+            "--issuer",
+            "https://id.example.org",
+            "--audience",
+            "webchat-ui",
+            "--authorize-url",
+            "https://id.example.org/authorize",
+            "--token-url",
+            "https://id.example.org/token",
+            "--authorizer-zip",
+        ]
+        .map(String::from),
+    );
+    args.push(bench.dir.join("authorizer.zip").display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outputs = r#"
+      {"OutputKey":"AuthIssuer","OutputValue":"https://id.example.org"},
+      {"OutputKey":"AuthClientId","OutputValue":"webchat-ui"},
+      {"OutputKey":"AuthAuthorizeUrl","OutputValue":"https://id.example.org/authorize"},
+      {"OutputKey":"AuthTokenUrl","OutputValue":"https://id.example.org/token"}"#;
+    let out = bench.xtask(&args, &[("FAKE_AUTH", outputs)]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let calls = bench.calls();
+    let sam_deploy = calls.iter().find(|c| verb(c) == "sam deploy").unwrap();
+    for parameter in [
+        "Auth=oidc",
+        "Issuer=https://id.example.org",
+        "Audience=webchat-ui",
+        "OidcAuthorizeUrl=https://id.example.org/authorize",
+        "OidcTokenUrl=https://id.example.org/token",
+    ] {
+        assert!(
+            sam_deploy.contains(&parameter.to_string()),
+            "{parameter}: {sam_deploy:?}"
+        );
+    }
+    let site = workspace().join("target/deploy/xtask-test-oidc/site");
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(site.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config["auth"],
+        json!({
+            "issuer": "https://id.example.org",
+            "clientId": "webchat-ui",
+            "authorizeUrl": "https://id.example.org/authorize",
+            "tokenUrl": "https://id.example.org/token",
+        })
+    );
+}
+
+#[test]
+fn deploy_with_sign_in_stops_if_the_stack_has_no_sign_in_outputs() {
+    let bench = Bench::new("deploy-auth-missing");
+    let mut args = bench.deploy_args("xtask-test-auth-missing");
+    args.extend(["--auth", "cognito", "--authorizer-zip"].map(String::from));
+    args.push(bench.dir.join("authorizer.zip").display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = bench.xtask(&args, &[]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("step 10/12 `write config.json"), "{stderr}");
+    assert!(stderr.contains("no sign-in outputs"), "{stderr}");
 }
 
 #[test]
@@ -341,6 +500,7 @@ fn a_dry_run_prints_the_whole_plan_and_calls_nothing() {
         "$ sam deploy --template-file target/deploy/xtask-test-dry/templates/root.yml",
         "--s3-bucket {ArtifactsBucket}",
         "config.json {\"websocketUrl\": \"{WebSocketURL}\"}",
+        "--bin webchat-lambda --bin webchat-authorizer",
         "$ aws s3 sync target/deploy/xtask-test-dry/site/ s3://{SiteBucket}/ --delete --region REGION",
         "[12/12] invalidate CloudFront",
         "pass --region",
