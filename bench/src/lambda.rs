@@ -140,6 +140,20 @@ pub struct ColdStart {
     pub warm_invocation: Duration,
 }
 
+/// The table names the benched Lambda is given.
+pub static TABLES: std::sync::LazyLock<webchat_backend::TableNames> =
+    std::sync::LazyLock::new(|| webchat_backend::TableNames {
+        connections: "webchat-connections".into(),
+        names: "webchat-names".into(),
+        members: "webchat-members".into(),
+        messages: "webchat-messages".into(),
+    });
+
+/// The connections whose `ping`s cold start `attempt` delivers.
+pub fn ping_ids(attempt: usize) -> [String; 2] {
+    [format!("bench-{attempt}-1"), format!("bench-{attempt}-2")]
+}
+
 pub struct RuntimeStub {
     stub: Arc<Stub>,
     addr: SocketAddr,
@@ -188,9 +202,16 @@ impl RuntimeStub {
         }
     }
 
-    /// Execs `binary` once and times it.
-    pub async fn cold_start(&self, binary: &FsPath, attempt: usize) -> Result<ColdStart> {
-        let ids = [format!("bench-{attempt}-1"), format!("bench-{attempt}-2")];
+    /// Execs `binary` once and times it; its DynamoDB is `dynamodb_endpoint` (dynalite
+    /// with the tables of [`TABLES`] and a row for each of [`ping_ids`]`(attempt)`), so the
+    /// `ping`s take their real path: one rate-limit update on the connection's row.
+    pub async fn cold_start(
+        &self,
+        binary: &FsPath,
+        attempt: usize,
+        dynamodb_endpoint: &str,
+    ) -> Result<ColdStart> {
+        let ids = ping_ids(attempt);
         *self.stub.lock() = Run {
             events: ids.iter().map(|id| (id.clone(), ping_event(id))).collect(),
             ..Run::default()
@@ -215,10 +236,11 @@ impl RuntimeStub {
                 "AWS_SHARED_CREDENTIALS_FILE",
                 "/nonexistent/aws-credentials",
             )
-            .env("CONNECTIONS_TABLE", "webchat-connections")
-            .env("NAMES_TABLE", "webchat-names")
-            .env("MEMBERS_TABLE", "webchat-members")
-            .env("MESSAGES_TABLE", "webchat-messages")
+            .env("CONNECTIONS_TABLE", &TABLES.connections)
+            .env("NAMES_TABLE", &TABLES.names)
+            .env("MEMBERS_TABLE", &TABLES.members)
+            .env("MESSAGES_TABLE", &TABLES.messages)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
             .env("TZ", ":UTC")
             .env("LANG", "en_US.UTF-8")
             .env("_HANDLER", "bootstrap")

@@ -754,9 +754,28 @@ async fn lambda_figures(options: &Options, figures: &mut Vec<Figure>) -> Result<
         options.lambda_bin.display()
     ));
     let stub = lambda::RuntimeStub::start().await?;
+    // The pings' one DynamoDB call goes to dynalite, never to AWS.
+    let dynalite = webchat_testkit::Dynalite::start();
+    let store = webchat_backend::DynamoStore::new(
+        webchat_backend::dynamo::local_client(&dynalite.endpoint()),
+        lambda::TABLES.clone(),
+    );
+    store.create_tables_if_missing().await?;
     let (mut inits, mut firsts, mut warms) = (Vec::new(), Vec::new(), Vec::new());
     for attempt in 0..RUNS {
-        let run = stub.cold_start(&options.lambda_bin, attempt).await?;
+        for id in lambda::ping_ids(attempt) {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as i64;
+            webchat_backend::ConnectionStore::add(
+                &store,
+                webchat_backend::Connection::new(&id, now_ms),
+            )
+            .await?;
+        }
+        let run = stub
+            .cold_start(&options.lambda_bin, attempt, &dynalite.endpoint())
+            .await?;
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
             "    run {}: init {:.2} ms, first invocation {:.2} ms, warm invocation {:.2} ms",
