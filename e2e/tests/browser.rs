@@ -533,7 +533,8 @@ async fn signed_in_users_chat_and_sign_out_in_real_browsers() -> Result<()> {
         &dist,
         "127.0.0.1:0",
         &setup.gateway_log(),
-        &["--auth", "dev"],
+        // Tokens of 30 s: the page renews them after 15 s, so the test sees it happen.
+        &["--auth", "dev", "--auth-token-lifetime", "30"],
     )?;
     let page = gateway.page_url();
     let driver = Driver::start(&setup.chromedriver, Some(&out.join("chromedriver.log")))?;
@@ -614,6 +615,31 @@ async fn signed_in_users_chat_and_sign_out_in_real_browsers() -> Result<()> {
         ana.screenshot(out, "02-signed-in-chat.png").await?;
         Ok(())
     })
+    .await?;
+
+    step(
+        "the tokens are renewed and the socket reconnects with them",
+        || async {
+            let first = ana.session_item("webchat.tokens").await?;
+            for user in [&ana, &ben] {
+                let back = format!("Back online as {}.", user.name);
+                user.wait_for("a reconnect with renewed tokens", RECONNECT_WAIT, |v| {
+                    (v.system.contains(&back) && v.status.as_deref() == Some("online"))
+                        .then_some(())
+                })
+                .await?;
+            }
+            if ana.session_item("webchat.tokens").await? == first {
+                bail!("the tokens in sessionStorage were not renewed");
+            }
+            ana.say("said after renewing").await?;
+            ben.wait_for("ana's message after renewing", WAIT, |v| {
+                v.has("ana", "said after renewing").then_some(())
+            })
+            .await?;
+            Ok(())
+        },
+    )
     .await?;
 
     step("sign out", || async {

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 /// The client id tokens are issued for when none is given.
 pub const DEFAULT_CLIENT_ID: &str = "webchat-local";
-/// How long tokens last, as Cognito's default ID token.
-const TOKEN_LIFETIME_SECS: u64 = 3600;
+/// How long tokens last unless told otherwise, as Cognito's default ID token.
+pub const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 3600;
 /// How long a code waits for its exchange.
 const CODE_LIFETIME: Duration = Duration::from_secs(300);
 /// Codes waiting at once; the oldest are dropped past this.
@@ -64,6 +64,8 @@ struct Refresh {
 pub struct DevIssuer {
     issuer: String,
     client_id: String,
+    /// Seconds the ID and access tokens last.
+    token_lifetime: u64,
     kid: String,
     key: EncodingKey,
     jwk: Value,
@@ -72,8 +74,13 @@ pub struct DevIssuer {
 }
 
 impl DevIssuer {
-    /// An issuer at `issuer` (`http://127.0.0.1:PORT`) for `client_id`, with a new key.
-    pub fn new(issuer: String, client_id: String) -> Result<DevIssuer, String> {
+    /// An issuer at `issuer` (`http://127.0.0.1:PORT`) for `client_id`, with a new key,
+    /// whose tokens last `token_lifetime` seconds.
+    pub fn new(
+        issuer: String,
+        client_id: String,
+        token_lifetime: u64,
+    ) -> Result<DevIssuer, String> {
         use getrandom::rand_core::UnwrapErr;
         use p256::elliptic_curve::Generate;
         use p256::pkcs8::EncodePrivateKey;
@@ -94,6 +101,7 @@ impl DevIssuer {
         Ok(DevIssuer {
             issuer,
             client_id,
+            token_lifetime,
             kid,
             key: EncodingKey::from_ec_der(der.as_bytes()),
             jwk,
@@ -179,7 +187,7 @@ impl DevIssuer {
         header.kid = Some(self.kid.clone());
         let mut id_claims = json!({
             "iss": self.issuer, "aud": client_id, "sub": sub,
-            "token_use": "id", "auth_time": now, "iat": now, "exp": now + TOKEN_LIFETIME_SECS,
+            "token_use": "id", "auth_time": now, "iat": now, "exp": now + self.token_lifetime,
             "preferred_username": name, "cognito:username": name,
         });
         if let Some(nonce) = nonce {
@@ -189,7 +197,7 @@ impl DevIssuer {
         let access_claims = json!({
             "iss": self.issuer, "client_id": client_id, "sub": sub,
             "token_use": "access", "scope": "openid", "auth_time": now, "iat": now,
-            "exp": now + TOKEN_LIFETIME_SECS, "username": name,
+            "exp": now + self.token_lifetime, "username": name,
         });
         let sign = |claims: &Value| {
             jsonwebtoken::encode(&header, claims, &self.key)
@@ -199,7 +207,7 @@ impl DevIssuer {
             "id_token": sign(&id_claims)?,
             "access_token": sign(&access_claims)?,
             "token_type": "Bearer",
-            "expires_in": TOKEN_LIFETIME_SECS,
+            "expires_in": self.token_lifetime,
         }))
     }
 }

@@ -67,6 +67,9 @@ pub struct Config {
     pub limits: Limits,
     /// Whether `$connect` needs a signed-in token (`?token=`).
     pub auth: Auth,
+    /// How long the development issuer's tokens last (`--auth dev`); short ones let a
+    /// test watch the UI renew them.
+    pub auth_token_lifetime: Duration,
 }
 
 /// Sign-in on `$connect`.
@@ -103,6 +106,7 @@ impl Default for Config {
             management_auth: ManagementAuth::SigV4(AccessKey::development()),
             limits: Limits::DEFAULT,
             auth: Auth::Off,
+            auth_token_lifetime: Duration::from_secs(dev_issuer::DEFAULT_TOKEN_LIFETIME_SECS),
         }
     }
 }
@@ -378,8 +382,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Auth::Off => None,
         Auth::Dev { client_id } => {
             let issuer_url = format!("http://{addr}");
-            let issuer = dev_issuer::DevIssuer::new(issuer_url.clone(), client_id.clone())
-                .map_err(StartError::Auth)?;
+            let issuer = dev_issuer::DevIssuer::new(
+                issuer_url.clone(),
+                client_id.clone(),
+                config.auth_token_lifetime.as_secs().max(1),
+            )
+            .map_err(StartError::Auth)?;
             // The real verifying path: discovery and JWKS over HTTP, from this gateway.
             let auth_config = webchat_authorizer::AuthConfig::new(&issuer_url, client_id, None)
                 .map_err(|err| StartError::Auth(err.to_string()))?;
