@@ -4,12 +4,16 @@
 //! Run it with `cargo xtask test`, which installs chromium and chromedriver, builds the UI
 //! into `dist/` and builds `webchat-local` first; without them the test binary stops at
 //! once with one line saying so. Inputs: `WEBCHAT_DIST` (default `<workspace>/dist`),
+//! `WEBCHAT_SIGN_IN_DIST` (the UI built with the frontend's `sign-in` feature, default
+//! `<workspace>/target/dist-sign-in`),
 //! `WEBCHAT_LOCAL_BIN` (default `<workspace>/target/debug/webchat-local`), `CHROMEDRIVER`
 //! (default `/usr/bin/chromedriver`), `CHROMIUM` (default `/usr/bin/chromium`).
 //! Screenshots of every step go to `<workspace>/target/e2e/` (the rooms test's to
-//! `<workspace>/target/e2e-rooms/`). The rooms test keeps the chat on dynalite (installed
-//! by `cargo xtask test` into `.tools/`), so history outlives a gateway restart. The two
-//! tests take turns: each drives three Chromiums, which is all two cores can carry.
+//! `<workspace>/target/e2e-rooms/`, the sign-in test's to `<workspace>/target/e2e-auth/`).
+//! The rooms test keeps the chat on dynalite (installed by `cargo xtask test` into
+//! `.tools/`), so history outlives a gateway restart. The sign-in test runs the gateway
+//! with `--auth dev` and signs in through its development issuer's login page. The
+//! tests take turns: each drives up to three Chromiums, which is all two cores can carry.
 
 use anyhow::{bail, Context, Result};
 use fantoccini::key::Key;
@@ -48,15 +52,27 @@ impl Gateway {
     /// ready line.
     /// `store` is a DynamoDB endpoint (dynalite) to keep the chat in, instead of memory.
     fn start(bin: &Path, dist: &Path, addr: &str, log: &Path, store: Option<&str>) -> Result<Self> {
+        match store {
+            Some(endpoint) => {
+                Gateway::start_with(bin, dist, addr, log, &["--dynamodb-endpoint", endpoint])
+            }
+            None => Gateway::start_with(bin, dist, addr, log, &[]),
+        }
+    }
+
+    /// [`Gateway::start`] with these further arguments for webchat-local.
+    fn start_with(bin: &Path, dist: &Path, addr: &str, log: &Path, extra: &[&str]) -> Result<Self> {
         let mut log_file = fs::OpenOptions::new().create(true).append(true).open(log)?;
-        writeln!(log_file, "--- webchat-local --addr {addr}")?;
+        writeln!(
+            log_file,
+            "--- webchat-local --addr {addr} {}",
+            extra.join(" ")
+        )?;
         let mut command = Command::new(bin);
         command
             .args(["--addr", addr, "--stage", "Prod", "--static-dir"])
-            .arg(dist);
-        if let Some(endpoint) = store {
-            command.args(["--dynamodb-endpoint", endpoint]);
-        }
+            .arg(dist)
+            .args(extra);
         let process = Launch::new("webchat-local", command)
             .log_to(log)
             .until_ready(webchat_local::READY_LINE_PREFIX, WAIT)?;
@@ -288,6 +304,48 @@ impl User {
         Ok(())
     }
 
+    /// Signs in with the Sign in button and the development issuer's login page, as
+    /// `name`.
+    async fn sign_in(&self, name: &str) -> Result<()> {
+        self.client
+            .wait()
+            .for_element(Locator::Css("[data-testid=sign-in-button]"))
+            .await?
+            .click()
+            .await?;
+        let input = self
+            .client
+            .wait()
+            .for_element(Locator::Css("input[name=name]"))
+            .await?;
+        let url = self.client.current_url().await?;
+        if !url.path().ends_with("/oauth2/authorize") {
+            bail!(
+                "{}: Sign in led to {url}, not the issuer's login page",
+                self.name
+            );
+        }
+        input.send_keys(name).await?;
+        self.client
+            .find(Locator::Css("button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        Ok(())
+    }
+
+    /// The tab's sessionStorage item `key`.
+    async fn session_item(&self, key: &str) -> Result<Option<String>> {
+        let value = self
+            .client
+            .execute(
+                "return sessionStorage.getItem(arguments[0]);",
+                vec![json!(key)],
+            )
+            .await?;
+        Ok(value.as_str().map(str::to_string))
+    }
+
     async fn type_message(&self, keys: &str) -> Result<()> {
         let input = self
             .client
@@ -454,6 +512,175 @@ async fn three_users_chat_in_real_browsers() -> Result<()> {
         &setup.profiles,
     )
     .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_in_users_chat_and_sign_out_in_real_browsers() -> Result<()> {
+    let _turn = BROWSERS.lock().await;
+    let setup = Setup::new("target/e2e-auth", "e2e-auth")?;
+    let out = &setup.out;
+    // The UI with sign-in is a build of its own (the frontend's `sign-in` feature).
+    let dist = env_path(
+        "WEBCHAT_SIGN_IN_DIST",
+        workspace_root().join("target/dist-sign-in"),
+    );
+    require(
+        &dist.join("index.html"),
+        "the UI built with sign-in (target/dist-sign-in/index.html)",
+    );
+    let gateway = Gateway::start_with(
+        &setup.local_bin,
+        &dist,
+        "127.0.0.1:0",
+        &setup.gateway_log(),
+        // Tokens of 30 s: the page renews them after 15 s, so the test sees it happen.
+        &["--auth", "dev", "--auth-token-lifetime", "30"],
+    )?;
+    let page = gateway.page_url();
+    let driver = Driver::start(&setup.chromedriver, Some(&out.join("chromedriver.log")))?;
+    let ana = setup.open(&driver, "ana", "ana").await?;
+    let ben = setup.open(&driver, "ben", "ben").await?;
+
+    step("sign in through the development issuer", || async {
+        for user in [&ana, &ben] {
+            user.client.goto(&page).await?;
+            user.wait_for("the Sign in screen", WAIT, |v| {
+                (v.screen == "join").then_some(())
+            })
+            .await?;
+            // No name form: the name is the sign-in's.
+            let button = user
+                .client
+                .wait()
+                .for_element(Locator::Css("[data-testid=sign-in-button]"))
+                .await?;
+            let deadline = Instant::now() + WAIT;
+            while !button.is_displayed().await? {
+                if Instant::now() > deadline {
+                    bail!("{}: the Sign in button stays hidden", user.name);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let form = user
+                .client
+                .find(Locator::Css("[data-testid=join-form]"))
+                .await?;
+            if form.is_displayed().await? {
+                bail!("{}: the name form is shown with sign-in on", user.name);
+            }
+        }
+        ana.screenshot(out, "01-sign-in-screen.png").await?;
+        ana.sign_in("ana").await?;
+        ana.wait_for("the chat as ana", WAIT, |v| {
+            (v.status.as_deref() == Some("online") && v.me.as_deref() == Some("ana")).then_some(())
+        })
+        .await?;
+        let url = ana.client.current_url().await?;
+        if url
+            .query()
+            .is_some_and(|q| q.contains("code=") || q.contains("state="))
+        {
+            bail!("the page URL still holds the sign-in's answer: {url}");
+        }
+        if ana.session_item("webchat.tokens").await?.is_none() {
+            bail!("no tokens in sessionStorage after signing in");
+        }
+        ben.sign_in("ben").await?;
+        ben.wait_for("the chat as ben, with ana", WAIT, |v| {
+            (v.status.as_deref() == Some("online")
+                && v.me.as_deref() == Some("ben")
+                && v.users == ["ana"])
+            .then_some(())
+        })
+        .await?;
+        ana.wait_for("ben in the list", WAIT, |v| {
+            (v.users == ["ben"]).then_some(())
+        })
+        .await?;
+        Ok(())
+    })
+    .await?;
+
+    step("signed-in users chat", || async {
+        ana.say("hello from a signed-in ana").await?;
+        ben.wait_for("ana's message", WAIT, |v| {
+            v.has("ana", "hello from a signed-in ana").then_some(())
+        })
+        .await?;
+        ben.say("ben here, signed in too").await?;
+        ana.wait_for("ben's reply", WAIT, |v| {
+            v.has("ben", "ben here, signed in too").then_some(())
+        })
+        .await?;
+        ana.screenshot(out, "02-signed-in-chat.png").await?;
+        Ok(())
+    })
+    .await?;
+
+    step(
+        "the tokens are renewed and the socket reconnects with them",
+        || async {
+            let first = ana.session_item("webchat.tokens").await?;
+            for user in [&ana, &ben] {
+                let back = format!("Back online as {}.", user.name);
+                user.wait_for("a reconnect with renewed tokens", RECONNECT_WAIT, |v| {
+                    (v.system.contains(&back) && v.status.as_deref() == Some("online"))
+                        .then_some(())
+                })
+                .await?;
+            }
+            if ana.session_item("webchat.tokens").await? == first {
+                bail!("the tokens in sessionStorage were not renewed");
+            }
+            ana.say("said after renewing").await?;
+            ben.wait_for("ana's message after renewing", WAIT, |v| {
+                v.has("ana", "said after renewing").then_some(())
+            })
+            .await?;
+            Ok(())
+        },
+    )
+    .await?;
+
+    step("sign out", || async {
+        ana.client
+            .find(Locator::Css("[data-testid=sign-out-button]"))
+            .await?
+            .click()
+            .await?;
+        ana.wait_for("the Sign in screen again", WAIT, |v| {
+            (v.screen == "join").then_some(())
+        })
+        .await?;
+        ana.client
+            .wait()
+            .for_element(Locator::Css("[data-testid=sign-in-button]"))
+            .await?;
+        if ana.session_item("webchat.tokens").await?.is_some() {
+            bail!("the tokens outlived signing out");
+        }
+        // The socket is closed: the others see ana leave.
+        ben.wait_for("ana gone from the list", WAIT, |v| {
+            v.users.is_empty().then_some(())
+        })
+        .await?;
+        ana.screenshot(out, "03-signed-out.png").await?;
+        // A reload stays signed out.
+        ana.client.refresh().await?;
+        ana.client
+            .wait()
+            .for_element(Locator::Css("[data-testid=sign-in-button]"))
+            .await?;
+        Ok(())
+    })
+    .await?;
+
+    for user in [ana, ben] {
+        let _ = user.client.close().await;
+    }
+    gateway.stop();
+    drop(driver);
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,6 +72,9 @@ fn aria(value: bool) -> String {
     if value { "true" } else { "false" }.to_string()
 }
 
+/// The join screen: the name form, or with sign-in on (`config.json`'s `auth`) the
+/// Sign in button, the name being the ID token's. Both are always there, one hidden:
+/// two views behind an `Either` would cost the download more.
 #[component]
 fn JoinScreen() -> impl IntoView {
     let Ui {
@@ -79,6 +82,39 @@ fn JoinScreen() -> impl IntoView {
     } = ui();
     let joining = move || chat.with(|c| c.joining);
     let error = move || chat.with(|c| c.join_error.clone());
+    // Only in builds with the `sign-in` feature: without it the button would be
+    // download for nothing.
+    #[cfg(feature = "sign-in")]
+    let auth = move || chat.with(|c| c.auth);
+    #[cfg(feature = "sign-in")]
+    let (lead, form_hidden, sign_in_button) = (
+        text(move || {
+            if auth() {
+                "Sign in to join the chat."
+            } else {
+                "Pick a name to join the chat."
+            }
+            .to_string()
+        }),
+        flag(auth),
+        view! {
+            <div class="sign-in" hidden=flag(move || !auth())>
+                <button
+                    type="button"
+                    data-testid="sign-in-button"
+                    disabled=flag(joining)
+                    on:click=move |_| shell::sign_in()
+                >
+                    {text(move || if joining() { "Signing in…" } else { "Sign in" }.to_string())}
+                </button>
+                <p class="error" role="alert" data-testid="sign-in-error">
+                    {text(move || error().unwrap_or_default())}
+                </p>
+            </div>
+        },
+    );
+    #[cfg(not(feature = "sign-in"))]
+    let (lead, form_hidden, sign_in_button) = ("Pick a name to join the chat.", false, ());
     let input_ref: NodeRef<html::Input> = NodeRef::new();
     Effect::new(move |_| {
         if let Some(input) = input_ref.get() {
@@ -93,8 +129,9 @@ fn JoinScreen() -> impl IntoView {
     view! {
         <section class="join" data-testid="join-screen" aria-labelledby="join-title">
             <h1 id="join-title">"Webchat"</h1>
-            <p class="lead">"Pick a name to join the chat."</p>
-            <form on:submit=on_submit data-testid="join-form" novalidate>
+            <p class="lead">{lead}</p>
+            {sign_in_button}
+            <form on:submit=on_submit data-testid="join-form" hidden=form_hidden novalidate>
                 <label for="name-input">"Your name"</label>
                 <div class="row">
                     <input
@@ -126,7 +163,35 @@ fn ChatScreen() -> impl IntoView {
     let Ui { chat, now, .. } = ui();
     let name = move || chat.with(|c| c.name.clone().unwrap_or_default());
     let status = move || chat.with(|c| c.status(now.get()));
-    let on_leave = move |_| shell::dispatch(|c| c.leave());
+    // With sign-in on, leaving signs out.
+    #[cfg(feature = "sign-in")]
+    let (on_leave, leave_id, leave_label) = {
+        let auth = move || chat.with(|c| c.auth);
+        (
+            move |_| {
+                if auth() {
+                    shell::sign_out()
+                } else {
+                    shell::dispatch(|c| c.leave())
+                }
+            },
+            text(move || {
+                if auth() {
+                    "sign-out-button"
+                } else {
+                    "leave-button"
+                }
+                .to_string()
+            }),
+            text(move || if auth() { "Sign out" } else { "Leave" }.to_string()),
+        )
+    };
+    #[cfg(not(feature = "sign-in"))]
+    let (on_leave, leave_id, leave_label) = (
+        move |_| shell::dispatch(|c| c.leave()),
+        "leave-button",
+        "Leave",
+    );
     view! {
         <div class="chat" data-testid="chat-screen">
             <header class="top">
@@ -143,8 +208,13 @@ fn ChatScreen() -> impl IntoView {
                         {text(move || chat.with(|c| c.status(0.0).key().to_string()))}
                     </span>
                 </p>
-                <button type="button" class="leave" data-testid="leave-button" on:click=on_leave>
-                    "Leave"
+                <button
+                    type="button"
+                    class="leave"
+                    data-testid=leave_id
+                    on:click=on_leave
+                >
+                    {leave_label}
                 </button>
             </header>
             <div class="panes">

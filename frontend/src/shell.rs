@@ -1,9 +1,16 @@
 //! The browser side of the app: one WebSocket at a time, the reconnect and ping timers,
-//! localStorage and sessionStorage, and finding the WebSocket URL. It feeds events into
-//! [`Chat`] and carries out the [`Command`]s it returns; all decisions are made there.
+//! localStorage and sessionStorage, finding the WebSocket URL, and the sign-in's
+//! redirects, crypto and token requests. It feeds events into [`Chat`] and carries out
+//! the [`Command`]s it returns; the decisions are made there and in `state`'s sign-in
+//! functions.
+
+// The sign-in's functions are only reached with the `sign-in` feature.
+#![cfg_attr(not(feature = "sign-in"), allow(dead_code, unused_imports))]
 
 use crate::state::{
-    ws_url, Chat, Command, NAME_STORAGE_KEY, PING_INTERVAL_MS, SESSION_STORAGE_KEY,
+    authorize_url, base64url, claims_name, code_exchange_form, refresh_form, sign_in_callback,
+    without_sign_in_params, ws_url, AuthConfig, Chat, Command, Tokens, NAME_STORAGE_KEY,
+    PING_INTERVAL_MS, SESSION_STORAGE_KEY, SIGN_IN_STORAGE_KEY, TOKENS_STORAGE_KEY,
 };
 use leptos::prelude::*;
 use std::cell::RefCell;
@@ -45,8 +52,20 @@ struct Shell {
     reconnect_timer: Option<TimeoutHandle>,
 }
 
+/// The sign-in's part of the shell: apart from [`Shell`], so builds without the
+/// `sign-in` feature carry none of it.
+#[derive(Default)]
+struct SignIn {
+    /// Sign-in settings, when `config.json` has them.
+    auth: Option<AuthConfig>,
+    /// The ID token sockets open with (`?token=`).
+    token: Option<String>,
+    renew_timer: Option<TimeoutHandle>,
+}
+
 thread_local! {
     static SHELL: RefCell<Shell> = RefCell::new(Shell::default());
+    static SIGN_IN: RefCell<SignIn> = RefCell::new(SignIn::default());
 }
 
 /// Milliseconds since the epoch.
@@ -87,7 +106,20 @@ pub fn start(chat: RwSignal<Chat>, now: RwSignal<f64>) {
         dispatch(|c| c.resume(&saved));
     }
     leptos::task::spawn_local(async {
-        let url = find_ws_url().await;
+        let location = window().location();
+        let config = fetch_text("config.json").await;
+        let url = ws_url(
+            &location.search().unwrap_or_default(),
+            config.as_deref(),
+            &location.protocol().unwrap_or_default(),
+            &location.host().unwrap_or_default(),
+        );
+        // Without the `sign-in` feature none of the sign-in code is reachable, so none
+        // of it is in the download (see frontend/Cargo.toml).
+        #[cfg(feature = "sign-in")]
+        if let Some(auth) = config.as_deref().and_then(auth_config) {
+            load_sign_in(auth).await;
+        }
         let connect = SHELL.with_borrow_mut(|shell| {
             shell.url = Some(url);
             std::mem::take(&mut shell.connect_when_ready)
@@ -110,6 +142,29 @@ pub fn start(chat: RwSignal<Chat>, now: RwSignal<f64>) {
     if !window().navigator().on_line() {
         dispatch(|c| c.browser_online_changed(false));
     }
+}
+
+/// With sign-in on: the tokens this page load signs in with, then the chat told who
+/// that is. Sockets wait: the URL is set only once this is settled.
+async fn load_sign_in(auth: AuthConfig) {
+    SIGN_IN.with_borrow_mut(|sign_in| sign_in.auth = Some(auth.clone()));
+    dispatch(|c| {
+        c.auth = true;
+        c.joining = true;
+        Vec::new()
+    });
+    // Sockets wait for the sign-in: the URL is set only once it is settled.
+    let (name, failed) = match sign_in_on_load(&auth).await {
+        Ok(tokens) => (tokens.and_then(use_tokens), None),
+        Err(reason) => (None, Some(reason)),
+    };
+    dispatch(|c| {
+        let mut commands = c.signed_in(name.as_deref());
+        if let Some(reason) = failed {
+            commands.extend(c.sign_in_failed(reason));
+        }
+        commands
+    });
 }
 
 /// Applies a user action or event to the state, then runs the commands it returns.
@@ -210,6 +265,8 @@ fn connect() {
     let Some(url) = url else {
         return;
     };
+    #[cfg(feature = "sign-in")]
+    let url = with_token(url);
     let ws = match WebSocket::new(&url) {
         Ok(ws) => ws,
         Err(_) => {
@@ -249,6 +306,17 @@ fn connect() {
     });
 }
 
+/// `url` with the ID token, when signed in: API Gateway's authorizer reads `?token=`
+/// (browsers cannot set headers on a WebSocket).
+fn with_token(mut url: String) -> String {
+    if let Some(token) = SIGN_IN.with_borrow(|sign_in| sign_in.token.clone()) {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str("token=");
+        url.push_str(&token);
+    }
+    url
+}
+
 /// Dispatches an event of socket `generation`, unless a newer socket replaced it.
 fn on_event(generation: u32, f: impl FnOnce(&mut Chat) -> Vec<Command>) {
     if SHELL.with_borrow(|shell| shell.generation) == generation {
@@ -256,21 +324,13 @@ fn on_event(generation: u32, f: impl FnOnce(&mut Chat) -> Vec<Command>) {
     }
 }
 
-/// The WebSocket URL, from the page URL, `config.json` next to the page and the page's
-/// host; [`ws_url`] decides.
-async fn find_ws_url() -> String {
-    let location = window().location();
-    let config = fetch_text("config.json").await;
-    ws_url(
-        &location.search().unwrap_or_default(),
-        config.as_deref(),
-        &location.protocol().unwrap_or_default(),
-        &location.host().unwrap_or_default(),
-    )
+async fn fetch_text(path: &str) -> Option<String> {
+    response_text(window().fetch_with_str(path)).await
 }
 
-async fn fetch_text(path: &str) -> Option<String> {
-    let response = wasm_bindgen_futures::JsFuture::from(window().fetch_with_str(path))
+/// The body of a fetch's answer, when it is a 2xx.
+async fn response_text(fetch: js_sys::Promise) -> Option<String> {
+    let response = wasm_bindgen_futures::JsFuture::from(fetch)
         .await
         .ok()?
         .dyn_into::<web_sys::Response>()
@@ -282,4 +342,218 @@ async fn fetch_text(path: &str) -> Option<String> {
         .await
         .ok()?;
     text.as_string()
+}
+
+/// Sign in pressed: join as the ID token's name if this tab has one (back on the join
+/// screen after a refusal), else off to the issuer.
+pub fn sign_in() {
+    #[cfg(feature = "sign-in")]
+    if let Some(name) = load_tokens().and_then(|tokens| token_name(&tokens)) {
+        dispatch(move |c| c.join(&name));
+    } else {
+        leptos::task::spawn_local(redirect_to_sign_in());
+    }
+}
+
+/// Sign out pressed: the tokens are forgotten and the socket closed.
+pub fn sign_out() {
+    #[cfg(feature = "sign-in")]
+    if let Some(storage) = session_storage() {
+        let _ = storage.remove_item(TOKENS_STORAGE_KEY);
+    }
+    SIGN_IN.with_borrow_mut(|sign_in| {
+        sign_in.token = None;
+        if let Some(timer) = sign_in.renew_timer.take() {
+            timer.clear();
+        }
+    });
+    dispatch(Chat::leave);
+}
+
+/// The page's own URL without its query: where the issuer sends the browser back.
+fn redirect_uri() -> String {
+    let location = window().location();
+    location.origin().unwrap_or_default() + &location.pathname().unwrap_or_default()
+}
+
+/// Starts the authorization code flow with PKCE: a random verifier and state kept in
+/// this tab's sessionStorage, the verifier's SHA-256 as the challenge, and the browser
+/// sent to the issuer's authorization endpoint.
+async fn redirect_to_sign_in() {
+    dispatch(|c| {
+        c.joining = true;
+        Vec::new()
+    });
+    if redirect().await.is_none() {
+        // `crypto.subtle` is only there on secure pages (https, or localhost).
+        dispatch(|c| {
+            c.sign_in_failed(
+                "Cannot sign in here: this browser or page has no Web Crypto (it needs https)."
+                    .into(),
+            )
+        });
+    }
+}
+
+async fn redirect() -> Option<()> {
+    let auth = SIGN_IN.with_borrow(|sign_in| sign_in.auth.clone())?;
+    let crypto = window().crypto().ok()?;
+    let mut random = [0u8; 48];
+    crypto.get_random_values_with_u8_array(&mut random).ok()?;
+    // 32 bytes make a 43-character verifier; 16 make the state.
+    let verifier = base64url(&random[..32]);
+    let state = base64url(&random[32..]);
+    let digest = crypto
+        .subtle()
+        .digest_with_str_and_u8_array("SHA-256", verifier.as_bytes())
+        .ok()?;
+    let digest = wasm_bindgen_futures::JsFuture::from(digest).await.ok()?;
+    let challenge = base64url(&js_sys::Uint8Array::new(&digest).to_vec());
+    if let Some(storage) = session_storage() {
+        let _ = storage.set_item(SIGN_IN_STORAGE_KEY, &(state.clone() + "\n" + &verifier));
+    }
+    window()
+        .location()
+        .set_href(&authorize_url(&auth, &redirect_uri(), &state, &challenge))
+        .ok()
+}
+
+/// POSTs a form to the token endpoint; its tokens, or `None`.
+async fn token_request(auth: &AuthConfig, form: &str, refresh: Option<String>) -> Option<Tokens> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    // A URLSearchParams body goes as application/x-www-form-urlencoded, which needs no
+    // CORS preflight.
+    init.set_body(&web_sys::UrlSearchParams::new_with_str(form).ok()?.into());
+    let text = response_text(window().fetch_with_str_and_init(&auth.token_url, &init)).await?;
+    let answer = parse_json(&text)?;
+    Tokens::from_answer(
+        json_string(&answer, "id_token"),
+        json_string(&answer, "refresh_token"),
+        js_sys::Reflect::get(&answer, &"expires_in".into())
+            .ok()?
+            .as_f64(),
+        now_ms() as u64,
+        refresh,
+    )
+}
+
+/// `JSON.parse`: the sign-in's JSON is read by the browser (see [`AuthConfig`]).
+fn parse_json(text: &str) -> Option<JsValue> {
+    js_sys::JSON::parse(text).ok().filter(JsValue::is_object)
+}
+
+/// The string at `object[key]`.
+fn json_string(object: &JsValue, key: &str) -> Option<String> {
+    js_sys::Reflect::get(object, &key.into()).ok()?.as_string()
+}
+
+/// `config.json`'s `auth`, when it has a usable one.
+fn auth_config(config: &str) -> Option<AuthConfig> {
+    let auth = js_sys::Reflect::get(&parse_json(config)?, &"auth".into()).ok()?;
+    AuthConfig::from_fields(
+        json_string(&auth, "issuer"),
+        json_string(&auth, "clientId"),
+        json_string(&auth, "authorizeUrl"),
+        json_string(&auth, "tokenUrl"),
+    )
+}
+
+/// The name the ID token's claims give.
+fn token_name(tokens: &Tokens) -> Option<String> {
+    let claims = parse_json(&tokens.claims()?)?;
+    claims_name(
+        json_string(&claims, "preferred_username"),
+        json_string(&claims, "cognito:username"),
+    )
+}
+
+fn load_tokens() -> Option<Tokens> {
+    Tokens::from_storage(&session_storage()?.get_item(TOKENS_STORAGE_KEY).ok()??)
+}
+
+/// The tokens this tab signs in with, once the page has loaded: from the issuer's
+/// answer in the URL (exchanged for tokens, the URL cleaned), else from sessionStorage,
+/// renewed first when they have expired.
+async fn sign_in_on_load(auth: &AuthConfig) -> Result<Option<Tokens>, String> {
+    let location = window().location();
+    let search = location.search().unwrap_or_default();
+    let storage = session_storage();
+    let saved = storage
+        .as_ref()
+        .and_then(|s| s.get_item(SIGN_IN_STORAGE_KEY).ok().flatten());
+    let Some(answer) = sign_in_callback(&search, saved.as_deref()) else {
+        return Ok(match load_tokens() {
+            Some(tokens) if tokens.expires_ms > now_ms() as u64 => Some(tokens),
+            Some(Tokens {
+                refresh_token: Some(refresh),
+                ..
+            }) => token_request(auth, &refresh_form(auth, &refresh), Some(refresh)).await,
+            _ => None,
+        });
+    };
+    if let Some(storage) = &storage {
+        let _ = storage.remove_item(SIGN_IN_STORAGE_KEY);
+    }
+    if let Ok(history) = window().history() {
+        let clean = location.pathname().unwrap_or_default()
+            + &without_sign_in_params(&search)
+            + &location.hash().unwrap_or_default();
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&clean));
+    }
+    let (code, verifier) = answer?;
+    let form = code_exchange_form(auth, &code, &redirect_uri(), &verifier);
+    token_request(auth, &form, None)
+        .await
+        .map(Some)
+        .ok_or_else(|| "Sign-in failed: the issuer gave no usable tokens. Try again.".into())
+}
+
+/// Keeps `tokens` (sessionStorage, and the token sockets open with) and plans their
+/// renewal; the name they carry, if usable.
+fn use_tokens(tokens: Tokens) -> Option<String> {
+    let name = token_name(&tokens)?;
+    if let Some(storage) = session_storage() {
+        let _ = storage.set_item(TOKENS_STORAGE_KEY, &tokens.to_storage());
+    }
+    let timer = set_timeout_with_handle(
+        || leptos::task::spawn_local(renew()),
+        Duration::from_millis(tokens.renew_delay_ms(now_ms() as u64).into()),
+    )
+    .ok();
+    SIGN_IN.with_borrow_mut(|sign_in| {
+        sign_in.token = Some(tokens.id_token);
+        if let Some(old) = std::mem::replace(&mut sign_in.renew_timer, timer) {
+            old.clear();
+        }
+    });
+    Some(name)
+}
+
+/// The ID token is about to expire: renewed with the refresh token when there is one
+/// (the socket then reconnects with the new token), else the browser signs in again.
+async fn renew() {
+    let Some(auth) = SIGN_IN.with_borrow(|sign_in| sign_in.auth.clone()) else {
+        return;
+    };
+    if let Some(refresh) = load_tokens().and_then(|tokens| tokens.refresh_token) {
+        let form = refresh_form(&auth, &refresh);
+        if let Some(name) = token_request(&auth, &form, Some(refresh))
+            .await
+            .and_then(use_tokens)
+        {
+            dispatch(move |c| {
+                if c.name
+                    .as_deref()
+                    .is_some_and(|n| crate::state::same_name(n, &name))
+                {
+                    c.token_renewed()
+                } else {
+                    c.signed_in(Some(&name))
+                }
+            });
+            return;
+        }
+    }
+    redirect_to_sign_in().await;
 }

@@ -29,6 +29,13 @@ pub const NAME_STORAGE_KEY: &str = "webchat.name";
 pub const SESSION_STORAGE_KEY: &str = "webchat.session";
 /// The line that marks where messages fetched after a reconnect begin.
 pub const AWAY_TEXT: &str = "While you were away";
+/// sessionStorage key of the sign-in tokens ([`Tokens::to_storage`]).
+pub const TOKENS_STORAGE_KEY: &str = "webchat.tokens";
+/// sessionStorage key of a sign-in on its way through the issuer: its `state`, then its
+/// PKCE code verifier.
+pub const SIGN_IN_STORAGE_KEY: &str = "webchat.signin";
+/// ID tokens are renewed this long before they expire (sooner for short-lived ones).
+pub const RENEW_BEFORE_MS: u64 = 120_000;
 
 /// Which screen is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,6 +356,9 @@ pub struct Chat {
     pub room_error: Option<String>,
     /// Private messages go to a lobby member; `None` sends to the whole room.
     pub recipient: Option<Recipient>,
+    /// Sign-in is required (`config.json` has `auth`): the join screen offers Sign in,
+    /// and the name registered is the ID token's.
+    pub auth: bool,
     /// From the last `registered`: lets the next automatic `register` take the name
     /// over from a connection the server still thinks is open.
     resume_token: Option<String>,
@@ -378,6 +388,7 @@ impl Chat {
             current: 0,
             room_error: None,
             recipient: None,
+            auth: false,
             resume_token: None,
             attempt: 0,
             next_id: 1,
@@ -712,9 +723,51 @@ impl Chat {
             browser_online: self.browser_online,
             next_id: self.next_id,
             name,
+            auth: self.auth,
             ..Chat::new()
         };
         vec![Command::Close, Command::SaveSession(String::new())]
+    }
+
+    /// Sign-in is on and the shell has looked for tokens: `name` is who they say signed
+    /// in, `None` when nobody is. A tab back from a reload as that name carries on; one
+    /// signed in as somebody else, or not at all, starts afresh; a new sign-in joins.
+    pub fn signed_in(&mut self, name: Option<&str>) -> Vec<Command> {
+        self.auth = true;
+        self.joining = false;
+        let same = matches!((name, &self.name), (Some(a), Some(b)) if same_name(a, b));
+        let mut commands = Vec::new();
+        if self.screen == Screen::Chat {
+            if same {
+                return commands;
+            }
+            commands = self.leave();
+        }
+        if let Some(name) = name {
+            commands.extend(self.join(name));
+        }
+        commands
+    }
+
+    /// Signing in failed (the issuer said no, or its answer was unusable).
+    pub fn sign_in_failed(&mut self, reason: String) -> Vec<Command> {
+        self.joining = false;
+        self.join_error = Some(reason);
+        Vec::new()
+    }
+
+    /// The ID token was renewed: an open socket is replaced by one that carries the new
+    /// token (API Gateway checks it only at `$connect`), registering again as after a
+    /// reconnect. A socket waiting to reconnect uses it when it does.
+    pub fn token_renewed(&mut self) -> Vec<Command> {
+        match self.link {
+            Link::Open | Link::Connecting if self.screen == Screen::Chat => {
+                self.link = Link::Connecting;
+                self.registered = false;
+                vec![Command::Connect]
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// The ping timer fired.
@@ -1275,6 +1328,7 @@ impl Chat {
                         link: self.link,
                         name: Some(user_name.clone()),
                         join_error: Some(format!("Could not rejoin as {user_name}: {message}")),
+                        auth: self.auth,
                         ..Chat::new()
                     };
                     return vec![Command::SaveSession(String::new())];
@@ -1447,6 +1501,7 @@ pub fn clock(hours: u32, minutes: u32) -> String {
 
 /// The WebSocket URL from the page's query string (`?ws=wss://…`), if it names one.
 pub fn ws_url_from_query(search: &str) -> Option<String> {
+    // Not through [`query_param`]: that one is only in builds with sign-in.
     search
         .trim_start_matches('?')
         .split('&')
@@ -1456,6 +1511,16 @@ pub fn ws_url_from_query(search: &str) -> Option<String> {
         .filter(|url| is_ws_url(url))
 }
 
+/// The decoded value of `key` in a query string (`location.search`).
+pub fn query_param(search: &str, key: &str) -> Option<String> {
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, value)| percent_decode(value))
+}
+
 /// What the page's `config.json` says.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct UiConfig {
@@ -1463,6 +1528,41 @@ pub struct UiConfig {
     pub websocket_url: Option<String>,
     /// `allowWsOverride`: whether `?ws=` in the page URL may pick another server.
     pub allow_ws_override: bool,
+}
+
+/// Where to sign in (`config.json`'s `auth`): an OpenID Connect issuer's authorization
+/// code flow with PKCE, as Cognito's hosted UI and `webchat-local --auth dev` run it.
+///
+/// The JSON the sign-in reads (this, the token endpoint's answer, the ID token's
+/// claims) is parsed by the browser's `JSON.parse` in the shell, which hands the fields
+/// over: serde's derived readers for them cost more of the download than all the rest
+/// of the sign-in.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub authorize_url: String,
+    pub token_url: String,
+}
+
+impl AuthConfig {
+    /// From `auth`'s `issuer`, `clientId`, `authorizeUrl` and `tokenUrl`: all four must
+    /// be there, and the URLs http(s).
+    pub fn from_fields(
+        issuer: Option<String>,
+        client_id: Option<String>,
+        authorize_url: Option<String>,
+        token_url: Option<String>,
+    ) -> Option<AuthConfig> {
+        let url =
+            |u: Option<String>| u.filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+        Some(AuthConfig {
+            issuer: issuer.filter(|i| !i.is_empty())?,
+            client_id: client_id.filter(|c| !c.is_empty())?,
+            authorize_url: url(authorize_url)?,
+            token_url: url(token_url)?,
+        })
+    }
 }
 
 /// Reads `config.json` (`{"websocketUrl": "wss://…", "allowWsOverride": false}`); text
@@ -1543,6 +1643,256 @@ fn percent_decode(value: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The sign-in's tokens as kept in sessionStorage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tokens {
+    pub id_token: String,
+    /// Renews the ID token without signing in again, when the issuer gave one.
+    pub refresh_token: Option<String>,
+    /// When the ID token expires, by this browser's clock (from `expires_in`, so a
+    /// clock set wrong does not matter). Whole milliseconds: formatting or parsing an
+    /// `f64` would add std's float code, over 30 KB, to the download.
+    pub expires_ms: u64,
+}
+
+impl Tokens {
+    /// The token endpoint's answer (its `id_token`, `refresh_token` and `expires_in`)
+    /// at `now_ms`. A refresh answer carries no refresh token: `kept` is the one to keep
+    /// then.
+    pub fn from_answer(
+        id_token: Option<String>,
+        refresh_token: Option<String>,
+        expires_in: Option<f64>,
+        now_ms: u64,
+        kept: Option<String>,
+    ) -> Option<Tokens> {
+        Some(Tokens {
+            id_token: id_token.filter(|t| !t.is_empty())?,
+            refresh_token: refresh_token.or(kept),
+            expires_ms: now_ms + expires_in.unwrap_or(3600.0) as u64 * 1000,
+        })
+    }
+
+    /// One per line: the ID token, the refresh token (or nothing), the expiry.
+    pub fn to_storage(&self) -> String {
+        format!(
+            "{}\n{}\n{}",
+            self.id_token,
+            self.refresh_token.as_deref().unwrap_or(""),
+            self.expires_ms
+        )
+    }
+
+    pub fn from_storage(text: &str) -> Option<Tokens> {
+        let mut lines = text.lines();
+        let id_token = lines.next().filter(|t| !t.is_empty())?.to_string();
+        let refresh_token = lines.next().filter(|t| !t.is_empty()).map(str::to_string);
+        let expires_ms = lines.next()?.parse().ok()?;
+        Some(Tokens {
+            id_token,
+            refresh_token,
+            expires_ms,
+        })
+    }
+
+    /// The ID token's claims, as JSON text. The signature is the server's to check, not
+    /// the page's.
+    pub fn claims(&self) -> Option<String> {
+        let payload = base64url_decode(self.id_token.split('.').nth(1)?)?;
+        Some(String::from_utf8_lossy(&payload).into_owned())
+    }
+
+    /// How long to wait at `now_ms` before renewing: until [`RENEW_BEFORE_MS`] before
+    /// expiry, but at least half the time left and at least 5 s.
+    pub fn renew_delay_ms(&self, now_ms: u64) -> u32 {
+        let left = self.expires_ms.saturating_sub(now_ms);
+        left.saturating_sub(RENEW_BEFORE_MS)
+            .max(left / 2)
+            .clamp(5_000, i32::MAX as u64) as u32
+    }
+}
+
+/// The name to register from the ID token's claims: its `preferred_username`, else its
+/// `cognito:username`, if it is a usable user name.
+pub fn claims_name(
+    preferred_username: Option<String>,
+    cognito_username: Option<String>,
+) -> Option<String> {
+    validate_user_name(&preferred_username.or(cognito_username)?).ok()
+}
+
+/// `data` in base64url without padding, as PKCE and JWTs write it.
+pub fn base64url(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Reads base64url, padded or not; `None` for any other character.
+pub fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut count) = (0u32, 0);
+    for byte in text.trim_end_matches('=').bytes() {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => return None,
+        };
+        bits = bits << 6 | value as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// `key=value&…`, form-encoded.
+pub fn form_encode(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (key, value) in pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(key);
+        out.push('=');
+        for byte in value.bytes() {
+            match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(byte as char)
+                }
+                _ => {
+                    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                    out.push('%');
+                    out.push(HEX[(byte >> 4) as usize] as char);
+                    out.push(HEX[(byte & 15) as usize] as char);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Where Sign in sends the browser: the issuer's authorization endpoint asking for a
+/// code (PKCE S256) to come back to `redirect_uri` with `state`.
+pub fn authorize_url(
+    auth: &AuthConfig,
+    redirect_uri: &str,
+    state: &str,
+    challenge: &str,
+) -> String {
+    let separator = if auth.authorize_url.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    format!(
+        "{}{separator}{}",
+        auth.authorize_url,
+        form_encode(&[
+            ("response_type", "code"),
+            ("client_id", &auth.client_id),
+            ("redirect_uri", redirect_uri),
+            ("scope", "openid"),
+            ("state", state),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+        ])
+    )
+}
+
+/// The token request for `code`, proved with the PKCE `verifier`.
+pub fn code_exchange_form(
+    auth: &AuthConfig,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+) -> String {
+    form_encode(&[
+        ("grant_type", "authorization_code"),
+        ("client_id", &auth.client_id),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", verifier),
+    ])
+}
+
+/// The token request renewing the ID token with `refresh_token`.
+pub fn refresh_form(auth: &AuthConfig, refresh_token: &str) -> String {
+    form_encode(&[
+        ("grant_type", "refresh_token"),
+        ("client_id", &auth.client_id),
+        ("refresh_token", refresh_token),
+    ])
+}
+
+/// The page came back from the issuer: `Some` when its query string (`location.search`)
+/// has a `code` or an `error`. `Ok` holds the code and the PKCE verifier of the sign-in
+/// this tab started ([`SIGN_IN_STORAGE_KEY`]'s `saved`); a `state` that is not that
+/// sign-in's is refused, so a link cannot sign the page in as someone else.
+pub fn sign_in_callback(
+    search: &str,
+    saved: Option<&str>,
+) -> Option<Result<(String, String), String>> {
+    let code = query_param(search, "code");
+    if code.is_none() {
+        return query_param(search, "error").map(|error| {
+            Err(match query_param(search, "error_description") {
+                Some(description) => format!("Sign-in failed: {description}"),
+                None => format!("Sign-in failed: {error}"),
+            })
+        });
+    }
+    let state = query_param(search, "state");
+    Some(
+        match (code, saved.and_then(|saved| saved.split_once('\n'))) {
+            (Some(code), Some((saved_state, verifier)))
+                if state.as_deref() == Some(saved_state) =>
+            {
+                Ok((code, verifier.to_string()))
+            }
+            _ => {
+                Err("Sign-in failed: the answer was not for this page's sign-in. Try again.".into())
+            }
+        },
+    )
+}
+
+/// The query string without the sign-in's answer (`code`, `state`, `error`…), for
+/// `history.replaceState`: `""` when nothing else is left.
+pub fn without_sign_in_params(search: &str) -> String {
+    let kept: Vec<&str> = search
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            !pair.is_empty()
+                && !matches!(
+                    key,
+                    "code" | "state" | "error" | "error_description" | "session_state"
+                )
+        })
+        .collect();
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", kept.join("&"))
+    }
 }
 
 #[cfg(test)]

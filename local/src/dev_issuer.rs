@@ -8,7 +8,8 @@
 //! - `GET /oauth2/authorize`: a page asking for a name; `POST /oauth2/authorize`
 //!   redirects to `redirect_uri` with `code` and `state`;
 //! - `POST /oauth2/token`: the code and its PKCE verifier (S256) for
-//!   `{id_token, access_token, token_type, expires_in}`.
+//!   `{id_token, access_token, refresh_token, token_type, expires_in}`, or a refresh
+//!   token for new ID and access tokens (as Cognito, no new refresh token).
 
 use axum::extract::{Form, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -27,12 +28,16 @@ use std::time::{Duration, Instant};
 
 /// The client id tokens are issued for when none is given.
 pub const DEFAULT_CLIENT_ID: &str = "webchat-local";
-/// How long tokens last, as Cognito's default ID token.
-const TOKEN_LIFETIME_SECS: u64 = 3600;
+/// How long tokens last unless told otherwise, as Cognito's default ID token.
+pub const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 3600;
 /// How long a code waits for its exchange.
 const CODE_LIFETIME: Duration = Duration::from_secs(300);
 /// Codes waiting at once; the oldest are dropped past this.
 const MAX_PENDING_CODES: usize = 1000;
+/// How long a refresh token is good for (Cognito's default is 30 days).
+const REFRESH_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Refresh tokens kept at once; the oldest are dropped past this.
+const MAX_REFRESH_TOKENS: usize = 10_000;
 
 pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
 pub const TOKEN_PATH: &str = "/oauth2/token";
@@ -48,19 +53,34 @@ struct Pending {
     issued: Instant,
 }
 
-/// The issuer: its URL, its key and the codes not yet exchanged.
+/// Who a refresh token signs in again.
+struct Refresh {
+    name: String,
+    client_id: String,
+    issued: Instant,
+}
+
+/// The issuer: its URL, its key, the codes not yet exchanged and the refresh tokens.
 pub struct DevIssuer {
     issuer: String,
     client_id: String,
+    /// Seconds the ID and access tokens last.
+    token_lifetime: u64,
     kid: String,
     key: EncodingKey,
     jwk: Value,
     codes: Mutex<HashMap<String, Pending>>,
+    refresh: Mutex<HashMap<String, Refresh>>,
 }
 
 impl DevIssuer {
-    /// An issuer at `issuer` (`http://127.0.0.1:PORT`) for `client_id`, with a new key.
-    pub fn new(issuer: String, client_id: String) -> Result<DevIssuer, String> {
+    /// An issuer at `issuer` (`http://127.0.0.1:PORT`) for `client_id`, with a new key,
+    /// whose tokens last `token_lifetime` seconds.
+    pub fn new(
+        issuer: String,
+        client_id: String,
+        token_lifetime: u64,
+    ) -> Result<DevIssuer, String> {
         use getrandom::rand_core::UnwrapErr;
         use p256::elliptic_curve::Generate;
         use p256::pkcs8::EncodePrivateKey;
@@ -81,10 +101,12 @@ impl DevIssuer {
         Ok(DevIssuer {
             issuer,
             client_id,
+            token_lifetime,
             kid,
             key: EncodingKey::from_ec_der(der.as_bytes()),
             jwk,
             codes: Mutex::new(HashMap::new()),
+            refresh: Mutex::new(HashMap::new()),
         })
     }
 
@@ -113,6 +135,35 @@ impl DevIssuer {
         self.codes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_refresh(&self) -> std::sync::MutexGuard<'_, HashMap<String, Refresh>> {
+        self.refresh.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new refresh token for `name`.
+    fn new_refresh_token(&self, name: &str, client_id: &str) -> String {
+        let token = random_token(32);
+        let mut tokens = self.lock_refresh();
+        tokens.retain(|_, grant| grant.issued.elapsed() < REFRESH_LIFETIME);
+        if tokens.len() >= MAX_REFRESH_TOKENS {
+            if let Some(oldest) = tokens
+                .iter()
+                .min_by_key(|(_, grant)| grant.issued)
+                .map(|(token, _)| token.clone())
+            {
+                tokens.remove(&oldest);
+            }
+        }
+        tokens.insert(
+            token.clone(),
+            Refresh {
+                name: name.to_string(),
+                client_id: client_id.to_string(),
+                issued: Instant::now(),
+            },
+        );
+        token
+    }
+
     /// The same name always gets the same `sub` (names are compared case-insensitively,
     /// as `register` compares them).
     fn sub_for(name: &str) -> String {
@@ -128,24 +179,25 @@ impl DevIssuer {
         )
     }
 
-    fn tokens(&self, pending: &Pending) -> Result<Value, String> {
+    /// ID and access tokens for `name`, signed now.
+    fn tokens(&self, name: &str, client_id: &str, nonce: Option<&str>) -> Result<Value, String> {
         let now = jsonwebtoken::get_current_timestamp();
-        let sub = Self::sub_for(&pending.name);
+        let sub = Self::sub_for(name);
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         let mut id_claims = json!({
-            "iss": self.issuer, "aud": pending.client_id, "sub": sub,
-            "token_use": "id", "auth_time": now, "iat": now, "exp": now + TOKEN_LIFETIME_SECS,
-            "preferred_username": pending.name, "cognito:username": pending.name,
+            "iss": self.issuer, "aud": client_id, "sub": sub,
+            "token_use": "id", "auth_time": now, "iat": now, "exp": now + self.token_lifetime,
+            "preferred_username": name, "cognito:username": name,
         });
-        if let Some(nonce) = &pending.nonce {
+        if let Some(nonce) = nonce {
             id_claims["nonce"] = json!(nonce);
         }
         // Cognito's access token shape: `client_id` instead of `aud`, `username`.
         let access_claims = json!({
-            "iss": self.issuer, "client_id": pending.client_id, "sub": sub,
+            "iss": self.issuer, "client_id": client_id, "sub": sub,
             "token_use": "access", "scope": "openid", "auth_time": now, "iat": now,
-            "exp": now + TOKEN_LIFETIME_SECS, "username": pending.name,
+            "exp": now + self.token_lifetime, "username": name,
         });
         let sign = |claims: &Value| {
             jsonwebtoken::encode(&header, claims, &self.key)
@@ -155,7 +207,7 @@ impl DevIssuer {
             "id_token": sign(&id_claims)?,
             "access_token": sign(&access_claims)?,
             "token_type": "Bearer",
-            "expires_in": TOKEN_LIFETIME_SECS,
+            "expires_in": self.token_lifetime,
         }))
     }
 }
@@ -184,7 +236,7 @@ async fn discovery(State(dev): State<Arc<DevIssuer>>) -> Response {
             "authorization_endpoint": format!("{issuer}{AUTHORIZE_PATH}"),
             "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
             "response_types_supported": ["code"],
-            "grant_types_supported": ["authorization_code"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
             "code_challenge_methods_supported": ["S256"],
@@ -398,6 +450,8 @@ struct TokenParams {
     client_id: String,
     #[serde(default)]
     code_verifier: String,
+    #[serde(default)]
+    refresh_token: String,
 }
 
 fn token_error(error: &str, description: &str) -> Response {
@@ -411,12 +465,56 @@ fn token_error(error: &str, description: &str) -> Response {
 }
 
 async fn token(State(dev): State<Arc<DevIssuer>>, Form(params): Form<TokenParams>) -> Response {
-    if params.grant_type != "authorization_code" {
-        return token_error(
+    match params.grant_type.as_str() {
+        "authorization_code" => exchange_code(&dev, params),
+        "refresh_token" => refresh(&dev, params),
+        _ => token_error(
             "unsupported_grant_type",
-            "only authorization_code is supported",
+            "only authorization_code and refresh_token are supported",
+        ),
+    }
+}
+
+/// The token answer: no caching, readable from any page.
+fn token_answer(tokens: Result<Value, String>) -> Response {
+    match tokens {
+        Ok(tokens) => {
+            let mut response = cors(Json(tokens).into_response());
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(err) => {
+            tracing::error!("{err}");
+            token_error("server_error", "could not sign the tokens")
+        }
+    }
+}
+
+/// `grant_type=refresh_token`: new ID and access tokens for the refresh token's name,
+/// as Cognito answers it (the refresh token itself stays the same and is not repeated).
+fn refresh(dev: &DevIssuer, params: TokenParams) -> Response {
+    let grant = {
+        let tokens = dev.lock_refresh();
+        tokens
+            .get(&params.refresh_token)
+            .filter(|grant| grant.issued.elapsed() < REFRESH_LIFETIME)
+            .map(|grant| (grant.name.clone(), grant.client_id.clone()))
+    };
+    let Some((name, client_id)) = grant else {
+        return token_error("invalid_grant", "unknown or expired refresh token");
+    };
+    if params.client_id != client_id {
+        return token_error(
+            "invalid_client",
+            "client_id does not match the refresh token",
         );
     }
+    token_answer(dev.tokens(&name, &client_id, None))
+}
+
+fn exchange_code(dev: &DevIssuer, params: TokenParams) -> Response {
     // A code is used once, whatever the outcome, as OAuth requires.
     let Some(pending) = dev.lock_codes().remove(&params.code) else {
         return token_error("invalid_grant", "unknown or used code");
@@ -434,19 +532,14 @@ async fn token(State(dev): State<Arc<DevIssuer>>, Form(params): Form<TokenParams
     if params.code_verifier.len() < 43 || challenge != pending.code_challenge {
         return token_error("invalid_grant", "code_verifier does not match");
     }
-    match dev.tokens(&pending) {
-        Ok(tokens) => {
-            let mut response = cors(Json(tokens).into_response());
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
-        Err(err) => {
-            tracing::error!("{err}");
-            token_error("server_error", "could not sign the tokens")
-        }
-    }
+    let tokens = dev
+        .tokens(&pending.name, &pending.client_id, pending.nonce.as_deref())
+        .map(|mut tokens| {
+            tokens["refresh_token"] =
+                json!(dev.new_refresh_token(&pending.name, &pending.client_id));
+            tokens
+        });
+    token_answer(tokens)
 }
 
 /// A browser asks before a cross-origin POST with other headers than a form's.

@@ -67,6 +67,9 @@ pub struct Config {
     pub limits: Limits,
     /// Whether `$connect` needs a signed-in token (`?token=`).
     pub auth: Auth,
+    /// How long the development issuer's tokens last (`--auth dev`); short ones let a
+    /// test watch the UI renew them.
+    pub auth_token_lifetime: Duration,
 }
 
 /// Sign-in on `$connect`.
@@ -103,6 +106,7 @@ impl Default for Config {
             management_auth: ManagementAuth::SigV4(AccessKey::development()),
             limits: Limits::DEFAULT,
             auth: Auth::Off,
+            auth_token_lifetime: Duration::from_secs(dev_issuer::DEFAULT_TOKEN_LIFETIME_SECS),
         }
     }
 }
@@ -378,8 +382,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Auth::Off => None,
         Auth::Dev { client_id } => {
             let issuer_url = format!("http://{addr}");
-            let issuer = dev_issuer::DevIssuer::new(issuer_url.clone(), client_id.clone())
-                .map_err(StartError::Auth)?;
+            let issuer = dev_issuer::DevIssuer::new(
+                issuer_url.clone(),
+                client_id.clone(),
+                config.auth_token_lifetime.as_secs().max(1),
+            )
+            .map_err(StartError::Auth)?;
             // The real verifying path: discovery and JWKS over HTTP, from this gateway.
             let auth_config = webchat_authorizer::AuthConfig::new(&issuer_url, client_id, None)
                 .map_err(|err| StartError::Auth(err.to_string()))?;
@@ -482,10 +490,11 @@ fn router(gateway: Arc<Gateway>) -> Router {
     router.with_state(gateway)
 }
 
-/// `config.json` for the UI: the WebSocket URL as the browser should reach it, and
+/// `config.json` for the UI: the WebSocket URL as the browser should reach it,
 /// `allowWsOverride`, since this is a development server: `?ws=` may point the page at
-/// another gateway. A hosted site's own `config.json` leaves it out, so a crafted link
-/// cannot send people's names and messages elsewhere.
+/// another gateway (a hosted site's own `config.json` leaves it out, so a crafted link
+/// cannot send people's names and messages elsewhere), and with `--auth dev` the sign-in
+/// settings (`auth`: `issuer`, `clientId`, `authorizeUrl`, `tokenUrl`).
 async fn ui_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> impl IntoResponse {
     // The Host header is what the browser used, so a UI opened via another name or a
     // proxy still finds the gateway.
@@ -494,10 +503,22 @@ async fn ui_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> i
         .and_then(|h| h.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| gateway.api.domain_name.clone());
-    axum::Json(serde_json::json!({
+    let mut config = serde_json::json!({
         "websocketUrl": format!("ws://{host}/{}", gateway.api.stage),
         "allowWsOverride": true,
-    }))
+    });
+    // With `--auth dev` the UI signs in at the development issuer: the same shape
+    // `cargo xtask deploy` writes for Cognito's hosted UI.
+    if let Some(sign_in) = &gateway.sign_in {
+        let issuer = sign_in.issuer.issuer();
+        config["auth"] = serde_json::json!({
+            "issuer": issuer,
+            "clientId": sign_in.issuer.client_id(),
+            "authorizeUrl": format!("{issuer}{}", dev_issuer::AUTHORIZE_PATH),
+            "tokenUrl": format!("{issuer}{}", dev_issuer::TOKEN_PATH),
+        });
+    }
+    axum::Json(config)
 }
 
 /// The WebSocket handshake: `$connect` runs before the upgrade, and a non-2xx answer

@@ -91,6 +91,9 @@ struct Args {
     /// The client id (`aud`) the development issuer signs ID tokens for.
     #[arg(long, value_name = "ID", default_value = webchat_local::dev_issuer::DEFAULT_CLIENT_ID)]
     auth_client_id: String,
+    /// Seconds the development issuer's tokens last (a few, to watch a client renew them).
+    #[arg(long, value_name = "SECS", default_value_t = webchat_local::dev_issuer::DEFAULT_TOKEN_LIFETIME_SECS)]
+    auth_token_lifetime: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -148,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
                 client_id: args.auth_client_id,
             },
         },
+        auth_token_lifetime: Duration::from_secs(args.auth_token_lifetime),
     };
     let auth_lines = describe_auth(&config);
     let mut warnings = Vec::new();

@@ -273,6 +273,57 @@ async fn a_token_from_the_dev_issuer_is_accepted() {
 }
 
 #[tokio::test]
+async fn a_refresh_token_gets_new_tokens_for_the_same_name() {
+    let running = start_with_sign_in().await;
+    let addr = running.addr();
+    let endpoints = discover(addr).await;
+    let tokens = sign_in(addr, "Ann").await;
+    let refresh_token = tokens["refresh_token"].as_str().expect("a refresh token");
+    let refresh = |client_id: &'static str, token: String| {
+        let token_url = endpoints.token.clone();
+        async move {
+            let body = form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", client_id),
+                ("refresh_token", &token),
+            ]);
+            http::request(addr, "POST", &token_url, &form_headers(), &body)
+                .await
+                .unwrap()
+        }
+    };
+    let answer = refresh(CLIENT_ID, refresh_token.to_string()).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let renewed: Value = serde_json::from_str(&answer.body).unwrap();
+    // As Cognito: new ID and access tokens, the refresh token is not repeated.
+    assert!(renewed.get("refresh_token").is_none(), "{renewed}");
+    let id_token = renewed["id_token"].as_str().expect("an ID token");
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(id_token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["preferred_username"], "Ann");
+    let url = format!("{}?token={id_token}", running.websocket_url());
+    let _client = webchat_testkit::Client::join(&url, "Ann").await.unwrap();
+
+    // It can be used again; an unknown one, or another client's use, cannot.
+    assert_eq!(
+        refresh(CLIENT_ID, refresh_token.to_string()).await.status,
+        200
+    );
+    let unknown = refresh(CLIENT_ID, "nope".to_string()).await;
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.body.contains("invalid_grant"), "{}", unknown.body);
+    assert_eq!(
+        refresh("other", refresh_token.to_string()).await.status,
+        400
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn a_wrong_pkce_verifier_gets_no_tokens() {
     let running = start_with_sign_in().await;
     let addr = running.addr();

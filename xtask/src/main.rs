@@ -4,9 +4,11 @@
 //!   protocol crate, cfn-lint, every test, the full-size load tests, and the
 //!   real-browser test. CI runs this.
 //! - `dev`: installs the UI tools, builds the UI, and serves the whole chat with
-//!   `webchat-local` at http://127.0.0.1:8080/.
+//!   `webchat-local` at http://127.0.0.1:8080/; `dev --auth` with sign-in at its
+//!   development issuer (`webchat-local --auth dev`).
 //! - `ui`: installs the UI tools and builds the release UI into `dist/`, checking its
-//!   download against the size budget.
+//!   download against the size budget; `ui --sign-in` the UI with sign-in into
+//!   `target/dist-sign-in/`.
 //! - `bench`: the speed and size figures, written to `target/bench/results.json`.
 //! - `lambdas`: the arm64 Lambda builds (the chat and the sign-in authorizer) with cargo-lambda.
 //! - `deploy`, `destroy`: the whole chat onto AWS, or off it (docs/deploy.md).
@@ -29,8 +31,10 @@ fn usage() -> String {
 tasks:
   test      install what is missing, then fmt, clippy, wasm build, cfn-lint and sam validate,
             all tests, the full-size load tests, browser test
-  dev       build the UI and serve the chat at http://127.0.0.1:8080/ (extra args go to webchat-local)
+  dev       build the UI and serve the chat at http://127.0.0.1:8080/ (extra args go to webchat-local;
+            --auth: sign in first, at webchat-local's development issuer)
   ui        build the release UI into dist/ and check its gzip size against the budget
+            (--sign-in: the UI with sign-in into target/dist-sign-in/, not held to the budget)
   bench     measure speed and size figures into target/bench/results.json and the README
   lambdas   build the Lambda binaries (webchat-lambda, webchat-authorizer) for arm64 with
             cargo-lambda (zips in target/lambda/<binary>/)
@@ -53,7 +57,11 @@ fn main() -> Result<()> {
         Some("dev") => dev(&root, &rest),
         Some("ui") => {
             ui::ensure_ui_tools(&root)?;
-            ui::build_ui(&root, true).map(drop)
+            if rest.iter().any(|arg| arg == "--sign-in") {
+                ui::build_sign_in_ui(&root).map(drop)
+            } else {
+                ui::build_ui(&root, true).map(drop)
+            }
         }
         Some("bench") => bench::run(&root),
         Some("lambdas") => lambdas::build_lambdas(&root).map(|_| ()),
@@ -152,9 +160,31 @@ fn test(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask dev` arguments as webchat-local's: `--auth` alone is `--auth dev`.
+fn dev_args(extra: &[String]) -> Vec<String> {
+    let mut args = Vec::with_capacity(extra.len() + 1);
+    let mut iter = extra.iter().peekable();
+    while let Some(arg) = iter.next() {
+        args.push(arg.clone());
+        if arg == "--auth" && iter.peek().is_none_or(|next| next.starts_with("--")) {
+            args.push("dev".to_string());
+        }
+    }
+    args
+}
+
 fn dev(root: &Path, extra: &[String]) -> Result<()> {
+    let extra = dev_args(extra);
     ui::ensure_ui_tools(root)?;
-    let dist = ui::build_ui(root, true)?;
+    // Sign-in is in the UI only with the frontend's `sign-in` feature (for now).
+    let dist = if extra
+        .iter()
+        .any(|arg| arg == "--auth" || arg.starts_with("--auth="))
+    {
+        ui::build_sign_in_ui(root)?
+    } else {
+        ui::build_ui(root, true)?
+    };
     println!("xtask: starting webchat-local; open http://127.0.0.1:8080/ (Ctrl-C stops it)");
     let mut serve = cargo(root);
     serve
@@ -167,6 +197,30 @@ fn dev(root: &Path, extra: &[String]) -> Result<()> {
             "--static-dir",
         ])
         .arg(&dist)
-        .args(extra);
+        .args(&extra);
     step("webchat-local", serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dev_args;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn dev_auth_alone_means_the_development_issuer() {
+        assert_eq!(dev_args(&args(&["--auth"])), args(&["--auth", "dev"]));
+        assert_eq!(
+            dev_args(&args(&["--auth", "--addr", "127.0.0.1:9000"])),
+            args(&["--auth", "dev", "--addr", "127.0.0.1:9000"])
+        );
+        assert_eq!(
+            dev_args(&args(&["--auth", "dev"])),
+            args(&["--auth", "dev"])
+        );
+        assert_eq!(dev_args(&args(&["--auth=dev"])), args(&["--auth=dev"]));
+        assert!(dev_args(&[]).is_empty());
+    }
 }

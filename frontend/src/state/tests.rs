@@ -1506,3 +1506,296 @@ fn every_event_reads_back_exactly_as_shared_types_writes_it() {
     assert_eq!(decode(r#"{"action":"somethingNew"}"#), None);
     assert_eq!(decode("not json"), None);
 }
+
+// Sign-in.
+
+fn auth() -> AuthConfig {
+    AuthConfig::from_fields(
+        Some("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc".into()),
+        Some("client 1".into()),
+        Some("https://login.example.com/oauth2/authorize".into()),
+        Some("https://login.example.com/oauth2/token".into()),
+    )
+    .expect("auth settings")
+}
+/// An unsigned JWT with these claims: the page reads them, the server checks them.
+fn id_token(claims: Value) -> String {
+    format!(
+        "{}.{}.sig",
+        base64url(br#"{"alg":"ES256","kid":"k"}"#),
+        base64url(claims.to_string().as_bytes())
+    )
+}
+
+fn tokens_for(name: &str) -> Tokens {
+    Tokens {
+        id_token: id_token(json!({"preferred_username": name, "sub": "s"})),
+        refresh_token: Some("refresh".into()),
+        expires_ms: 3_600_000,
+    }
+}
+
+#[test]
+fn auth_settings_need_all_four_fields_and_http_urls() {
+    let a = auth();
+    assert_eq!(a.client_id, "client 1");
+    assert_eq!(a.token_url, "https://login.example.com/oauth2/token");
+    let field = |s: &str| Some(s.to_string());
+    assert_eq!(
+        AuthConfig::from_fields(field("i"), None, field("http://a"), field("http://t")),
+        None
+    );
+    assert_eq!(
+        AuthConfig::from_fields(
+            field("i"),
+            field("c"),
+            field("javascript:x"),
+            field("http://t")
+        ),
+        None
+    );
+    assert!(
+        AuthConfig::from_fields(field("i"), field("c"), field("http://a"), field("http://t"))
+            .is_some()
+    );
+}
+
+#[test]
+fn base64url_round_trips_every_length_without_padding() {
+    for len in 0..40 {
+        let data: Vec<u8> = (0..len).map(|i| (i * 37 + 250) as u8).collect();
+        let text = base64url(&data);
+        assert!(!text.contains(['=', '+', '/']), "{text}");
+        assert_eq!(base64url_decode(&text), Some(data));
+    }
+    // RFC 7636's example: the S256 challenge of its verifier.
+    assert_eq!(
+        base64url(&[
+            19, 211, 30, 150, 26, 26, 216, 236, 47, 22, 177, 12, 76, 152, 46, 8, 118, 168, 120,
+            173, 109, 241, 68, 86, 110, 225, 137, 74, 203, 112, 249, 195
+        ]),
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    );
+    assert_eq!(base64url(&[0u8; 32]).len(), 43);
+    assert_eq!(base64url_decode("a*b"), None);
+}
+
+#[test]
+fn sign_in_goes_to_the_authorize_url_with_pkce_s256_and_state() {
+    let url = authorize_url(&auth(), "http://127.0.0.1:8080/", "st&te", "CHALLENGE");
+    assert_eq!(
+        url,
+        "https://login.example.com/oauth2/authorize?response_type=code&client_id=client%201\
+         &redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2F&scope=openid&state=st%26te\
+         &code_challenge=CHALLENGE&code_challenge_method=S256"
+    );
+}
+
+#[test]
+fn the_code_and_the_refresh_token_are_exchanged_with_form_encoded_requests() {
+    assert_eq!(
+        code_exchange_form(&auth(), "c/1", "http://h/", "v"),
+        "grant_type=authorization_code&client_id=client%201&code=c%2F1\
+         &redirect_uri=http%3A%2F%2Fh%2F&code_verifier=v"
+    );
+    assert_eq!(
+        refresh_form(&auth(), "r+1"),
+        "grant_type=refresh_token&client_id=client%201&refresh_token=r%2B1"
+    );
+}
+
+#[test]
+fn the_answer_is_taken_only_with_this_tabs_state() {
+    let saved = "the-state\nthe-verifier";
+    assert_eq!(sign_in_callback("", Some(saved)), None);
+    assert_eq!(sign_in_callback("?ws=x", None), None);
+    assert_eq!(
+        sign_in_callback("?code=abc&state=the-state", Some(saved)),
+        Some(Ok(("abc".into(), "the-verifier".into())))
+    );
+    // Another state, none, or no sign-in started here: refused, not exchanged.
+    for search in ["?code=abc&state=other", "?code=abc"] {
+        assert!(
+            matches!(sign_in_callback(search, Some(saved)), Some(Err(_))),
+            "{search}"
+        );
+    }
+    assert!(matches!(
+        sign_in_callback("?code=abc&state=the-state", None),
+        Some(Err(_))
+    ));
+    // The issuer's refusal is shown.
+    let Some(Err(reason)) = sign_in_callback(
+        "?error=access_denied&error_description=User+cancelled",
+        Some(saved),
+    ) else {
+        panic!("an error");
+    };
+    assert_eq!(reason, "Sign-in failed: User cancelled");
+}
+
+#[test]
+fn the_url_is_cleaned_of_the_answer_and_keeps_the_rest() {
+    assert_eq!(without_sign_in_params("?code=a&state=b"), "");
+    assert_eq!(without_sign_in_params("?ws=x&code=a&state=b"), "?ws=x");
+    assert_eq!(
+        without_sign_in_params("?error=e&error_description=d&x=1"),
+        "?x=1"
+    );
+    assert_eq!(without_sign_in_params(""), "");
+}
+
+#[test]
+fn tokens_come_from_the_token_answer_and_keep_the_refresh_token_on_renewal() {
+    let tokens = Tokens::from_answer(
+        Some("a.b.c".into()),
+        Some("r".into()),
+        Some(3600.0),
+        1_000,
+        None,
+    )
+    .unwrap();
+    assert_eq!(tokens.id_token, "a.b.c");
+    assert_eq!(tokens.refresh_token.as_deref(), Some("r"));
+    assert_eq!(tokens.expires_ms, 3_601_000);
+    assert_eq!(Tokens::from_storage(&tokens.to_storage()), Some(tokens));
+    // A refresh answer has no refresh token: the old one stays.
+    let tokens =
+        Tokens::from_answer(Some("d.e.f".into()), None, Some(60.0), 0, Some("r".into())).unwrap();
+    assert_eq!(tokens.refresh_token.as_deref(), Some("r"));
+    assert_eq!(tokens.expires_ms, 60_000);
+    assert_eq!(Tokens::from_storage(&tokens.to_storage()), Some(tokens));
+    // An error answer has no ID token.
+    assert_eq!(Tokens::from_answer(None, None, None, 0, None), None);
+    assert_eq!(Tokens::from_storage(""), None);
+}
+
+#[test]
+fn the_id_tokens_claims_are_read_from_its_payload() {
+    let claims = json!({"preferred_username": "Änne", "sub": "s"});
+    let tokens = Tokens {
+        id_token: id_token(claims.clone()),
+        refresh_token: None,
+        expires_ms: 0,
+    };
+    let read: Value = serde_json::from_str(&tokens.claims().unwrap()).unwrap();
+    assert_eq!(read, claims);
+    let garbage = Tokens {
+        id_token: "not-a-jwt".into(),
+        ..tokens
+    };
+    assert_eq!(garbage.claims(), None);
+}
+
+#[test]
+fn the_name_is_preferred_username_else_cognito_username_if_usable() {
+    let s = |s: &str| Some(s.to_string());
+    assert_eq!(claims_name(s(" Ann "), s("u1")).as_deref(), Some("Ann"));
+    assert_eq!(claims_name(None, s("Bob")).as_deref(), Some("Bob"));
+    assert_eq!(claims_name(None, None), None);
+    assert_eq!(claims_name(s(""), s("Bob")), None);
+}
+
+#[test]
+fn tokens_are_renewed_two_minutes_before_expiry_or_halfway_for_short_ones() {
+    let tokens = Tokens {
+        expires_ms: 3_600_000,
+        ..tokens_for("Ann")
+    };
+    assert_eq!(tokens.renew_delay_ms(0), 3_480_000);
+    assert_eq!(tokens.renew_delay_ms(3_400_000), 100_000);
+    let short = Tokens {
+        expires_ms: 60_000,
+        ..tokens_for("Ann")
+    };
+    assert_eq!(short.renew_delay_ms(0), 30_000);
+    // Expired or about to: soon, but never in a tight loop.
+    assert_eq!(short.renew_delay_ms(100_000), 5_000);
+}
+
+#[test]
+fn signed_in_joins_as_the_tokens_name_and_nobody_signed_in_stays_on_the_join_screen() {
+    let mut chat = Chat::new();
+    assert_eq!(chat.signed_in(None), Vec::new());
+    assert!(chat.auth);
+    assert_eq!(chat.screen, Screen::Join);
+
+    assert_eq!(chat.signed_in(Some("Ann")), vec![Command::Connect]);
+    let register = only_frame(&chat.socket_opened());
+    assert_eq!(register["action"], "register");
+    assert_eq!(register["userName"], "Ann");
+    chat.frame(&reply(registered("Ann", "A1"), &request_id(&register)));
+    assert_eq!(chat.screen, Screen::Chat);
+    assert!(chat.auth);
+}
+
+#[test]
+fn a_reload_carries_on_as_the_same_signed_in_name_and_starts_afresh_otherwise() {
+    let session = joined("Ann", "A1", &[]).session();
+    let mut chat = Chat::new();
+    assert_eq!(chat.resume(&session), vec![Command::Connect]);
+    assert_eq!(chat.signed_in(Some("ann")), Vec::new());
+    assert_eq!(chat.screen, Screen::Chat);
+
+    // The tokens are gone or expired: back to Sign in, the session forgotten.
+    let mut chat = Chat::new();
+    chat.resume(&session);
+    let commands = chat.signed_in(None);
+    assert_eq!(
+        commands,
+        vec![Command::Close, Command::SaveSession(String::new())]
+    );
+    assert_eq!(chat.screen, Screen::Join);
+    assert!(chat.auth);
+
+    // Signed in as somebody else: that name joins afresh.
+    let mut chat = Chat::new();
+    chat.resume(&session);
+    let commands = chat.signed_in(Some("Bob"));
+    assert_eq!(
+        commands,
+        vec![
+            Command::Close,
+            Command::SaveSession(String::new()),
+            Command::Connect
+        ]
+    );
+    assert_eq!(chat.name.as_deref(), Some("Bob"));
+}
+
+#[test]
+fn a_failed_sign_in_shows_its_reason_on_the_join_screen() {
+    let mut chat = Chat::new();
+    chat.signed_in(None);
+    chat.joining = true;
+    chat.sign_in_failed("Sign-in failed: nope".into());
+    assert!(!chat.joining);
+    assert_eq!(chat.join_error.as_deref(), Some("Sign-in failed: nope"));
+}
+
+#[test]
+fn a_renewed_token_reconnects_an_open_chat_and_registers_again_with_the_resume_token() {
+    let mut chat = joined("Ann", "A1", &[]);
+    chat.auth = true;
+    assert_eq!(chat.token_renewed(), vec![Command::Connect]);
+    assert_eq!(chat.link, Link::Connecting);
+    let register = only_frame(&chat.socket_opened());
+    assert_eq!(register["userName"], "Ann");
+    assert_eq!(register["resumeToken"], "token-of-A1");
+
+    // Waiting to reconnect: the reconnect uses the new token; on the join screen, nothing.
+    let mut chat = joined("Ann", "A1", &[]);
+    chat.socket_opened();
+    chat.socket_closed(0.0, 0.5);
+    assert_eq!(chat.token_renewed(), Vec::new());
+    assert_eq!(Chat::new().token_renewed(), Vec::new());
+}
+
+#[test]
+fn leaving_and_a_refused_rejoin_keep_sign_in_on() {
+    let mut chat = joined("Ann", "A1", &[]);
+    chat.auth = true;
+    chat.leave();
+    assert!(chat.auth);
+    assert_eq!(chat.screen, Screen::Join);
+}
