@@ -964,6 +964,10 @@ async fn rooms_history_and_rejoining_in_real_browsers() -> Result<()> {
                 })
                 .await?;
             }
+            // As people do, talk a moment after coming back: each page first asks for
+            // what it missed, and a message that overtook its own push into that answer
+            // is (rightly) shown under "while you were away".
+            tokio::time::sleep(Duration::from_secs(2)).await;
             ana.say(away[0].1).await?;
             cid.say(away[1].1).await?;
             let all: Vec<&str> = said
