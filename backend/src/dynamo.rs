@@ -1184,6 +1184,83 @@ impl HistoryStore for DynamoStore {
     }
 }
 
+#[cfg(feature = "test-support")]
+impl DynamoStore {
+    /// Writes `count` registered connections (`c00000`, `c00001`, …, named `u` + id, in
+    /// the lobby) straight into the tables as `register` leaves them, 8 batches at a time:
+    /// registering them through the handlers would announce each to all before it. For
+    /// tests and the bench that need a crowd. Returns their ids.
+    pub async fn seed_registered(&self, count: usize) -> Result<Vec<String>, StoreError> {
+        use futures::StreamExt;
+        let connected_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as i64;
+        let ttl = n(connected_at.div_euclid(1000) + crate::store::CONNECTION_TTL_SECS);
+        let ids: Vec<String> = (0..count).map(|i| format!("c{i:05}")).collect();
+        let put = |pairs: Vec<(&str, AttributeValue)>| -> Result<WriteRequest, StoreError> {
+            let item = pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| unavailable("BatchWriteItem (seed)", e))?;
+            Ok(WriteRequest::builder().put_request(put).build())
+        };
+        let mut writes: Vec<(&str, WriteRequest)> = Vec::with_capacity(count * 3);
+        for id in &ids {
+            let name = format!("u{id}");
+            writes.push((
+                &self.tables.connections,
+                put(vec![
+                    (CONNECTION_ID, s(id)),
+                    (CONNECTED_AT, n(connected_at)),
+                    (TTL, ttl.clone()),
+                    (USER_NAME, s(&name)),
+                    (ROOMS, ss(&[LOBBY.to_string()])),
+                ])?,
+            ));
+            writes.push((
+                &self.tables.names,
+                put(vec![
+                    (NAME_KEY, s(&name_key(&name))),
+                    (USER_NAME, s(&name)),
+                    (CONNECTION_ID, s(id)),
+                    (TOKEN_HASH, s(&format!("t-{id}"))),
+                    (TTL, ttl.clone()),
+                ])?,
+            ));
+            writes.push((
+                &self.tables.members,
+                put(vec![
+                    (ROOM, s(LOBBY)),
+                    (CONNECTION_ID, s(id)),
+                    (USER_NAME, s(&name)),
+                    (TTL, ttl.clone()),
+                ])?,
+            ));
+        }
+        let mut by_table: HashMap<&str, Vec<WriteRequest>> = HashMap::new();
+        for (table, write) in writes {
+            by_table.entry(table).or_default().push(write);
+        }
+        let batches: Vec<(&str, Vec<WriteRequest>)> = by_table
+            .iter()
+            .flat_map(|(table, writes)| {
+                writes
+                    .chunks(BATCH_WRITE_LIMIT)
+                    .map(move |chunk| (*table, chunk.to_vec()))
+            })
+            .collect();
+        let mut written = futures::stream::iter(batches)
+            .map(|(table, batch)| self.batch_write(table, batch))
+            .buffer_unordered(8);
+        while let Some(result) = written.next().await {
+            result?;
+        }
+        Ok(ids)
+    }
+}
+
 #[cfg(feature = "local-endpoints")]
 /// A DynamoDB client for a local endpoint (dynalite, DynamoDB Local): static
 /// credentials and region, short timeouts so a stopped server fails fast.

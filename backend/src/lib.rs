@@ -13,6 +13,8 @@ pub mod chat;
 #[cfg(feature = "test-support")]
 pub mod down;
 pub mod dynamo;
+#[cfg(feature = "test-support")]
+pub mod dynamo_test_support;
 pub mod gateway;
 #[cfg(feature = "test-support")]
 pub mod harness;

@@ -1,17 +1,13 @@
 //! The DynamoDB store with the real SDK client against dynalite on a free port.
 
-use aws_sdk_dynamodb::config::interceptors::AfterDeserializationInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use webchat_backend::chat::new_message_id;
 use webchat_backend::dynamo::local_client;
+use webchat_backend::dynamo_test_support::counting_client;
 use webchat_backend::limits::Micros;
 use webchat_backend::{
     Admission, Bucket, Chat, Claim, Connection, ConnectionStore, DynamoStore, Frame, HistoryStore,
@@ -1003,171 +999,17 @@ async fn the_chat_on_dynamodb_refuses_rooms_it_is_not_in_and_a_twenty_first_room
     assert_eq!(history["more"], false);
 }
 
-/// Counts what DynamoDB read for each response: the items a Query or Scan evaluated
-/// (`ScannedCount`, what it is billed for), a GetItem's item and a BatchGetItem's items.
-#[derive(Debug, Clone, Default)]
-struct ItemsRead {
-    items: Arc<AtomicU64>,
-    operations: Arc<Mutex<Vec<String>>>,
-}
-
-impl ItemsRead {
-    fn take(&self) -> (u64, Vec<String>) {
-        (
-            self.items.swap(0, Ordering::SeqCst),
-            std::mem::take(&mut *self.operations.lock().unwrap()),
-        )
-    }
-}
-
-impl Intercept for ItemsRead {
-    fn name(&self) -> &'static str {
-        "ItemsRead"
-    }
-
-    fn read_after_deserialization(
-        &self,
-        context: &AfterDeserializationInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        use aws_sdk_dynamodb::operation::{
-            batch_get_item::BatchGetItemOutput, get_item::GetItemOutput, query::QueryOutput,
-            scan::ScanOutput,
-        };
-        let operation = cfg
-            .load::<Metadata>()
-            .ok_or("no operation metadata")?
-            .name()
-            .to_string();
-        self.operations.lock().unwrap().push(operation);
-        let Ok(output) = context.output_or_error() else {
-            return Ok(());
-        };
-        let read = if let Some(query) = output.downcast_ref::<QueryOutput>() {
-            query.scanned_count() as u64
-        } else if let Some(scan) = output.downcast_ref::<ScanOutput>() {
-            scan.scanned_count() as u64
-        } else if let Some(get) = output.downcast_ref::<GetItemOutput>() {
-            u64::from(get.item().is_some())
-        } else if let Some(batch) = output.downcast_ref::<BatchGetItemOutput>() {
-            batch
-                .responses()
-                .map(|tables| tables.values().map(|items| items.len() as u64).sum())
-                .unwrap_or(0)
-        } else {
-            0
-        };
-        self.items.fetch_add(read, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-/// Writes `rows` to `table` with BatchWriteItem, 25 at a time, 8 batches in flight.
-async fn bulk_put(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    rows: Vec<HashMap<String, AttributeValue>>,
-) {
-    use futures::StreamExt;
-    let batches: Vec<Vec<WriteRequest>> = rows
-        .chunks(25)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .map(|item| {
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(item.clone()))
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                })
-                .collect()
-        })
-        .collect();
-    futures::stream::iter(batches)
-        .for_each_concurrent(8, |mut batch| async move {
-            while !batch.is_empty() {
-                let output = client
-                    .batch_write_item()
-                    .request_items(table, batch)
-                    .send()
-                    .await
-                    .expect("BatchWriteItem");
-                batch = output
-                    .unprocessed_items()
-                    .and_then(|u| u.get(table))
-                    .cloned()
-                    .unwrap_or_default();
-            }
-        })
-        .await;
-}
-
 /// A message to a room reads that room's members and nothing else: in a chat of 10,000
 /// registered connections, a message to a 10-member room reads about ten items.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_to_a_small_room_reads_its_members_not_everyone() {
     let dynalite = Dynalite::start();
-    let counter = ItemsRead::default();
-    let config = local_client(&dynalite.endpoint())
-        .config()
-        .to_builder()
-        .interceptor(counter.clone())
-        .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(config);
-    let store = store_on(client.clone()).await;
+    let (client, counter) = counting_client(&dynalite.endpoint());
+    let store = store_on(client).await;
 
     const EVERYONE: usize = 10_000;
     let started = std::time::Instant::now();
-    let connected_at = now_ms();
-    let ttl = AttributeValue::N((connected_at / 1000 + 3 * 3600).to_string());
-    let s = |v: &str| AttributeValue::S(v.to_string());
-    let ids: Vec<String> = (0..EVERYONE).map(|i| format!("c{i:05}")).collect();
-    let row = |pairs: Vec<(&str, AttributeValue)>| -> HashMap<String, AttributeValue> {
-        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-    };
-    let connections = ids
-        .iter()
-        .map(|id| {
-            row(vec![
-                ("connectionId", s(id)),
-                ("connectedAt", AttributeValue::N(connected_at.to_string())),
-                ("ttl", ttl.clone()),
-                ("userName", s(&format!("u{id}"))),
-                ("rooms", AttributeValue::Ss(vec![LOBBY.to_string()])),
-            ])
-        })
-        .collect();
-    let names = ids
-        .iter()
-        .map(|id| {
-            row(vec![
-                ("nameKey", s(&format!("u{id}"))),
-                ("userName", s(&format!("u{id}"))),
-                ("connectionId", s(id)),
-                ("tokenHash", s(&format!("t-{id}"))),
-                ("ttl", ttl.clone()),
-            ])
-        })
-        .collect();
-    let lobby = ids
-        .iter()
-        .map(|id| {
-            row(vec![
-                ("room", s(LOBBY)),
-                ("connectionId", s(id)),
-                ("userName", s(&format!("u{id}"))),
-                ("ttl", ttl.clone()),
-            ])
-        })
-        .collect();
-    bulk_put(&client, "Connections", connections).await;
-    bulk_put(&client, "Names", names).await;
-    bulk_put(&client, "Members", lobby).await;
+    let ids = store.seed_registered(EVERYONE).await.unwrap();
     // Ten of them (spread over the table) are in a small room.
     let small: Vec<&String> = ids.iter().step_by(EVERYONE / 10).collect();
     for id in &small {
@@ -1194,7 +1036,7 @@ async fn a_message_to_a_small_room_reads_its_members_not_everyone() {
     assert_eq!(sent["action"], "sent", "{sent}");
     assert_eq!(sent["delivered"], 9);
     assert_eq!(gateway.pushed().len(), 9);
-    assert!(!operations.iter().any(|op| op == "Scan"), "{operations:?}");
+    assert!(!operations.contains(&"Scan"), "{operations:?}");
     assert!(
         items_read <= 15,
         "a message to 10 members read {items_read} items ({operations:?})"

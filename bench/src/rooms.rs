@@ -14,18 +14,12 @@
 //! measure already. What sending a push costs the handler is the push-cost figure.
 
 use anyhow::{bail, Context, Result};
-use aws_sdk_dynamodb::config::interceptors::AfterDeserializationInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::StreamExt;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use webchat_backend::chat::new_message_id;
-use webchat_backend::dynamo::local_client;
+use webchat_backend::dynamo_test_support::{counting_client, ItemsRead};
 use webchat_backend::{
     Chat, ConnectionGateway, ConnectionStore, DynamoStore, Frame, HistoryStore, Limits, PostError,
     Retrying, StoredMessage, TableNames,
@@ -37,66 +31,6 @@ pub const SMALL_ROOM: usize = 10;
 
 /// Frames sent untimed before each series.
 const WARM_UP: usize = 5;
-
-/// Counts what DynamoDB read for each response: the items a Query or Scan evaluated
-/// (`ScannedCount`, what it is billed for), a GetItem's item and a BatchGetItem's items.
-#[derive(Debug, Clone, Default)]
-struct ItemsRead {
-    items: Arc<AtomicU64>,
-    /// The read operations seen, by name.
-    operations: Arc<Mutex<Vec<&'static str>>>,
-}
-
-impl ItemsRead {
-    fn take(&self) -> (u64, Vec<&'static str>) {
-        (
-            self.items.swap(0, Ordering::SeqCst),
-            std::mem::take(&mut *self.operations.lock().unwrap_or_else(|p| p.into_inner())),
-        )
-    }
-}
-
-impl Intercept for ItemsRead {
-    fn name(&self) -> &'static str {
-        "ItemsRead"
-    }
-
-    fn read_after_deserialization(
-        &self,
-        context: &AfterDeserializationInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        use aws_sdk_dynamodb::operation::{
-            batch_get_item::BatchGetItemOutput, get_item::GetItemOutput, query::QueryOutput,
-            scan::ScanOutput,
-        };
-        let Ok(output) = context.output_or_error() else {
-            return Ok(());
-        };
-        let (operation, read) = if let Some(query) = output.downcast_ref::<QueryOutput>() {
-            ("Query", query.scanned_count() as u64)
-        } else if let Some(scan) = output.downcast_ref::<ScanOutput>() {
-            ("Scan", scan.scanned_count() as u64)
-        } else if let Some(get) = output.downcast_ref::<GetItemOutput>() {
-            ("GetItem", u64::from(get.item().is_some()))
-        } else if let Some(batch) = output.downcast_ref::<BatchGetItemOutput>() {
-            let items = batch
-                .responses()
-                .map(|tables| tables.values().map(|items| items.len() as u64).sum())
-                .unwrap_or(0);
-            ("BatchGetItem", items)
-        } else {
-            return Ok(());
-        };
-        self.operations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(operation);
-        self.items.fetch_add(read, Ordering::SeqCst);
-        Ok(())
-    }
-}
 
 /// A management API that takes every push at once and counts them.
 #[derive(Default)]
@@ -147,103 +81,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
-}
-
-/// Writes `rows` to `table` with BatchWriteItem, 25 at a time, 8 batches in flight.
-async fn bulk_put(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    rows: Vec<HashMap<String, AttributeValue>>,
-) -> Result<()> {
-    let batches: Vec<Vec<WriteRequest>> = rows
-        .chunks(25)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .map(|item| {
-                    PutRequest::builder()
-                        .set_item(Some(item.clone()))
-                        .build()
-                        .map(|put| WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<_, _>>()
-        })
-        .collect::<Result<_, _>>()?;
-    let mut writes = futures::stream::iter(batches)
-        .map(|mut batch| async move {
-            while !batch.is_empty() {
-                let output = client
-                    .batch_write_item()
-                    .request_items(table, batch)
-                    .send()
-                    .await
-                    .with_context(|| format!("BatchWriteItem to {table}"))?;
-                batch = output
-                    .unprocessed_items()
-                    .and_then(|u| u.get(table))
-                    .cloned()
-                    .unwrap_or_default();
-            }
-            Ok::<_, anyhow::Error>(())
-        })
-        .buffer_unordered(8);
-    while let Some(written) = writes.next().await {
-        written?;
-    }
-    Ok(())
-}
-
-/// `others` registered connections in the lobby, written straight into the tables as
-/// `register` leaves them (registering them through the handlers would announce each
-/// to all before it: half a million pushes and as many lobby Queries for nothing
-/// measured here). Returns their ids.
-async fn populate(client: &aws_sdk_dynamodb::Client, others: usize) -> Result<Vec<String>> {
-    let connected_at = now_ms();
-    let ttl = AttributeValue::N((connected_at / 1000 + 3 * 3600).to_string());
-    let s = |v: &str| AttributeValue::S(v.to_string());
-    let row = |pairs: Vec<(&str, AttributeValue)>| -> HashMap<String, AttributeValue> {
-        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-    };
-    let ids: Vec<String> = (0..others).map(|i| format!("c{i:05}")).collect();
-    let connections = ids
-        .iter()
-        .map(|id| {
-            row(vec![
-                ("connectionId", s(id)),
-                ("connectedAt", AttributeValue::N(connected_at.to_string())),
-                ("ttl", ttl.clone()),
-                ("userName", s(&format!("u{id}"))),
-                ("rooms", AttributeValue::Ss(vec![LOBBY.to_string()])),
-            ])
-        })
-        .collect();
-    let names = ids
-        .iter()
-        .map(|id| {
-            row(vec![
-                ("nameKey", s(&format!("u{id}"))),
-                ("userName", s(&format!("u{id}"))),
-                ("connectionId", s(id)),
-                ("tokenHash", s(&format!("t-{id}"))),
-                ("ttl", ttl.clone()),
-            ])
-        })
-        .collect();
-    let members = ids
-        .iter()
-        .map(|id| {
-            row(vec![
-                ("room", s(LOBBY)),
-                ("connectionId", s(id)),
-                ("userName", s(&format!("u{id}"))),
-                ("ttl", ttl.clone()),
-            ])
-        })
-        .collect();
-    bulk_put(client, "Connections", connections).await?;
-    bulk_put(client, "Names", names).await?;
-    bulk_put(client, "Members", members).await?;
-    Ok(ids)
 }
 
 type BenchChat<'a> = Chat<'a, DynamoStore, Retrying<&'a Accepting>>;
@@ -335,15 +172,9 @@ pub async fn measure(
     page: usize,
 ) -> Result<Measured> {
     let dynalite = webchat_testkit::Dynalite::start();
-    let counter = ItemsRead::default();
-    let config = local_client(&dynalite.endpoint())
-        .config()
-        .to_builder()
-        .interceptor(counter.clone())
-        .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let (client, counter) = counting_client(&dynalite.endpoint());
     let store = DynamoStore::new(
-        client.clone(),
+        client,
         TableNames {
             connections: "Connections".into(),
             names: "Names".into(),
@@ -353,7 +184,7 @@ pub async fn measure(
     );
     store.create_tables_if_missing().await?;
     let started = Instant::now();
-    let ids = populate(&client, others).await?;
+    let ids = store.seed_registered(others).await?;
     // Ten of them, spread over the table, are in a small room.
     let small: Vec<&String> = ids.iter().step_by((others / SMALL_ROOM).max(1)).collect();
     for id in &small {
