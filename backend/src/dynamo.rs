@@ -1172,15 +1172,10 @@ impl HistoryStore for DynamoStore {
             HistoryPage::Before(id) => (Some(("<", id.as_str())), true),
             HistoryPage::After(id) => (Some((">", id.as_str())), false),
         };
-        let mut messages = self
+        let read = self
             .query_messages(room, bound, newest_first, limit.saturating_add(1), now_secs)
             .await?;
-        let more = messages.len() > limit;
-        messages.truncate(limit);
-        if newest_first {
-            messages.reverse();
-        }
-        Ok(HistorySlice { messages, more })
+        Ok(HistorySlice::from_read(read, limit, page))
     }
 }
 

@@ -288,7 +288,7 @@ impl HistoryStore for MemoryStore {
         };
         let live = |m: &&StoredMessage| m.expires_at >= now_secs;
         // One more than asked says whether another page follows.
-        let mut slice: Vec<StoredMessage> = match page {
+        let read: Vec<StoredMessage> = match page {
             HistoryPage::After(id) => {
                 let after = (
                     std::ops::Bound::Excluded(id.clone()),
@@ -298,7 +298,7 @@ impl HistoryStore for MemoryStore {
                     .range(after)
                     .map(|(_, m)| m)
                     .filter(live)
-                    .take(limit + 1)
+                    .take(limit.saturating_add(1))
                     .cloned()
                     .collect()
             }
@@ -312,19 +312,11 @@ impl HistoryStore for MemoryStore {
                     .rev()
                     .map(|(_, m)| m)
                     .filter(live)
-                    .take(limit + 1)
+                    .take(limit.saturating_add(1))
                     .cloned()
                     .collect()
             }
         };
-        let more = slice.len() > limit;
-        slice.truncate(limit);
-        if !matches!(page, HistoryPage::After(_)) {
-            slice.reverse();
-        }
-        Ok(HistorySlice {
-            messages: slice,
-            more,
-        })
+        Ok(HistorySlice::from_read(read, limit, page))
     }
 }

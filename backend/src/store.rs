@@ -112,6 +112,23 @@ pub struct HistorySlice {
     pub more: bool,
 }
 
+impl HistorySlice {
+    /// The page from what a store read for it: at most `limit + 1` rows in reading order
+    /// (newest first, except for `After` pages); the extra row only says whether `more`
+    /// follow.
+    pub fn from_read(mut rows: Vec<StoredMessage>, limit: usize, page: &HistoryPage) -> Self {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        if !matches!(page, HistoryPage::After(_)) {
+            rows.reverse();
+        }
+        HistorySlice {
+            messages: rows,
+            more,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the name is held by another live connection")]
