@@ -21,6 +21,12 @@ pub use store::AnyStore;
 /// The binary's first stdout line is this followed by the WebSocket URL; launchers wait for it.
 pub const READY_LINE_PREFIX: &str = "webchat-local listening: ";
 
+/// The DynamoDB tables `--dynamodb-endpoint` uses unless told otherwise.
+pub const DEFAULT_CONNECTIONS_TABLE: &str = "webchat-connections";
+pub const DEFAULT_NAMES_TABLE: &str = "webchat-names";
+pub const DEFAULT_MEMBERS_TABLE: &str = "webchat-members";
+pub const DEFAULT_MESSAGES_TABLE: &str = "webchat-messages";
+
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -94,10 +100,10 @@ impl Default for Config {
             static_dir: None,
             dynamodb_endpoint: None,
             tables: TableNames {
-                connections: "webchat-connections".to_string(),
-                names: "webchat-names".to_string(),
-                members: "webchat-members".to_string(),
-                messages: "webchat-messages".to_string(),
+                connections: DEFAULT_CONNECTIONS_TABLE.to_string(),
+                names: DEFAULT_NAMES_TABLE.to_string(),
+                members: DEFAULT_MEMBERS_TABLE.to_string(),
+                messages: DEFAULT_MESSAGES_TABLE.to_string(),
             },
             idle_timeout: Duration::from_secs(webchat_shared_types::IDLE_TIMEOUT_SECS),
             max_lifetime: Duration::from_secs(webchat_shared_types::MAX_CONNECTION_LIFETIME_SECS),

@@ -31,16 +31,16 @@ struct Args {
     #[arg(long, value_name = "URL")]
     dynamodb_endpoint: Option<String>,
     /// Connections table name (with --dynamodb-endpoint).
-    #[arg(long, env = "CONNECTIONS_TABLE", default_value = "webchat-connections")]
+    #[arg(long, env = "CONNECTIONS_TABLE", default_value = webchat_local::DEFAULT_CONNECTIONS_TABLE)]
     connections_table: String,
     /// Names table name (with --dynamodb-endpoint).
-    #[arg(long, env = "NAMES_TABLE", default_value = "webchat-names")]
+    #[arg(long, env = "NAMES_TABLE", default_value = webchat_local::DEFAULT_NAMES_TABLE)]
     names_table: String,
     /// Room members table name (with --dynamodb-endpoint).
-    #[arg(long, env = "MEMBERS_TABLE", default_value = "webchat-members")]
+    #[arg(long, env = "MEMBERS_TABLE", default_value = webchat_local::DEFAULT_MEMBERS_TABLE)]
     members_table: String,
     /// Room messages table name (with --dynamodb-endpoint).
-    #[arg(long, env = "MESSAGES_TABLE", default_value = "webchat-messages")]
+    #[arg(long, env = "MESSAGES_TABLE", default_value = webchat_local::DEFAULT_MESSAGES_TABLE)]
     messages_table: String,
     /// Seconds without a client frame before the connection is closed (1001).
     #[arg(long, value_name = "SECS", default_value_t = webchat_shared_types::IDLE_TIMEOUT_SECS)]
