@@ -12,9 +12,7 @@ use crate::state::{
     without_sign_in_params, ws_url, AuthConfig, Chat, Command, Tokens, NAME_STORAGE_KEY,
     PING_INTERVAL_MS, SESSION_STORAGE_KEY, SIGN_IN_STORAGE_KEY, TOKENS_STORAGE_KEY,
 };
-use leptos::prelude::*;
 use std::cell::RefCell;
-use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -35,13 +33,12 @@ impl Socket {
         self.ws.set_onclose(None);
         let _ = self.ws.close_with_code(1000);
         // A handler of this socket may be running right now: drop the closures later.
-        set_timeout(move || drop(self), Duration::ZERO);
+        set_timeout(Box::new(move || drop(self)), 0);
     }
 }
 
 #[derive(Default)]
 struct Shell {
-    chat: Option<RwSignal<Chat>>,
     /// The WebSocket URL, once found.
     url: Option<String>,
     /// A `Connect` came before the URL was known.
@@ -49,7 +46,7 @@ struct Shell {
     socket: Option<Socket>,
     /// Bumped for every socket, so events of an older one are ignored.
     generation: u32,
-    reconnect_timer: Option<TimeoutHandle>,
+    reconnect_timer: Option<Timer>,
 }
 
 /// The sign-in's part of the shell: apart from [`Shell`], so builds without the
@@ -60,12 +57,86 @@ struct SignIn {
     auth: Option<AuthConfig>,
     /// The ID token sockets open with (`?token=`).
     token: Option<String>,
-    renew_timer: Option<TimeoutHandle>,
+    renew_timer: Option<Timer>,
 }
 
 thread_local! {
+    static CHAT: RefCell<Chat> = RefCell::new(Chat::new());
     static SHELL: RefCell<Shell> = RefCell::new(Shell::default());
     static SIGN_IN: RefCell<SignIn> = RefCell::new(SignIn::default());
+}
+
+pub fn window() -> web_sys::Window {
+    web_sys::window().expect_throw("no window")
+}
+
+pub fn document() -> web_sys::Document {
+    window().document().expect_throw("no document")
+}
+
+/// A pending `setTimeout`, and its callback (freed with it).
+struct Timer {
+    id: i32,
+    _callback: Closure<dyn FnMut()>,
+}
+
+impl Timer {
+    fn clear(self) {
+        window().clear_timeout_with_handle(self.id);
+    }
+}
+
+/// Runs `f` once after `delay_ms`; dropping the returned [`Timer`] before then leaks
+/// nothing but the callback, [`Timer::clear`] cancels it.
+fn set_timeout_with_handle(f: Box<dyn FnOnce()>, delay_ms: u32) -> Option<Timer> {
+    let mut f = Some(f);
+    let callback = Closure::wrap(Box::new(move || {
+        if let Some(f) = f.take() {
+            f()
+        }
+    }) as Box<dyn FnMut()>);
+    let id = window()
+        .set_timeout_with_callback_and_timeout_and_arguments_0(
+            callback.as_ref().unchecked_ref(),
+            delay_ms.min(i32::MAX as u32) as i32,
+        )
+        .ok()?;
+    Some(Timer {
+        id,
+        _callback: callback,
+    })
+}
+
+/// Runs `f` once after `delay_ms`, for sure.
+fn set_timeout(f: Box<dyn FnOnce()>, delay_ms: u32) {
+    // The callback must outlive the wait: it frees itself once it has run.
+    let callback = Closure::once_into_js(f);
+    let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(
+        callback.unchecked_ref(),
+        delay_ms.min(i32::MAX as u32) as i32,
+    );
+}
+
+/// Runs `f` every `period_ms`, for the page's lifetime.
+fn set_interval(f: Box<dyn FnMut()>, period_ms: u32) {
+    let callback = Closure::wrap(f);
+    let _ = window().set_interval_with_callback_and_timeout_and_arguments_0(
+        callback.as_ref().unchecked_ref(),
+        period_ms as i32,
+    );
+    callback.forget();
+}
+
+/// Runs `f` before the next repaint, once the page's layout is up to date.
+pub fn next_frame(f: Box<dyn FnOnce()>) {
+    let _ = window().request_animation_frame(Closure::once_into_js(f).unchecked_ref());
+}
+
+/// Calls `f` on each `event` at the window, for the page's lifetime.
+fn on_window(event: &str, f: Box<dyn FnMut()>) {
+    let callback = Closure::wrap(f);
+    let _ = window().add_event_listener_with_callback(event, callback.as_ref().unchecked_ref());
+    callback.forget();
 }
 
 /// Milliseconds since the epoch.
@@ -98,14 +169,13 @@ pub fn load_name() -> Option<String> {
 
 /// Starts the shell: finds the WebSocket URL and starts the clock, ping and
 /// online/offline listeners. Called once, by the app.
-pub fn start(chat: RwSignal<Chat>, now: RwSignal<f64>) {
-    SHELL.with_borrow_mut(|shell| shell.chat = Some(chat));
+pub fn start() {
     if let Some(saved) =
         session_storage().and_then(|s| s.get_item(SESSION_STORAGE_KEY).ok().flatten())
     {
         dispatch(|c| c.resume(&saved));
     }
-    leptos::task::spawn_local(async {
+    wasm_bindgen_futures::spawn_local(async {
         let location = window().location();
         let config = fetch_text("config.json").await;
         let url = ws_url(
@@ -128,17 +198,17 @@ pub fn start(chat: RwSignal<Chat>, now: RwSignal<f64>) {
             run(Command::Connect);
         }
     });
-    let _ = set_interval_with_handle(move || now.set(now_ms()), Duration::from_secs(1));
-    let _ = set_interval_with_handle(
-        || dispatch(Chat::ping),
-        Duration::from_millis(PING_INTERVAL_MS.into()),
+    // The reconnect countdown.
+    set_interval(Box::new(|| with_chat(crate::render)), 1000);
+    set_interval(Box::new(|| dispatch(Chat::ping)), PING_INTERVAL_MS);
+    on_window(
+        "online",
+        Box::new(|| dispatch(|c| c.browser_online_changed(true))),
     );
-    std::mem::forget(window_event_listener_untyped("online", |_| {
-        dispatch(|c| c.browser_online_changed(true))
-    }));
-    std::mem::forget(window_event_listener_untyped("offline", |_| {
-        dispatch(|c| c.browser_online_changed(false))
-    }));
+    on_window(
+        "offline",
+        Box::new(|| dispatch(|c| c.browser_online_changed(false))),
+    );
     if !window().navigator().on_line() {
         dispatch(|c| c.browser_online_changed(false));
     }
@@ -172,16 +242,20 @@ pub fn dispatch(f: impl FnOnce(&mut Chat) -> Vec<Command>) {
     dispatch_with(|chat| (f(chat), ()));
 }
 
-/// Like [`dispatch`], for updates that also return a value.
-pub fn dispatch_with<R: Default>(f: impl FnOnce(&mut Chat) -> (Vec<Command>, R)) -> R {
-    let Some(chat) = SHELL.with_borrow(|shell| shell.chat) else {
-        return R::default();
-    };
-    let (commands, result) = chat.try_update(f).unwrap_or_default();
+/// Like [`dispatch`], for updates that also return a value. The page shows the new
+/// state before the commands run.
+pub fn dispatch_with<R>(f: impl FnOnce(&mut Chat) -> (Vec<Command>, R)) -> R {
+    let (commands, result) = CHAT.with_borrow_mut(f);
+    with_chat(crate::render);
     for command in commands {
         run(command);
     }
     result
+}
+
+/// Reads the chat state.
+pub fn with_chat<R>(f: impl FnOnce(&Chat) -> R) -> R {
+    CHAT.with_borrow(f)
 }
 
 fn run(command: Command) {
@@ -208,11 +282,8 @@ fn run(command: Command) {
             }
         }
         Command::ScheduleReconnect { delay_ms } => {
-            let timer = set_timeout_with_handle(
-                || dispatch(Chat::reconnect_due),
-                Duration::from_millis(delay_ms.into()),
-            )
-            .ok();
+            let timer =
+                set_timeout_with_handle(Box::new(|| dispatch(Chat::reconnect_due)), delay_ms);
             SHELL.with_borrow_mut(|shell| {
                 if let Some(old) = std::mem::replace(&mut shell.reconnect_timer, timer) {
                     old.clear();
@@ -225,9 +296,9 @@ fn run(command: Command) {
         } => {
             // Not cancelled on reconnect: `resend_due` sends nothing for a message the
             // dropped connection already failed.
-            let _ = set_timeout_with_handle(
-                move || dispatch(|chat| chat.resend_due(&request_id)),
-                Duration::from_millis(delay_ms.into()),
+            set_timeout(
+                Box::new(move || dispatch(|chat| chat.resend_due(&request_id))),
+                delay_ms,
             );
         }
         Command::SaveSession(text) => {
@@ -272,12 +343,12 @@ fn connect() {
         Err(_) => {
             // An unusable URL fails like a refused connection: back off and retry.
             set_timeout(
-                move || {
+                Box::new(move || {
                     on_event(generation, |c| {
                         c.socket_closed(now_ms(), js_sys::Math::random())
                     })
-                },
-                Duration::ZERO,
+                }),
+                0,
             );
             return;
         }
@@ -351,7 +422,7 @@ pub fn sign_in() {
     if let Some(name) = load_tokens().and_then(|tokens| token_name(&tokens)) {
         dispatch(move |c| c.join(&name));
     } else {
-        leptos::task::spawn_local(redirect_to_sign_in());
+        wasm_bindgen_futures::spawn_local(redirect_to_sign_in());
     }
 }
 
@@ -517,10 +588,9 @@ fn use_tokens(tokens: Tokens) -> Option<String> {
         let _ = storage.set_item(TOKENS_STORAGE_KEY, &tokens.to_storage());
     }
     let timer = set_timeout_with_handle(
-        || leptos::task::spawn_local(renew()),
-        Duration::from_millis(tokens.renew_delay_ms(now_ms() as u64).into()),
-    )
-    .ok();
+        Box::new(|| wasm_bindgen_futures::spawn_local(renew())),
+        tokens.renew_delay_ms(now_ms() as u64),
+    );
     SIGN_IN.with_borrow_mut(|sign_in| {
         sign_in.token = Some(tokens.id_token);
         if let Some(old) = std::mem::replace(&mut sign_in.renew_timer, timer) {
