@@ -830,7 +830,7 @@ fn sizes(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
 
     let raw_name = "UI wasm + js, raw";
     let gzip_name = "UI wasm + js, gzip";
-    let gzip_goal = Goal::AtMost(ui_bundle::kb(ui_bundle::GOAL_GZIP));
+    let gzip_goal = Goal::AtMost(ui_bundle::kb(ui_bundle::BUDGET_GZIP));
     match ui_bundle::measure(&options.root.join("dist")) {
         Ok(size) => {
             figures.push(measured(

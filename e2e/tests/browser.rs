@@ -4,8 +4,6 @@
 //! Run it with `cargo xtask test`, which installs chromium and chromedriver, builds the UI
 //! into `dist/` and builds `webchat-local` first; without them the test binary stops at
 //! once with one line saying so. Inputs: `WEBCHAT_DIST` (default `<workspace>/dist`),
-//! `WEBCHAT_SIGN_IN_DIST` (the UI built with the frontend's `sign-in` feature, default
-//! `<workspace>/target/dist-sign-in`),
 //! `WEBCHAT_LOCAL_BIN` (default `<workspace>/target/debug/webchat-local`), `CHROMEDRIVER`
 //! (default `/usr/bin/chromedriver`), `CHROMIUM` (default `/usr/bin/chromium`).
 //! Screenshots of every step go to `<workspace>/target/e2e/` (the rooms test's to
@@ -519,18 +517,10 @@ async fn signed_in_users_chat_and_sign_out_in_real_browsers() -> Result<()> {
     let _turn = BROWSERS.lock().await;
     let setup = Setup::new("target/e2e-auth", "e2e-auth")?;
     let out = &setup.out;
-    // The UI with sign-in is a build of its own (the frontend's `sign-in` feature).
-    let dist = env_path(
-        "WEBCHAT_SIGN_IN_DIST",
-        workspace_root().join("target/dist-sign-in"),
-    );
-    require(
-        &dist.join("index.html"),
-        "the UI built with sign-in (target/dist-sign-in/index.html)",
-    );
+    // The same UI as every other test: sign-in is on because config.json says so.
     let gateway = Gateway::start_with(
         &setup.local_bin,
-        &dist,
+        &setup.dist,
         "127.0.0.1:0",
         &setup.gateway_log(),
         // Tokens of 30 s: the page renews them after 15 s, so the test sees it happen.

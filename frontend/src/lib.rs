@@ -241,12 +241,10 @@ struct JoinScreen {
     join_disabled: Slot,
     join_label: Slot,
     error: Slot,
-    #[cfg(feature = "sign-in")]
     sign_in: SignInButton,
 }
 
-/// The Sign in button and its error line; only in builds with the `sign-in` feature.
-#[cfg(feature = "sign-in")]
+/// The Sign in button and its error line.
 struct SignInButton {
     hidden: Slot,
     disabled: Slot,
@@ -267,7 +265,6 @@ impl JoinScreen {
         );
         add_text(&section, "h1", &[("id", "join-title")], "Webchat");
         let lead = add(&section, "p", &[("class", "lead")]);
-        #[cfg(feature = "sign-in")]
         let sign_in = {
             let wrap = add(&section, "div", &[("class", "sign-in"), ("hidden", "")]);
             let button = add(
@@ -355,28 +352,22 @@ impl JoinScreen {
             join_disabled: Slot::attr(&button, "disabled"),
             join_label: Slot::text(&button),
             error: Slot::text(&error),
-            #[cfg(feature = "sign-in")]
             sign_in,
         }
     }
 
     fn render(&mut self, chat: &Chat) {
         let error = chat.join_error.as_deref().unwrap_or_default();
-        #[cfg(feature = "sign-in")]
-        let auth = {
-            let sign_in = &mut self.sign_in;
-            sign_in.hidden.flag(!chat.auth);
-            sign_in.disabled.flag(chat.joining);
-            sign_in.label.set(if chat.joining {
-                "Signing in…"
-            } else {
-                "Sign in"
-            });
-            sign_in.error.set(error);
-            chat.auth
-        };
-        #[cfg(not(feature = "sign-in"))]
-        let auth = false;
+        let auth = chat.auth;
+        let sign_in = &mut self.sign_in;
+        sign_in.hidden.flag(!auth);
+        sign_in.disabled.flag(chat.joining);
+        sign_in.label.set(if chat.joining {
+            "Signing in…"
+        } else {
+            "Sign in"
+        });
+        sign_in.error.set(error);
         self.lead.set(if auth {
             "Sign in to join the chat."
         } else {
@@ -399,9 +390,7 @@ struct ChatScreen {
     status_key: Slot,
     status_label: Slot,
     status_announced: Slot,
-    #[cfg(feature = "sign-in")]
     leave_id: Slot,
-    #[cfg(feature = "sign-in")]
     leave_label: Slot,
     rooms: Element,
     rooms_shown: Vec<(String, u32, bool)>,
@@ -469,7 +458,6 @@ impl ChatScreen {
             &leave,
             "click",
             Box::new(|_| {
-                #[cfg(feature = "sign-in")]
                 if shell::with_chat(|c| c.auth) {
                     shell::sign_out();
                     return;
@@ -764,9 +752,7 @@ impl ChatScreen {
             status_key: Slot::attr(&status, "data-status"),
             status_label: Slot::text(&status_label),
             status_announced: Slot::text(&status_announced),
-            #[cfg(feature = "sign-in")]
             leave_id: Slot::attr(&leave, "data-testid"),
-            #[cfg(feature = "sign-in")]
             leave_label: Slot::text(&leave),
             rooms,
             rooms_shown: Vec::new(),
@@ -802,16 +788,13 @@ impl ChatScreen {
         self.status_key.set(status.key());
         self.status_label.set(&status.label());
         self.status_announced.set(chat.status(0.0).key());
-        #[cfg(feature = "sign-in")]
-        {
-            self.leave_id.set(if chat.auth {
-                "sign-out-button"
-            } else {
-                "leave-button"
-            });
-            self.leave_label
-                .set(if chat.auth { "Sign out" } else { "Leave" });
-        }
+        self.leave_id.set(if chat.auth {
+            "sign-out-button"
+        } else {
+            "leave-button"
+        });
+        self.leave_label
+            .set(if chat.auth { "Sign out" } else { "Leave" });
         self.render_rooms(chat);
         self.render_users(chat);
         self.render_transcript(chat);

@@ -4,9 +4,6 @@
 //! the [`Command`]s it returns; the decisions are made there and in `state`'s sign-in
 //! functions.
 
-// The sign-in's functions are only reached with the `sign-in` feature.
-#![cfg_attr(not(feature = "sign-in"), allow(dead_code, unused_imports))]
-
 use crate::state::{
     authorize_url, base64url, claims_name, code_exchange_form, refresh_form, sign_in_callback,
     without_sign_in_params, ws_url, AuthConfig, Chat, Command, Tokens, NAME_STORAGE_KEY,
@@ -184,9 +181,6 @@ pub fn start() {
             &location.protocol().unwrap_or_default(),
             &location.host().unwrap_or_default(),
         );
-        // Without the `sign-in` feature none of the sign-in code is reachable, so none
-        // of it is in the download (see frontend/Cargo.toml).
-        #[cfg(feature = "sign-in")]
         if let Some(auth) = config.as_deref().and_then(auth_config) {
             load_sign_in(auth).await;
         }
@@ -336,7 +330,6 @@ fn connect() {
     let Some(url) = url else {
         return;
     };
-    #[cfg(feature = "sign-in")]
     let url = with_token(url);
     let ws = match WebSocket::new(&url) {
         Ok(ws) => ws,
@@ -418,7 +411,6 @@ async fn response_text(fetch: js_sys::Promise) -> Option<String> {
 /// Sign in pressed: join as the ID token's name if this tab has one (back on the join
 /// screen after a refusal), else off to the issuer.
 pub fn sign_in() {
-    #[cfg(feature = "sign-in")]
     if let Some(name) = load_tokens().and_then(|tokens| token_name(&tokens)) {
         dispatch(move |c| c.join(&name));
     } else {
@@ -428,7 +420,6 @@ pub fn sign_in() {
 
 /// Sign out pressed: the tokens are forgotten and the socket closed.
 pub fn sign_out() {
-    #[cfg(feature = "sign-in")]
     if let Some(storage) = session_storage() {
         let _ = storage.remove_item(TOKENS_STORAGE_KEY);
     }

@@ -448,10 +448,7 @@ enum Action {
         chat: PathBuf,
         authorizer: Option<PathBuf>,
     },
-    /// `sign_in`: the UI with its sign-in (the `sign-in` feature), for a stack with sign-in on.
-    BuildUi {
-        sign_in: bool,
-    },
+    BuildUi,
     UseUiDir(PathBuf),
     /// Reads a stack's outputs into the variables; `optional`: a missing stack is noted.
     ReadOutputs {
@@ -555,14 +552,9 @@ fn deploy_plan(root: &Path, options: &Options, target: &Target, work: &Path) -> 
             Action::UseUiDir(dir.clone()),
             "Pass a directory trunk built (with index.html), or leave --ui-dir out.",
         ),
-        None if options.auth.unwrap_or_default() != Auth::None => Step::new(
-            "build the UI with sign-in (cargo xtask ui --sign-in)",
-            Action::BuildUi { sign_in: true },
-            "`cargo xtask ui --sign-in` builds the same UI.",
-        ),
         None => Step::new(
             "build the UI (trunk build --release)",
-            Action::BuildUi { sign_in: false },
+            Action::BuildUi,
             "`cargo xtask dev` builds the same UI and installs its tools.",
         ),
     });
@@ -808,12 +800,7 @@ fn describe(root: &Path, action: &Action) -> Vec<String> {
             );
             lines
         }
-        Action::BuildUi { sign_in: false } => {
-            vec!["trunk build --offline --release → dist/".into()]
-        }
-        Action::BuildUi { sign_in: true } => {
-            vec!["trunk build --offline --release --features sign-in → target/dist-sign-in/".into()]
-        }
+        Action::BuildUi => vec!["trunk build --offline --release → dist/".into()],
         Action::UseUiDir(dir) => vec![format!("{} must hold index.html", dir.display())],
         Action::ReadOutputs {
             call,
@@ -955,13 +942,9 @@ impl Run {
                 self.set("AuthorizerZip", &authorizer);
                 Ok(())
             }
-            Action::BuildUi { sign_in } => {
+            Action::BuildUi => {
                 ui::ensure_ui_tools(&self.root)?;
-                let dist = if *sign_in {
-                    ui::build_sign_in_ui(&self.root)?
-                } else {
-                    ui::build_ui(&self.root, true)?
-                };
+                let dist = ui::build_ui(&self.root, true)?;
                 self.set("UiDir", &dist);
                 Ok(())
             }

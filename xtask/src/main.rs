@@ -7,8 +7,7 @@
 //!   `webchat-local` at http://127.0.0.1:8080/; `dev --auth` with sign-in at its
 //!   development issuer (`webchat-local --auth dev`).
 //! - `ui`: installs the UI tools and builds the release UI into `dist/`, checking its
-//!   download against the size budget; `ui --sign-in` the UI with sign-in into
-//!   `target/dist-sign-in/`.
+//!   download against the size budget.
 //! - `bench`: the speed and size figures, written to `target/bench/results.json`.
 //! - `lambdas`: the arm64 Lambda builds (the chat and the sign-in authorizer) with cargo-lambda.
 //! - `deploy`, `destroy`: the whole chat onto AWS, or off it (docs/deploy.md).
@@ -34,7 +33,6 @@ tasks:
   dev       build the UI and serve the chat at http://127.0.0.1:8080/ (extra args go to webchat-local;
             --auth: sign in first, at webchat-local's development issuer)
   ui        build the release UI into dist/ and check its gzip size against the budget
-            (--sign-in: the UI with sign-in into target/dist-sign-in/, not held to the budget)
   bench     measure speed and size figures into target/bench/results.json and the README
   lambdas   build the Lambda binaries (webchat-lambda, webchat-authorizer) for arm64 with
             cargo-lambda (zips in target/lambda/<binary>/)
@@ -57,11 +55,7 @@ fn main() -> Result<()> {
         Some("dev") => dev(&root, &rest),
         Some("ui") => {
             ui::ensure_ui_tools(&root)?;
-            if rest.iter().any(|arg| arg == "--sign-in") {
-                ui::build_sign_in_ui(&root).map(drop)
-            } else {
-                ui::build_ui(&root, true).map(drop)
-            }
+            ui::build_ui(&root, true).map(drop)
         }
         Some("bench") => bench::run(&root),
         Some("lambdas") => lambdas::build_lambdas(&root).map(|_| ()),
@@ -176,15 +170,7 @@ fn dev_args(extra: &[String]) -> Vec<String> {
 fn dev(root: &Path, extra: &[String]) -> Result<()> {
     let extra = dev_args(extra);
     ui::ensure_ui_tools(root)?;
-    // Sign-in is in the UI only with the frontend's `sign-in` feature (for now).
-    let dist = if extra
-        .iter()
-        .any(|arg| arg == "--auth" || arg.starts_with("--auth="))
-    {
-        ui::build_sign_in_ui(root)?
-    } else {
-        ui::build_ui(root, true)?
-    };
+    let dist = ui::build_ui(root, true)?;
     println!("xtask: starting webchat-local; open http://127.0.0.1:8080/ (Ctrl-C stops it)");
     let mut serve = cargo(root);
     serve

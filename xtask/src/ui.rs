@@ -120,51 +120,12 @@ pub fn build_ui(root: &Path, release: bool) -> Result<PathBuf> {
     Ok(dist)
 }
 
-/// The release UI with the frontend's `sign-in` feature into `target/dist-sign-in/`:
-/// what `cargo xtask dev --auth` serves, the sign-in browser test drives and `cargo xtask
-/// deploy --auth` ships. Its size is printed against the budget but not held to it (it is
-/// over it: the UI size issue tracks that); the default UI in `dist/`, for every
-/// deployment without sign-in, is held to it.
-pub fn build_sign_in_ui(root: &Path) -> Result<PathBuf> {
-    let dist = target_dir(root).join("dist-sign-in");
-    let args = [
-        "build",
-        "--offline",
-        "--release",
-        "--features",
-        "sign-in",
-        "--dist",
-    ];
-    println!("xtask: trunk {} {}", args.join(" "), dist.display());
-    let status = tool_command(root, "trunk")?
-        .args(args)
-        .arg(&dist)
-        .current_dir(root)
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null())
-        .status()
-        .context("running trunk; `cargo xtask dev` or `cargo xtask test` install it")?;
-    if !status.success() {
-        bail!("`trunk build --features sign-in` failed (see its output above)");
-    }
-    let size = ui_bundle::measure(&dist)?;
-    println!(
-        "xtask: UI with sign-in built into {}: wasm + js {} raw, {} gzip (the default UI's budget is {})",
-        dist.display(),
-        kb(size.raw),
-        kb(size.gzip),
-        kb(ui_bundle::BUDGET_GZIP)
-    );
-    Ok(dist)
-}
-
 /// The real-browser test: tools, browser, release UI, `webchat-local`, then
 /// `cargo test -p webchat-e2e` against them.
 pub fn browser_test(root: &Path) -> Result<()> {
     ensure_ui_tools(root)?;
     ensure_browser(root)?;
     let dist = build_ui(root, true)?;
-    let sign_in_dist = build_sign_in_ui(root)?;
 
     let mut build = cargo(root);
     build.args(["build", "-p", "webchat-local", "--bin", "webchat-local"]);
@@ -175,7 +136,6 @@ pub fn browser_test(root: &Path) -> Result<()> {
     let status = cargo(root)
         .args(["test", "-p", "webchat-e2e", "--", "--nocapture"])
         .env("WEBCHAT_DIST", &dist)
-        .env("WEBCHAT_SIGN_IN_DIST", &sign_in_dist)
         .env("WEBCHAT_LOCAL_BIN", &local_bin)
         .stdin(Stdio::null())
         .status()
