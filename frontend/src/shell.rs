@@ -46,8 +46,7 @@ struct Shell {
     reconnect_timer: Option<Timer>,
 }
 
-/// The sign-in's part of the shell: apart from [`Shell`], so builds without the
-/// `sign-in` feature carry none of it.
+/// The sign-in's part of the shell (used only when `config.json` has `auth`).
 #[derive(Default)]
 struct SignIn {
     /// Sign-in settings, when `config.json` has them.
