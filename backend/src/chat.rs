@@ -8,13 +8,13 @@ use crate::gateway::ConnectionGateway;
 use crate::limits::{Admission, Bucket, Clock, Limits, SystemClock};
 use crate::push::fan_out;
 use crate::store::{
-    Claim, Connection, ConnectionStore, HistoryStore, Joined, Registration, StoreError,
-    StoredMessage,
+    conversation_key, person_partition, Claim, Connection, ConnectionStore, ConversationNote,
+    HistoryStore, Joined, Person, Registration, StoreError, StoredMessage,
 };
 use sha2::{Digest, Sha256};
 use webchat_shared_types::{
     decode_client_frame, name_key, unknown_action, ErrorCode, HistoryPage, Refusal, Request, Route,
-    ServerEvent, ServerFrame, User, ValidFrame, LOBBY, MAX_ROOMS_PER_CONNECTION,
+    ServerEvent, ServerFrame, User, ValidFrame, LOBBY, MAX_CONVERSATIONS, MAX_ROOMS_PER_CONNECTION,
 };
 
 /// Gone connections found while announcing gone connections: stop after a few rounds.
@@ -57,6 +57,13 @@ fn not_a_member(room: &str) -> Refusal {
     Refusal::new(
         ErrorCode::NotAMember,
         format!("this connection is not in room \"{room}\"; join it first"),
+    )
+}
+
+fn unknown_user(name: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::UnknownUser,
+        format!("no signed-in person goes by \"{name}\""),
     )
 }
 
@@ -121,6 +128,15 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
         self.clock.now().div_euclid(1000).max(0) as u64
     }
 
+    fn now_secs(&self) -> i64 {
+        (self.now_ms() / 1000) as i64
+    }
+
+    /// When a message sent at `timestamp` (ms) expires from history.
+    fn expires_at(&self, timestamp: u64) -> i64 {
+        (timestamp / 1000) as i64 + i64::from(self.limits.history_days) * 24 * 60 * 60
+    }
+
     /// Records a new connection (`$connect`). An error means the handshake should be
     /// refused: a connection that cannot register is worse than none.
     pub async fn connect(
@@ -182,7 +198,10 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
         // v1 answered `list` even without a requestId; the v2 actions always answer.
         let always_reply = !matches!(
             request,
-            Request::Register { .. } | Request::Message { .. } | Request::Ping
+            Request::Register { .. }
+                | Request::Message { .. }
+                | Request::MessageTo { .. }
+                | Request::Ping
         );
         let outcome = match request {
             Request::Register {
@@ -198,11 +217,15 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
                 message,
                 receivers,
             } => self.message(connection_id, room, message, receivers).await,
+            Request::MessageTo { to, message } => self.message_to(connection_id, to, message).await,
             Request::Ping => Ok(ServerEvent::Pong {}),
             Request::Join { room } => self.join(connection_id, room).await,
             Request::Leave { room } => self.leave(connection_id, room).await,
             Request::History { room, page, limit } => {
                 self.history(connection_id, room, page, limit).await
+            }
+            Request::HistoryWith { with, page, limit } => {
+                self.history_with(connection_id, with, page, limit).await
             }
         };
         match outcome {
@@ -315,10 +338,22 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
                 tracing::warn!(connection_id = %old.connection_id, error = %err, "could not close a connection whose name was taken over");
             }
         }
+        // Read after the connection joined its person's partition: a message stored
+        // after this read is pushed to it, one stored before is listed here.
+        let conversations = match self.identity {
+            Some(identity) => Some(
+                self.store
+                    .conversations(&identity.sub, MAX_CONVERSATIONS, self.now_secs())
+                    .await
+                    .map_err(|e| internal(&e))?,
+            ),
+            None => None,
+        };
         Ok(ServerEvent::Registered {
             user_name,
             connection_id: connection_id.to_string(),
             resume_token: Some(token),
+            conversations,
         })
     }
 
@@ -487,9 +522,27 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
         if !connection.is_in(&room) {
             return Err(not_a_member(&room));
         }
+        let (messages, more) = self.stored_page(&connection, &room, &page, limit).await?;
+        Ok(ServerEvent::History {
+            room,
+            with: None,
+            messages,
+            more,
+        })
+    }
+
+    /// One page of a room's or a conversation's stored messages, as the `message` events
+    /// `connection` got or would have got; and whether more follow.
+    async fn stored_page(
+        &self,
+        connection: &Connection,
+        room: &str,
+        page: &HistoryPage,
+        limit: usize,
+    ) -> Result<(Vec<ServerEvent>, bool), Refusal> {
         let slice = self
             .store
-            .history(&room, &page, limit, (self.now_ms() / 1000) as i64)
+            .history(room, page, limit, self.now_secs())
             .await
             .map_err(|e| internal(&e))?;
         let receiver = connection.user();
@@ -505,14 +558,152 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
                     message: stored.message,
                     message_id: stored.message_id,
                     timestamp: stored.timestamp,
-                    private: false,
+                    private: stored.to.is_some(),
+                    to: stored.to,
                 })
             })
             .collect();
+        Ok((messages, slice.more))
+    }
+
+    /// The signed-in person sending a frame about a conversation, and the other person,
+    /// named by `name`: `forbidden` for an anonymous connection, `not_registered` before
+    /// `register`, `unknown_user` for a name no signed-in person owns.
+    async fn conversation_partners(
+        &self,
+        connection_id: &str,
+        name: &str,
+        what: &str,
+    ) -> Result<(&'a Identity, Connection, Person), Refusal> {
+        let Some(identity) = self.identity else {
+            return Err(Refusal::new(
+                ErrorCode::Forbidden,
+                format!("{what} needs a signed-in connection"),
+            ));
+        };
+        let connection = self.registered(connection_id, what).await?;
+        let person = self
+            .store
+            .person(name)
+            .await
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| unknown_user(name))?;
+        Ok((identity, connection, person))
+    }
+
+    /// `history {with}`: the asking person's conversation with `with`, paged as a room's.
+    async fn history_with(
+        &self,
+        connection_id: &str,
+        with: String,
+        page: HistoryPage,
+        limit: usize,
+    ) -> Result<ServerEvent, Refusal> {
+        let (me, connection, other) = self
+            .conversation_partners(connection_id, &with, "reading a conversation")
+            .await?;
+        let room = conversation_key(&me.sub, &other.sub);
+        let (messages, more) = self.stored_page(&connection, &room, &page, limit).await?;
         Ok(ServerEvent::History {
             room,
+            with: Some(other.user_name),
             messages,
-            more: slice.more,
+            more,
+        })
+    }
+
+    /// `message {to}`: kept in the pair's conversation and noted in both people's
+    /// conversation indexes, then pushed to every open connection of the addressed
+    /// person and every other one of the sender.
+    async fn message_to(
+        &self,
+        connection_id: &str,
+        to: String,
+        message: String,
+    ) -> Result<ServerEvent, Refusal> {
+        let (me, sender, other) = self
+            .conversation_partners(connection_id, &to, "sending a message to a person")
+            .await?;
+        let sender_name = sender.user_name.clone().unwrap_or_default();
+        let room = conversation_key(&me.sub, &other.sub);
+        let timestamp = self.now_ms();
+        let message_id = new_message_id(timestamp);
+        let expires_at = self.expires_at(timestamp);
+        let stored = StoredMessage {
+            room: room.clone(),
+            message_id: message_id.clone(),
+            sender: sender_name.clone(),
+            sender_id: connection_id.to_string(),
+            message: message.clone(),
+            timestamp,
+            expires_at,
+            to: Some(other.user_name.clone()),
+        };
+        self.store.append(&stored).await.map_err(|e| internal(&e))?;
+        let mut notes = vec![ConversationNote {
+            sub: &me.sub,
+            conversation: &room,
+            with: &other.user_name,
+            message_id: &message_id,
+            expires_at,
+        }];
+        if other.sub != me.sub {
+            notes.push(ConversationNote {
+                sub: &other.sub,
+                conversation: &room,
+                with: &sender_name,
+                message_id: &message_id,
+                expires_at,
+            });
+        }
+        for note in notes {
+            self.store
+                .note_conversation(note)
+                .await
+                .map_err(|e| internal(&e))?;
+        }
+
+        let mut recipients = self
+            .store
+            .members(&person_partition(&other.sub))
+            .await
+            .map_err(|e| internal(&e))?;
+        if other.sub != me.sub {
+            recipients.extend(
+                self.store
+                    .members(&person_partition(&me.sub))
+                    .await
+                    .map_err(|e| internal(&e))?,
+            );
+        }
+        recipients.retain(|receiver| receiver.connection_id != connection_id);
+        recipients.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+        recipients.dedup_by(|a, b| a.connection_id == b.connection_id);
+
+        let deliveries = recipients
+            .into_iter()
+            .map(|receiver| {
+                let id = receiver.connection_id.clone();
+                let frame = ServerFrame::push(ServerEvent::Message {
+                    room: room.clone(),
+                    sender: sender_name.clone(),
+                    sender_id: connection_id.to_string(),
+                    receiver,
+                    message: message.clone(),
+                    message_id: message_id.clone(),
+                    timestamp,
+                    private: true,
+                    to: Some(other.user_name.clone()),
+                });
+                (id, frame.to_json())
+            })
+            .collect();
+        let outcome = fan_out(self.gateway, deliveries).await;
+        self.remove_gone(outcome.gone).await;
+        Ok(ServerEvent::Sent {
+            message_id,
+            timestamp,
+            delivered: outcome.delivered,
         })
     }
 
@@ -542,8 +733,8 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
                     sender_id: connection_id.to_string(),
                     message: message.clone(),
                     timestamp,
-                    expires_at: (timestamp / 1000) as i64
-                        + i64::from(self.limits.history_days) * 24 * 60 * 60,
+                    expires_at: self.expires_at(timestamp),
+                    to: None,
                 };
                 self.store.append(&stored).await.map_err(|e| internal(&e))?;
                 self.store.members(&room).await
@@ -569,6 +760,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
                     message_id: message_id.clone(),
                     timestamp,
                     private,
+                    to: None,
                 });
                 (id, frame.to_json())
             })

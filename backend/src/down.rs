@@ -2,10 +2,10 @@
 
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use crate::store::{
-    Claim, Connection, ConnectionStore, HistorySlice, HistoryStore, Joined, Registration,
-    StoreError, StoredMessage,
+    Claim, Connection, ConnectionStore, ConversationNote, HistorySlice, HistoryStore, Joined,
+    Person, Registration, StoreError, StoredMessage,
 };
-use webchat_shared_types::{HistoryPage, User};
+use webchat_shared_types::{Conversation, HistoryPage, User};
 
 /// A store whose backend is down, as when DynamoDB is unreachable: every call fails.
 pub struct DownStore;
@@ -21,6 +21,9 @@ impl ConnectionStore for DownStore {
         Err(down())
     }
     async fn holder(&self, _: &str) -> Result<Option<String>, StoreError> {
+        Err(down())
+    }
+    async fn person(&self, _: &str) -> Result<Option<Person>, StoreError> {
         Err(down())
     }
     async fn remove(&self, _: &str) -> Result<Option<Connection>, StoreError> {
@@ -60,6 +63,17 @@ impl HistoryStore for DownStore {
         _: usize,
         _: i64,
     ) -> Result<HistorySlice, StoreError> {
+        Err(down())
+    }
+    async fn note_conversation(&self, _: ConversationNote<'_>) -> Result<(), StoreError> {
+        Err(down())
+    }
+    async fn conversations(
+        &self,
+        _: &str,
+        _: usize,
+        _: i64,
+    ) -> Result<Vec<Conversation>, StoreError> {
         Err(down())
     }
 }

@@ -13,6 +13,18 @@
 //! - `Messages`, keyed by `room` and `messageId` (ULIDs, which sort by time): the room's
 //!   stored history, each row with its own `ttl`.
 //!
+//! Signed-in people use reserved partitions of the same tables, whose keys have a `:`,
+//! which no room name has (see [`crate::store`]):
+//!
+//! - `Members`, `person:<hash of sub>`: one row per open connection of the person,
+//!   written and removed with its room member rows (the connection's row names the
+//!   person in `owner`), so a person's connections are one Query.
+//! - `Members`, `conversations:<hash of sub>`: the person's conversation index, one row
+//!   per conversation (`connectionId` is the conversation's key) with the other person's
+//!   name (`with`), the newest `lastMessageId` and that message's `ttl`.
+//! - `Messages`, `dm:<hash of both subs>`: a conversation's messages, as a room's, each
+//!   with the name it was addressed `to`.
+//!
 //! Every rule the traits call atomic is decided by DynamoDB with a conditional write: a
 //! name by a conditional put on `Names` (free, ours, expired, or the resume token
 //! matches), the room limit by a conditional update of the `rooms` set, each rate-limit
@@ -29,8 +41,9 @@
 
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use crate::store::{
-    Claim, Connection, ConnectionStore, HistorySlice, HistoryStore, Joined, Registration,
-    StoreError, StoredMessage,
+    conversations_partition, person_partition, Claim, Connection, ConnectionStore,
+    ConversationNote, HistorySlice, HistoryStore, Joined, Person, Registration, StoreError,
+    StoredMessage,
 };
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -42,7 +55,9 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use webchat_shared_types::{name_key, HistoryPage, User, LOBBY, MAX_ROOMS_PER_CONNECTION};
+use webchat_shared_types::{
+    name_key, Conversation, HistoryPage, User, LOBBY, MAX_ROOMS_PER_CONNECTION,
+};
 
 const CONNECTION_ID: &str = "connectionId";
 const USER_NAME: &str = "userName";
@@ -59,6 +74,11 @@ const SENDER: &str = "sender";
 const SENDER_ID: &str = "senderId";
 const MESSAGE: &str = "message";
 const TIMESTAMP: &str = "timestamp";
+/// The name a conversation's message was addressed to.
+const TO: &str = "to";
+/// In a conversation index row: the other person's name, and the newest message id.
+const WITH: &str = "with";
+const LAST_MESSAGE_ID: &str = "lastMessageId";
 /// Which write put a `Members` row (see [`DynamoStore::write_members`]).
 const WRITE_ID: &str = "writeId";
 /// A bucket's theoretical arrival time, microseconds since the epoch (see [`crate::limits`]).
@@ -196,6 +216,7 @@ fn connection_from_item(item: &Item) -> Option<Connection> {
         connected_at: number_of(item, CONNECTED_AT).unwrap_or(0),
         user_name: string_of(item, USER_NAME),
         rooms: rooms_of(item),
+        owner: string_of(item, OWNER),
     })
 }
 
@@ -215,6 +236,7 @@ fn message_from_item(item: &Item) -> Option<StoredMessage> {
         message: string_of(item, MESSAGE)?,
         timestamp: number_of(item, TIMESTAMP)?,
         expires_at: number_of(item, TTL)?,
+        to: string_of(item, TO),
     })
 }
 
@@ -484,7 +506,7 @@ impl DynamoStore {
         let now_in = self
             .get(&connection.connection_id)
             .await?
-            .map(|c| c.rooms)
+            .map(|c| c.partitions())
             .unwrap_or_default();
         for room in rooms.iter().filter(|room| !now_in.contains(room)) {
             let deleted = self
@@ -592,7 +614,8 @@ impl DynamoStore {
             Err(err) => return Err(unavailable("DeleteItem (connection taken over)", err)),
         };
         if let Some(old) = &old {
-            self.delete_members(&old.connection_id, &old.rooms).await?;
+            self.delete_members(&old.connection_id, &old.partitions())
+                .await?;
         }
         Ok(old)
     }
@@ -643,14 +666,16 @@ impl DynamoStore {
         }
     }
 
-    /// Names the connection and adds the lobby and `inherited` to its rooms (at most
-    /// [`MAX_ROOMS_PER_CONNECTION`] in all), conditioned on the set having the size it
-    /// was read with, so a concurrent `join` cannot take it over the limit. Returns the
-    /// row as it was before and the rooms it is in now.
+    /// Names the connection (and, signed in, its person: `owner`) and adds the lobby and
+    /// `inherited` to its rooms (at most [`MAX_ROOMS_PER_CONNECTION`] in all),
+    /// conditioned on the set having the size it was read with, so a concurrent `join`
+    /// cannot take it over the limit. Returns the row as it was before and the rooms it
+    /// is in now.
     async fn point_at_name(
         &self,
         mut me: Connection,
         user_name: &str,
+        owner: Option<&str>,
         inherited: &[String],
     ) -> Result<(Connection, Vec<String>), StoreError> {
         for _ in 0..REGISTER_ATTEMPTS {
@@ -670,11 +695,18 @@ impl DynamoStore {
                 .key(CONNECTION_ID, s(&me.connection_id))
                 .expression_attribute_values(":name", s(user_name))
                 .return_values(ReturnValue::AllOld);
+            let mut set = "SET userName = :name".to_string();
+            if let Some(owner) = owner {
+                set.push_str(", #owner = :owner");
+                request = request
+                    .expression_attribute_names("#owner", OWNER)
+                    .expression_attribute_values(":owner", s(owner));
+            }
             request = if added.is_empty() {
-                request.update_expression("SET userName = :name")
+                request.update_expression(set)
             } else {
                 request
-                    .update_expression("SET userName = :name ADD rooms :added")
+                    .update_expression(format!("{set} ADD rooms :added"))
                     .expression_attribute_values(":added", ss(&added))
             };
             request = if me.rooms.is_empty() {
@@ -842,7 +874,10 @@ impl ConnectionStore for DynamoStore {
             .map(|old| old.rooms.clone())
             .unwrap_or_default();
 
-        let (before, rooms) = match self.point_at_name(me, claim.user_name, &inherited).await {
+        let pointed = self
+            .point_at_name(me, claim.user_name, claim.owner, &inherited)
+            .await;
+        let (before, rooms) = match pointed {
             Ok(pointed) => pointed,
             Err(err) => {
                 // Closed meanwhile (or unreachable): the claim must not outlive it.
@@ -852,7 +887,14 @@ impl ConnectionStore for DynamoStore {
                 return Err(err);
             }
         };
-        self.write_members(&before, claim.user_name, &rooms).await?;
+        // A signed-in connection is also one of its person's connections.
+        let partitions: Vec<String> = rooms
+            .iter()
+            .cloned()
+            .chain(claim.owner.map(person_partition))
+            .collect();
+        self.write_members(&before, claim.user_name, &partitions)
+            .await?;
 
         if let Some(old) = before
             .user_name
@@ -884,6 +926,24 @@ impl ConnectionStore for DynamoStore {
             .and_then(|item| string_of(item, CONNECTION_ID)))
     }
 
+    async fn person(&self, user_name: &str) -> Result<Option<Person>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.names)
+            .key(NAME_KEY, s(&name_key(user_name)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem (name)", e))?;
+        Ok(output.item().and_then(|item| {
+            Some(Person {
+                sub: string_of(item, OWNER)?,
+                user_name: string_of(item, USER_NAME)?,
+            })
+        }))
+    }
+
     async fn remove(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
         let output = self
             .client
@@ -900,7 +960,8 @@ impl ConnectionStore for DynamoStore {
         if let Some(name) = removed.user_name.as_deref() {
             self.release_name(name, connection_id).await?;
         }
-        self.delete_members(connection_id, &removed.rooms).await?;
+        self.delete_members(connection_id, &removed.partitions())
+            .await?;
         Ok(Some(removed))
     }
 
@@ -1141,7 +1202,8 @@ impl ConnectionStore for DynamoStore {
 
 impl HistoryStore for DynamoStore {
     async fn append(&self, message: &StoredMessage) -> Result<(), StoreError> {
-        self.client
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.tables.messages)
             .item(ROOM, s(&message.room))
@@ -1150,8 +1212,11 @@ impl HistoryStore for DynamoStore {
             .item(SENDER_ID, s(&message.sender_id))
             .item(MESSAGE, s(&message.message))
             .item(TIMESTAMP, AttributeValue::N(message.timestamp.to_string()))
-            .item(TTL, n(message.expires_at))
-            .send()
+            .item(TTL, n(message.expires_at));
+        if let Some(to) = &message.to {
+            put = put.item(TO, s(to));
+        }
+        put.send()
             .await
             .map_err(|e| unavailable("PutItem (message)", e))?;
         Ok(())
@@ -1176,6 +1241,75 @@ impl HistoryStore for DynamoStore {
             .query_messages(room, bound, newest_first, limit.saturating_add(1), now_secs)
             .await?;
         Ok(HistorySlice::from_read(read, limit, page))
+    }
+
+    /// One conditional UpdateItem of the person's index row for the conversation: it
+    /// only ever moves to a newer message, however the senders race.
+    async fn note_conversation(&self, note: ConversationNote<'_>) -> Result<(), StoreError> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.tables.members)
+            .set_key(Some(member_key(
+                &conversations_partition(note.sub),
+                note.conversation,
+            )))
+            .update_expression("SET #with = :with, #last = :id, #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#last) OR #last < :id")
+            .expression_attribute_names("#with", WITH)
+            .expression_attribute_names("#last", LAST_MESSAGE_ID)
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":with", s(note.with))
+            .expression_attribute_values(":id", s(note.message_id))
+            .expression_attribute_values(":ttl", n(note.expires_at))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(()),
+            // A newer message of the conversation is noted already.
+            Err(err) if condition_failed(&err) => Ok(()),
+            Err(err) => Err(unavailable("UpdateItem (conversation)", err)),
+        }
+    }
+
+    /// A paginated Query of the person's index partition: one row per conversation,
+    /// sorted here by their newest message.
+    async fn conversations(
+        &self,
+        sub: &str,
+        limit: usize,
+        now_secs: i64,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.tables.members)
+            .key_condition_expression("#room = :room")
+            .expression_attribute_names("#room", ROOM)
+            .expression_attribute_values(":room", s(&conversations_partition(sub)))
+            .consistent_read(true)
+            .set_limit(self.page_size)
+            .into_paginator()
+            .items()
+            .send();
+        let mut found = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| unavailable("Query (conversations)", e))?;
+            if is_expired(&item, now_secs) {
+                continue;
+            }
+            if let (Some(with), Some(last_message_id)) =
+                (string_of(&item, WITH), string_of(&item, LAST_MESSAGE_ID))
+            {
+                found.push(Conversation {
+                    with,
+                    last_message_id,
+                });
+            }
+        }
+        found.sort_by(|a, b| b.last_message_id.cmp(&a.last_message_id));
+        found.truncate(limit);
+        Ok(found)
     }
 }
 

@@ -41,6 +41,6 @@ pub use push::{fan_out, FanOut, Retrying};
 #[cfg(feature = "test-support")]
 pub use recording::RecordingGateway;
 pub use store::{
-    Claim, Connection, ConnectionStore, HistorySlice, HistoryStore, Joined, Registration,
-    StoreError, StoredMessage,
+    conversation_key, person_partition, Claim, Connection, ConnectionStore, ConversationNote,
+    HistorySlice, HistoryStore, Joined, Person, Registration, StoreError, StoredMessage,
 };

@@ -2,12 +2,14 @@
 
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use crate::store::{
-    Claim, Connection, ConnectionStore, HistorySlice, HistoryStore, Joined, Registration,
-    StoreError, StoredMessage,
+    person_partition, Claim, Connection, ConnectionStore, ConversationNote, HistorySlice,
+    HistoryStore, Joined, Person, Registration, StoreError, StoredMessage,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
-use webchat_shared_types::{name_key, HistoryPage, User, LOBBY, MAX_ROOMS_PER_CONNECTION};
+use webchat_shared_types::{
+    name_key, Conversation, HistoryPage, User, LOBBY, MAX_ROOMS_PER_CONNECTION,
+};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -18,6 +20,8 @@ pub struct MemoryStore {
 #[derive(Debug)]
 struct NameClaim {
     connection_id: String,
+    /// The name as it was claimed.
+    user_name: String,
     token_hash: String,
     /// The identity the name is bound to (see [`Claim::owner`]).
     owner: Option<String>,
@@ -28,12 +32,14 @@ struct Inner {
     connections: HashMap<String, Connection>,
     /// Lower-cased name → its claim.
     names: HashMap<String, NameClaim>,
-    /// Room → its members' connection ids → their names.
+    /// Room (or person partition) → its members' connection ids → their names.
     rooms: HashMap<String, BTreeMap<String, String>>,
     /// Room → message id → message; ULIDs sort by time.
     history: HashMap<String, BTreeMap<String, StoredMessage>>,
     /// Each open connection's bucket state (see [`crate::limits`]).
     buckets: HashMap<String, HashMap<Bucket, Micros>>,
+    /// Person (`sub`) → conversation key → (other's name, newest message id, expiry).
+    conversations: HashMap<String, HashMap<String, (String, String, i64)>>,
 }
 
 impl MemoryStore {
@@ -82,8 +88,8 @@ impl Inner {
                 self.names.remove(&key);
             }
         }
-        for room in &removed.rooms {
-            self.remove_member(room, connection_id);
+        for partition in removed.partitions() {
+            self.remove_member(&partition, connection_id);
         }
         Some(removed)
     }
@@ -140,6 +146,7 @@ impl ConnectionStore for MemoryStore {
             key,
             NameClaim {
                 connection_id: connection_id.to_string(),
+                user_name: claim.user_name.to_string(),
                 token_hash: claim.token_hash.to_string(),
                 owner: claim.owner.map(str::to_string),
             },
@@ -152,12 +159,15 @@ impl ConnectionStore for MemoryStore {
             }
         }
         rooms.sort();
-        for room in &rooms {
-            inner.add_member(room, connection_id, claim.user_name);
+        let owner = claim.owner.map(str::to_string).or(me.owner.clone());
+        let person = owner.as_deref().map(person_partition);
+        for partition in rooms.iter().chain(person.as_ref()) {
+            inner.add_member(partition, connection_id, claim.user_name);
         }
         if let Some(connection) = inner.connections.get_mut(connection_id) {
             connection.user_name = Some(claim.user_name.to_string());
             connection.rooms = rooms.clone();
+            connection.owner = owner;
         }
         Ok(Registration {
             previous: me.user_name,
@@ -173,6 +183,19 @@ impl ConnectionStore for MemoryStore {
             .names
             .get(&name_key(user_name))
             .map(|claim| claim.connection_id.clone()))
+    }
+
+    async fn person(&self, user_name: &str) -> Result<Option<Person>, StoreError> {
+        Ok(self
+            .lock()
+            .names
+            .get(&name_key(user_name))
+            .and_then(|claim| {
+                Some(Person {
+                    sub: claim.owner.clone()?,
+                    user_name: claim.user_name.clone(),
+                })
+            }))
     }
 
     async fn remove(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
@@ -318,5 +341,46 @@ impl HistoryStore for MemoryStore {
             }
         };
         Ok(HistorySlice::from_read(read, limit, page))
+    }
+
+    async fn note_conversation(&self, note: ConversationNote<'_>) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let entry = inner
+            .conversations
+            .entry(note.sub.to_string())
+            .or_default()
+            .entry(note.conversation.to_string())
+            .or_insert_with(|| (String::new(), String::new(), 0));
+        if entry.1.as_str() < note.message_id {
+            *entry = (
+                note.with.to_string(),
+                note.message_id.to_string(),
+                note.expires_at,
+            );
+        }
+        Ok(())
+    }
+
+    async fn conversations(
+        &self,
+        sub: &str,
+        limit: usize,
+        now_secs: i64,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let inner = self.lock();
+        let mut found: Vec<Conversation> = inner
+            .conversations
+            .get(sub)
+            .into_iter()
+            .flatten()
+            .filter(|(_, (_, _, expires_at))| *expires_at >= now_secs)
+            .map(|(_, (with, last, _))| Conversation {
+                with: with.clone(),
+                last_message_id: last.clone(),
+            })
+            .collect();
+        found.sort_by(|a, b| b.last_message_id.cmp(&a.last_message_id));
+        found.truncate(limit);
+        Ok(found)
     }
 }

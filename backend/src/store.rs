@@ -3,8 +3,9 @@
 //! with `--dynamodb-endpoint`) and in memory (local gateway default, unit tests).
 
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
+use sha2::{Digest, Sha256};
 use std::future::Future;
-use webchat_shared_types::{HistoryPage, User};
+use webchat_shared_types::{Conversation, HistoryPage, User};
 
 /// Rows outlive a lost `$disconnect` by at most this long: API Gateway closes every
 /// connection after 2 hours, so a 3-hour TTL only ever removes dead rows.
@@ -19,6 +20,9 @@ pub struct Connection {
     pub user_name: Option<String>,
     /// The rooms it is in, sorted: none before `register`, the lobby from then on.
     pub rooms: Vec<String>,
+    /// The signed-in person (`sub`) it registered as, with sign-in on: it is then also
+    /// in that person's partition ([`person_partition`]), which is not a room.
+    pub owner: Option<String>,
 }
 
 impl Connection {
@@ -29,7 +33,16 @@ impl Connection {
             connected_at,
             user_name: None,
             rooms: Vec::new(),
+            owner: None,
         }
+    }
+
+    /// Every member partition it has a row in: its rooms, and its person's partition
+    /// when it is signed in.
+    pub fn partitions(&self) -> Vec<String> {
+        let mut partitions = self.rooms.clone();
+        partitions.extend(self.owner.as_deref().map(person_partition));
+        partitions
     }
 
     /// The connection as other users see it, when it has registered.
@@ -48,6 +61,64 @@ impl Connection {
     pub fn expires_at(&self) -> i64 {
         self.connected_at.div_euclid(1000) + CONNECTION_TTL_SECS
     }
+}
+
+fn sha256_hex(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        // Each part length-prefixed: ("ab", "c") and ("a", "bc") hash apart.
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The key a conversation between two people (`sub`s) is kept under, in place of a room:
+/// `dm:` and the SHA-256 (hex) of both subs, sorted and length-prefixed. The same for
+/// either order, different for any other pair, and never a room name (rooms have no
+/// `:`). Clients see it as the `room` of the conversation's messages.
+pub fn conversation_key(a: &str, b: &str) -> String {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    format!("dm:{}", sha256_hex(&[first, second]))
+}
+
+/// The member partition holding every open connection of a signed-in person (`sub`):
+/// written at `register`, removed with the connection like a room membership, but not
+/// a room (no room has a `:`), so it counts toward no room limit and no `list` shows it.
+pub fn person_partition(sub: &str) -> String {
+    format!("person:{}", sha256_hex(&[sub]))
+}
+
+/// The partition holding a person's conversation index (see
+/// [`HistoryStore::note_conversation`]).
+pub fn conversations_partition(sub: &str) -> String {
+    format!("conversations:{}", sha256_hex(&[sub]))
+}
+
+/// A signed-in person, as the name they own says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub sub: String,
+    /// Their name, spelled as they registered it.
+    pub user_name: String,
+}
+
+/// One entry of a person's conversation index: the newest message with someone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConversationNote<'a> {
+    /// The person whose index it is.
+    pub sub: &'a str,
+    /// The conversation ([`conversation_key`]).
+    pub conversation: &'a str,
+    /// The other person's name (the person's own for notes to self).
+    pub with: &'a str,
+    pub message_id: &'a str,
+    /// When the entry may expire: with the message it points at.
+    pub expires_at: i64,
 }
 
 /// What `register` asks the store to do.
@@ -88,9 +159,10 @@ pub enum Joined {
     Already,
 }
 
-/// One stored room message.
+/// One stored message, of a room or of a conversation between two people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
+    /// The room, or the conversation's key ([`conversation_key`]).
     pub room: String,
     /// A ULID: history is sorted by it.
     pub message_id: String,
@@ -101,6 +173,8 @@ pub struct StoredMessage {
     pub timestamp: u64,
     /// Epoch seconds after which it may be expired (DynamoDB TTL); reads skip it after.
     pub expires_at: i64,
+    /// In a conversation: the name of the person it was addressed to.
+    pub to: Option<String>,
 }
 
 /// One page of a room's stored messages.
@@ -171,6 +245,13 @@ pub trait ConnectionStore: Send + Sync {
         user_name: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// The signed-in person who owns a name (any letter case); `None` when the name is
+    /// free or held by an anonymous connection. One read of the name's claim.
+    fn person(
+        &self,
+        user_name: &str,
+    ) -> impl Future<Output = Result<Option<Person>, StoreError>> + Send;
+
     /// Forgets a connection, frees its name and takes it out of its rooms; returns it as
     /// it was, if it was there. Removing a connection that is already gone is not an error.
     fn remove(
@@ -194,7 +275,8 @@ pub trait ConnectionStore: Send + Sync {
         room: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Every member of a room (read from the room alone, whatever else is open).
+    /// Every member of a room (read from the room alone, whatever else is open); also
+    /// every open connection of a person, from their [`person_partition`].
     fn members(&self, room: &str) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
 
     /// The members of a room among `ids` (at most 100), in no particular order.
@@ -217,7 +299,7 @@ pub trait ConnectionStore: Send + Sync {
     ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
 }
 
-/// Where room messages are kept for `history`.
+/// Where room and conversation messages are kept for `history`.
 pub trait HistoryStore: Send + Sync {
     /// Keeps one message (before it is pushed, so history never lags a delivery).
     fn append(
@@ -234,4 +316,19 @@ pub trait HistoryStore: Send + Sync {
         limit: usize,
         now_secs: i64,
     ) -> impl Future<Output = Result<HistorySlice, StoreError>> + Send;
+
+    /// Records in `note.sub`'s conversation index that the conversation's newest message
+    /// is `note.message_id`, unless a newer one is recorded already.
+    fn note_conversation(
+        &self,
+        note: ConversationNote<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A person's conversations not expired by `now_secs`, newest first, at most `limit`.
+    fn conversations(
+        &self,
+        sub: &str,
+        limit: usize,
+        now_secs: i64,
+    ) -> impl Future<Output = Result<Vec<Conversation>, StoreError>> + Send;
 }

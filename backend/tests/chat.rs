@@ -222,8 +222,10 @@ async fn broadcast_reaches_every_other_registered_connection_with_server_set_sen
                 message_id: mid,
                 private,
                 timestamp,
+                to,
             }] => {
                 assert_eq!(room, LOBBY, "a message without room goes to the lobby");
+                assert_eq!(to, &None, "a room message is addressed to no one");
                 assert_eq!(sender, "ana");
                 assert_eq!(sender_id, "A");
                 assert_eq!(

@@ -771,6 +771,7 @@ fn stored(room: &str, id: &str, text: &str, expires_at: i64) -> StoredMessage {
         message: text.into(),
         timestamp: 1_764_316_800_000,
         expires_at,
+        to: None,
     }
 }
 

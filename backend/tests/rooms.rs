@@ -6,10 +6,12 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use webchat_backend::dynamo::local_client;
 use webchat_backend::{
-    Chat, ConnectionStore, DynamoStore, Frame, HistoryStore, Identity, Limits, ManualClock,
-    MemoryStore, RecordingGateway, TableNames,
+    conversation_key, person_partition, Chat, ConnectionStore, DynamoStore, Frame, HistoryStore,
+    Identity, Limits, ManualClock, MemoryStore, RecordingGateway, TableNames,
 };
-use webchat_shared_types::{Route, ServerEvent, LOBBY, MAX_ROOMS_PER_CONNECTION};
+use webchat_shared_types::{
+    validate_room, Route, ServerEvent, User, LOBBY, MAX_ROOMS_PER_CONNECTION,
+};
 
 /// One chat over one store, on a clock the test moves.
 struct Rig<S> {
@@ -47,6 +49,26 @@ impl<S: ConnectionStore + HistoryStore> Rig<S> {
             },
         );
         self.connect(id).await;
+    }
+
+    /// Connects `id` signed in as the person `sub` named `name`, and registers it.
+    async fn sign_in(&self, id: &str, sub: &str, name: &str) -> Value {
+        self.connect_as(id, sub, name).await;
+        let reply = self
+            .ask(id, json!({"action":"register","userName":name}))
+            .await;
+        assert_eq!(reply["action"], "registered", "{reply}");
+        reply
+    }
+
+    /// Sends `text` from `id` to the person named `to`; returns the `sent` reply.
+    async fn tell(&self, id: &str, to: &str, text: &str) -> Value {
+        let reply = self
+            .ask(id, json!({"action":"message","to":to,"message":text}))
+            .await;
+        assert_eq!(reply["action"], "sent", "{reply}");
+        self.clock.advance(Duration::from_millis(1));
+        reply
     }
 
     async fn connect(&self, id: &str) {
@@ -210,6 +232,12 @@ on_every_store!(
     a_signed_in_connection_registers_only_its_own_name,
     every_connection_of_one_person_shares_the_name,
     a_name_bound_to_a_person_is_never_anyone_elses,
+    a_message_to_a_person_reaches_every_tab_of_theirs_and_the_senders_other_tabs,
+    a_conversation_is_kept_and_read_from_either_side_in_pages,
+    only_signed_in_people_write_to_and_read_conversations_with_signed_in_people,
+    a_third_person_reads_only_their_own_conversations,
+    registered_lists_the_conversations_a_person_missed_while_away,
+    a_person_s_connections_leave_their_partition_when_they_end,
 );
 
 async fn join_replies_with_the_other_members_and_announces_only_to_them<S>(rig: Rig<S>)
@@ -777,4 +805,365 @@ where
         .ask("A2", json!({"action":"register","userName":"ana"}))
         .await;
     assert_eq!(back["action"], "registered", "{back}");
+}
+
+// ---- messages to a person --------------------------------------------------------------
+
+#[test]
+fn conversation_keys_are_one_per_pair_and_never_a_room_name() {
+    let key = conversation_key("sub-ana", "sub-bia");
+    assert_eq!(
+        key,
+        conversation_key("sub-bia", "sub-ana"),
+        "order-independent"
+    );
+    assert!(key.starts_with("dm:") && key.len() == 3 + 64, "{key}");
+    // Concatenations that agree still make different keys.
+    assert_ne!(conversation_key("ab", "c"), conversation_key("a", "bc"));
+    assert_ne!(conversation_key("a", "b"), conversation_key("a", "a"));
+    assert_ne!(conversation_key("", "ab"), conversation_key("a", "b"));
+    for partition in [key, person_partition("sub-ana")] {
+        assert!(validate_room(&partition).is_err(), "{partition}");
+    }
+}
+
+/// The `message` events pushed to `id`, as (sender, to, text, room).
+fn private_events(rig_events: Vec<ServerEvent>, id: &str) -> Vec<(String, String, String, String)> {
+    rig_events
+        .into_iter()
+        .map(|event| match event {
+            ServerEvent::Message {
+                room,
+                sender,
+                receiver,
+                message,
+                private,
+                to,
+                ..
+            } => {
+                assert!(private, "a message to a person is private");
+                assert_eq!(receiver.connection_id, id, "receiver is the connection");
+                (sender, to.expect("to"), message, room)
+            }
+            other => panic!("{id} got {other:?}"),
+        })
+        .collect()
+}
+
+async fn a_message_to_a_person_reaches_every_tab_of_theirs_and_the_senders_other_tabs<S>(
+    rig: Rig<S>,
+) where
+    S: ConnectionStore + HistoryStore,
+{
+    rig.sign_in("A1", "sub-ana", "Ana").await;
+    rig.sign_in("A2", "sub-ana", "Ana").await;
+    rig.sign_in("B1", "sub-bia", "bia").await;
+    rig.sign_in("B2", "sub-bia", "bia").await;
+    rig.sign_in("C", "sub-caio", "caio").await;
+    rig.arrive("D", "dora").await;
+    rig.forget_events();
+
+    // Names compare case-insensitively; `to` carries the person's own spelling.
+    let sent = rig.tell("A1", "BIA", "hi bia").await;
+    assert_eq!(sent["delivered"], 3, "B1, B2 and A2: {sent}");
+    let key = conversation_key("sub-ana", "sub-bia");
+    let expected = ("Ana".into(), "bia".into(), "hi bia".into(), key.clone());
+    for id in ["B1", "B2", "A2"] {
+        assert_eq!(
+            private_events(rig.events(id), id),
+            vec![expected.clone()],
+            "{id}"
+        );
+    }
+    for id in ["A1", "C", "D"] {
+        assert!(rig.events(id).is_empty(), "{id} hears nothing");
+    }
+
+    // A note to self goes to the person's other tabs only.
+    rig.forget_events();
+    let sent = rig.tell("A2", "ana", "remember the milk").await;
+    assert_eq!(sent["delivered"], 1, "{sent}");
+    assert_eq!(
+        private_events(rig.events("A1"), "A1"),
+        vec![(
+            "Ana".into(),
+            "Ana".into(),
+            "remember the milk".into(),
+            conversation_key("sub-ana", "sub-ana")
+        )]
+    );
+    for id in ["A2", "B1", "B2"] {
+        assert!(rig.events(id).is_empty(), "{id} hears nothing");
+    }
+
+    // Without a requestId, `sent` is not due, as for room messages.
+    rig.forget_events();
+    let silent = rig
+        .send("B1", json!({"action":"message","to":"ana","message":"hi"}))
+        .await;
+    assert_eq!(silent, None);
+    assert_eq!(rig.events("A1").len(), 1);
+    assert_eq!(rig.events("A2").len(), 1);
+}
+
+async fn a_conversation_is_kept_and_read_from_either_side_in_pages<S>(rig: Rig<S>)
+where
+    S: ConnectionStore + HistoryStore,
+{
+    rig.sign_in("A", "sub-ana", "ana").await;
+    rig.sign_in("B", "sub-bia", "bia").await;
+    let mut ids = Vec::new();
+    for (from, to, text) in [
+        ("A", "bia", "one"),
+        ("B", "ana", "two"),
+        ("A", "bia", "three"),
+        ("B", "ana", "four"),
+        ("A", "bia", "five"),
+    ] {
+        let sent = rig.tell(from, to, text).await;
+        ids.push(sent["messageId"].as_str().unwrap().to_string());
+    }
+    // Not in any room's history.
+    let lobby = rig.ask("A", json!({"action":"history"})).await;
+    assert_eq!(texts(&lobby), Vec::<String>::new());
+
+    let key = conversation_key("sub-ana", "sub-bia");
+    let newest = rig
+        .ask("A", json!({"action":"history","with":"BIA","limit":2}))
+        .await;
+    assert_eq!(newest["action"], "history", "{newest}");
+    assert_eq!(newest["with"], "bia", "the person's own spelling");
+    assert_eq!(newest["room"], key.as_str());
+    assert_eq!(texts(&newest), ["four", "five"]);
+    assert_eq!(newest["more"], true);
+    let message = &newest["messages"][0];
+    assert_eq!(message["room"], key.as_str(), "as it was pushed");
+    assert_eq!(message["sender"], "bia");
+    assert_eq!(message["to"], "ana");
+    assert_eq!(message["private"], true);
+    assert_eq!(
+        message["receiver"]["connectionId"], "A",
+        "the asking connection"
+    );
+    let older = rig
+        .ask(
+            "A",
+            json!({"action":"history","with":"bia","before":ids[3],"limit":2}),
+        )
+        .await;
+    assert_eq!(
+        (texts(&older), &older["more"]),
+        (vec!["two".to_string(), "three".to_string()], &json!(true))
+    );
+    let after = rig
+        .ask("A", json!({"action":"history","with":"bia","after":ids[1]}))
+        .await;
+    assert_eq!(texts(&after), ["three", "four", "five"]);
+    assert_eq!(after["more"], false);
+
+    // The other side reads the same conversation.
+    let theirs = rig.ask("B", json!({"action":"history","with":"ana"})).await;
+    assert_eq!(theirs["with"], "ana");
+    assert_eq!(theirs["room"], key.as_str());
+    assert_eq!(texts(&theirs), ["one", "two", "three", "four", "five"]);
+    let their_ids: Vec<&str> = theirs["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(their_ids, ids);
+}
+
+async fn only_signed_in_people_write_to_and_read_conversations_with_signed_in_people<S>(rig: Rig<S>)
+where
+    S: ConnectionStore + HistoryStore,
+{
+    rig.sign_in("A", "sub-ana", "ana").await;
+    rig.sign_in("B", "sub-bia", "bia").await;
+    rig.arrive("D", "dora").await;
+    rig.join("A", "rust").await;
+    rig.forget_events();
+
+    // An anonymous sender or reader.
+    let to_ana = json!({"action":"message","to":"ana","message":"hi"});
+    assert_eq!(error_code(&rig.ask("D", to_ana.clone()).await), "forbidden");
+    let with_ana = json!({"action":"history","with":"ana"});
+    assert_eq!(
+        error_code(&rig.ask("D", with_ana.clone()).await),
+        "forbidden"
+    );
+    // Signed in, but not registered yet.
+    rig.connect_as("E", "sub-eli", "eli").await;
+    assert_eq!(error_code(&rig.ask("E", to_ana).await), "not_registered");
+    assert_eq!(error_code(&rig.ask("E", with_ana).await), "not_registered");
+
+    // A name held by an anonymous connection, or by no one.
+    for name in ["dora", "nobody"] {
+        let refused = rig
+            .ask("A", json!({"action":"message","to":name,"message":"hi"}))
+            .await;
+        assert_eq!(error_code(&refused), "unknown_user", "{name}");
+        assert!(refused["message"].as_str().unwrap().contains(name));
+        let refused = rig.ask("A", json!({"action":"history","with":name})).await;
+        assert_eq!(error_code(&refused), "unknown_user", "{name}");
+    }
+    // A person and a room at once.
+    for frame in [
+        json!({"action":"message","to":"bia","room":"rust","message":"hi"}),
+        json!({"action":"message","to":"bia","receivers":[{"connectionId":"B"}],"message":"hi"}),
+        json!({"action":"history","with":"bia","room":"rust"}),
+    ] {
+        assert_eq!(
+            error_code(&rig.ask("A", frame.clone()).await),
+            "invalid_field",
+            "{frame}"
+        );
+    }
+    for id in ["A", "B", "D"] {
+        assert!(
+            rig.events(id).is_empty(),
+            "refused frames push nothing to {id}"
+        );
+    }
+    let nothing = rig.ask("B", json!({"action":"history","with":"ana"})).await;
+    assert_eq!(texts(&nothing), Vec::<String>::new(), "nothing was kept");
+}
+
+async fn a_third_person_reads_only_their_own_conversations<S>(rig: Rig<S>)
+where
+    S: ConnectionStore + HistoryStore,
+{
+    rig.sign_in("A", "sub-ana", "ana").await;
+    rig.sign_in("B", "sub-bia", "bia").await;
+    rig.sign_in("C", "sub-caio", "caio").await;
+    rig.tell("A", "bia", "just between us").await;
+    rig.tell("C", "ana", "hello ana").await;
+    // caio's conversation with bia is his own, and empty.
+    let with_bia = rig.ask("C", json!({"action":"history","with":"bia"})).await;
+    assert_eq!(texts(&with_bia), Vec::<String>::new());
+    assert_eq!(
+        with_bia["room"],
+        conversation_key("sub-caio", "sub-bia").as_str()
+    );
+    let with_ana = rig.ask("C", json!({"action":"history","with":"ana"})).await;
+    assert_eq!(texts(&with_ana), ["hello ana"]);
+    let bia_with_ana = rig.ask("B", json!({"action":"history","with":"ana"})).await;
+    assert_eq!(texts(&bia_with_ana), ["just between us"]);
+}
+
+fn conversations(registered: &Value) -> Vec<(String, String)> {
+    registered["conversations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("conversations in {registered}"))
+        .iter()
+        .map(|c| {
+            (
+                c["with"].as_str().unwrap().to_string(),
+                c["lastMessageId"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn registered_lists_the_conversations_a_person_missed_while_away<S>(rig: Rig<S>)
+where
+    S: ConnectionStore + HistoryStore,
+{
+    let first = rig.sign_in("B1", "sub-bia", "bia").await;
+    assert_eq!(conversations(&first), vec![], "signed in: listed, empty");
+    let anonymous = {
+        rig.connect("D").await;
+        rig.ask("D", json!({"action":"register","userName":"dora"}))
+            .await
+    };
+    assert!(anonymous.get("conversations").is_none(), "{anonymous}");
+    rig.disconnect("B1").await;
+
+    rig.sign_in("A", "sub-ana", "ana").await;
+    rig.sign_in("C", "sub-caio", "caio").await;
+    let seen = rig.tell("A", "bia", "are you there?").await;
+    assert_eq!(seen["delivered"], 0, "bia is away, but it is kept");
+    let last_from_ana = rig.tell("A", "bia", "call me").await;
+    let from_caio = rig.tell("C", "bia", "lunch?").await;
+
+    // bia comes back: her conversations, newest first, and what she missed in each.
+    let back = rig.sign_in("B2", "sub-bia", "bia").await;
+    assert_eq!(
+        conversations(&back),
+        vec![
+            (
+                "caio".to_string(),
+                from_caio["messageId"].as_str().unwrap().to_string()
+            ),
+            (
+                "ana".to_string(),
+                last_from_ana["messageId"].as_str().unwrap().to_string()
+            ),
+        ]
+    );
+    let missed = rig
+        .ask(
+            "B2",
+            json!({"action":"history","with":"ana","after":seen["messageId"]}),
+        )
+        .await;
+    assert_eq!(texts(&missed), ["call me"]);
+    // Both sides' indexes follow the newest message, whoever sent it.
+    rig.tell("B2", "ana", "on my way").await;
+    let ana_again = rig.sign_in("A2", "sub-ana", "ana").await;
+    let listed = conversations(&ana_again);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, "bia");
+    let newest = rig
+        .ask("A2", json!({"action":"history","with":"bia","limit":1}))
+        .await;
+    assert_eq!(newest["messages"][0]["messageId"], listed[0].1.as_str());
+    assert_eq!(texts(&newest), ["on my way"]);
+}
+
+async fn a_person_s_connections_leave_their_partition_when_they_end<S>(rig: Rig<S>)
+where
+    S: ConnectionStore + HistoryStore,
+{
+    rig.sign_in("A1", "sub-ana", "ana").await;
+    rig.sign_in("A2", "sub-ana", "ana").await;
+    rig.sign_in("A3", "sub-ana", "ana").await;
+    rig.sign_in("B", "sub-bia", "bia").await;
+    let tabs = |mut users: Vec<User>| {
+        users.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+        users
+            .into_iter()
+            .map(|u| u.connection_id)
+            .collect::<Vec<_>>()
+    };
+    let partition = person_partition("sub-ana");
+    assert_eq!(
+        tabs(rig.store.members(&partition).await.unwrap()),
+        ["A1", "A2", "A3"]
+    );
+    // The partition is not a room: not in the connection's rooms, not in any list, and
+    // not counted toward the room limit.
+    let a1 = rig.store.get("A1").await.unwrap().unwrap();
+    assert_eq!(a1.rooms, [LOBBY]);
+    for i in 1..MAX_ROOMS_PER_CONNECTION {
+        rig.join("A1", &format!("r{i}")).await;
+    }
+    let lobby = rig.ask("B", json!({"action":"list"})).await;
+    assert_eq!(names(&lobby["users"]), ["ana", "ana", "ana"]);
+
+    rig.disconnect("A1").await;
+    assert_eq!(
+        tabs(rig.store.members(&partition).await.unwrap()),
+        ["A2", "A3"]
+    );
+    // A tab found gone on a push is removed as well.
+    rig.gateway.mark_gone("A3");
+    let sent = rig.tell("B", "ana", "still there?").await;
+    assert_eq!(sent["delivered"], 1, "{sent}");
+    assert_eq!(tabs(rig.store.members(&partition).await.unwrap()), ["A2"]);
+    rig.disconnect("A2").await;
+    assert!(rig.store.members(&partition).await.unwrap().is_empty());
+    let sent = rig.tell("B", "ana", "later then").await;
+    assert_eq!(sent["delivered"], 0, "kept for when ana is back: {sent}");
 }

@@ -244,6 +244,7 @@ pub async fn measure(
                 message: format!("stored message {k}, about as long as a chat line is"),
                 timestamp,
                 expires_at,
+                to: None,
             }
         })
         .collect();

@@ -157,22 +157,15 @@ fn check_valid(valid: &ValidFrame) {
                 assert!((1..=MAX_RESUME_TOKEN_CHARS).contains(&chars));
                 assert!(!token.chars().any(char::is_control));
             }
-            assert_eq!(user_name.trim(), user_name, "name not trimmed");
-            let chars = user_name.chars().count();
-            assert!(
-                (1..=MAX_NAME_CHARS).contains(&chars),
-                "name of {chars} chars"
-            );
-            assert!(
-                !user_name.chars().any(char::is_control),
-                "control in {user_name:?}"
-            );
-            assert!(
-                !user_name.chars().any(|c| matches!(c,
-                    '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')),
-                "invisible or bidi character in {user_name:?}"
-            );
-            assert_eq!(validate_user_name(user_name).as_ref(), Ok(user_name));
+            check_name(user_name);
+        }
+        Request::MessageTo { to, message } => {
+            check_name(to);
+            check_message(message);
+        }
+        Request::HistoryWith { with, page, limit } => {
+            check_name(with);
+            check_page(page, *limit);
         }
         Request::Message {
             room,
@@ -180,16 +173,7 @@ fn check_valid(valid: &ValidFrame) {
             receivers,
         } => {
             check_room(room);
-            assert_eq!(message.trim(), message, "message not trimmed");
-            let chars = message.chars().count();
-            assert!(
-                (1..=MAX_MESSAGE_CHARS).contains(&chars),
-                "message of {chars} chars"
-            );
-            assert!(!message
-                .chars()
-                .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')));
-            assert_eq!(validate_message(message).as_ref(), Ok(message));
+            check_message(message);
             if let Some(ids) = receivers {
                 assert!(ids.len() <= MAX_RECEIVERS, "{} receivers", ids.len());
                 for (i, id) in ids.iter().enumerate() {
@@ -207,12 +191,46 @@ fn check_valid(valid: &ValidFrame) {
         }
         Request::History { room, page, limit } => {
             check_room(room);
-            assert!((1..=MAX_HISTORY_LIMIT).contains(limit), "limit {limit}");
-            if let HistoryPage::Before(id) | HistoryPage::After(id) = page {
-                assert!(is_message_id(id), "accepted message id {id:?}");
-            }
+            check_page(page, *limit);
         }
         Request::Ping => {}
+    }
+}
+
+/// A `userName`, `to` or `with`: trimmed, 1 to 32 characters, nothing invisible.
+fn check_name(name: &str) {
+    assert_eq!(name.trim(), name, "name not trimmed");
+    let chars = name.chars().count();
+    assert!(
+        (1..=MAX_NAME_CHARS).contains(&chars),
+        "name of {chars} chars"
+    );
+    assert!(!name.chars().any(char::is_control), "control in {name:?}");
+    assert!(
+        !name.chars().any(|c| matches!(c,
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')),
+        "invisible or bidi character in {name:?}"
+    );
+    assert_eq!(validate_user_name(name).as_deref(), Ok(name));
+}
+
+fn check_message(message: &str) {
+    assert_eq!(message.trim(), message, "message not trimmed");
+    let chars = message.chars().count();
+    assert!(
+        (1..=MAX_MESSAGE_CHARS).contains(&chars),
+        "message of {chars} chars"
+    );
+    assert!(!message
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')));
+    assert_eq!(validate_message(message).as_deref(), Ok(message));
+}
+
+fn check_page(page: &HistoryPage, limit: usize) {
+    assert!((1..=MAX_HISTORY_LIMIT).contains(&limit), "limit {limit}");
+    if let HistoryPage::Before(id) | HistoryPage::After(id) = page {
+        assert!(is_message_id(id), "accepted message id {id:?}");
     }
 }
 
@@ -242,15 +260,24 @@ fn check_reencoding(valid: &ValidFrame) {
         Request::Leave { room } => ClientAction::Leave { room: room.clone() },
         Request::History { room, page, limit } => ClientAction::History {
             room: Some(room.clone()),
-            before: match page {
-                HistoryPage::Before(id) => Some(id.clone()),
-                _ => None,
-            },
-            after: match page {
-                HistoryPage::After(id) => Some(id.clone()),
-                _ => None,
-            },
+            with: None,
+            before: before(page),
+            after: after(page),
             limit: Some(*limit as u64),
+        },
+        Request::HistoryWith { with, page, limit } => ClientAction::History {
+            room: None,
+            with: Some(with.clone()),
+            before: before(page),
+            after: after(page),
+            limit: Some(*limit as u64),
+        },
+        Request::MessageTo { to, message } => ClientAction::Message {
+            room: None,
+            message: message.clone(),
+            receivers: None,
+            to: Some(to.clone()),
+            sender: None,
         },
         Request::Message {
             room,
@@ -267,6 +294,7 @@ fn check_reencoding(valid: &ValidFrame) {
                     })
                     .collect()
             }),
+            to: None,
             sender: None,
         },
     };
@@ -283,9 +311,14 @@ fn check_reencoding(valid: &ValidFrame) {
     assert_eq!(Route::of_frame(&again), valid.request.route());
 
     // What the server would push for it reads back unchanged.
-    let (room, text) = match &valid.request {
-        Request::Register { user_name, .. } => (LOBBY.to_string(), user_name.clone()),
-        Request::Message { room, message, .. } => (room.clone(), message.clone()),
+    let (room, text, to) = match &valid.request {
+        Request::Register { user_name, .. } => (LOBBY.to_string(), user_name.clone(), None),
+        Request::Message { room, message, .. } => (room.clone(), message.clone(), None),
+        Request::MessageTo { to, message } => (
+            format!("dm:{}", "0".repeat(64)),
+            message.clone(),
+            Some(to.clone()),
+        ),
         _ => return,
     };
     let pushed = ServerFrame {
@@ -301,6 +334,7 @@ fn check_reencoding(valid: &ValidFrame) {
             message_id: "01J00000000000000000000000".into(),
             timestamp: u64::MAX,
             private: true,
+            to,
         },
         request_id: valid.request_id.clone(),
     };
@@ -309,4 +343,18 @@ fn check_reencoding(valid: &ValidFrame) {
         decode_server_frame(&json).expect("server frame decodes"),
         pushed
     );
+}
+
+fn before(page: &HistoryPage) -> Option<String> {
+    match page {
+        HistoryPage::Before(id) => Some(id.clone()),
+        _ => None,
+    }
+}
+
+fn after(page: &HistoryPage) -> Option<String> {
+    match page {
+        HistoryPage::After(id) => Some(id.clone()),
+        _ => None,
+    }
 }

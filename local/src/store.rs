@@ -2,10 +2,11 @@
 
 use webchat_backend::limits::Micros;
 use webchat_backend::{
-    Admission, Bucket, Claim, Connection, ConnectionStore, DynamoStore, HistorySlice, HistoryStore,
-    Joined, MemoryStore, RateLimit, Registration, StoreError, StoredMessage,
+    Admission, Bucket, Claim, Connection, ConnectionStore, ConversationNote, DynamoStore,
+    HistorySlice, HistoryStore, Joined, MemoryStore, Person, RateLimit, Registration, StoreError,
+    StoredMessage,
 };
-use webchat_shared_types::{HistoryPage, User};
+use webchat_shared_types::{Conversation, HistoryPage, User};
 
 pub enum AnyStore {
     Memory(MemoryStore),
@@ -40,6 +41,10 @@ impl ConnectionStore for AnyStore {
 
     async fn holder(&self, user_name: &str) -> Result<Option<String>, StoreError> {
         delegate!(self, s => s.holder(user_name))
+    }
+
+    async fn person(&self, user_name: &str) -> Result<Option<Person>, StoreError> {
+        delegate!(self, s => s.person(user_name))
     }
 
     async fn remove(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {
@@ -91,5 +96,18 @@ impl HistoryStore for AnyStore {
         now_secs: i64,
     ) -> Result<HistorySlice, StoreError> {
         delegate!(self, s => s.history(room, page, limit, now_secs))
+    }
+
+    async fn note_conversation(&self, note: ConversationNote<'_>) -> Result<(), StoreError> {
+        delegate!(self, s => s.note_conversation(note))
+    }
+
+    async fn conversations(
+        &self,
+        sub: &str,
+        limit: usize,
+        now_secs: i64,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        delegate!(self, s => s.conversations(sub, limit, now_secs))
     }
 }

@@ -466,3 +466,84 @@ async fn a_signed_in_person_registers_only_their_own_name_and_shares_it_across_t
     }
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_to_a_person_reaches_every_tab_and_waits_for_them_when_away() {
+    let running = start_with_sign_in().await;
+    let ann = sign_in(running.addr(), "Ann").await;
+    let register =
+        |name: &str| serde_json::json!({"action":"register","userName":name,"requestId":"r"});
+    let mut tab1 = connect_signed_in(&running, &ann).await;
+    let mut tab2 = connect_signed_in(&running, &ann).await;
+    for tab in [&mut tab1, &mut tab2] {
+        let registered = tab.request(register("Ann")).await.unwrap();
+        assert_eq!(
+            registered["conversations"],
+            serde_json::json!([]),
+            "{registered}"
+        );
+    }
+    let mut bob = connect_signed_in(&running, &sign_in(running.addr(), "Bob").await).await;
+    bob.request(register("Bob")).await.unwrap();
+
+    let sent = bob
+        .request(
+            serde_json::json!({"action":"message","to":"ann","message":"lunch?","requestId":"m"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent["action"], "sent", "{sent}");
+    assert_eq!(sent["delivered"], 2, "both of Ann's tabs: {sent}");
+    let message_id = sent["messageId"].as_str().unwrap().to_string();
+    for tab in [&mut tab1, &mut tab2] {
+        let got = tab.recv_action("message").await.unwrap();
+        assert_eq!(got["message"], "lunch?", "{got}");
+        assert_eq!(got["sender"], "Bob");
+        assert_eq!(got["to"], "Ann");
+        assert_eq!(got["private"], true);
+        assert_eq!(got["messageId"], message_id.as_str());
+        assert!(got["room"].as_str().unwrap().starts_with("dm:"), "{got}");
+    }
+
+    // Ann closes every tab; Bob writes again while she is away.
+    tab1.close().await;
+    tab2.close().await;
+    let away = bob
+        .request(serde_json::json!({"action":"message","to":"Ann","message":"still on?","requestId":"m2"}))
+        .await
+        .unwrap();
+    assert_eq!(away["action"], "sent", "{away}");
+    let last_id = away["messageId"].as_str().unwrap().to_string();
+
+    // She comes back on one tab: registered lists the conversation, history has both.
+    let mut back = connect_signed_in(&running, &ann).await;
+    let registered = back.request(register("Ann")).await.unwrap();
+    assert_eq!(
+        registered["conversations"],
+        serde_json::json!([{"with":"Bob","lastMessageId":last_id}]),
+        "{registered}"
+    );
+    let history = back
+        .request(serde_json::json!({"action":"history","with":"bob","requestId":"h"}))
+        .await
+        .unwrap();
+    assert_eq!(history["with"], "Bob", "{history}");
+    let texts: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["lunch?", "still on?"]);
+    let missed = back
+        .request(serde_json::json!({"action":"history","with":"Bob","after":message_id,"requestId":"h2"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        missed["messages"][0]["messageId"],
+        last_id.as_str(),
+        "{missed}"
+    );
+    assert_eq!(missed["more"], false);
+    running.stop().await;
+}

@@ -46,6 +46,8 @@ pub const DEFAULT_HISTORY_LIMIT: usize = 50;
 pub const MAX_HISTORY_LIMIT: usize = 100;
 /// Longest `resumeToken` a client may present (the server issues shorter ones).
 pub const MAX_RESUME_TOKEN_CHARS: usize = 128;
+/// Most conversations `registered` lists for a signed-in connection, newest first.
+pub const MAX_CONVERSATIONS: usize = 50;
 
 fn lobby() -> String {
     LOBBY.to_string()
@@ -81,13 +83,17 @@ pub enum ClientAction {
         room: Option<String>,
     },
     /// Sends a chat message to `receivers`, or to every member of the room (the lobby
-    /// when absent) when they are absent.
+    /// when absent) when they are absent; with `to`, to a signed-in person instead.
     Message {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         receivers: Option<Vec<ReceiverRef>>,
+        /// The `userName` of the signed-in person the message is addressed to (every open
+        /// connection of theirs); not with `room` or `receivers`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
         /// Sent by the original client; the server ignores it and uses the registered name.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sender: Option<String>,
@@ -98,10 +104,14 @@ pub enum ClientAction {
     Join { room: String },
     /// Leaves a room (not the lobby).
     Leave { room: String },
-    /// Asks for a room's stored messages: the latest, or a page before or after a message.
+    /// Asks for a room's stored messages (or, with `with`, the asking person's
+    /// conversation with that person): the latest, or a page before or after a message.
     History {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
+        /// The `userName` of the other person of a conversation; not with `room`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,6 +128,17 @@ pub struct ReceiverRef {
     pub connection_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
+}
+
+/// One conversation of a signed-in person, as `registered` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    /// The other person's `userName` (the person's own for notes to self).
+    pub with: String,
+    /// The newest message of the conversation: `history {with, after}` from the last
+    /// one seen fetches what came since.
+    pub last_message_id: String,
 }
 
 /// A registered connection as other clients see it.
@@ -167,8 +188,12 @@ pub enum ServerEvent {
         message_id: String,
         /// Milliseconds since the Unix epoch, by the server's clock.
         timestamp: u64,
-        /// True when the sender listed `receivers`.
+        /// True when the sender listed `receivers` or addressed a person (`to`).
         private: bool,
+        /// For a message addressed to a person: that person's `userName`. `room` then
+        /// is the conversation's id (`dm:` and 64 hex digits), never a room name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
     },
     List {
         #[serde(default = "lobby")]
@@ -181,6 +206,10 @@ pub enum ServerEvent {
         /// Presented with `register` from a later connection, takes this name over.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_token: Option<String>,
+        /// Signed-in connections only: the person's conversations, newest first (at most
+        /// [`MAX_CONVERSATIONS`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversations: Option<Vec<Conversation>>,
     },
     /// Reply to `join`: the room's other members.
     Joined {
@@ -194,6 +223,10 @@ pub enum ServerEvent {
     /// Reply to `history`: `message` events, oldest first.
     History {
         room: String,
+        /// Reply to `history {with}`: the other person's `userName`; `room` is then the
+        /// conversation's id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
         messages: Vec<ServerEvent>,
         /// Whether another page follows in the direction asked for.
         more: bool,
@@ -228,6 +261,7 @@ pub enum ErrorCode {
     NotAMember,
     LimitReached,
     Forbidden,
+    UnknownUser,
     Internal,
 }
 
@@ -244,6 +278,7 @@ impl ErrorCode {
             ErrorCode::NotAMember => "not_a_member",
             ErrorCode::LimitReached => "limit_reached",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::UnknownUser => "unknown_user",
             ErrorCode::Internal => "internal",
         }
     }
@@ -323,6 +358,12 @@ pub enum Request {
         /// `None` goes to the whole room; `Some` lists connection ids, deduplicated, in order.
         receivers: Option<Vec<String>>,
     },
+    /// A message addressed to a signed-in person (`message` with `to`).
+    MessageTo {
+        /// The person's `userName`, trimmed.
+        to: String,
+        message: String,
+    },
     Ping,
     Join {
         room: String,
@@ -332,6 +373,13 @@ pub enum Request {
     },
     History {
         room: String,
+        page: HistoryPage,
+        limit: usize,
+    },
+    /// The asking person's conversation with another (`history` with `with`).
+    HistoryWith {
+        /// The other person's `userName`, trimmed.
+        with: String,
         page: HistoryPage,
         limit: usize,
     },
@@ -461,11 +509,11 @@ impl Request {
         match self {
             Request::Register { .. } => Route::Register,
             Request::List { .. } => Route::List,
-            Request::Message { .. } => Route::Message,
+            Request::Message { .. } | Request::MessageTo { .. } => Route::Message,
             Request::Ping => Route::Ping,
             Request::Join { .. } => Route::Join,
             Request::Leave { .. } => Route::Leave,
-            Request::History { .. } => Route::History,
+            Request::History { .. } | Request::HistoryWith { .. } => Route::History,
         }
     }
 }
@@ -573,6 +621,25 @@ fn validate_action(parsed: ClientAction) -> Result<Request, Refusal> {
             room,
             message,
             receivers,
+            to: Some(to),
+            ..
+        } => {
+            if room.is_some() || receivers.is_some() {
+                return Err(Refusal::new(
+                    ErrorCode::InvalidField,
+                    "a message goes to a person (to) or to a room (room, receivers), not both",
+                ));
+            }
+            Request::MessageTo {
+                to: validate_name("to", &to)?,
+                message: validate_message(&message)?,
+            }
+        }
+        ClientAction::Message {
+            room,
+            message,
+            receivers,
+            to: None,
             ..
         } => Request::Message {
             room: room_or_lobby(room)?,
@@ -594,6 +661,7 @@ fn validate_action(parsed: ClientAction) -> Result<Request, Refusal> {
         }
         ClientAction::History {
             room,
+            with,
             before,
             after,
             limit,
@@ -619,10 +687,23 @@ fn validate_action(parsed: ClientAction) -> Result<Request, Refusal> {
                     ))
                 }
             };
-            Request::History {
-                room: room_or_lobby(room)?,
-                page,
-                limit,
+            match with {
+                Some(_) if room.is_some() => {
+                    return Err(Refusal::new(
+                        ErrorCode::InvalidField,
+                        "history takes a room or a person (with), not both",
+                    ))
+                }
+                Some(with) => Request::HistoryWith {
+                    with: validate_name("with", &with)?,
+                    page,
+                    limit,
+                },
+                None => Request::History {
+                    room: room_or_lobby(room)?,
+                    page,
+                    limit,
+                },
             }
         }
     })
@@ -717,24 +798,30 @@ fn is_invisible_or_bidi(c: char) -> bool {
 
 /// Trims a user name and checks it against the protocol's rules.
 pub fn validate_user_name(raw: &str) -> Result<String, Refusal> {
+    validate_name("userName", raw)
+}
+
+/// Trims a name in `field` (`userName`, or `to` and `with`, which name a person) and
+/// checks it against the rules of `userName`.
+fn validate_name(field: &str, raw: &str) -> Result<String, Refusal> {
     let name = raw.trim();
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {
         return Err(Refusal::new(
             ErrorCode::InvalidField,
-            format!("userName must be 1 to {MAX_NAME_CHARS} characters"),
+            format!("{field} must be 1 to {MAX_NAME_CHARS} characters"),
         ));
     }
     if name.chars().any(char::is_control) {
         return Err(Refusal::new(
             ErrorCode::InvalidField,
-            "userName must not contain control characters",
+            format!("{field} must not contain control characters"),
         ));
     }
     if name.chars().any(is_invisible_or_bidi) {
         return Err(Refusal::new(
             ErrorCode::InvalidField,
-            "userName must not contain invisible or text-direction characters",
+            format!("{field} must not contain invisible or text-direction characters"),
         ));
     }
     Ok(name.to_string())

@@ -2,7 +2,7 @@
 //! browser UI). [`crate::decode_server_frame`] is the strict reader; the tests check that
 //! both read every event the server writes the same way.
 
-use crate::{ErrorCode, ServerEvent, ServerFrame, User, LOBBY};
+use crate::{Conversation, ErrorCode, ServerEvent, ServerFrame, User, LOBBY};
 
 /// Reads one server frame; `None` for text that is not JSON or names an action this
 /// version does not know (a newer server's event, say).
@@ -36,6 +36,11 @@ struct Wire {
     message_id: String,
     timestamp: u64,
     private: bool,
+    to: Option<String>,
+    with: Option<String>,
+    last_message_id: String,
+    /// Conversations are read as frames too, as users are.
+    conversations: Option<Vec<Wire>>,
     /// Users are read as frames too (their two fields are frame fields), so one reader
     /// serves for both.
     users: Vec<Wire>,
@@ -80,6 +85,10 @@ impl<'de> serde::de::Visitor<'de> for WireVisitor {
                 "messageId" => w.message_id = map.next_value()?,
                 "timestamp" => w.timestamp = map.next_value()?,
                 "private" => w.private = map.next_value()?,
+                "to" => w.to = map.next_value()?,
+                "with" => w.with = map.next_value()?,
+                "lastMessageId" => w.last_message_id = map.next_value()?,
+                "conversations" => w.conversations = map.next_value()?,
                 "users" => w.users = map.next_value()?,
                 "resumeToken" => w.resume_token = map.next_value()?,
                 "messages" => w.messages = map.next_value()?,
@@ -130,6 +139,7 @@ impl Wire {
                 message_id: self.message_id,
                 timestamp: self.timestamp,
                 private: self.private,
+                to: self.to,
             },
             "list" => ServerEvent::List {
                 room,
@@ -139,6 +149,14 @@ impl Wire {
                 user_name: self.user_name,
                 connection_id: self.connection_id,
                 resume_token: self.resume_token,
+                conversations: self.conversations.map(|list| {
+                    list.into_iter()
+                        .map(|w| Conversation {
+                            with: w.with.unwrap_or_default(),
+                            last_message_id: w.last_message_id,
+                        })
+                        .collect()
+                }),
             },
             "joined" => ServerEvent::Joined {
                 room,
@@ -147,6 +165,7 @@ impl Wire {
             "left" => ServerEvent::Left { room },
             "history" => ServerEvent::History {
                 room,
+                with: self.with,
                 messages: self.messages.into_iter().filter_map(Wire::event).collect(),
                 more: self.more,
             },

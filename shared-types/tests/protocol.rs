@@ -104,6 +104,7 @@ fn every_client_action_round_trips() {
                 room: Some("rust".into()),
                 before: Some("01KB0000000000000000000000".into()),
                 after: None,
+                with: None,
                 limit: Some(20),
             }),
             json!({"action":"history","room":"rust","before":"01KB0000000000000000000000","limit":20}),
@@ -114,6 +115,7 @@ fn every_client_action_round_trips() {
                     room: None,
                     message: "hi all".into(),
                     receivers: None,
+                    to: None,
                     sender: None,
                 },
                 request_id: Some("r2".into()),
@@ -128,6 +130,7 @@ fn every_client_action_round_trips() {
                     connection_id: "L0SM9cOFvHcCIhw=".into(),
                     user_name: None,
                 }]),
+                to: None,
                 sender: None,
             }),
             json!({"action":"message","message":"psst","receivers":[{"connectionId":"L0SM9cOFvHcCIhw="}]}),
@@ -183,6 +186,7 @@ fn every_server_event_round_trips() {
             message_id: "01J".into(),
             timestamp: 1764316800000,
             private: false,
+            to: None,
         }),
         json!({"action":"message","room":"rust","sender":"alice","senderId":"L0SM9cOFvHcCIhw=","receiver":{"connectionId":"K1a2b3c4d5e6f7g=","userName":"bob"},"message":"hi all","messageId":"01J","timestamp":1764316800000u64,"private":false}),
     );
@@ -202,6 +206,7 @@ fn every_server_event_round_trips() {
                 user_name: "alice".into(),
                 connection_id: "L0SM9cOFvHcCIhw=".into(),
                 resume_token: Some("9f86d081884c7d659a2feaa0c55ad015".into()),
+                conversations: None,
             },
             request_id: Some("r1".into()),
         },
@@ -223,6 +228,7 @@ fn every_server_event_round_trips() {
     roundtrip_server(
         ServerFrame::push(ServerEvent::History {
             room: "rust".into(),
+            with: None,
             messages: vec![],
             more: false,
         }),
@@ -277,6 +283,10 @@ fn every_error_code_uses_its_protocol_spelling() {
         (ErrorCode::NotRegistered, "not_registered"),
         (ErrorCode::TooLarge, "too_large"),
         (ErrorCode::RateLimited, "rate_limited"),
+        (ErrorCode::NotAMember, "not_a_member"),
+        (ErrorCode::LimitReached, "limit_reached"),
+        (ErrorCode::Forbidden, "forbidden"),
+        (ErrorCode::UnknownUser, "unknown_user"),
         (ErrorCode::Internal, "internal"),
     ];
     for (code, text) in codes {
@@ -605,5 +615,156 @@ fn the_small_reader_skips_what_it_cannot_read() {
     assert_eq!(
         read_server_frame(r#"{"action":"error","message":"no code"}"#),
         None
+    );
+}
+
+#[test]
+fn person_addressed_frames_round_trip() {
+    let frames = [
+        (
+            ClientFrame {
+                action: ClientAction::Message {
+                    room: None,
+                    message: "hi Bob".into(),
+                    receivers: None,
+                    to: Some("Bob".into()),
+                    sender: None,
+                },
+                request_id: Some("m1".into()),
+            },
+            json!({"action":"message","message":"hi Bob","to":"Bob","requestId":"m1"}),
+        ),
+        (
+            ClientFrame::new(ClientAction::History {
+                room: None,
+                with: Some("Bob".into()),
+                before: None,
+                after: Some("01KB0000000000000000000000".into()),
+                limit: Some(20),
+            }),
+            json!({"action":"history","with":"Bob","after":"01KB0000000000000000000000","limit":20}),
+        ),
+    ];
+    for (frame, expected) in frames {
+        let text = frame.to_json();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), expected);
+        assert_eq!(serde_json::from_str::<ClientFrame>(&text).unwrap(), frame);
+        decode_client_frame(&text).expect("a frame the types write must validate");
+    }
+    let valid = decode_client_frame(r#"{"action":"message","to":"  Bob ","message":" hi "}"#)
+        .expect("a message to a person");
+    assert_eq!(
+        valid.request,
+        Request::MessageTo {
+            to: "Bob".into(),
+            message: "hi".into()
+        }
+    );
+    assert_eq!(valid.request.route(), Route::Message);
+    let valid = decode_client_frame(r#"{"action":"history","with":"Bob"}"#).unwrap();
+    assert_eq!(
+        valid.request,
+        Request::HistoryWith {
+            with: "Bob".into(),
+            page: HistoryPage::Latest,
+            limit: DEFAULT_HISTORY_LIMIT
+        }
+    );
+    assert_eq!(valid.request.route(), Route::History);
+}
+
+#[test]
+fn to_and_with_name_a_person_and_exclude_rooms() {
+    for frame in [
+        r#"{"action":"message","to":"Bob","room":"rust","message":"hi"}"#,
+        r#"{"action":"message","to":"Bob","room":"lobby","message":"hi"}"#,
+        r#"{"action":"message","to":"Bob","receivers":[],"message":"hi"}"#,
+        r#"{"action":"message","to":"   ","message":"hi"}"#,
+        r#"{"action":"message","to":"Bob\u0007","message":"hi"}"#,
+        r#"{"action":"message","to":"Bob\u200b","message":"hi"}"#,
+        r#"{"action":"message","to":7,"message":"hi"}"#,
+        r#"{"action":"history","with":"Bob","room":"rust"}"#,
+        r#"{"action":"history","with":""}"#,
+        r#"{"action":"history","with":"abcdefghijklmnopqrstuvwxyz0123456"}"#,
+    ] {
+        assert_eq!(refusal(frame).code, ErrorCode::InvalidField, "{frame}");
+    }
+    assert_eq!(
+        refusal(r#"{"action":"message","to":"  ","message":"hi"}"#).message,
+        "to must be 1 to 32 characters"
+    );
+    assert_eq!(
+        refusal(r#"{"action":"history","with":"Bob","before":"01KB0000000000000000000000","after":"01KB0000000000000000000000"}"#).code,
+        ErrorCode::InvalidField
+    );
+    // Null is absent, as for receivers.
+    let valid =
+        decode_client_frame(r#"{"action":"message","to":null,"message":"hi","room":"rust"}"#)
+            .unwrap();
+    assert!(matches!(valid.request, Request::Message { .. }));
+}
+
+#[test]
+fn person_addressed_events_round_trip_through_both_readers() {
+    let conversation = "dm:".to_string() + &"ab".repeat(32);
+    let message = ServerEvent::Message {
+        room: conversation.clone(),
+        sender: "Ann".into(),
+        sender_id: "A1".into(),
+        receiver: User {
+            user_name: "Bob".into(),
+            connection_id: "B1".into(),
+        },
+        message: "hi Bob".into(),
+        message_id: "01KB0000000000000000000000".into(),
+        timestamp: 1764316800000,
+        private: true,
+        to: Some("Bob".into()),
+    };
+    let pushed = json!({"action":"message","room":conversation,"sender":"Ann","senderId":"A1","receiver":{"connectionId":"B1","userName":"Bob"},"message":"hi Bob","messageId":"01KB0000000000000000000000","timestamp":1764316800000u64,"private":true,"to":"Bob"});
+    roundtrip_server(ServerFrame::push(message.clone()), pushed.clone());
+    roundtrip_server(
+        ServerFrame {
+            event: ServerEvent::History {
+                room: conversation.clone(),
+                with: Some("Ann".into()),
+                messages: vec![message],
+                more: false,
+            },
+            request_id: Some("h".into()),
+        },
+        json!({"action":"history","room":conversation,"with":"Ann","messages":[pushed],"more":false,"requestId":"h"}),
+    );
+    roundtrip_server(
+        ServerFrame {
+            event: ServerEvent::Registered {
+                user_name: "Bob".into(),
+                connection_id: "B1".into(),
+                resume_token: Some("00ff".into()),
+                conversations: Some(vec![Conversation {
+                    with: "Ann".into(),
+                    last_message_id: "01KB0000000000000000000000".into(),
+                }]),
+            },
+            request_id: Some("r".into()),
+        },
+        json!({"action":"registered","userName":"Bob","connectionId":"B1","resumeToken":"00ff","conversations":[{"with":"Ann","lastMessageId":"01KB0000000000000000000000"}],"requestId":"r"}),
+    );
+    roundtrip_server(
+        ServerFrame::push(ServerEvent::Registered {
+            user_name: "Bob".into(),
+            connection_id: "B1".into(),
+            resume_token: None,
+            conversations: Some(vec![]),
+        }),
+        json!({"action":"registered","userName":"Bob","connectionId":"B1","conversations":[]}),
+    );
+    roundtrip_server(
+        ServerFrame::push(ServerEvent::Error {
+            code: ErrorCode::UnknownUser,
+            message: "no signed-in person goes by \"Zed\"".into(),
+            retry_after_ms: None,
+        }),
+        json!({"action":"error","code":"unknown_user","message":"no signed-in person goes by \"Zed\""}),
     );
 }

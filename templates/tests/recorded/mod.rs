@@ -61,18 +61,27 @@ pub fn recorded() -> &'static Record {
     })
 }
 
-/// The one call into the chat core: API Gateway's event for `route` in, the reply out.
+/// The one call into the chat core: API Gateway's event for `route` in, the reply out;
+/// from a connection signed in as `person` (`sub`, `userName`) when there is one.
 async fn invoke(
     store: &DynamoStore,
     gateway: &Management,
     route: Route,
     connection_id: &str,
     body: Option<&str>,
+    person: Option<(&str, &str)>,
 ) -> Option<Value> {
     let mut event = ApiGatewayWebsocketProxyRequest::default();
     event.request_context.route_key = Some(route.key().to_string());
     event.request_context.connection_id = Some(connection_id.to_string());
     event.body = body.map(str::to_string);
+    if let Some((sub, user_name)) = person {
+        // The authorizer's context, as API Gateway hands it to every route.
+        let fields = &mut event.request_context.authorizer.fields;
+        fields.insert("principalId".into(), json!(sub));
+        fields.insert("sub".into(), json!(sub));
+        fields.insert("userName".into(), json!(user_name));
+    }
     let response =
         webchat_backend::handle(store, gateway, &webchat_backend::Limits::DEFAULT, &event).await;
     assert_eq!(response.status_code, 200, "{route} for {connection_id}");
@@ -209,6 +218,8 @@ struct World {
     dynamo: DynamoCalls,
     management: Management,
     record: Record,
+    /// Connections signed in, and as whom (`sub`, `userName`).
+    people: BTreeMap<String, (String, String)>,
 }
 
 impl World {
@@ -218,7 +229,19 @@ impl World {
         connection_id: &str,
         body: Option<&str>,
     ) -> Option<Value> {
-        let reply = invoke(&self.store, &self.management, route, connection_id, body).await;
+        let person = self
+            .people
+            .get(connection_id)
+            .map(|(sub, name)| (sub.as_str(), name.as_str()));
+        let reply = invoke(
+            &self.store,
+            &self.management,
+            route,
+            connection_id,
+            body,
+            person,
+        )
+        .await;
         let calls = self.dynamo.take().into_iter().chain(self.management.take());
         self.record.entry(route).or_default().extend(calls);
         reply
@@ -339,6 +362,7 @@ async fn record() -> Record {
         dynamo,
         management: Management::default(),
         record: Record::new(),
+        people: BTreeMap::new(),
     };
 
     w.connect(&["A", "B", "C", "D", "E", "F"]).await;
@@ -398,6 +422,7 @@ async fn record() -> Record {
     assert_eq!(outcome(not_json), "error:bad_json");
 
     rooms(&mut w).await;
+    people(&mut w).await;
 
     for route in Route::ALL {
         assert!(
@@ -516,4 +541,52 @@ async fn rooms(w: &mut World) {
     assert_eq!(w.send(Route::Disconnect, "G", None).await, None);
     assert_eq!(w.others("H", "rust").await, ["IVY"]);
     assert_eq!(w.others("M", "lobby").await, ["ana", "hank", "IVY"]);
+}
+
+/// Sign-in: each person's connections, messages to a person (kept, noted in both
+/// conversation indexes, pushed to every tab, a gone tab removed), conversations read
+/// back, and the refusals on the way.
+async fn people(w: &mut World) {
+    for (id, sub, name) in [
+        ("P1", "sub-pia", "pia"),
+        ("P2", "sub-pia", "pia"),
+        ("Q1", "sub-quin", "quin"),
+        ("Q2", "sub-quin", "quin"),
+    ] {
+        w.people.insert(id.into(), (sub.into(), name.into()));
+    }
+    w.connect(&["P1", "P2", "Q1", "Q2", "R"]).await;
+    let to =
+        |name: &str| json!({"action": "message", "to": name, "message": "hi", "requestId": "m"});
+    let with = |name: &str| json!({"action": "history", "with": name, "requestId": "h"});
+
+    // Refused: not registered, anonymous, a name no person owns.
+    assert_eq!(w.say("P1", to("quin")).await, "error:not_registered");
+    assert_eq!(w.register("R", "rui").await, "registered");
+    assert_eq!(w.say("R", to("pia")).await, "error:forbidden");
+    assert_eq!(w.say("R", with("pia")).await, "error:forbidden");
+    for id in ["P1", "P2", "Q1"] {
+        let name = &w.people[id].1.clone();
+        assert_eq!(w.register(id, name).await, "registered");
+    }
+    assert_eq!(w.say("P1", to("rui")).await, "error:unknown_user");
+    assert_eq!(w.say("P1", with("nobody")).await, "error:unknown_user");
+
+    // Kept and pushed to every tab; a tab found gone is removed.
+    let sent = w.frame("Q1", to("pia")).await.expect("a reply");
+    assert_eq!(sent["delivered"], 2, "P1 and P2: {sent}");
+    w.management.gateway.mark_gone("P2");
+    let sent = w.frame("Q1", to("pia")).await.expect("a reply");
+    assert_eq!(sent["delivered"], 1, "P2 is gone: {sent}");
+    let (ids, more) = w.history("P1", with("quin")).await;
+    assert_eq!((ids.len(), more), (2, false));
+
+    // The person comes back on another tab: their conversations come with `registered`.
+    assert_eq!(w.send(Route::Disconnect, "Q1", None).await, None);
+    let back = json!({"action": "register", "userName": "quin", "requestId": "r"});
+    let registered = w.frame("Q2", back).await.expect("a reply");
+    assert_eq!(
+        registered["conversations"][0]["with"], "pia",
+        "{registered}"
+    );
 }
