@@ -608,6 +608,37 @@ async fn signed_in_users_chat_and_sign_out_in_real_browsers() -> Result<()> {
     .await?;
 
     step(
+        "a private message goes to the person and is still there after a reload",
+        || async {
+            let text = "just for ben, kept for him";
+            ana.choose_recipient("ben (private)").await?;
+            ana.say(text).await?;
+            ana.wait_for("the private message sent", WAIT, |v| {
+                v.message("ana", text)
+                    .filter(|m| m.private && m.delivery == "sent")
+                    .map(drop)
+            })
+            .await?;
+            ben.wait_for("ana's private message", WAIT, |v| {
+                v.message("ana", text).filter(|m| m.private).map(drop)
+            })
+            .await?;
+            // A reload starts a new transcript: the message comes back from the pair's
+            // stored conversation.
+            ben.client.refresh().await?;
+            ben.wait_for("the private message again after the reload", WAIT, |v| {
+                (v.status.as_deref() == Some("online"))
+                    .then(|| v.message("ana", text).filter(|m| m.private).map(drop))
+                    .flatten()
+            })
+            .await?;
+            ben.screenshot(out, "02-private-after-reload.png").await?;
+            ana.choose_recipient("Everyone").await
+        },
+    )
+    .await?;
+
+    step(
         "the tokens are renewed and the socket reconnects with them",
         || async {
             let first = ana.session_item("webchat.tokens").await?;

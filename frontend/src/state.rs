@@ -27,6 +27,10 @@ pub const NAME_STORAGE_KEY: &str = "webchat.name";
 /// sessionStorage key of this tab's session ([`Chat::session`]): kept per tab, so a
 /// reload rejoins as before while another tab starts afresh.
 pub const SESSION_STORAGE_KEY: &str = "webchat.session";
+/// At most this many of a signed-in person's conversations are fetched when a tab
+/// registers (the newest, each its newest page): enough for what came while away, few
+/// enough to stay well inside the rate limit with every room being rejoined too.
+pub const CONVERSATIONS_FETCHED: usize = 5;
 /// The line that marks where messages fetched after a reconnect begin.
 pub const AWAY_TEXT: &str = "While you were away";
 /// sessionStorage key of the sign-in tokens ([`Tokens::to_storage`]).
@@ -309,6 +313,9 @@ enum Page {
     Older,
     /// What came after the last message seen: the gap a reconnect left.
     Gap,
+    /// The newest messages of a conversation with a person (sign-in on), shown in the
+    /// lobby among the other private messages.
+    Conversation,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -444,10 +451,11 @@ impl Chat {
         if !self.online() {
             return Some("Not connected; your text is kept until the chat is back online".into());
         }
+        // Signed in, a message to a person is kept for them while they are away.
         if let Some(Recipient {
             user_name,
             connection_id: None,
-        }) = self.recipient_here()
+        }) = self.recipient_here().filter(|_| !self.auth)
         {
             return Some(format!("{user_name} is not online"));
         }
@@ -545,13 +553,19 @@ impl Chat {
 
     fn history_frame(&mut self, room: &str, page: Page, from: Option<String>) -> Command {
         let (before, after) = match page {
-            Page::Latest => (None, None),
+            Page::Latest | Page::Conversation => (None, None),
             Page::Older => (from, None),
             Page::Gap => (None, from),
         };
+        // A conversation is asked for by the other person's name.
+        let (room, with) = match page {
+            Page::Conversation => (None, Some(room.to_string())),
+            _ => (Some(room.to_string()), None),
+        };
         self.request(
             ClientAction::History {
-                room: Some(room.to_string()),
+                room,
+                with,
                 before,
                 after,
                 limit: None,
@@ -914,13 +928,16 @@ impl Chat {
             return (Vec::new(), false);
         };
         let recipient = self.recipient_here().cloned();
-        let receivers = recipient.as_ref().map(|recipient| {
+        // Signed in, a private message goes to the person (every tab of theirs, and kept
+        // for them); otherwise to the one connection chosen.
+        let receivers = recipient.as_ref().filter(|_| !self.auth).map(|recipient| {
             vec![ReceiverRef {
                 connection_id: recipient.connection_id.clone().unwrap_or_default(),
                 user_name: Some(recipient.user_name.clone()),
             }]
         });
         let to = recipient.map(|r| r.user_name);
+        let to_person = to.clone().filter(|_| self.auth);
         let entry = self.entry(
             None,
             EntryKind::Message {
@@ -944,6 +961,7 @@ impl Chat {
                 room,
                 message: text,
                 receivers,
+                to: to_person,
                 sender: None,
             },
             request_id: Some(request_id.clone()),
@@ -1044,6 +1062,7 @@ impl Chat {
             message_id,
             timestamp,
             private,
+            to,
             ..
         } = event
         else {
@@ -1051,6 +1070,13 @@ impl Chat {
         };
         let own = self.my_id.as_deref() == Some(sender_id.as_str())
             || self.name.as_deref() == Some(sender.as_str());
+        // Messages to a person (their `room` is the conversation's id) are shown in the
+        // lobby, with the other private messages.
+        let room = if to.is_some() {
+            LOBBY.to_string()
+        } else {
+            room
+        };
         let entry = self.entry(
             Some(message_id),
             EntryKind::Message {
@@ -1059,7 +1085,7 @@ impl Chat {
                 timestamp_ms: timestamp as f64,
                 private,
                 own,
-                to: None,
+                to: to.filter(|_| own),
                 delivery: Delivery::Received,
             },
         );
@@ -1078,7 +1104,26 @@ impl Chat {
                 user_name,
                 connection_id,
                 resume_token,
-            } => self.on_registered(user_name, connection_id, resume_token, pending),
+                conversations,
+            } => {
+                let mut commands =
+                    self.on_registered(user_name, connection_id, resume_token, pending);
+                // Signed in: the newest conversations, so what came while away shows.
+                for conversation in conversations
+                    .unwrap_or_default()
+                    .into_iter()
+                    .take(CONVERSATIONS_FETCHED)
+                {
+                    if !self.rooms[0].has(&conversation.last_message_id) {
+                        commands.push(self.history_frame(
+                            &conversation.with,
+                            Page::Conversation,
+                            None,
+                        ));
+                    }
+                }
+                commands
+            }
             ServerEvent::Error {
                 code,
                 message,
@@ -1130,7 +1175,11 @@ impl Chat {
                 room,
                 messages,
                 more,
+                ..
             } => match pending {
+                Some(Pending::History {
+                    page: Page::Conversation,
+                }) => self.on_history(LOBBY, messages, false, Page::Conversation),
                 Some(Pending::History { page }) => self.on_history(&room, messages, more, page),
                 _ => Vec::new(),
             },
@@ -1286,6 +1335,12 @@ impl Chat {
                 Page::Latest => {
                     room.insert_in_order(entry);
                 }
+                Page::Conversation => {
+                    room.insert_in_order(entry);
+                    if !shown && !own {
+                        room.unread += 1;
+                    }
+                }
                 Page::Gap => {
                     let at = room.insert_in_order(entry);
                     // Only a gap that held messages is marked.
@@ -1301,7 +1356,7 @@ impl Chat {
         }
         match page {
             Page::Gap if more => vec![self.history_frame(name, Page::Gap, last)],
-            Page::Gap => Vec::new(),
+            Page::Gap | Page::Conversation => Vec::new(),
             Page::Latest | Page::Older => {
                 room.more = more;
                 room.loading = false;

@@ -1,6 +1,6 @@
 use super::*;
 use serde_json::{json, Value};
-use webchat_shared_types::ServerFrame;
+use webchat_shared_types::{Conversation, ServerFrame};
 
 /// The JSON frames among `commands`, parsed.
 fn sent(commands: &[Command]) -> Vec<Value> {
@@ -47,6 +47,7 @@ fn registered(name: &str, id: &str) -> ServerEvent {
         user_name: name.into(),
         connection_id: id.into(),
         resume_token: Some(format!("token-of-{id}")),
+        conversations: None,
     }
 }
 
@@ -63,6 +64,7 @@ fn history_reply(frame: &Value, messages: Vec<ServerEvent>, more: bool) -> Strin
     reply(
         ServerEvent::History {
             room: frame["room"].as_str().unwrap_or(LOBBY).into(),
+            with: None,
             messages,
             more,
         },
@@ -301,6 +303,7 @@ fn incoming_messages_keep_sender_text_time_and_private_flag_verbatim() {
         message_id: "m1".into(),
         timestamp: 1_764_316_800_000,
         private: true,
+        to: None,
     }));
     let (sender, text, private, own, _, delivery) = last_message(&chat);
     assert_eq!((sender, text, private, own), ("bob", xss, true, false));
@@ -898,6 +901,7 @@ fn the_transcript_keeps_the_latest_lines_only() {
             message_id: format!("01KB{i:022}"),
             timestamp: 0,
             private: false,
+            to: None,
         }));
     }
     assert_eq!(chat.room().entries.len(), MAX_ENTRIES);
@@ -932,6 +936,7 @@ fn message(room: &str, sender: &str, sender_id: &str, text: &str, id: &str) -> S
         message_id: id.into(),
         timestamp: 1_764_316_800_000,
         private: false,
+        to: None,
     }
 }
 
@@ -1431,6 +1436,7 @@ fn every_event() -> Vec<ServerEvent> {
             user_name: "alice".into(),
             connection_id: "A".into(),
             resume_token: None,
+            conversations: None,
         },
         ServerEvent::Joined {
             room: "rust".into(),
@@ -1441,6 +1447,7 @@ fn every_event() -> Vec<ServerEvent> {
         },
         ServerEvent::History {
             room: "rust".into(),
+            with: None,
             messages: vec![
                 message("rust", "bob", "B", "one", &mid(1)),
                 message("rust", "carol", "C", "two", &mid(2)),
@@ -1798,4 +1805,147 @@ fn leaving_and_a_refused_rejoin_keep_sign_in_on() {
     chat.leave();
     assert!(chat.auth);
     assert_eq!(chat.screen, Screen::Join);
+}
+
+/// A message to a person as the server pushes it: `room` is the conversation's id.
+fn to_person(sender: &str, sender_id: &str, to: &str, text: &str, id: &str) -> ServerEvent {
+    ServerEvent::Message {
+        room: format!("dm:{}", "0".repeat(64)),
+        sender: sender.into(),
+        sender_id: sender_id.into(),
+        receiver: user("Ann", "A1"),
+        message: text.into(),
+        message_id: id.into(),
+        timestamp: 1_764_316_800_000,
+        private: true,
+        to: Some(to.into()),
+    }
+}
+
+#[test]
+fn signed_in_a_private_message_goes_to_the_person_even_while_they_are_away() {
+    let mut chat = joined("Ann", "A1", &[user("Bob", "B1")]);
+    chat.auth = true;
+    chat.toggle_recipient("B1");
+    // Bob's only tab closes: the message is still kept for him.
+    chat.frame(&push(ServerEvent::UserExit {
+        room: LOBBY.into(),
+        user_name: "Bob".into(),
+        connection_id: "B1".into(),
+    }));
+    assert_eq!(chat.send_blocker("lunch?"), None);
+    let (commands, taken) = chat.send_message("lunch?", 0.0);
+    assert!(taken);
+    let frame = only_frame(&commands);
+    assert_eq!(frame["to"], "Bob");
+    assert!(frame.get("receivers").is_none() && frame.get("room").is_none());
+    let (_, text, private, own, to, _) = last_message(&chat);
+    assert_eq!(
+        (text, private, own, to),
+        ("lunch?", true, true, Some("Bob"))
+    );
+
+    // Without sign-in a private message still names the connection, and needs it online.
+    let mut chat = joined("Ann", "A1", &[user("Bob", "B1")]);
+    chat.toggle_recipient("B1");
+    let frame = only_frame(&chat.send_message("hi", 0.0).0);
+    assert_eq!(frame["receivers"][0]["connectionId"], "B1");
+    assert!(frame.get("to").is_none());
+}
+
+#[test]
+fn messages_to_a_person_show_in_the_lobby_as_private_from_either_side() {
+    let mut chat = joined("Ann", "A1", &[]);
+    chat.auth = true;
+    chat.frame(&push(to_person(
+        "Bob",
+        "B1",
+        "Ann",
+        "hi Ann",
+        "01KC0000000000000000000001",
+    )));
+    assert_eq!(chat.rooms[0].unread, 0, "the lobby is shown");
+    let (sender, text, private, own, _, _) = last_message(&chat);
+    assert_eq!((sender, text, private, own), ("Bob", "hi Ann", true, false));
+    // Ann's other tab wrote to Bob: her own line, tagged with whom it went to.
+    chat.frame(&push(to_person(
+        "Ann",
+        "A2",
+        "Bob",
+        "hi Bob",
+        "01KC0000000000000000000002",
+    )));
+    let (sender, _, private, own, to, _) = last_message(&chat);
+    assert_eq!((sender, private, own, to), ("Ann", true, true, Some("Bob")));
+    // The same message again (pushed, then in history) shows once.
+    chat.frame(&push(to_person(
+        "Bob",
+        "B1",
+        "Ann",
+        "hi Ann",
+        "01KC0000000000000000000001",
+    )));
+    assert_eq!(
+        chat.rooms[0]
+            .entries
+            .iter()
+            .filter(|e| e.message_id.is_some())
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn registering_signed_in_fetches_the_newest_conversations_not_yet_shown() {
+    let mut chat = Chat::new();
+    chat.auth = true;
+    chat.join("Ann");
+    let register = only_frame(&chat.socket_opened());
+    let conversations = (1..=7)
+        .map(|i| Conversation {
+            with: format!("p{i}"),
+            last_message_id: format!("01KC{i:022}"),
+        })
+        .collect();
+    let commands = chat.frame(&reply(
+        ServerEvent::Registered {
+            user_name: "Ann".into(),
+            connection_id: "A1".into(),
+            resume_token: None,
+            conversations: Some(conversations),
+        },
+        &request_id(&register),
+    ));
+    let asked: Vec<Value> = sent(&commands)
+        .into_iter()
+        .filter(|f| f["action"] == "history" && f.get("with").is_some())
+        .collect();
+    let withs: Vec<&str> = asked.iter().map(|f| f["with"].as_str().unwrap()).collect();
+    assert_eq!(withs, ["p1", "p2", "p3", "p4", "p5"]);
+    assert!(asked.iter().all(|f| f.get("room").is_none()));
+
+    // p1's page comes in while #lobby is shown: in the lobby, in time order.
+    let page = reply(
+        ServerEvent::History {
+            room: format!("dm:{}", "1".repeat(64)),
+            with: Some("p1".into()),
+            messages: vec![to_person(
+                "p1",
+                "P1",
+                "Ann",
+                "while you were out",
+                "01KC0000000000000000000001",
+            )],
+            more: true,
+        },
+        &request_id(&asked[0]),
+    );
+    assert_eq!(
+        chat.frame(&page),
+        Vec::new(),
+        "a conversation page asks for no more"
+    );
+    let (sender, text, private, ..) = last_message(&chat);
+    assert_eq!((sender, text, private), ("p1", "while you were out", true));
+    assert!(!chat.rooms[0].more, "the lobby's own paging is untouched");
 }
