@@ -290,11 +290,17 @@ impl ConnectionStore for MemoryStore {
 
 impl HistoryStore for MemoryStore {
     async fn append(&self, message: &StoredMessage) -> Result<(), StoreError> {
-        self.lock()
-            .history
-            .entry(message.room.clone())
-            .or_default()
-            .insert(message.message_id.clone(), message.clone());
+        let mut inner = self.lock();
+        let room = inner.history.entry(message.room.clone()).or_default();
+        // What DynamoDB's TTL does for the table: expired messages go, so a long-running
+        // webchat-local keeps only the history it still serves. Ids sort by time, and
+        // expiry follows time, so the expired ones are the first.
+        while room.first_key_value().is_some_and(|(_, oldest)| {
+            oldest.expires_at < message.timestamp.div_euclid(1000) as i64
+        }) {
+            room.pop_first();
+        }
+        room.insert(message.message_id.clone(), message.clone());
         Ok(())
     }
 
@@ -382,5 +388,34 @@ impl HistoryStore for MemoryStore {
         found.sort_by(|a, b| b.last_message_id.cmp(&a.last_message_id));
         found.truncate(limit);
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str, timestamp_secs: u64, expires_at: i64) -> StoredMessage {
+        StoredMessage {
+            room: "lobby".into(),
+            message_id: id.into(),
+            sender: "ana".into(),
+            sender_id: "A".into(),
+            message: "hi".into(),
+            timestamp: timestamp_secs * 1000,
+            expires_at,
+            to: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_history_is_freed_as_new_messages_come_not_kept_forever() {
+        let store = MemoryStore::new();
+        store.append(&message("01A", 0, 100)).await.unwrap();
+        store.append(&message("01B", 50, 150)).await.unwrap();
+        // At 120 s the first has expired: it goes, the second stays.
+        store.append(&message("01C", 120, 220)).await.unwrap();
+        let kept: Vec<String> = store.lock().history["lobby"].keys().cloned().collect();
+        assert_eq!(kept, ["01B", "01C"]);
     }
 }
