@@ -60,6 +60,21 @@ fn not_a_member(room: &str) -> Refusal {
     )
 }
 
+/// The `message` event `receiver` gets for `message`, pushed or in history.
+fn message_event(message: &StoredMessage, receiver: User, private: bool) -> ServerEvent {
+    ServerEvent::Message {
+        room: message.room.clone(),
+        sender: message.sender.clone(),
+        sender_id: message.sender_id.clone(),
+        receiver,
+        message: message.message.clone(),
+        message_id: message.message_id.clone(),
+        timestamp: message.timestamp,
+        private,
+        to: message.to.clone(),
+    }
+}
+
 fn unknown_user(name: &str) -> Refusal {
     Refusal::new(
         ErrorCode::UnknownUser,
@@ -550,17 +565,11 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
             .messages
             .into_iter()
             .filter_map(|stored| {
-                Some(ServerEvent::Message {
-                    room: stored.room,
-                    sender: stored.sender,
-                    sender_id: stored.sender_id,
-                    receiver: receiver.clone()?,
-                    message: stored.message,
-                    message_id: stored.message_id,
-                    timestamp: stored.timestamp,
-                    private: stored.to.is_some(),
-                    to: stored.to,
-                })
+                Some(message_event(
+                    &stored,
+                    receiver.clone()?,
+                    stored.to.is_some(),
+                ))
             })
             .collect();
         Ok((messages, slice.more))
@@ -634,7 +643,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
             message_id: message_id.clone(),
             sender: sender_name.clone(),
             sender_id: connection_id.to_string(),
-            message: message.clone(),
+            message,
             timestamp,
             expires_at,
             to: Some(other.user_name.clone()),
@@ -676,35 +685,10 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
                     .map_err(|e| internal(&e))?,
             );
         }
-        recipients.retain(|receiver| receiver.connection_id != connection_id);
         recipients.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
         recipients.dedup_by(|a, b| a.connection_id == b.connection_id);
 
-        let deliveries = recipients
-            .into_iter()
-            .map(|receiver| {
-                let id = receiver.connection_id.clone();
-                let frame = ServerFrame::push(ServerEvent::Message {
-                    room: room.clone(),
-                    sender: sender_name.clone(),
-                    sender_id: connection_id.to_string(),
-                    receiver,
-                    message: message.clone(),
-                    message_id: message_id.clone(),
-                    timestamp,
-                    private: true,
-                    to: Some(other.user_name.clone()),
-                });
-                (id, frame.to_json())
-            })
-            .collect();
-        let outcome = fan_out(self.gateway, deliveries).await;
-        self.remove_gone(outcome.gone).await;
-        Ok(ServerEvent::Sent {
-            message_id,
-            timestamp,
-            delivered: outcome.delivered,
-        })
+        Ok(self.deliver(&stored, true, recipients).await)
     }
 
     async fn message(
@@ -718,60 +702,60 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
         if !sender.is_in(&room) {
             return Err(not_a_member(&room));
         }
-        let sender_name = sender.user_name.unwrap_or_default();
         let private = receivers.is_some();
         let timestamp = self.now_ms();
-        let message_id = new_message_id(timestamp);
+        let sent = StoredMessage {
+            message_id: new_message_id(timestamp),
+            sender: sender.user_name.unwrap_or_default(),
+            sender_id: connection_id.to_string(),
+            message,
+            timestamp,
+            expires_at: self.expires_at(timestamp),
+            to: None,
+            room,
+        };
         let recipients = match receivers {
             None => {
                 // Stored before any push, so whoever gets the push (or reconnects
                 // while it is under way) finds it in history.
-                let stored = StoredMessage {
-                    room: room.clone(),
-                    message_id: message_id.clone(),
-                    sender: sender_name.clone(),
-                    sender_id: connection_id.to_string(),
-                    message: message.clone(),
-                    timestamp,
-                    expires_at: self.expires_at(timestamp),
-                    to: None,
-                };
-                self.store.append(&stored).await.map_err(|e| internal(&e))?;
-                self.store.members(&room).await
+                self.store.append(&sent).await.map_err(|e| internal(&e))?;
+                self.store.members(&sent.room).await
             }
             Some(ids) => {
                 let ids: Vec<String> = ids.into_iter().filter(|id| id != connection_id).collect();
-                self.store.members_among(&room, &ids).await
+                self.store.members_among(&sent.room, &ids).await
             }
         }
         .map_err(|e| internal(&e))?;
+        Ok(self.deliver(&sent, private, recipients).await)
+    }
 
+    /// Pushes `message` to each of `recipients` but its sender, and answers the sender
+    /// with what was delivered.
+    async fn deliver(
+        &self,
+        message: &StoredMessage,
+        private: bool,
+        recipients: Vec<User>,
+    ) -> ServerEvent {
         let deliveries = recipients
             .into_iter()
-            .filter(|receiver| receiver.connection_id != connection_id)
+            .filter(|receiver| receiver.connection_id != message.sender_id)
             .map(|receiver| {
                 let id = receiver.connection_id.clone();
-                let frame = ServerFrame::push(ServerEvent::Message {
-                    room: room.clone(),
-                    sender: sender_name.clone(),
-                    sender_id: connection_id.to_string(),
-                    receiver,
-                    message: message.clone(),
-                    message_id: message_id.clone(),
-                    timestamp,
-                    private,
-                    to: None,
-                });
-                (id, frame.to_json())
+                (
+                    id,
+                    ServerFrame::push(message_event(message, receiver, private)).to_json(),
+                )
             })
             .collect();
         let outcome = fan_out(self.gateway, deliveries).await;
         self.remove_gone(outcome.gone).await;
-        Ok(ServerEvent::Sent {
-            message_id,
-            timestamp,
+        ServerEvent::Sent {
+            message_id: message.message_id.clone(),
+            timestamp: message.timestamp,
             delivered: outcome.delivered,
-        })
+        }
     }
 
     /// Tells every member of `room` but `except` about `events`, in order, and returns
