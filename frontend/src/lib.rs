@@ -858,13 +858,14 @@ impl ChatScreen {
 
     fn render_users(&mut self, chat: &Chat) {
         let room = chat.room();
+        let people = chat.people(room);
         self.users_title.set(&if chat.current == 0 {
             "Online".to_string()
         } else {
             format!("In #{}", room.name)
         });
-        self.user_count.set(&room.users.len().to_string());
-        self.users_hint.flag(!room.users.is_empty());
+        self.user_count.set(&people.len().to_string());
+        self.users_hint.flag(!people.is_empty());
         let recipient = chat
             .recipient
             .as_ref()
@@ -872,12 +873,12 @@ impl ChatScreen {
         if self
             .users_shown
             .as_ref()
-            .is_some_and(|(users, to)| *users == room.users && *to == recipient)
+            .is_some_and(|(users, to)| *users == people && *to == recipient)
         {
             return;
         }
         self.users.set_text_content(None);
-        for user in &room.users {
+        for user in &people {
             let row = add(
                 &self.users,
                 "li",
@@ -909,7 +910,7 @@ impl ChatScreen {
                 }),
             );
         }
-        self.users_shown = Some((room.users.clone(), recipient));
+        self.users_shown = Some((people, recipient));
     }
 
     /// Rows are kept by position and written again when their entry's id or version
@@ -942,7 +943,7 @@ impl ChatScreen {
 
     fn render_composer(&mut self, chat: &Chat, draft: &str) {
         self.recipient_disabled.flag(chat.current > 0);
-        let users = &chat.lobby().users;
+        let users = &chat.people(chat.lobby());
         let recipient = chat.recipient.clone();
         if !self
             .options_shown

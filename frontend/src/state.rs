@@ -421,6 +421,26 @@ impl Chat {
         self.rooms.iter_mut().find(|room| room.name == name)
     }
 
+    /// The members of `room` as the page lists them. With sign-in on, each person once
+    /// (every tab of theirs is a connection of its own) and not oneself (one's other
+    /// tabs); without it, every other connection (names are unique then anyway).
+    pub fn people(&self, room: &Room) -> Vec<User> {
+        let mut people: Vec<User> = Vec::with_capacity(room.users.len());
+        for user in &room.users {
+            let repeated = people
+                .last()
+                .is_some_and(|last| same_name(&last.user_name, &user.user_name));
+            let me = self
+                .name
+                .as_deref()
+                .is_some_and(|name| same_name(name, &user.user_name));
+            if !(self.auth && (repeated || me)) {
+                people.push(user.clone());
+            }
+        }
+        people
+    }
+
     /// The recipient of what the composer sends: private messages only from the lobby.
     fn recipient_here(&self) -> Option<&Recipient> {
         self.recipient.as_ref().filter(|_| self.current == 0)

@@ -1949,3 +1949,24 @@ fn registering_signed_in_fetches_the_newest_conversations_not_yet_shown() {
     assert_eq!((sender, text, private), ("p1", "while you were out", true));
     assert!(!chat.rooms[0].more, "the lobby's own paging is untouched");
 }
+
+#[test]
+fn signed_in_each_person_is_listed_once_and_ones_own_other_tabs_not_at_all() {
+    let others = [
+        user("Ann", "A2"),
+        user("Bob", "B1"),
+        user("bob", "B2"),
+        user("Cy", "C1"),
+    ];
+    let mut chat = joined("Ann", "A1", &others);
+    let listed = |chat: &Chat| -> Vec<String> {
+        chat.people(chat.lobby())
+            .into_iter()
+            .map(|u| u.connection_id)
+            .collect()
+    };
+    // Anonymous connections are each someone else: all listed.
+    assert_eq!(listed(&chat), ["A2", "B1", "B2", "C1"]);
+    chat.auth = true;
+    assert_eq!(listed(&chat), ["B1", "C1"]);
+}
