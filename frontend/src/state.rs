@@ -225,20 +225,31 @@ impl Room {
             own: true,
             text: stored_text,
             timestamp_ms: stored_ms,
+            private: stored_private,
+            to: stored_to,
             ..
         } = &stored.kind
         else {
             return false;
         };
+        // Only room messages and messages to a person are stored: a private message to a
+        // connection never comes back, and the same text to a room is another message.
         let failed = self.entries.iter_mut().find(|e| {
             e.message_id.is_none()
                 && matches!(&e.kind, EntryKind::Message {
                     own: true,
-                    private: false,
                     delivery: Delivery::Failed { .. },
                     text,
+                    private,
+                    to,
                     ..
-                } if text == stored_text)
+                } if text == stored_text
+                    && private == stored_private
+                    && match (to, stored_to) {
+                        (None, None) => true,
+                        (Some(a), Some(b)) => same_name(a, b),
+                        _ => false,
+                    })
         });
         let Some(entry) = failed else {
             return false;

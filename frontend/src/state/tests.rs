@@ -1970,3 +1970,58 @@ fn signed_in_each_person_is_listed_once_and_ones_own_other_tabs_not_at_all() {
     chat.auth = true;
     assert_eq!(listed(&chat), ["B1", "C1"]);
 }
+
+#[test]
+fn signed_in_a_message_to_a_person_whose_ack_was_lost_shows_once_when_its_conversation_comes() {
+    let mut chat = joined("Ann", "A1", &[user("Bob", "B1")]);
+    chat.auth = true;
+    chat.toggle_recipient("B1");
+    chat.send_message("did it arrive?", 0.0);
+    chat.socket_closed(0.0, 0.0);
+    chat.reconnect_due();
+    let register = only_frame(&chat.socket_opened());
+    let commands = chat.frame(&reply(
+        ServerEvent::Registered {
+            user_name: "Ann".into(),
+            connection_id: "A2".into(),
+            resume_token: None,
+            conversations: Some(vec![Conversation {
+                with: "Bob".into(),
+                last_message_id: "01KC0000000000000000000009".into(),
+            }]),
+        },
+        &request_id(&register),
+    ));
+    let asked = sent(&commands)
+        .into_iter()
+        .find(|f| f["with"] == "Bob")
+        .expect("Bob's conversation asked for");
+    chat.frame(&reply(
+        ServerEvent::History {
+            room: format!("dm:{}", "0".repeat(64)),
+            with: Some("Bob".into()),
+            messages: vec![to_person(
+                "Ann",
+                "A1",
+                "Bob",
+                "did it arrive?",
+                "01KC0000000000000000000009",
+            )],
+            more: false,
+        },
+        &request_id(&asked),
+    ));
+    let lines: Vec<(&str, &Delivery)> = chat.rooms[0]
+        .entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Message { text, delivery, .. } => Some((text.as_str(), delivery)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [("did it arrive?", &Delivery::Received)],
+        "one line, no longer failed"
+    );
+}
