@@ -160,6 +160,18 @@ fn on_submit(form: &Element, mut handler: Box<dyn FnMut()>) {
     );
 }
 
+/// For a click inside a list: the `attribute` of the nearest `selector` around what was
+/// clicked, if there is one.
+fn clicked(event: &Event, selector: &str, attribute: &str) -> Option<String> {
+    event
+        .target()?
+        .dyn_into::<Element>()
+        .ok()?
+        .closest(selector)
+        .ok()??
+        .get_attribute(attribute)
+}
+
 fn focus(element: &Element) {
     if let Some(element) = element.dyn_ref::<HtmlElement>() {
         let _ = element.focus();
@@ -482,6 +494,22 @@ impl ChatScreen {
         );
         add_text(&nav, "h2", &[("id", "rooms-title")], "Rooms");
         let rooms = add(&nav, "ul", &[("data-testid", "room-list")]);
+        // One listener for every row, now and later: rows are rebuilt as rooms change,
+        // and a listener per row would outlive its row.
+        on(
+            &rooms,
+            "click",
+            Box::new(|event: Event| {
+                let Some(name) = clicked(&event, "li", "data-room") else {
+                    return;
+                };
+                VIEW.with_borrow_mut(|view| view.following = true);
+                shell::dispatch(move |c| {
+                    c.show_room(&name);
+                    Vec::new()
+                });
+            }),
+        );
         let join_room = add(
             &nav,
             "form",
@@ -572,6 +600,18 @@ impl ChatScreen {
             "Nobody else is here yet.",
         );
         let users = add(&aside, "ul", &[("data-testid", "user-list")]);
+        on(
+            &users,
+            "click",
+            Box::new(|event: Event| {
+                if let Some(id) = clicked(&event, "button", "data-id") {
+                    shell::dispatch(move |c| {
+                        c.toggle_recipient(&id);
+                        Vec::new()
+                    });
+                }
+            }),
+        );
 
         let conversation = add(
             &panes,
@@ -827,24 +867,11 @@ impl ChatScreen {
                 } else {
                     format!("#{name}")
                 };
-                let button = add_text(
+                add_text(
                     &row,
                     "button",
                     &[("type", "button"), ("aria-current", yes(*shown))],
                     &label,
-                );
-                let name = name.clone();
-                on(
-                    &button,
-                    "click",
-                    Box::new(move |_| {
-                        VIEW.with_borrow_mut(|view| view.following = true);
-                        let name = name.clone();
-                        shell::dispatch(move |c| {
-                            c.show_room(&name);
-                            Vec::new()
-                        });
-                    }),
                 );
             }
             self.rooms_shown = rooms;
@@ -886,7 +913,7 @@ impl ChatScreen {
             );
             let label = format!("Send a private message to {}", user.user_name);
             let pressed = recipient.as_deref() == Some(user.connection_id.as_str());
-            let button = add_text(
+            add_text(
                 &row,
                 "button",
                 &[
@@ -894,20 +921,9 @@ impl ChatScreen {
                     ("title", &label),
                     ("aria-label", &label),
                     ("aria-pressed", yes(pressed)),
+                    ("data-id", &user.connection_id),
                 ],
                 &user.user_name,
-            );
-            let id = user.connection_id.clone();
-            on(
-                &button,
-                "click",
-                Box::new(move |_| {
-                    let id = id.clone();
-                    shell::dispatch(move |c| {
-                        c.toggle_recipient(&id);
-                        Vec::new()
-                    });
-                }),
             );
         }
         self.users_shown = Some((people, recipient));
