@@ -283,6 +283,13 @@ fn run(command: Command) {
                 }
             });
         }
+        Command::AnswerDue {
+            request_id,
+            delay_ms,
+        } => set_timeout(
+            Box::new(move || dispatch(|chat| chat.answer_overdue(&request_id))),
+            delay_ms,
+        ),
         Command::ResendLater {
             request_id,
             delay_ms,

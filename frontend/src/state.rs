@@ -27,6 +27,9 @@ pub const NAME_STORAGE_KEY: &str = "webchat.name";
 /// sessionStorage key of this tab's session ([`Chat::session`]): kept per tab, so a
 /// reload rejoins as before while another tab starts afresh.
 pub const SESSION_STORAGE_KEY: &str = "webchat.session";
+/// How long an own message waits for the server's answer before it counts as not sent:
+/// more than the handler's 10 s Lambda timeout and a rate-limited wait or two.
+pub const ANSWER_WAIT_MS: u32 = 30_000;
 /// At most this many of a signed-in person's conversations are fetched when a tab
 /// registers (the newest, each its newest page): enough for what came while away, few
 /// enough to stay well inside the rate limit with every room being rejoined too.
@@ -109,6 +112,9 @@ pub enum Command {
     /// Call [`Chat::resend_due`] with this request id after this many milliseconds: the
     /// server asked to wait (`rate_limited`) before sending it again.
     ResendLater { request_id: String, delay_ms: u32 },
+    /// Call [`Chat::answer_overdue`] with this request id after this many milliseconds:
+    /// an own message that has no answer by then never will.
+    AnswerDue { request_id: String, delay_ms: u32 },
 }
 
 /// How an own message stands.
@@ -383,6 +389,10 @@ pub struct Chat {
     attempt: u32,
     next_id: u64,
     pending: Vec<(String, Pending)>,
+    /// Own messages waiting for the one before them to be answered: one message is in
+    /// flight at a time, so a message the server asks to send again later (rate limited)
+    /// is never overtaken by the next one.
+    queued: Vec<(String, Pending)>,
 }
 
 impl Default for Chat {
@@ -411,6 +421,7 @@ impl Chat {
             attempt: 0,
             next_id: 1,
             pending: Vec::new(),
+            queued: Vec::new(),
         }
     }
 
@@ -702,7 +713,10 @@ impl Chat {
         let was_online = self.online();
         self.registered = false;
         self.my_id = None;
-        for (_, pending) in std::mem::take(&mut self.pending) {
+        let waiting = std::mem::take(&mut self.pending)
+            .into_iter()
+            .chain(std::mem::take(&mut self.queued));
+        for (_, pending) in waiting {
             if let Pending::Message { entry, .. } = pending {
                 self.set_delivery(
                     entry,
@@ -998,14 +1012,58 @@ impl Chat {
             request_id: Some(request_id.clone()),
         }
         .to_json();
-        self.pending.push((
+        self.queued.push((
             request_id,
             Pending::Message {
                 entry: entry_id,
-                frame: frame.clone(),
+                frame,
             },
         ));
-        (vec![Command::Send(frame)], true)
+        (self.send_next_message(), true)
+    }
+
+    /// Sends the first queued own message, unless one is still waiting for its answer.
+    fn send_next_message(&mut self) -> Vec<Command> {
+        let in_flight = self
+            .pending
+            .iter()
+            .any(|(_, pending)| matches!(pending, Pending::Message { .. }));
+        if in_flight || self.queued.is_empty() {
+            return Vec::new();
+        }
+        let (request_id, next) = self.queued.remove(0);
+        let Pending::Message { frame, .. } = &next else {
+            return Vec::new();
+        };
+        let commands = vec![
+            Command::Send(frame.clone()),
+            Command::AnswerDue {
+                request_id: request_id.clone(),
+                delay_ms: ANSWER_WAIT_MS,
+            },
+        ];
+        self.pending.push((request_id, next));
+        commands
+    }
+
+    /// An own message's answer is overdue: when the handler failed (a Lambda timeout,
+    /// say), API Gateway answers with a frame that does not name the request, so the
+    /// message is marked not sent and the next one goes.
+    pub fn answer_overdue(&mut self, request_id: &str) -> Vec<Command> {
+        let Some(at) = self.pending.iter().position(|(id, pending)| {
+            id == request_id && matches!(pending, Pending::Message { .. })
+        }) else {
+            return Vec::new();
+        };
+        if let (_, Pending::Message { entry, .. }) = self.pending.remove(at) {
+            self.set_delivery(
+                entry,
+                Delivery::Failed {
+                    reason: "the server did not answer".into(),
+                },
+            );
+        }
+        self.send_next_message()
     }
 
     /// The wait the server asked for is over: send the message again, if it is still
@@ -1184,7 +1242,9 @@ impl Chat {
                         }];
                     }
                 }
-                self.on_error(code, message, pending)
+                let mut commands = self.on_error(code, message, pending);
+                commands.extend(self.send_next_message());
+                commands
             }
             ServerEvent::Sent {
                 message_id,
@@ -1194,7 +1254,7 @@ impl Chat {
                 if let Some(Pending::Message { entry, .. }) = pending {
                     self.on_sent(entry, message_id, timestamp as f64, delivered);
                 }
-                Vec::new()
+                self.send_next_message()
             }
             ServerEvent::List { room, users } => {
                 self.set_members(&room, users);

@@ -51,6 +51,18 @@ fn registered(name: &str, id: &str) -> ServerEvent {
     }
 }
 
+/// The server's `sent` for a `message` frame; returns what the client does next.
+fn acknowledge(chat: &mut Chat, frame: &Value) -> Vec<Command> {
+    chat.frame(&reply(
+        ServerEvent::Sent {
+            message_id: "01KC0000000000000000000000".into(),
+            timestamp: 0,
+            delivered: 1,
+        },
+        &request_id(frame),
+    ))
+}
+
 /// The frame among `commands` with this `action`.
 fn frame_of(commands: &[Command], action: &str) -> Value {
     sent(commands)
@@ -706,9 +718,11 @@ fn request_ids_are_unique_and_valid() {
     let mut ids = std::collections::HashSet::new();
     for i in 0..50 {
         let (commands, _) = chat.send_message(&format!("m{i}"), 0.0);
-        let id = request_id(&only_frame(&commands));
+        let frame = only_frame(&commands);
+        let id = request_id(&frame);
         assert!(id.chars().count() <= webchat_shared_types::MAX_REQUEST_ID_CHARS);
         assert!(ids.insert(id));
+        acknowledge(&mut chat, &frame);
     }
     // Every frame the client builds passes the server's validation.
     let (commands, _) = chat.send_message("check", 0.0);
@@ -1401,6 +1415,7 @@ fn private_messages_are_written_in_the_lobby_only() {
     let frame = only_frame(&commands);
     assert_eq!(frame["receivers"], Value::Null);
     assert_eq!(frame["room"], "rust");
+    acknowledge(&mut chat, &frame);
     assert_eq!(
         chat.composer_placeholder(),
         "Message #rust… (Enter sends, Shift+Enter adds a line)"
@@ -2024,4 +2039,94 @@ fn signed_in_a_message_to_a_person_whose_ack_was_lost_shows_once_when_its_conver
         [("did it arrive?", &Delivery::Received)],
         "one line, no longer failed"
     );
+}
+
+#[test]
+fn own_messages_go_one_at_a_time_so_a_rate_limited_one_is_not_overtaken() {
+    let mut chat = joined("alice", "A", &[]);
+    let first = only_frame(&chat.send_message("one", 0.0).0);
+    // Typed while the first is on its way: kept, shown as sending, sent after it.
+    assert_eq!(chat.send_message("two", 0.0), (Vec::new(), true));
+    assert_eq!(chat.send_message("three", 0.0), (Vec::new(), true));
+    // The server asks to wait: nothing else goes meanwhile, then the same frame again.
+    let refused = chat.frame(&reply(
+        ServerEvent::Error {
+            code: ErrorCode::RateLimited,
+            message: "too many".into(),
+            retry_after_ms: Some(120),
+        },
+        &request_id(&first),
+    ));
+    assert_eq!(
+        refused,
+        [Command::ResendLater {
+            request_id: request_id(&first),
+            delay_ms: 120
+        }]
+    );
+    let again = only_frame(&chat.resend_due(&request_id(&first)));
+    assert_eq!(again, first);
+    let second = only_frame(&acknowledge(&mut chat, &first));
+    assert_eq!(second["message"], "two");
+    // A refusal ends a message's turn too.
+    let third = only_frame(&chat.frame(&reply(
+        ServerEvent::Error {
+            code: ErrorCode::TooLarge,
+            message: "no".into(),
+            retry_after_ms: None,
+        },
+        &request_id(&second),
+    )));
+    assert_eq!(third["message"], "three");
+    assert_eq!(acknowledge(&mut chat, &third), Vec::new());
+
+    // A drop fails what was in flight and what waited behind it.
+    let _ = chat.send_message("four", 0.0);
+    let _ = chat.send_message("five", 0.0);
+    chat.socket_closed(0.0, 0.0);
+    let failed = chat
+        .room()
+        .entries
+        .iter()
+        .filter(|e| {
+            matches!(
+                &e.kind,
+                EntryKind::Message {
+                    delivery: Delivery::Failed { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(failed, 3, "two, four and five");
+}
+
+#[test]
+fn an_own_message_without_an_answer_counts_as_not_sent_and_lets_the_next_go() {
+    let mut chat = joined("alice", "A", &[]);
+    let (commands, _) = chat.send_message("lost in a failed handler", 0.0);
+    let first = only_frame(&commands);
+    assert!(commands.contains(&Command::AnswerDue {
+        request_id: request_id(&first),
+        delay_ms: ANSWER_WAIT_MS
+    }));
+    chat.send_message("next", 0.0);
+    // API Gateway's own error frame names no request of ours: ignored.
+    assert_eq!(
+        chat.frame(r#"{"message":"Internal server error","connectionId":"A","requestId":"x"}"#),
+        Vec::new()
+    );
+    let next = only_frame(&chat.answer_overdue(&request_id(&first)));
+    assert_eq!(next["message"], "next");
+    assert!(matches!(
+        chat.room().entries.iter().rev().nth(1).map(|e| &e.kind),
+        Some(EntryKind::Message {
+            delivery: Delivery::Failed { .. },
+            ..
+        })
+    ));
+    // Answered in time, the timer finds nothing to do.
+    acknowledge(&mut chat, &next);
+    assert_eq!(chat.answer_overdue(&request_id(&next)), Vec::new());
+    assert_eq!(last_message(&chat).5, &Delivery::Sent { delivered: 1 });
 }
