@@ -19,9 +19,9 @@ pub fn read_server_frame(text: &str) -> Option<ServerFrame> {
 ///
 /// `ServerFrame` is a flattened, internally tagged enum, which serde decodes by first
 /// buffering the whole frame in its generic `Content` tree; in the browser bundle that
-/// machinery was the largest part of the download after the UI framework it then used. Decoding into this plain
-/// struct needs none of it. Missing fields take their defaults: a client reads what it
-/// can rather than dropping a frame.
+/// machinery was the largest part of the download after the UI framework it then used.
+/// Decoding into this plain struct needs none of it. Missing fields take their defaults:
+/// a client reads what it can rather than dropping a frame.
 #[derive(Default)]
 struct Wire {
     action: String,
