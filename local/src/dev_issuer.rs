@@ -418,24 +418,15 @@ async fn login(State(dev): State<Arc<DevIssuer>>, Form(params): Form<AuthorizePa
         );
     }
     tracing::info!(target: "webchat_local::auth", "development sign-in as {name:?}");
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("code", &code);
+    if let Some(state) = params.state.as_deref().filter(|s| !s.is_empty()) {
+        query.append_pair("state", state);
+    }
     let mut target = params.redirect_uri.clone();
     target.push(if target.contains('?') { '&' } else { '?' });
-    target.push_str(&format!("code={}", urlencode(&code)));
-    if let Some(state) = params.state.as_deref().filter(|s| !s.is_empty()) {
-        target.push_str(&format!("&state={}", urlencode(state)));
-    }
+    target.push_str(&query.finish());
     Redirect::to(&target).into_response()
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
