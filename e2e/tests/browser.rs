@@ -674,14 +674,27 @@ async fn signed_in_users_chat_and_sign_out_in_real_browsers() -> Result<()> {
             .await?
             .click()
             .await?;
-        ana.wait_for("the Sign in screen again", WAIT, |v| {
-            (v.screen == "join").then_some(())
-        })
-        .await?;
+        // Signing out goes through the issuer's logout endpoint (config.json's
+        // `logoutUrl`), which sends the browser back to the page.
+        let deadline = Instant::now() + WAIT;
+        while !fs::read_to_string(setup.gateway_log())?.contains("development sign-out") {
+            if Instant::now() > deadline {
+                bail!("signing out never reached the issuer's logout endpoint");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         ana.client
             .wait()
             .for_element(Locator::Css("[data-testid=sign-in-button]"))
             .await?;
+        let url = ana.client.current_url().await?;
+        if url.as_str() != page.as_str() {
+            bail!("after signing out the browser is at {url}, not back at {page}");
+        }
+        ana.wait_for("the Sign in screen again", WAIT, |v| {
+            (v.screen == "join").then_some(())
+        })
+        .await?;
         if ana.session_item("webchat.tokens").await?.is_some() {
             bail!("the tokens outlived signing out");
         }

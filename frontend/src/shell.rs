@@ -5,9 +5,10 @@
 //! functions.
 
 use crate::state::{
-    authorize_url, base64url, claims_name, code_exchange_form, refresh_form, sign_in_callback,
-    without_sign_in_params, ws_url, AuthConfig, Chat, Command, Tokens, NAME_STORAGE_KEY,
-    PING_INTERVAL_MS, SESSION_STORAGE_KEY, SIGN_IN_STORAGE_KEY, TOKENS_STORAGE_KEY,
+    authorize_url, base64url, claims_name, code_exchange_form, logout_url, refresh_form,
+    sign_in_callback, without_sign_in_params, ws_url, AuthConfig, Chat, Command, Tokens,
+    NAME_STORAGE_KEY, PING_INTERVAL_MS, SESSION_STORAGE_KEY, SIGN_IN_STORAGE_KEY,
+    TOKENS_STORAGE_KEY,
 };
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
@@ -436,6 +437,17 @@ pub fn sign_out() {
         }
     });
     dispatch(Chat::leave);
+    // The issuer's session ends too, when it says where: otherwise the next Sign in on
+    // this browser would pass straight through as the same person.
+    let logout = SIGN_IN.with_borrow(|sign_in| {
+        sign_in
+            .auth
+            .as_ref()
+            .and_then(|auth| logout_url(auth, &redirect_uri()))
+    });
+    if let Some(url) = logout {
+        let _ = window().location().set_href(&url);
+    }
 }
 
 /// The page's own URL without its query: where the issuer sends the browser back.
@@ -525,6 +537,7 @@ fn auth_config(config: &str) -> Option<AuthConfig> {
         json_string(&auth, "authorizeUrl"),
         json_string(&auth, "tokenUrl"),
     )
+    .map(|config| config.with_logout_url(json_string(&auth, "logoutUrl")))
 }
 
 /// The name the ID token's claims give.

@@ -1689,6 +1689,9 @@ pub struct AuthConfig {
     pub client_id: String,
     pub authorize_url: String,
     pub token_url: String,
+    /// The issuer's logout endpoint (`logoutUrl`), when it has one: Sign out ends the
+    /// issuer's session there too, so the next Sign in on a shared computer asks again.
+    pub logout_url: Option<String>,
 }
 
 impl AuthConfig {
@@ -1707,8 +1710,33 @@ impl AuthConfig {
             client_id: client_id.filter(|c| !c.is_empty())?,
             authorize_url: url(authorize_url)?,
             token_url: url(token_url)?,
+            logout_url: None,
         })
     }
+
+    /// With `auth`'s `logoutUrl`, when it is an http(s) URL.
+    pub fn with_logout_url(mut self, logout_url: Option<String>) -> AuthConfig {
+        self.logout_url =
+            logout_url.filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+        self
+    }
+}
+
+/// Where Sign out sends the browser when the issuer has a logout endpoint, to come back
+/// to `return_to`: Cognito's `/logout` reads `client_id` and `logout_uri`, an OpenID
+/// Connect `end_session_endpoint` `client_id` and `post_logout_redirect_uri`; each
+/// ignores the other's.
+pub fn logout_url(auth: &AuthConfig, return_to: &str) -> Option<String> {
+    let endpoint = auth.logout_url.as_deref()?;
+    let separator = if endpoint.contains('?') { '&' } else { '?' };
+    Some(format!(
+        "{endpoint}{separator}{}",
+        form_encode(&[
+            ("client_id", &auth.client_id),
+            ("logout_uri", return_to),
+            ("post_logout_redirect_uri", return_to),
+        ])
+    ))
 }
 
 /// Reads `config.json` (`{"websocketUrl": "wss://…", "allowWsOverride": false}`); text

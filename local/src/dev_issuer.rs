@@ -9,7 +9,11 @@
 //!   redirects to `redirect_uri` with `code` and `state`;
 //! - `POST /oauth2/token`: the code and its PKCE verifier (S256) for
 //!   `{id_token, access_token, refresh_token, token_type, expires_in}`, or a refresh
-//!   token for new ID and access tokens (as Cognito, no new refresh token).
+//!   token for new ID and access tokens (as Cognito, no new refresh token);
+//! - `GET /oauth2/logout`: Sign out's stop, as Cognito's `/logout` (`client_id`,
+//!   `logout_uri`) or an OpenID Connect `end_session_endpoint`
+//!   (`post_logout_redirect_uri`): there is no session to end here, so it sends the
+//!   browser back.
 
 use axum::extract::{Form, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -41,6 +45,7 @@ const MAX_REFRESH_TOKENS: usize = 10_000;
 
 pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
 pub const TOKEN_PATH: &str = "/oauth2/token";
+pub const LOGOUT_PATH: &str = "/oauth2/logout";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
@@ -128,6 +133,7 @@ impl DevIssuer {
             .route(JWKS_PATH, get(jwks))
             .route(AUTHORIZE_PATH, get(login_page).post(login))
             .route(TOKEN_PATH, axum::routing::post(token).options(preflight))
+            .route(LOGOUT_PATH, get(logout))
             .with_state(self.clone())
     }
 
@@ -235,6 +241,7 @@ async fn discovery(State(dev): State<Arc<DevIssuer>>) -> Response {
             "jwks_uri": format!("{issuer}{JWKS_PATH}"),
             "authorization_endpoint": format!("{issuer}{AUTHORIZE_PATH}"),
             "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+            "end_session_endpoint": format!("{issuer}{LOGOUT_PATH}"),
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "subject_types_supported": ["public"],
@@ -249,6 +256,48 @@ async fn discovery(State(dev): State<Arc<DevIssuer>>) -> Response {
 
 async fn jwks(State(dev): State<Arc<DevIssuer>>) -> Response {
     cors(Json(json!({ "keys": [dev.jwk] })).into_response())
+}
+
+/// Sign out's stop, as Cognito's `/logout` and OpenID Connect's `end_session_endpoint`
+/// take it.
+#[derive(Debug, Default, serde::Deserialize)]
+struct LogoutParams {
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    logout_uri: Option<String>,
+    #[serde(default)]
+    post_logout_redirect_uri: Option<String>,
+}
+
+/// Ends nothing (the development issuer keeps no session) and sends the browser back to
+/// where it asked, as Cognito does.
+async fn logout(State(dev): State<Arc<DevIssuer>>, Query(params): Query<LogoutParams>) -> Response {
+    if params.client_id != dev.client_id {
+        return page(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "<p>Cannot sign out: client_id must be {}.</p>",
+                escape(&format!("{:?}", dev.client_id))
+            ),
+        );
+    }
+    let back = params.logout_uri.or(params.post_logout_redirect_uri);
+    match back.filter(|uri| is_http_url(uri)) {
+        Some(uri) => {
+            tracing::info!(target: "webchat_local::auth", "development sign-out");
+            Redirect::to(&uri).into_response()
+        }
+        None => page(
+            StatusCode::BAD_REQUEST,
+            "<p>Cannot sign out: logout_uri must be an http(s) URL.</p>",
+        ),
+    }
+}
+
+fn is_http_url(text: &str) -> bool {
+    text.parse::<http::Uri>()
+        .is_ok_and(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
 }
 
 /// The authorization request, as the hosted UI takes it.
@@ -284,10 +333,7 @@ impl AuthorizeParams {
                 dev.client_id
             ));
         }
-        let redirect: Option<http::Uri> = self.redirect_uri.parse().ok();
-        if !redirect.is_some_and(|uri| {
-            matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
-        }) {
+        if !is_http_url(&self.redirect_uri) {
             return Some("redirect_uri must be an http(s) URL".into());
         }
         if self.response_type != "code" {

@@ -500,7 +500,7 @@ fn router(gateway: Arc<Gateway>) -> Router {
 /// `allowWsOverride`, since this is a development server: `?ws=` may point the page at
 /// another gateway (a hosted site's own `config.json` leaves it out, so a crafted link
 /// cannot send people's names and messages elsewhere), and with `--auth dev` the sign-in
-/// settings (`auth`: `issuer`, `clientId`, `authorizeUrl`, `tokenUrl`).
+/// settings (`auth`: `issuer`, `clientId`, `authorizeUrl`, `tokenUrl`, `logoutUrl`).
 async fn ui_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> impl IntoResponse {
     // The Host header is what the browser used, so a UI opened via another name or a
     // proxy still finds the gateway.
@@ -522,6 +522,7 @@ async fn ui_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> i
             "clientId": sign_in.issuer.client_id(),
             "authorizeUrl": format!("{issuer}{}", dev_issuer::AUTHORIZE_PATH),
             "tokenUrl": format!("{issuer}{}", dev_issuer::TOKEN_PATH),
+            "logoutUrl": format!("{issuer}{}", dev_issuer::LOGOUT_PATH),
         });
     }
     axum::Json(config)

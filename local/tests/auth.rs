@@ -61,6 +61,7 @@ fn query_param(url: &str, name: &str) -> Option<String> {
 struct Endpoints {
     authorize: String,
     token: String,
+    logout: String,
 }
 
 async fn discover(addr: SocketAddr) -> Endpoints {
@@ -77,6 +78,7 @@ async fn discover(addr: SocketAddr) -> Endpoints {
     Endpoints {
         authorize: path_of(doc["authorization_endpoint"].as_str().unwrap(), addr),
         token: path_of(doc["token_endpoint"].as_str().unwrap(), addr),
+        logout: path_of(doc["end_session_endpoint"].as_str().unwrap(), addr),
     }
 }
 
@@ -536,5 +538,49 @@ async fn a_message_to_a_person_reaches_every_tab_and_waits_for_them_when_away() 
         "{missed}"
     );
     assert_eq!(missed["more"], false);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn signing_out_at_the_issuer_sends_the_browser_back() {
+    let running = start_with_sign_in().await;
+    let addr = running.addr();
+    let endpoints = discover(addr).await;
+    // Cognito's parameters, then OpenID Connect's: both come back.
+    for back in ["logout_uri", "post_logout_redirect_uri"] {
+        let query =
+            String::from_utf8(form(&[("client_id", CLIENT_ID), (back, REDIRECT_URI)])).unwrap();
+        let answer = http::request(
+            addr,
+            "GET",
+            &format!("{}?{query}", endpoints.logout),
+            &[],
+            b"",
+        )
+        .await
+        .unwrap();
+        assert!((300..400).contains(&answer.status), "{answer:?}");
+        assert_eq!(answer.header("location"), Some(REDIRECT_URI), "{answer:?}");
+    }
+    // Another client, or nowhere to go back to: an error page, no redirect.
+    for query in [
+        format!(
+            "client_id=someone-else&logout_uri={}",
+            urlencode(REDIRECT_URI)
+        ),
+        format!("client_id={CLIENT_ID}&logout_uri=javascript%3Aalert(1)"),
+        format!("client_id={CLIENT_ID}"),
+    ] {
+        let answer = http::request(
+            addr,
+            "GET",
+            &format!("{}?{query}", endpoints.logout),
+            &[],
+            b"",
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 400, "{query}: {answer:?}");
+    }
     running.stop().await;
 }

@@ -67,6 +67,7 @@ async fn with_dev_sign_in_config_json_names_the_issuer_and_its_endpoints() {
                 "clientId": "webchat-ui",
                 "authorizeUrl": format!("{issuer}/oauth2/authorize"),
                 "tokenUrl": format!("{issuer}/oauth2/token"),
+                "logoutUrl": format!("{issuer}/oauth2/logout"),
             },
         })
     );

@@ -2130,3 +2130,22 @@ fn an_own_message_without_an_answer_counts_as_not_sent_and_lets_the_next_go() {
     assert_eq!(chat.answer_overdue(&request_id(&next)), Vec::new());
     assert_eq!(last_message(&chat).5, &Delivery::Sent { delivered: 1 });
 }
+
+#[test]
+fn sign_out_goes_through_the_issuers_logout_only_when_it_has_one() {
+    let auth = auth();
+    assert_eq!(logout_url(&auth, "https://chat.example/"), None);
+    let with = auth
+        .clone()
+        .with_logout_url(Some("https://issuer/logout".into()));
+    assert_eq!(
+        logout_url(&with, "https://chat.example/").as_deref(),
+        Some(
+            "https://issuer/logout?client_id=client%201&logout_uri=https%3A%2F%2Fchat.example%2F\
+             &post_logout_redirect_uri=https%3A%2F%2Fchat.example%2F"
+        )
+    );
+    // Anything but an http(s) URL is not followed.
+    let bad = auth.with_logout_url(Some("javascript:alert(1)".into()));
+    assert_eq!(logout_url(&bad, "https://chat.example/"), None);
+}
