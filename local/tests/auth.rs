@@ -43,6 +43,11 @@ fn form_headers() -> Vec<(String, String)> {
     )]
 }
 
+/// `GET path` on the gateway.
+async fn get(addr: SocketAddr, path: &str) -> http::Response {
+    http::request(addr, "GET", path, &[], b"").await.unwrap()
+}
+
 /// The path part of an endpoint the discovery document names on this gateway.
 fn path_of(url: &str, addr: SocketAddr) -> String {
     url.strip_prefix(&format!("http://{addr}"))
@@ -65,9 +70,7 @@ struct Endpoints {
 }
 
 async fn discover(addr: SocketAddr) -> Endpoints {
-    let answer = http::request(addr, "GET", "/.well-known/openid-configuration", &[], b"")
-        .await
-        .unwrap();
+    let answer = get(addr, "/.well-known/openid-configuration").await;
     assert_eq!(answer.status, 200, "{answer:?}");
     let doc: Value = serde_json::from_str(&answer.body).unwrap();
     assert_eq!(doc["issuer"], format!("http://{addr}"));
@@ -108,15 +111,7 @@ async fn sign_in(addr: SocketAddr, name: &str) -> Value {
         ("code_challenge_method", "S256"),
     ]);
     let query = String::from_utf8(query).unwrap();
-    let page = http::request(
-        addr,
-        "GET",
-        &format!("{}?{query}", endpoints.authorize),
-        &[],
-        b"",
-    )
-    .await
-    .unwrap();
+    let page = get(addr, &format!("{}?{query}", endpoints.authorize)).await;
     assert_eq!(page.status, 200, "{page:?}");
     assert!(
         page.body.to_lowercase().contains("development sign-in"),
@@ -348,19 +343,15 @@ async fn a_wrong_pkce_verifier_gets_no_tokens() {
     assert_eq!(answer.status, 400, "{answer:?}");
     assert!(answer.body.contains("invalid_grant"), "{}", answer.body);
     // Without PKCE the login page is not even offered.
-    let page = http::request(
+    let page = get(
         addr,
-        "GET",
         &format!(
             "{}?response_type=code&client_id={CLIENT_ID}&redirect_uri={}",
             endpoints.authorize,
             urlencode(REDIRECT_URI)
         ),
-        &[],
-        b"",
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(page.status, 400, "{page:?}");
     running.stop().await;
 }
@@ -550,15 +541,7 @@ async fn signing_out_at_the_issuer_sends_the_browser_back() {
     for back in ["logout_uri", "post_logout_redirect_uri"] {
         let query =
             String::from_utf8(form(&[("client_id", CLIENT_ID), (back, REDIRECT_URI)])).unwrap();
-        let answer = http::request(
-            addr,
-            "GET",
-            &format!("{}?{query}", endpoints.logout),
-            &[],
-            b"",
-        )
-        .await
-        .unwrap();
+        let answer = get(addr, &format!("{}?{query}", endpoints.logout)).await;
         assert!((300..400).contains(&answer.status), "{answer:?}");
         assert_eq!(answer.header("location"), Some(REDIRECT_URI), "{answer:?}");
     }
@@ -571,15 +554,7 @@ async fn signing_out_at_the_issuer_sends_the_browser_back() {
         format!("client_id={CLIENT_ID}&logout_uri=javascript%3Aalert(1)"),
         format!("client_id={CLIENT_ID}"),
     ] {
-        let answer = http::request(
-            addr,
-            "GET",
-            &format!("{}?{query}", endpoints.logout),
-            &[],
-            b"",
-        )
-        .await
-        .unwrap();
+        let answer = get(addr, &format!("{}?{query}", endpoints.logout)).await;
         assert_eq!(answer.status, 400, "{query}: {answer:?}");
     }
     running.stop().await;
