@@ -1822,6 +1822,19 @@ fn leaving_and_a_refused_rejoin_keep_sign_in_on() {
     assert_eq!(chat.screen, Screen::Join);
 }
 
+/// The reply to a `history {with}` frame with these messages.
+fn conversation_page(frame: &Value, messages: Vec<ServerEvent>, more: bool) -> String {
+    reply(
+        ServerEvent::History {
+            room: format!("dm:{}", "0".repeat(64)),
+            with: frame["with"].as_str().map(str::to_string),
+            messages,
+            more,
+        },
+        &request_id(frame),
+    )
+}
+
 /// A message to a person as the server pushes it: `room` is the conversation's id.
 fn to_person(sender: &str, sender_id: &str, to: &str, text: &str, id: &str) -> ServerEvent {
     ServerEvent::Message {
@@ -1940,20 +1953,16 @@ fn registering_signed_in_fetches_the_newest_conversations_not_yet_shown() {
     assert!(asked.iter().all(|f| f.get("room").is_none()));
 
     // p1's page comes in while #lobby is shown: in the lobby, in time order.
-    let page = reply(
-        ServerEvent::History {
-            room: format!("dm:{}", "1".repeat(64)),
-            with: Some("p1".into()),
-            messages: vec![to_person(
-                "p1",
-                "P1",
-                "Ann",
-                "while you were out",
-                "01KC0000000000000000000001",
-            )],
-            more: true,
-        },
-        &request_id(&asked[0]),
+    let page = conversation_page(
+        &asked[0],
+        vec![to_person(
+            "p1",
+            "P1",
+            "Ann",
+            "while you were out",
+            "01KC0000000000000000000001",
+        )],
+        true,
     );
     assert_eq!(
         chat.frame(&page),
@@ -2011,20 +2020,16 @@ fn signed_in_a_message_to_a_person_whose_ack_was_lost_shows_once_when_its_conver
         .into_iter()
         .find(|f| f["with"] == "Bob")
         .expect("Bob's conversation asked for");
-    chat.frame(&reply(
-        ServerEvent::History {
-            room: format!("dm:{}", "0".repeat(64)),
-            with: Some("Bob".into()),
-            messages: vec![to_person(
-                "Ann",
-                "A1",
-                "Bob",
-                "did it arrive?",
-                "01KC0000000000000000000009",
-            )],
-            more: false,
-        },
-        &request_id(&asked),
+    chat.frame(&conversation_page(
+        &asked,
+        vec![to_person(
+            "Ann",
+            "A1",
+            "Bob",
+            "did it arrive?",
+            "01KC0000000000000000000009",
+        )],
+        false,
     ));
     let lines: Vec<(&str, &Delivery)> = chat.rooms[0]
         .entries
