@@ -18,7 +18,7 @@ use state::{counter_text, enter_sends, Chat, Delivery, Entry, EntryKind, Recipie
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{Element, Event, HtmlElement, HtmlInputElement, HtmlTextAreaElement, Node};
+use web_sys::{Element, Event, HtmlElement, Node};
 use webchat_shared_types::{User, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_ROOM_CHARS};
 
 /// Mounts the app into the page's body and starts the shell. Called once, by `main`.
@@ -178,11 +178,16 @@ fn focus(element: &Element) {
     }
 }
 
-fn input_value(input: &Element) -> String {
-    input
-        .dyn_ref::<HtmlInputElement>()
-        .map(HtmlInputElement::value)
+/// The `value` of a form field (input, textarea or select).
+fn value(field: &Element) -> String {
+    js_sys::Reflect::get(field, &"value".into())
+        .ok()
+        .and_then(|value| value.as_string())
         .unwrap_or_default()
+}
+
+fn set_value(field: &Element, text: &str) {
+    let _ = js_sys::Reflect::set(field, &"value".into(), &text.into());
 }
 
 /// `"true"` or `"false"`, for ARIA states and data attributes.
@@ -206,12 +211,9 @@ pub fn render(chat: &Chat) {
                 if let Some(screen) = view.chat.take() {
                     screen.element.remove();
                 }
-                if view.join.is_none() {
-                    view.join = Some(JoinScreen::build(&root, &view.name_draft));
-                }
-                if let Some(join) = &mut view.join {
-                    join.render(chat);
-                }
+                view.join
+                    .get_or_insert_with(|| JoinScreen::build(&root, &view.name_draft))
+                    .render(chat);
             }
             Screen::Chat => {
                 if let Some(screen) = view.join.take() {
@@ -321,15 +323,13 @@ impl JoinScreen {
                 ("aria-describedby", "join-error"),
             ],
         );
-        if let Some(field) = input.dyn_ref::<HtmlInputElement>() {
-            field.set_value(name_draft);
-        }
+        set_value(&input, name_draft);
         let field = input.clone();
         on(
             &input,
             "input",
             Box::new(move |_| {
-                let text = input_value(&field);
+                let text = value(&field);
                 VIEW.with_borrow_mut(|view| view.name_draft = text);
             }),
         );
@@ -547,11 +547,9 @@ impl ChatScreen {
         on_submit(
             &join_room,
             Box::new(move || {
-                let raw = input_value(&room_input);
+                let raw = value(&room_input);
                 if shell::dispatch_with(move |c| c.join_room(&raw)) {
-                    if let Some(input) = room_input.dyn_ref::<HtmlInputElement>() {
-                        input.set_value("");
-                    }
+                    set_value(&room_input, "");
                     with_view(|view| view.following = true);
                 }
             }),
@@ -685,10 +683,7 @@ impl ChatScreen {
             &recipient,
             "change",
             Box::new(move |_| {
-                let value = js_sys::Reflect::get(&select, &"value".into())
-                    .ok()
-                    .and_then(|v| v.as_string())
-                    .unwrap_or_default();
+                let value = value(&select);
                 shell::dispatch(move |c| {
                     if !value.starts_with('~') {
                         c.set_recipient((!value.is_empty()).then_some(value.as_str()));
@@ -714,9 +709,7 @@ impl ChatScreen {
                 ("aria-describedby", "composer-hint message-counter"),
             ],
         );
-        if let Some(field) = textarea.dyn_ref::<HtmlTextAreaElement>() {
-            field.set_value(draft);
-        }
+        set_value(&textarea, draft);
         let send_button = add_text(
             &write,
             "button",
@@ -748,10 +741,7 @@ impl ChatScreen {
             &textarea,
             "input",
             Box::new(move |_| {
-                let text = field
-                    .dyn_ref::<HtmlTextAreaElement>()
-                    .map(HtmlTextAreaElement::value)
-                    .unwrap_or_default();
+                let text = value(&field);
                 with_view(|view| view.draft = text);
             }),
         );
@@ -759,9 +749,7 @@ impl ChatScreen {
         let send = move || {
             let text = VIEW.with_borrow(|view| view.draft.clone());
             if shell::dispatch_with(move |c| c.send_message(&text, shell::now_ms())) {
-                if let Some(field) = field.dyn_ref::<HtmlTextAreaElement>() {
-                    field.set_value("");
-                }
+                set_value(&field, "");
                 // Your own message always brings the transcript to its end.
                 with_view(|view| {
                     view.draft.clear();
