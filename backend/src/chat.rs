@@ -147,9 +147,26 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
         (self.now_ms() / 1000) as i64
     }
 
-    /// When a message sent at `timestamp` (ms) expires from history.
-    fn expires_at(&self, timestamp: u64) -> i64 {
-        (timestamp / 1000) as i64 + i64::from(self.limits.history_days) * 24 * 60 * 60
+    /// A message `sender` sends now: its id and time, and when it expires from history.
+    fn new_message(
+        &self,
+        room: String,
+        sender: &Connection,
+        message: String,
+        to: Option<String>,
+    ) -> StoredMessage {
+        let timestamp = self.now_ms();
+        StoredMessage {
+            room,
+            message_id: new_message_id(timestamp),
+            sender: sender.user_name.clone().unwrap_or_default(),
+            sender_id: sender.connection_id.clone(),
+            message,
+            timestamp,
+            expires_at: (timestamp / 1000) as i64
+                + i64::from(self.limits.history_days) * 24 * 60 * 60,
+            to,
+        }
     }
 
     /// Records a new connection (`$connect`). An error means the handshake should be
@@ -633,37 +650,23 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
         let (me, sender, other) = self
             .conversation_partners(connection_id, &to, "sending a message to a person")
             .await?;
-        let sender_name = sender.user_name.clone().unwrap_or_default();
-        let room = conversation_key(&me.sub, &other.sub);
-        let timestamp = self.now_ms();
-        let message_id = new_message_id(timestamp);
-        let expires_at = self.expires_at(timestamp);
-        let stored = StoredMessage {
-            room: room.clone(),
-            message_id: message_id.clone(),
-            sender: sender_name.clone(),
-            sender_id: connection_id.to_string(),
+        let stored = self.new_message(
+            conversation_key(&me.sub, &other.sub),
+            &sender,
             message,
-            timestamp,
-            expires_at,
-            to: Some(other.user_name.clone()),
-        };
+            Some(other.user_name.clone()),
+        );
         self.store.append(&stored).await.map_err(|e| internal(&e))?;
-        let mut notes = vec![ConversationNote {
-            sub: &me.sub,
-            conversation: &room,
-            with: &other.user_name,
-            message_id: &message_id,
-            expires_at,
-        }];
+        let note = |sub, with| ConversationNote {
+            sub,
+            conversation: &stored.room,
+            with,
+            message_id: &stored.message_id,
+            expires_at: stored.expires_at,
+        };
+        let mut notes = vec![note(&me.sub, &other.user_name)];
         if other.sub != me.sub {
-            notes.push(ConversationNote {
-                sub: &other.sub,
-                conversation: &room,
-                with: &sender_name,
-                message_id: &message_id,
-                expires_at,
-            });
+            notes.push(note(&other.sub, &stored.sender));
         }
         for note in notes {
             self.store
@@ -672,6 +675,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
                 .map_err(|e| internal(&e))?;
         }
 
+        // A connection is one person's, so the two partitions never share one.
         let mut recipients = self
             .store
             .members(&person_partition(&other.sub))
@@ -685,9 +689,6 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
                     .map_err(|e| internal(&e))?,
             );
         }
-        recipients.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
-        recipients.dedup_by(|a, b| a.connection_id == b.connection_id);
-
         Ok(self.deliver(&stored, true, recipients).await)
     }
 
@@ -703,17 +704,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
             return Err(not_a_member(&room));
         }
         let private = receivers.is_some();
-        let timestamp = self.now_ms();
-        let sent = StoredMessage {
-            message_id: new_message_id(timestamp),
-            sender: sender.user_name.unwrap_or_default(),
-            sender_id: connection_id.to_string(),
-            message,
-            timestamp,
-            expires_at: self.expires_at(timestamp),
-            to: None,
-            room,
-        };
+        let sent = self.new_message(room, &sender, message, None);
         let recipients = match receivers {
             None => {
                 // Stored before any push, so whoever gets the push (or reconnects
