@@ -260,6 +260,14 @@ struct Timed {
 }
 
 impl Timed {
+    /// Broadcast completion times (send to last arrival), p50 and p99, in ms.
+    fn p50_p99(&self) -> (f64, f64) {
+        (
+            percentile(&self.completions, 50.0),
+            percentile(&self.completions, 99.0),
+        )
+    }
+
     /// Deliveries per second of broadcasting: all deliveries over the time from each
     /// send to its last arrival.
     fn rate(&self, recipients: usize) -> f64 {
@@ -360,18 +368,7 @@ async fn fanout(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
     let timed = one_at_a_time(&mut peers, &inbox, broadcasts, "fanout", None).await?;
     let (hwm, _) = gateway.memory()?;
     let label = format!("broadcast to {clients} clients, all delivered");
-    figures.push(measured(
-        &format!("{label}: p50"),
-        round(percentile(&timed.completions, 50.0), 1),
-        "ms",
-        Goal::None,
-    ));
-    figures.push(measured(
-        &format!("{label}: p99"),
-        round(percentile(&timed.completions, 99.0), 1),
-        "ms",
-        BROADCAST_P99_GOAL,
-    ));
+    latency_figures(figures, &label, timed.p50_p99(), BROADCAST_P99_GOAL);
     figures.push(measured(
         &format!("{label}: deliveries per second of broadcasting"),
         timed.rate(clients - 1).round(),
@@ -468,18 +465,7 @@ async fn room_fanout(
     ));
     let timed = one_at_a_time(peers, inbox, broadcasts, "room", Some(ROOM)).await?;
     let label = format!("broadcast to a {clients}-member room (not the lobby), all delivered");
-    figures.push(measured(
-        &format!("{label}: p50"),
-        round(percentile(&timed.completions, 50.0), 1),
-        "ms",
-        Goal::None,
-    ));
-    figures.push(measured(
-        &format!("{label}: p99"),
-        round(percentile(&timed.completions, 99.0), 1),
-        "ms",
-        Goal::None,
-    ));
+    latency_figures(figures, &label, timed.p50_p99(), Goal::None);
     figures.push(measured(
         &format!("{label}: deliveries per second of broadcasting"),
         timed.rate(clients - 1).round(),
@@ -894,31 +880,35 @@ async fn slow_reader_figures(options: &Options, figures: &mut Vec<Figure>) -> Re
         "MB",
         Goal::AtMost(16.0),
     ));
-    figures.push(measured(
-        "delivery latency of the clients still reading, during that flood: p50",
-        round(measured_run.latency_ms.0, 1),
-        "ms",
+    latency_figures(
+        figures,
+        "delivery latency of the clients still reading, during that flood",
+        measured_run.latency_ms,
         Goal::None,
-    ));
-    figures.push(measured(
-        "delivery latency of the clients still reading, during that flood: p99",
-        round(measured_run.latency_ms.1, 1),
-        "ms",
+    );
+    latency_figures(
+        figures,
+        "the same flood with no stalled client",
+        baseline.latency_ms,
         Goal::None,
-    ));
-    figures.push(measured(
-        "the same flood with no stalled client: p50",
-        round(baseline.latency_ms.0, 1),
-        "ms",
-        Goal::None,
-    ));
-    figures.push(measured(
-        "the same flood with no stalled client: p99",
-        round(baseline.latency_ms.1, 1),
-        "ms",
-        Goal::None,
-    ));
+    );
     Ok(())
+}
+
+/// `{label}: p50` and `{label}: p99`, in ms; the p99 held to `p99_goal`.
+fn latency_figures(figures: &mut Vec<Figure>, label: &str, (p50, p99): (f64, f64), p99_goal: Goal) {
+    figures.push(measured(
+        &format!("{label}: p50"),
+        round(p50, 1),
+        "ms",
+        Goal::None,
+    ));
+    figures.push(measured(
+        &format!("{label}: p99"),
+        round(p99, 1),
+        "ms",
+        p99_goal,
+    ));
 }
 
 async fn first_paint(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
