@@ -1703,23 +1703,25 @@ impl AuthConfig {
         authorize_url: Option<String>,
         token_url: Option<String>,
     ) -> Option<AuthConfig> {
-        let url =
-            |u: Option<String>| u.filter(|u| u.starts_with("https://") || u.starts_with("http://"));
         Some(AuthConfig {
             issuer: issuer.filter(|i| !i.is_empty())?,
             client_id: client_id.filter(|c| !c.is_empty())?,
-            authorize_url: url(authorize_url)?,
-            token_url: url(token_url)?,
+            authorize_url: http_url(authorize_url)?,
+            token_url: http_url(token_url)?,
             logout_url: None,
         })
     }
 
     /// With `auth`'s `logoutUrl`, when it is an http(s) URL.
     pub fn with_logout_url(mut self, logout_url: Option<String>) -> AuthConfig {
-        self.logout_url =
-            logout_url.filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+        self.logout_url = http_url(logout_url);
         self
     }
+}
+
+/// `url` when it is an http(s) URL: the page never follows any other kind from config.
+fn http_url(url: Option<String>) -> Option<String> {
+    url.filter(|u| u.starts_with("https://") || u.starts_with("http://"))
 }
 
 /// Where Sign out sends the browser when the issuer has a logout endpoint, to come back
