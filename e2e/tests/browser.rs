@@ -677,7 +677,9 @@ async fn signed_in_users_chat_and_sign_out_in_real_browsers() -> Result<()> {
         // Signing out goes through the issuer's logout endpoint (config.json's
         // `logoutUrl`), which sends the browser back to the page.
         let deadline = Instant::now() + WAIT;
-        while !fs::read_to_string(setup.gateway_log())?.contains("development sign-out") {
+        while !fs::read_to_string(setup.gateway_log())?
+            .contains(webchat_local::dev_issuer::SIGN_OUT_LOG)
+        {
             if Instant::now() > deadline {
                 bail!("signing out never reached the issuer's logout endpoint");
             }

@@ -46,6 +46,8 @@ const MAX_REFRESH_TOKENS: usize = 10_000;
 pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
 pub const TOKEN_PATH: &str = "/oauth2/token";
 pub const LOGOUT_PATH: &str = "/oauth2/logout";
+/// What the log says when a browser signs out through [`LOGOUT_PATH`].
+pub const SIGN_OUT_LOG: &str = "development sign-out";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
@@ -285,7 +287,7 @@ async fn logout(State(dev): State<Arc<DevIssuer>>, Query(params): Query<LogoutPa
     let back = params.logout_uri.or(params.post_logout_redirect_uri);
     match back.filter(|uri| is_http_url(uri)) {
         Some(uri) => {
-            tracing::info!(target: "webchat_local::auth", "development sign-out");
+            tracing::info!(target: "webchat_local::auth", "{SIGN_OUT_LOG}");
             Redirect::to(&uri).into_response()
         }
         None => page(
