@@ -8,7 +8,7 @@ use super::options::{Auth, Options};
 use super::Target;
 use crate::lambdas;
 
-/// The root stack's outputs that deploy reads (templates/tests/stacks.rs checks they exist).
+/// The root stack's outputs that deploy reads (templates/tests/it/stacks.rs checks they exist).
 pub(super) const ROOT_OUTPUTS: [&str; 4] =
     ["WebSocketURL", "SiteURL", "SiteBucket", "DistributionId"];
 /// The root stack's sign-in outputs, there when sign-in is on (`AuthLogoutUrl` optional).
