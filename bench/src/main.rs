@@ -859,8 +859,7 @@ fn sizes(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
 /// the browser accepts brotli.
 async fn ui_download(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
     let name = format!(
-        "UI download from webchat-local: index.html's wasm + js, body bytes on the wire \
-         (Accept-Encoding: {})",
+        "UI download from webchat-local (index.html's wasm + js as sent, Accept-Encoding: {})",
         download::ACCEPT_ENCODING
     );
     let goal = Goal::AtMost(ui_bundle::kb(ui_bundle::BUDGET_BROTLI));

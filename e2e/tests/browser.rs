@@ -527,7 +527,7 @@ async fn check_accessibility(user: &User, screen: &str) -> Result<()> {
         );
     }
     eprintln!(
-        "e2e: axe on the {screen}: no serious or critical violations ({} others)",
+        "e2e: axe on the {screen}: no serious or critical violations ({} minor or moderate)",
         report.violations.len()
     );
     Ok(())
