@@ -16,7 +16,9 @@
 //! - sustained deliveries per second with 200 clients all sending;
 //! - Lambda init, exec to first `GET /runtime/invocation/next` (≤ 20 ms), and one warm
 //!   invocation;
-//! - the Lambda zip (≤ 6 MB) and the UI's wasm + js, raw and gzip (goal in `webchat_testkit::ui_bundle`);
+//! - the Lambda zip (≤ 6 MB) and the UI's wasm + js, raw, gzip and brotli (goals in
+//!   `webchat_testkit::ui_bundle`), and what a browser downloads of them from
+//!   `webchat-local` with `Accept-Encoding: br, gzip` (`download.rs`);
 //! - `webchat-local` peak RSS with 1,000 connections (≤ 100 MB);
 //! - the UI's first paint in headless Chromium (no goal; see `first_paint.rs`);
 //! - `webchat-local`'s RSS growth while one client reads nothing and another floods 20,000
@@ -26,6 +28,7 @@
 //! bench's clients never share its runtime; everything stays on 127.0.0.1, and every loop
 //! is bounded in count and time. `cargo xtask bench` builds what it needs and runs this.
 
+mod download;
 mod first_paint;
 mod lambda;
 mod local;
@@ -816,8 +819,11 @@ fn sizes(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
 
     let raw_name = "UI wasm + js, raw";
     let gzip_name = "UI wasm + js, gzip";
+    let brotli_name = "UI wasm + js, brotli";
     let gzip_goal = Goal::AtMost(ui_bundle::kb(ui_bundle::BUDGET_GZIP));
-    match ui_bundle::measure(&options.root.join("dist")) {
+    let brotli_goal = Goal::AtMost(ui_bundle::kb(ui_bundle::BUDGET_BROTLI));
+    let dist = options.root.join("dist");
+    match ui_bundle::measure(&dist) {
         Ok(size) => {
             figures.push(measured(
                 raw_name,
@@ -831,13 +837,49 @@ fn sizes(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
                 "KB",
                 gzip_goal,
             ));
+            figures.push(measured(
+                brotli_name,
+                round(ui_bundle::kb(ui_bundle::brotli_size(&dist)?), 1),
+                "KB",
+                brotli_goal,
+            ));
         }
         Err(ui_bundle::BundleError::NotBuilt(_)) => {
             figures.push(unmeasured(raw_name, "not built", "KB", Goal::None));
             figures.push(unmeasured(gzip_name, "not built", "KB", gzip_goal));
+            figures.push(unmeasured(brotli_name, "not built", "KB", brotli_goal));
         }
         Err(err) => return Err(err.into()),
     }
+    Ok(())
+}
+
+/// The UI's wasm + js as a browser downloads them from `webchat-local`, which answers
+/// with the precompressed files `cargo xtask ui` writes: held to the brotli goal, since
+/// the browser accepts brotli.
+async fn ui_download(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
+    let name = format!(
+        "UI download from webchat-local (index.html's wasm + js as sent, Accept-Encoding: {})",
+        download::ACCEPT_ENCODING
+    );
+    let goal = Goal::AtMost(ui_bundle::kb(ui_bundle::BUDGET_BROTLI));
+    let dist = options.root.join("dist");
+    if !dist.join("index.html").is_file() {
+        figures.push(unmeasured(&name, "not built", "KB", goal));
+        return Ok(());
+    }
+    step("UI download: index.html's wasm and js from webchat-local");
+    let files = download::measure(&options.local_bin, &dist).await?;
+    for file in &files {
+        println!(
+            "    {}: {} bytes ({})",
+            file.url,
+            file.bytes,
+            file.encoding.as_deref().unwrap_or("not compressed")
+        );
+    }
+    let bytes: u64 = files.iter().map(|f| f.bytes).sum();
+    figures.push(measured(&name, round(ui_bundle::kb(bytes), 1), "KB", goal));
     Ok(())
 }
 
@@ -986,6 +1028,8 @@ async fn run(options: Options) -> Result<()> {
     if options.wants("sizes") {
         let result = sizes(&options, &mut figures);
         attempt("sizes", result, &mut figures);
+        let result = ui_download(&options, &mut figures).await;
+        attempt("UI download", result, &mut figures);
     }
     if options.wants("firstpaint") {
         let result = first_paint(&options, &mut figures).await;

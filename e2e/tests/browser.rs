@@ -12,6 +12,11 @@
 //! `.tools/`), so history outlives a gateway restart. The sign-in test runs the gateway
 //! with `--auth dev` and signs in through its development issuer's login page. The
 //! tests take turns: each drives up to three Chromiums, which is all two cores can carry.
+//! At three points (the join screen, a room's chat between two people, the sign-in
+//! screen) the tests run axe-core in the page and fail on any violation of impact
+//! `serious` or `critical`; axe-core's `axe.min.js` comes from `WEBCHAT_AXE` (default
+//! `<workspace>/.tools/axe-core/node_modules/axe-core/axe.min.js`, where `cargo xtask test`
+//! installs it).
 
 use anyhow::{bail, Context, Result};
 use fantoccini::key::Key;
@@ -414,6 +419,120 @@ impl User {
     }
 }
 
+/// axe-core's browser script.
+fn axe_path() -> PathBuf {
+    env_path(
+        "WEBCHAT_AXE",
+        workspace_root().join(".tools/axe-core/node_modules/axe-core/axe.min.js"),
+    )
+}
+
+/// What axe-core found on a page, as [`AXE_RUN_JS`] reports it.
+#[derive(Debug, Deserialize)]
+struct AxeReport {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    violations: Vec<AxeViolation>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AxeViolation {
+    id: String,
+    /// `minor`, `moderate`, `serious` or `critical`.
+    impact: Option<String>,
+    help: String,
+    #[serde(rename = "helpUrl")]
+    help_url: String,
+    /// One CSS selector path per offending element.
+    targets: Vec<String>,
+}
+
+impl AxeViolation {
+    fn fails(&self) -> bool {
+        matches!(self.impact.as_deref(), Some("serious" | "critical"))
+    }
+}
+
+impl std::fmt::Display for AxeViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {} [{}] at {}",
+            self.id,
+            self.impact.as_deref().unwrap_or("no impact"),
+            self.help,
+            self.help_url,
+            self.targets.join(", ")
+        )
+    }
+}
+
+/// Runs axe-core (already injected) on the whole document with its default rules.
+const AXE_RUN_JS: &str = r#"
+const done = arguments[arguments.length - 1];
+window.axe.run(document, { resultTypes: ['violations'] }).then(
+  (results) => done({
+    violations: results.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      helpUrl: v.helpUrl,
+      targets: v.nodes.map((n) => n.target.map(String).join(' ')),
+    })),
+  }),
+  (error) => done({ error: String(error) }),
+);
+"#;
+
+/// Runs axe-core in the page `user` shows now (`screen` names it in the output): prints
+/// every violation, and fails when any has impact `serious` or `critical`.
+async fn check_accessibility(user: &User, screen: &str) -> Result<()> {
+    let path = axe_path();
+    let axe = fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading axe-core's {}: install it with `cargo xtask test`, or set WEBCHAT_AXE",
+            path.display()
+        )
+    })?;
+    // The script defines `window.axe` as it runs.
+    user.client
+        .execute(&format!("{axe}\nreturn typeof window.axe;"), Vec::new())
+        .await
+        .context("injecting axe-core")?;
+    let report = user
+        .client
+        .execute_async(AXE_RUN_JS, Vec::new())
+        .await
+        .context("running axe-core")?;
+    let report: AxeReport = serde_json::from_value(report).context("reading axe-core's results")?;
+    if let Some(error) = report.error {
+        bail!("{}: axe-core failed on the {screen}: {error}", user.name);
+    }
+    for violation in &report.violations {
+        eprintln!("e2e: axe on the {screen}: {violation}");
+    }
+    let failing: Vec<String> = report
+        .violations
+        .iter()
+        .filter(|v| v.fails())
+        .map(|v| format!("  {v}"))
+        .collect();
+    if !failing.is_empty() {
+        bail!(
+            "{}: the {screen} has {} serious or critical accessibility violation(s):\n{}",
+            user.name,
+            failing.len(),
+            failing.join("\n")
+        );
+    }
+    eprintln!(
+        "e2e: axe on the {screen}: no serious or critical violations ({} minor or moderate)",
+        report.violations.len()
+    );
+    Ok(())
+}
+
 /// Stops the test binary with one line when something `cargo xtask test` provides is
 /// missing.
 fn require(path: &Path, what: &str) {
@@ -469,6 +588,15 @@ impl Setup {
             "the built UI (dist/index.html)",
         );
         require(&setup.local_bin, "the webchat-local binary");
+        let axe = axe_path();
+        if !axe.is_file() {
+            missing_prerequisite(&format!(
+                "axe-core not found at {}: run `cargo xtask test` (installs it into \
+                 .tools/axe-core), or `npm install --prefix .tools/axe-core axe-core@4` at the \
+                 workspace root, or set WEBCHAT_AXE to an axe.min.js",
+                axe.display()
+            ));
+        }
         let _ = fs::remove_dir_all(&setup.out);
         fs::create_dir_all(&setup.out)?;
         Ok(setup)
@@ -560,6 +688,7 @@ async fn signed_in_users_chat_and_sign_out_in_real_browsers() -> Result<()> {
             }
         }
         ana.screenshot(out, "01-sign-in-screen.png").await?;
+        check_accessibility(&ana, "sign-in screen").await?;
         ana.sign_in("ana").await?;
         ana.wait_for("the chat as ana", WAIT, |v| {
             (v.status.as_deref() == Some("online") && v.me.as_deref() == Some("ana")).then_some(())
@@ -785,6 +914,7 @@ async fn rooms_history_and_rejoining_in_real_browsers() -> Result<()> {
         })
         .await?;
         ana.screenshot(out, "01-room-chat.png").await?;
+        check_accessibility(&ana, "chat screen of a room with two people").await?;
 
         // The lobby has none of it; a message in #rust meanwhile shows as unread.
         ana.show_room("lobby").await?;
@@ -1098,6 +1228,7 @@ async fn run(
             })
             .await?;
         alice.screenshot(out, "01-join-screen.png").await?;
+        check_accessibility(&alice, "join screen").await?;
         alice.join("alice").await?;
         alice
             .wait_for("the chat screen", WAIT, |v| {

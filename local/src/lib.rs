@@ -491,9 +491,26 @@ fn router(gateway: Arc<Gateway>) -> Router {
     if let Some(dir) = gateway.config.static_dir.clone() {
         router = router
             .route("/config.json", get(ui_config))
-            .fallback_service(tower_http::services::ServeDir::new(dir));
+            .fallback_service(static_files(dir));
     }
     router.with_state(gateway)
+}
+
+/// The built UI in `dir` as files. A file with a precompressed sibling (`.br`, `.gz`,
+/// which `cargo xtask ui` writes) is answered with the sibling when `Accept-Encoding`
+/// allows it, brotli before gzip, with the original's `Content-Type` and the sibling's
+/// `Content-Encoding`; otherwise with the file itself. Every answer says it varies by
+/// `Accept-Encoding`, so no cache hands a brotli body to a client that asked without.
+fn static_files(
+    dir: PathBuf,
+) -> tower_http::set_header::SetResponseHeader<tower_http::services::ServeDir, http::HeaderValue> {
+    tower_http::set_header::SetResponseHeader::appending(
+        tower_http::services::ServeDir::new(dir)
+            .precompressed_br()
+            .precompressed_gzip(),
+        http::header::VARY,
+        http::HeaderValue::from_static("accept-encoding"),
+    )
 }
 
 /// `config.json` for the UI: the WebSocket URL as the browser should reach it,

@@ -3,7 +3,10 @@
 //! figure for the same `dist/`.
 //!
 //! Counted: every `.wasm` and `.js` file under `dist/` (wasm-bindgen's `snippets/` too),
-//! each gzipped on its own at the best level (`gzip -9`), as a browser fetches them.
+//! each gzipped on its own at the best level (`gzip -9`), as a browser fetches them, and
+//! (`brotli_size`) each brotli-compressed at the best quality. [`gzip`] and [`brotli`] are
+//! also what `cargo xtask ui` writes beside the built files as `.gz` and `.br`, so the
+//! figures are the bytes `webchat-local` serves.
 //! Not counted: `index.html` and the other assets, and hidden directories such as the
 //! `.stage/` a failed trunk build leaves behind (it is not part of the site).
 
@@ -14,6 +17,11 @@ use std::path::{Path, PathBuf};
 /// (92 KB). `cargo xtask` fails a release build over it, so the UI cannot grow back, and
 /// `cargo xtask bench` reports the UI against it. KB in every UI figure are 1,000 bytes.
 pub const BUDGET_GZIP: u64 = 80_000;
+
+/// The most the UI may download brotli-compressed, bytes: what a browser fetching over
+/// HTTPS (CloudFront) or from `webchat-local` gets. `cargo xtask bench` reports the UI
+/// against it.
+pub const BUDGET_BROTLI: u64 = 80_000;
 
 /// Bytes to KB as every UI size is reported: 1,000-byte KB, as download sizes are.
 pub fn kb(bytes: u64) -> f64 {
@@ -43,6 +51,51 @@ pub enum BundleError {
 
 /// Measures the UI built into `dist`.
 pub fn measure(dist: &Path) -> Result<BundleSize, BundleError> {
+    let mut size = BundleSize { raw: 0, gzip: 0 };
+    for (path, bytes) in bundle_files(dist)? {
+        size.raw += bytes.len() as u64;
+        size.gzip += gzip(&bytes)
+            .map_err(|source| BundleError::Read { path, source })?
+            .len() as u64;
+    }
+    Ok(size)
+}
+
+/// The wasm + js of the UI built into `dist`, each file brotli-compressed on its own
+/// ([`brotli`]), as a browser that accepts `br` downloads them.
+pub fn brotli_size(dist: &Path) -> Result<u64, BundleError> {
+    let mut size = 0;
+    for (path, bytes) in bundle_files(dist)? {
+        size += brotli(&bytes)
+            .map_err(|source| BundleError::Read { path, source })?
+            .len() as u64;
+    }
+    Ok(size)
+}
+
+/// `bytes` gzipped at the best level (`gzip -9`).
+pub fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes)?;
+    encoder.finish()
+}
+
+/// `bytes` brotli-compressed at the best quality (11) with the largest window browsers
+/// accept (16 MB), as `brotli -q 11` does.
+pub fn brotli(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 24,
+        size_hint: bytes.len(),
+        ..Default::default()
+    };
+    let mut out = Vec::with_capacity(bytes.len() / 3);
+    brotli::BrotliCompress(&mut &bytes[..], &mut out, &params)?;
+    Ok(out)
+}
+
+/// Every counted file of `dist` with its bytes.
+fn bundle_files(dist: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, BundleError> {
     let mut files = Vec::new();
     match std::fs::metadata(dist) {
         Ok(meta) if meta.is_dir() => collect(dist, &mut files)?,
@@ -60,17 +113,13 @@ pub fn measure(dist: &Path) -> Result<BundleSize, BundleError> {
     if !files.iter().any(|f| extension(f) == Some("wasm")) {
         return Err(BundleError::NotBuilt(dist.to_path_buf()));
     }
-    let mut size = BundleSize { raw: 0, gzip: 0 };
-    for path in files {
-        let read_error = |source| BundleError::Read {
-            path: path.clone(),
-            source,
-        };
-        let bytes = std::fs::read(&path).map_err(read_error)?;
-        size.raw += bytes.len() as u64;
-        size.gzip += gzip_len(&bytes).map_err(read_error)?;
-    }
-    Ok(size)
+    files
+        .into_iter()
+        .map(|path| match std::fs::read(&path) {
+            Ok(bytes) => Ok((path, bytes)),
+            Err(source) => Err(BundleError::Read { path, source }),
+        })
+        .collect()
 }
 
 fn extension(path: &Path) -> Option<&str> {
@@ -95,12 +144,6 @@ fn collect(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), BundleError> {
         }
     }
     Ok(())
-}
-
-fn gzip_len(bytes: &[u8]) -> std::io::Result<u64> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder.write_all(bytes)?;
-    Ok(encoder.finish()?.len() as u64)
 }
 
 #[cfg(test)]
@@ -134,6 +177,28 @@ mod tests {
         // Each file compressed on its own, as it is served.
         assert_eq!(size.gzip, gzip_9(&wasm) + gzip_9(&js) + gzip_9(&snippet));
         assert!(size.gzip < size.raw / 10, "{size:?}");
+    }
+
+    #[test]
+    fn brotli_counts_the_same_files_and_decodes_to_them() {
+        let dist = tempfile::tempdir().unwrap();
+        let wasm: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        let js = b"export function start() { return 1; }\n".repeat(200);
+        std::fs::write(dist.path().join("app_bg.wasm"), &wasm).unwrap();
+        std::fs::write(dist.path().join("app.js"), &js).unwrap();
+        std::fs::write(dist.path().join("index.html"), vec![b'h'; 9_000]).unwrap();
+
+        let size = brotli_size(dist.path()).unwrap();
+        let each = |bytes: &[u8]| brotli(bytes).unwrap();
+        assert_eq!(size, (each(&wasm).len() + each(&js).len()) as u64);
+        assert!(size < measure(dist.path()).unwrap().gzip, "{size}");
+        let mut decoded = Vec::new();
+        brotli::BrotliDecompress(&mut &each(&js)[..], &mut decoded).unwrap();
+        assert_eq!(decoded, js);
+        assert!(matches!(
+            brotli_size(&dist.path().join("missing")),
+            Err(BundleError::NotBuilt(_))
+        ));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! install, into `$CARGO_HOME/bin`, once per machine); `wasm-opt` from npm's `binaryen`
 //! 123 into the project's `.tools/binaryen` (Debian 12's `binaryen` 108 writes broken
 //! output, see [`WASM_OPT_VERSION`]); and for the browser test Debian's `chromium` and
-//! `chromium-driver`. trunk always runs offline: it takes wasm-bindgen and wasm-opt from
+//! `chromium-driver` and npm's `axe-core` (pinned, [`AXE_CORE`]) into `.tools/axe-core`.
+//! A release build also writes `.br` and `.gz` beside each compressible file of `dist/`
+//! ([`precompress`]). trunk always runs offline: it takes wasm-bindgen and wasm-opt from
 //! the first match on its PATH (if the version differs it fails, never downloads), so
 //! xtask runs it with `.tools/binaryen` first on PATH.
 
@@ -29,6 +31,10 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// binaryen's npm prefix, under the workspace root.
 const BINARYEN: &str = ".tools/binaryen";
+/// The accessibility checker the browser test runs in its pages, from npm.
+const AXE_CORE: &str = "axe-core@4.14.1";
+/// axe-core's npm prefix, under the workspace root.
+const AXE_CORE_PREFIX: &str = ".tools/axe-core";
 
 /// Installs whatever the UI build needs and is missing.
 pub fn ensure_ui_tools(root: &Path) -> Result<()> {
@@ -39,8 +45,10 @@ pub fn ensure_ui_tools(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Installs Debian's Chromium and chromedriver if chromedriver is missing.
-pub fn ensure_browser(_root: &Path) -> Result<()> {
+/// Installs what the browser test needs and is missing: axe-core into
+/// `.tools/axe-core`, and Debian's Chromium and chromedriver if chromedriver is missing.
+pub fn ensure_browser(root: &Path) -> Result<()> {
+    ensure_axe_core(root)?;
     // The browser test honours CHROMEDRIVER and CHROMIUM: someone who set them brought
     // their own.
     if let Some(own) = std::env::var_os("CHROMEDRIVER") {
@@ -67,6 +75,44 @@ pub fn ensure_browser(_root: &Path) -> Result<()> {
         bail!(
             "apt-get installed chromium-driver but {CHROMEDRIVER} is still missing; set \
              CHROMEDRIVER to where it put chromedriver"
+        );
+    }
+    Ok(())
+}
+
+/// `axe.min.js`, which the browser test injects into its pages (`WEBCHAT_AXE`).
+fn axe_script(root: &Path) -> PathBuf {
+    root.join(AXE_CORE_PREFIX)
+        .join("node_modules/axe-core/axe.min.js")
+}
+
+/// Installs the pinned axe-core into `.tools/axe-core` unless that version is there.
+fn ensure_axe_core(root: &Path) -> Result<()> {
+    let (_, version) = AXE_CORE.split_once('@').expect("name@version");
+    let installed = || {
+        let manifest = root
+            .join(AXE_CORE_PREFIX)
+            .join("node_modules/axe-core/package.json");
+        std::fs::read_to_string(manifest)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .is_some_and(|package| package["version"] == version)
+            && axe_script(root).is_file()
+    };
+    if installed() {
+        return Ok(());
+    }
+    npm_install(
+        root,
+        AXE_CORE_PREFIX,
+        AXE_CORE,
+        "the accessibility checks of the browser test",
+    )?;
+    if !installed() {
+        bail!(
+            "installed {AXE_CORE} into {AXE_CORE_PREFIX} but {} is missing or another \
+             version; delete {AXE_CORE_PREFIX} and retry",
+            axe_script(root).display()
         );
     }
     Ok(())
@@ -117,7 +163,91 @@ pub fn build_ui(root: &Path, release: bool) -> Result<PathBuf> {
             kb(ui_bundle::BUDGET_GZIP)
         );
     }
+    precompress(&dist)?;
     Ok(dist)
+}
+
+/// The built files worth compressing for the wire: WebAssembly and text. Images and
+/// fonts are compressed already.
+const COMPRESSIBLE: &[&str] = &[
+    "wasm",
+    "js",
+    "mjs",
+    "html",
+    "css",
+    "json",
+    "svg",
+    "txt",
+    "xml",
+    "map",
+    "webmanifest",
+];
+/// The precompressed siblings' suffixes: what `webchat-local` serves in their file's
+/// place when the browser accepts them.
+const PRECOMPRESSED: &[&str] = &["br", "gz"];
+
+/// Writes `NAME.br` (brotli, best quality) and `NAME.gz` (`gzip -9`) beside each
+/// compressible file of `dist`, with the encoders the size figures use
+/// ([`ui_bundle::brotli`], [`ui_bundle::gzip`]). Every `.br` and `.gz` already there
+/// goes first: trunk writes none, and one left from an earlier build could outlive its
+/// file or hold its old content. A sibling no smaller than its file is not written (the
+/// file itself is the better answer). Hidden directories (trunk's `.stage/`) are left
+/// alone.
+pub fn precompress(dist: &Path) -> Result<()> {
+    let started = Instant::now();
+    let mut files = Vec::new();
+    list_files(dist, &mut files)?;
+    let is = |path: &Path, set: &[&str]| {
+        path.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| set.contains(&e))
+    };
+    for path in files.iter().filter(|path| is(path, PRECOMPRESSED)) {
+        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    let (mut raw, mut written) = (0u64, [0u64; 2]);
+    for path in files.iter().filter(|path| is(path, COMPRESSIBLE)) {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        raw += bytes.len() as u64;
+        let encoded = [ui_bundle::brotli(&bytes), ui_bundle::gzip(&bytes)];
+        for ((suffix, encoded), total) in PRECOMPRESSED.iter().zip(encoded).zip(&mut written) {
+            let encoded = encoded.with_context(|| format!("compressing {}", path.display()))?;
+            if encoded.len() >= bytes.len() {
+                continue;
+            }
+            let mut sibling = path.clone().into_os_string();
+            sibling.push(".");
+            sibling.push(suffix);
+            std::fs::write(&sibling, &encoded)
+                .with_context(|| format!("writing {}", Path::new(&sibling).display()))?;
+            *total += encoded.len() as u64;
+        }
+    }
+    println!(
+        "xtask: precompressed {} of dist/ in {:.0?}: {} brotli, {} gzip",
+        kb(raw),
+        started.elapsed(),
+        kb(written[0]),
+        kb(written[1])
+    );
+    Ok(())
+}
+
+/// The files under `dir` at any depth, except in hidden directories.
+fn list_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            if !entry.file_name().to_string_lossy().starts_with('.') {
+                list_files(&path, found)?;
+            }
+        } else {
+            found.push(path);
+        }
+    }
+    Ok(())
 }
 
 /// The real-browser test: tools, browser, release UI, `webchat-local`, then
@@ -137,6 +267,7 @@ pub fn browser_test(root: &Path) -> Result<()> {
         .args(["test", "-p", "webchat-e2e", "--", "--nocapture"])
         .env("WEBCHAT_DIST", &dist)
         .env("WEBCHAT_LOCAL_BIN", &local_bin)
+        .env("WEBCHAT_AXE", axe_script(root))
         .stdin(Stdio::null())
         .status()
         .context("running cargo test")?;
@@ -348,6 +479,55 @@ fn kb(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn precompressing_writes_smaller_siblings_and_leaves_none_stale() {
+        let dist = std::env::temp_dir().join(format!("xtask-precompress-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dist);
+        std::fs::create_dir_all(dist.join("snippets/app-1")).unwrap();
+        std::fs::create_dir_all(dist.join(".stage")).unwrap();
+        let js = b"export function start() { return 1; }\n".repeat(200);
+        let wasm: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dist.join("app.js"), &js).unwrap();
+        std::fs::write(dist.join("app_bg.wasm"), &wasm).unwrap();
+        std::fs::write(dist.join("snippets/app-1/inline0.js"), &js).unwrap();
+        // Too small to gain from compression.
+        std::fs::write(dist.join("tiny.css"), b"a{}").unwrap();
+        std::fs::write(dist.join("logo.png"), &wasm).unwrap();
+        std::fs::write(dist.join(".stage/app.js"), &js).unwrap();
+        // Left from an earlier build: one whose file is gone, one with old content.
+        std::fs::write(dist.join("gone_bg.wasm.br"), b"old").unwrap();
+        std::fs::write(dist.join("app.js.gz"), b"old").unwrap();
+
+        precompress(&dist).unwrap();
+
+        let read = |name: &str| std::fs::read(dist.join(name)).ok();
+        assert_eq!(read("app.js.br"), Some(ui_bundle::brotli(&js).unwrap()));
+        assert_eq!(read("app.js.gz"), Some(ui_bundle::gzip(&js).unwrap()));
+        assert_eq!(
+            read("app_bg.wasm.br"),
+            Some(ui_bundle::brotli(&wasm).unwrap())
+        );
+        assert_eq!(
+            read("app_bg.wasm.gz"),
+            Some(ui_bundle::gzip(&wasm).unwrap())
+        );
+        assert!(read("snippets/app-1/inline0.js.br").is_some());
+        for absent in [
+            "gone_bg.wasm.br",
+            "tiny.css.br",
+            "tiny.css.gz",
+            "logo.png.br",
+            "logo.png.gz",
+            ".stage/app.js.br",
+        ] {
+            assert_eq!(read(absent), None, "{absent}");
+        }
+        // Run again (trunk rebuilt nothing): the same files.
+        precompress(&dist).unwrap();
+        assert_eq!(read("app.js.gz"), Some(ui_bundle::gzip(&js).unwrap()));
+        let _ = std::fs::remove_dir_all(&dist);
+    }
 
     #[test]
     fn versions_come_from_the_workspace_lockfile() {

@@ -308,6 +308,118 @@ fn the_ui_bucket_is_private_and_only_its_cloudfront_distribution_reads_it_throug
     }
 }
 
+/// CloudFront's managed cache policies whose cache key holds both `Accept-Encoding`
+/// normalisations, gzip and brotli: CachingOptimized. (CachingOptimizedForUncompressedObjects
+/// and CachingDisabled hold neither, so CloudFront would serve nothing compressed.)
+const MANAGED_POLICIES_WITH_GZIP_AND_BROTLI: &[&str] = &["658327ea-f89d-4fab-a63d-7e88639e58f6"];
+
+/// Why a cache behaviour of `template`'s distributions would not serve gzip and brotli:
+/// CloudFront compresses only where `Compress` is true and the cache policy, managed or
+/// the template's own `AWS::CloudFront::CachePolicy`, enables both encodings.
+fn compression_problems(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (id, distribution) in template.resources_of_type("AWS::CloudFront::Distribution") {
+        let config = &distribution["Properties"]["DistributionConfig"];
+        let behaviours = std::iter::once((
+            "DefaultCacheBehavior".to_string(),
+            &config["DefaultCacheBehavior"],
+        ))
+        .chain(
+            config["CacheBehaviors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| (format!("CacheBehaviors {}", b["PathPattern"]), b)),
+        );
+        for (name, behaviour) in behaviours {
+            let at = format!("{id} {name}");
+            if behaviour["Compress"] != json!(true) {
+                problems.push(format!("{at}: Compress is not true"));
+            }
+            let policy = &behaviour["CachePolicyId"];
+            if let Some(managed) = policy.as_str() {
+                if !MANAGED_POLICIES_WITH_GZIP_AND_BROTLI.contains(&managed) {
+                    problems.push(format!(
+                        "{at}: managed cache policy {managed} is not known to enable gzip and brotli"
+                    ));
+                }
+                continue;
+            }
+            let own = webchat_templates::referenced_id(policy)
+                .filter(|id| template.resource_type(id) == Some("AWS::CloudFront::CachePolicy"));
+            let Some(own) = own else {
+                problems.push(format!(
+                    "{at}: no cache policy (legacy cache settings cannot serve brotli): {policy}"
+                ));
+                continue;
+            };
+            let key = &template.resource(&own).unwrap()["Properties"]["CachePolicyConfig"]
+                ["ParametersInCacheKeyAndForwardedToOrigin"];
+            for setting in ["EnableAcceptEncodingGzip", "EnableAcceptEncodingBrotli"] {
+                if key[setting] != json!(true) {
+                    problems.push(format!("{at}: cache policy {own} has no {setting}: true"));
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_ui_distribution_serves_gzip_and_brotli() {
+    let t = load("hosting.yml").unwrap();
+    only_resource(&t, "AWS::CloudFront::Distribution");
+    assert_eq!(compression_problems(&t), Vec::<String>::new());
+}
+
+/// The check above finds each way a distribution can fail to compress.
+#[test]
+fn a_distribution_that_would_not_compress_is_found_out() {
+    let template = |behaviour: Value, policy: Value| {
+        Template::from_json(
+            "t.yml",
+            json!({"Resources": {
+                "Site": {"Type": "AWS::CloudFront::Distribution", "Properties": {
+                    "DistributionConfig": {"DefaultCacheBehavior": behaviour}}},
+                "Policy": {"Type": "AWS::CloudFront::CachePolicy", "Properties": {
+                    "CachePolicyConfig": {"ParametersInCacheKeyAndForwardedToOrigin": policy}}},
+            }}),
+        )
+        .unwrap()
+    };
+    let both = json!({"EnableAcceptEncodingGzip": true, "EnableAcceptEncodingBrotli": true});
+    let own = json!({"Compress": true, "CachePolicyId": {"Ref": "Policy"}});
+    assert!(compression_problems(&template(own.clone(), both.clone())).is_empty());
+
+    let gzip_only = json!({"EnableAcceptEncodingGzip": true, "EnableAcceptEncodingBrotli": false});
+    let uncompressed =
+        json!({"Compress": true, "CachePolicyId": "b2884449-e4de-46a7-ac36-70bc7f1ddd6d"});
+    for (behaviour, policy, problem) in [
+        (
+            json!({"CachePolicyId": {"Ref": "Policy"}}),
+            both.clone(),
+            "Compress is not true",
+        ),
+        (own.clone(), gzip_only, "no EnableAcceptEncodingBrotli"),
+        (
+            uncompressed,
+            both.clone(),
+            "not known to enable gzip and brotli",
+        ),
+        (
+            json!({"Compress": true, "ForwardedValues": {}}),
+            both,
+            "no cache policy",
+        ),
+    ] {
+        let problems = compression_problems(&template(behaviour, policy));
+        assert!(
+            problems.len() == 1 && problems[0].contains(problem),
+            "{problem}: {problems:?}"
+        );
+    }
+}
+
 /// root.yml deploys the three stacks as nested SAM applications and passes each of their
 /// parameters through, defined as they define it, so that both ways of deploying (one
 /// root stack, or the stacks one by one) deploy the same chat.
