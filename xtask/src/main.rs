@@ -34,7 +34,8 @@ tasks:
             all tests, 60 s of fuzzing, the full-size load tests, browser test
   dev       build the UI and serve the chat at http://127.0.0.1:8080/ (extra args go to webchat-local;
             --auth: sign in first, at webchat-local's development issuer)
-  ui        build the release UI into dist/ and check its gzip size against the budget
+  ui        build the release UI into dist/ (with .br and .gz copies to serve) and check its size
+            against the budget
   bench     measure speed and size figures into target/bench/results.json and the README
   lambdas   build the Lambda binaries (webchat-lambda, webchat-authorizer) for arm64 with
             cargo-lambda (zips in target/lambda/<binary>/)

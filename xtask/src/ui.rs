@@ -186,6 +186,17 @@ const COMPRESSIBLE: &[&str] = &[
 /// place when the browser accepts them.
 const PRECOMPRESSED: &[&str] = &["br", "gz"];
 
+/// Whether `path` is a precompressed sibling that [`precompress`] wrote.
+pub fn is_precompressed(path: &Path) -> bool {
+    has_extension(path, PRECOMPRESSED)
+}
+
+fn has_extension(path: &Path, set: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| set.contains(&e))
+}
+
 /// Writes `NAME.br` (brotli, best quality) and `NAME.gz` (`gzip -9`) beside each
 /// compressible file of `dist`, with the encoders the size figures use
 /// ([`ui_bundle::brotli`], [`ui_bundle::gzip`]). Every `.br` and `.gz` already there
@@ -197,16 +208,14 @@ pub fn precompress(dist: &Path) -> Result<()> {
     let started = Instant::now();
     let mut files = Vec::new();
     list_files(dist, &mut files)?;
-    let is = |path: &Path, set: &[&str]| {
-        path.extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| set.contains(&e))
-    };
-    for path in files.iter().filter(|path| is(path, PRECOMPRESSED)) {
+    for path in files.iter().filter(|path| is_precompressed(path)) {
         std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
     }
     let (mut raw, mut written) = (0u64, [0u64; 2]);
-    for path in files.iter().filter(|path| is(path, COMPRESSIBLE)) {
+    for path in files
+        .iter()
+        .filter(|path| has_extension(path, COMPRESSIBLE))
+    {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         raw += bytes.len() as u64;
         let encoded = [ui_bundle::brotli(&bytes), ui_bundle::gzip(&bytes)];

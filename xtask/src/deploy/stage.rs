@@ -116,7 +116,9 @@ pub(super) fn ui_config(outputs: &BTreeMap<String, String>, auth: Option<Auth>) 
 }
 
 /// Copies the built UI into `out` (emptied first) and writes `config.json`, which points
-/// the UI at the WebSocket API and, with sign-in on, at the issuer.
+/// the UI at the WebSocket API and, with sign-in on, at the issuer. The `.br` and `.gz`
+/// siblings stay behind: CloudFront compresses what it serves, and S3 would serve them
+/// only to someone asking for them by name.
 pub(super) fn stage_site(ui_dir: &Path, out: &Path, config: &Value) -> Result<()> {
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("emptying {}", out.display()))?;
@@ -133,7 +135,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         let target = to.join(entry.file_name());
         if entry.file_type()?.is_dir() {
             copy_dir(&entry.path(), &target)?;
-        } else {
+        } else if !crate::ui::is_precompressed(&entry.path()) {
             std::fs::copy(entry.path(), &target)
                 .with_context(|| format!("copying {}", entry.path().display()))?;
         }
@@ -181,6 +183,36 @@ mod tests {
             1,
         );
         assert!(with_code_uris(&elsewhere, zips.0, zips.1).is_err());
+    }
+
+    #[test]
+    fn the_staged_site_leaves_the_precompressed_copies_to_cloudfront() {
+        let dir = crate::tools::target_dir(&workspace()).join("tmp/stage-site");
+        let _ = std::fs::remove_dir_all(&dir);
+        let (dist, out) = (dir.join("dist"), dir.join("site"));
+        std::fs::create_dir_all(dist.join("assets")).unwrap();
+        for name in [
+            "index.html",
+            "index.html.gz",
+            "assets/ui.wasm",
+            "assets/ui.wasm.br",
+        ] {
+            std::fs::write(dist.join(name), name).unwrap();
+        }
+        stage_site(&dist, &out, &serde_json::json!({})).unwrap();
+        let mut staged = Vec::new();
+        for name in [
+            "index.html",
+            "index.html.gz",
+            "assets/ui.wasm",
+            "assets/ui.wasm.br",
+            "config.json",
+        ] {
+            if out.join(name).exists() {
+                staged.push(name);
+            }
+        }
+        assert_eq!(staged, ["index.html", "assets/ui.wasm", "config.json"]);
     }
 
     #[test]
