@@ -2,9 +2,9 @@
 //! Lambda binary and `webchat-local` both hand their events to [`handle`], so the
 //! mapping between API Gateway and the chat rules exists once.
 
-use crate::chat::{Chat, Frame, Identity};
-use crate::gateway::ConnectionGateway;
+use crate::delivery::ConnectionGateway;
 use crate::limits::Limits;
+use crate::rules::{Chat, Frame, Identity};
 use crate::store::{ConnectionStore, HistoryStore};
 use aws_lambda_events::apigw::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,

@@ -531,12 +531,12 @@ async fn fan_out_to_many_recipients_delivers_each_exactly_once() {
 
 #[tokio::test]
 async fn message_ids_sort_by_time() {
-    let earlier = webchat_backend::chat::new_message_id(1_000);
-    let later = webchat_backend::chat::new_message_id(2_000);
+    let earlier = webchat_backend::new_message_id(1_000);
+    let later = webchat_backend::new_message_id(2_000);
     assert!(earlier < later);
     assert_ne!(
-        webchat_backend::chat::new_message_id(5),
-        webchat_backend::chat::new_message_id(5)
+        webchat_backend::new_message_id(5),
+        webchat_backend::new_message_id(5)
     );
 }
 

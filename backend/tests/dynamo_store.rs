@@ -5,10 +5,10 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use webchat_backend::chat::new_message_id;
-use webchat_backend::dynamo::local_client;
-use webchat_backend::dynamo_test_support::counting_client;
+use webchat_backend::counting_client;
 use webchat_backend::limits::Micros;
+use webchat_backend::local_client;
+use webchat_backend::new_message_id;
 use webchat_backend::{
     Admission, Bucket, Chat, Claim, Connection, ConnectionStore, DynamoStore, Frame, HistoryStore,
     Joined, Limits, RateLimit, RecordingGateway, Registration, Retrying, StoreError, StoredMessage,

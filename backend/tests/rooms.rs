@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 use std::time::Duration;
-use webchat_backend::dynamo::local_client;
+use webchat_backend::local_client;
 use webchat_backend::{
     conversation_key, person_partition, Chat, ConnectionStore, DynamoStore, Frame, HistoryStore,
     Identity, Limits, ManualClock, MemoryStore, RecordingGateway, TableNames,

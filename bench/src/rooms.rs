@@ -18,8 +18,8 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-use webchat_backend::chat::new_message_id;
-use webchat_backend::dynamo_test_support::{counting_client, ItemsRead};
+use webchat_backend::new_message_id;
+use webchat_backend::{counting_client, ItemsRead};
 use webchat_backend::{
     Chat, ConnectionGateway, ConnectionStore, DynamoStore, Frame, HistoryStore, Limits, PostError,
     Retrying, StoredMessage, TableNames,

@@ -371,7 +371,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         None => AnyStore::Memory(MemoryStore::new()),
         Some(endpoint) => {
             let store = DynamoStore::new(
-                webchat_backend::dynamo::local_client(endpoint),
+                webchat_backend::local_client(endpoint),
                 config.tables.clone(),
             );
             store

@@ -1,7 +1,7 @@
 //! Delivery to other connections: a bounded fan-out, and a gateway wrapper that retries
 //! what API Gateway asks to be retried. The chat rules only say who gets what.
 
-use crate::gateway::{ConnectionGateway, PostError};
+use super::{ConnectionGateway, PostError};
 use futures::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use std::time::Duration;

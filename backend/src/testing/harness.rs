@@ -4,9 +4,11 @@
 //! uses, with the rate limits measured against a clock that moves only when the test
 //! says. It panics on anything a test did not expect.
 
-use crate::{
-    Chat, ConnectionGateway, Frame, Limits, ManualClock, MemoryStore, RecordingGateway, Retrying,
-};
+use super::RecordingGateway;
+use crate::delivery::{ConnectionGateway, Retrying};
+use crate::limits::{Limits, ManualClock};
+use crate::rules::{Chat, Frame};
+use crate::store::MemoryStore;
 use serde_json::{json, Value};
 use webchat_shared_types::{Route, ServerEvent, ServerFrame};
 

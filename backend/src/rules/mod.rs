@@ -4,9 +4,9 @@
 //! to a frame is returned (API Gateway sends it back on two-way routes, see
 //! [`crate::apigw`]), and everything for other connections goes through the gateway.
 
-use crate::gateway::ConnectionGateway;
+use crate::delivery::fan_out;
+use crate::delivery::ConnectionGateway;
 use crate::limits::{Admission, Bucket, Clock, Limits, SystemClock};
-use crate::push::fan_out;
 use crate::store::{
     conversation_key, person_partition, Claim, Connection, ConnectionStore, ConversationNote,
     HistoryStore, Joined, Person, Registration, StoreError, StoredMessage,

@@ -6,7 +6,7 @@
 //! endpoint rules, retry and stalled-stream machinery) cost more CPU than the request
 //! itself. GET and DELETE stay on the SDK client.
 
-use crate::gateway::{classify_failure, PostError};
+use super::{classify_failure, PostError};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};

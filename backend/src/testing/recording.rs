@@ -1,6 +1,6 @@
 //! A gateway that records pushes instead of sending them, for tests of the chat logic.
 
-use crate::gateway::{ConnectionGateway, PostError};
+use crate::delivery::{ConnectionGateway, PostError};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use webchat_shared_types::{decode_server_frame, ServerEvent};
