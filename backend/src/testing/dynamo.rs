@@ -98,10 +98,13 @@ impl DynamoStore {
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_millis() as i64;
-        let ttl = n(connected_at.div_euclid(1000) + CONNECTION_TTL_SECS);
+        let expires_at = connected_at.div_euclid(1000) + CONNECTION_TTL_SECS;
+        let ttl = number(expires_at);
         let ids: Vec<String> = (0..count).map(|i| format!("c{i:05}")).collect();
-        let put = |pairs: Vec<(&str, AttributeValue)>| -> Result<WriteRequest, StoreError> {
-            let item = pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let row = |pairs: Vec<(&str, AttributeValue)>| -> Item {
+            pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        };
+        let put = |item: Item| -> Result<WriteRequest, StoreError> {
             let put = PutRequest::builder()
                 .set_item(Some(item))
                 .build()
@@ -113,33 +116,33 @@ impl DynamoStore {
             let name = format!("u{id}");
             writes.push((
                 &self.tables().connections,
-                put(vec![
-                    (CONNECTION_ID, s(id)),
-                    (CONNECTED_AT, n(connected_at)),
+                put(row(vec![
+                    (CONNECTION_ID, string(id)),
+                    (CONNECTED_AT, number(connected_at)),
                     (TTL, ttl.clone()),
-                    (USER_NAME, s(&name)),
-                    (ROOMS, ss(&[LOBBY.to_string()])),
-                ])?,
+                    (USER_NAME, string(&name)),
+                    (ROOMS, string_set(&[LOBBY.to_string()])),
+                ]))?,
             ));
             writes.push((
                 &self.tables().names,
-                put(vec![
-                    (NAME_KEY, s(&name_key(&name))),
-                    (USER_NAME, s(&name)),
-                    (CONNECTION_ID, s(id)),
-                    (TOKEN_HASH, s(&format!("t-{id}"))),
+                put(row(vec![
+                    (NAME_KEY, string(&name_key(&name))),
+                    (USER_NAME, string(&name)),
+                    (CONNECTION_ID, string(id)),
+                    (TOKEN_HASH, string(&format!("t-{id}"))),
                     (TTL, ttl.clone()),
-                ])?,
+                ]))?,
             ));
-            writes.push((
-                &self.tables().members,
-                put(vec![
-                    (ROOM, s(LOBBY)),
-                    (CONNECTION_ID, s(id)),
-                    (USER_NAME, s(&name)),
-                    (TTL, ttl.clone()),
-                ])?,
-            ));
+            let member = to_item(&MemberRow {
+                room: LOBBY.to_string(),
+                connection_id: id.clone(),
+                user_name: name.clone(),
+                ttl: expires_at,
+                write_id: None,
+            })
+            .map_err(|e| unavailable("BatchWriteItem (seed)", e))?;
+            writes.push((&self.tables().members, put(member)?));
         }
         let mut by_table: HashMap<&str, Vec<WriteRequest>> = HashMap::new();
         for (table, write) in writes {

@@ -1,8 +1,8 @@
 //! Rate limits (GCRA) decided by DynamoDB: each bucket's theoretical arrival time lives
 //! on the connection's row and moves only by conditional updates.
 
-use super::items::{n, s, Item, CONNECTION_ID};
-use super::{condition_failed, unavailable, DynamoStore};
+use super::items::{number, string, Item, CONNECTION_ID};
+use super::{conditional, unavailable, DynamoStore};
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use crate::store::StoreError;
 use aws_sdk_dynamodb::error::SdkError;
@@ -117,13 +117,13 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.tables.connections)
-            .key(CONNECTION_ID, s(connection_id))
+            .key(CONNECTION_ID, string(connection_id))
             .update_expression(update)
             .condition_expression(condition)
             .expression_attribute_names("#tat", attribute)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         for (name, value) in values {
-            request = request.expression_attribute_values(*name, n(*value));
+            request = request.expression_attribute_values(*name, number(*value));
         }
         match request.send().await {
             Ok(_) => Ok(None),
@@ -148,20 +148,19 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.tables.connections)
-            .key(CONNECTION_ID, s(connection_id))
+            .key(CONNECTION_ID, string(connection_id))
             .update_expression("SET #tat = if_not_exists(#tat, :now)")
             .condition_expression("attribute_exists(connectionId)")
             .expression_attribute_names("#tat", attribute)
-            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":now", number(now))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;
-        match probed {
-            Ok(output) => Ok(Observed::Tat(
-                output.attributes().and_then(|item| tat_of(item, attribute)),
-            )),
-            Err(err) if condition_failed(&err) => Ok(Observed::Gone),
-            Err(err) => Err(unavailable("UpdateItem (rate limit)", err)),
-        }
+        Ok(match conditional("UpdateItem (rate limit)", probed)? {
+            Some(output) => {
+                Observed::Tat(output.attributes().and_then(|item| tat_of(item, attribute)))
+            }
+            None => Observed::Gone,
+        })
     }
 }

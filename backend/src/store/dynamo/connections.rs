@@ -1,7 +1,7 @@
 //! Connections, names and room memberships: the [`ConnectionStore`] on DynamoDB.
 
 use super::items::*;
-use super::{condition_failed, now_secs, unavailable, DynamoStore, BATCH_ATTEMPTS};
+use super::{conditional, now_secs, unavailable, DynamoStore, BATCH_ATTEMPTS};
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use crate::store::{
     person_partition, Claim, Connection, ConnectionStore, Joined, Person, Registration, StoreError,
@@ -25,18 +25,15 @@ impl DynamoStore {
             .client
             .delete_item()
             .table_name(&self.tables.names)
-            .key(NAME_KEY, s(&name_key(user_name)))
+            .key(NAME_KEY, string(&name_key(user_name)))
             // A name bound to an identity stays bound when its connections end.
             .condition_expression("connectionId = :me AND attribute_not_exists(#owner)")
             .expression_attribute_names("#owner", OWNER)
-            .expression_attribute_values(":me", s(connection_id))
+            .expression_attribute_values(":me", string(connection_id))
             .send()
             .await;
-        match released {
-            Ok(_) => Ok(()),
-            Err(err) if condition_failed(&err) => Ok(()),
-            Err(err) => Err(unavailable("DeleteItem (name)", err)),
-        }
+        conditional("DeleteItem (name)", released)?;
+        Ok(())
     }
 
     /// Writes a connection's member row in each of `rooms` (also the way a rename
@@ -56,10 +53,14 @@ impl DynamoStore {
         let write_id = format!("{:016x}", rand::random::<u64>());
         let mut requests = Vec::with_capacity(rooms.len());
         for room in rooms {
-            let mut item = member_key(room, &connection.connection_id);
-            item.insert(USER_NAME.to_string(), s(user_name));
-            item.insert(TTL.to_string(), n(connection.expires_at()));
-            item.insert(WRITE_ID.to_string(), s(&write_id));
+            let item = to_item(&MemberRow {
+                room: room.clone(),
+                connection_id: connection.connection_id.clone(),
+                user_name: user_name.to_string(),
+                ttl: connection.expires_at(),
+                write_id: Some(write_id.clone()),
+            })
+            .map_err(|e| unavailable("BatchWriteItem (members)", e))?;
             let put = PutRequest::builder()
                 .set_item(Some(item))
                 .build()
@@ -80,14 +81,10 @@ impl DynamoStore {
                 .table_name(&self.tables.members)
                 .set_key(Some(member_key(room, &connection.connection_id)))
                 .condition_expression("writeId = :mine")
-                .expression_attribute_values(":mine", s(&write_id))
+                .expression_attribute_values(":mine", string(&write_id))
                 .send()
                 .await;
-            match deleted {
-                Ok(_) => {}
-                Err(err) if condition_failed(&err) => {}
-                Err(err) => return Err(unavailable("DeleteItem (member)", err)),
-            }
+            conditional("DeleteItem (member)", deleted)?;
         }
         Ok(())
     }
@@ -129,14 +126,11 @@ impl DynamoStore {
         let delete = match string_of(member, WRITE_ID) {
             Some(write_id) => delete
                 .condition_expression("writeId = :seen")
-                .expression_attribute_values(":seen", s(&write_id)),
+                .expression_attribute_values(":seen", string(&write_id)),
             None => delete.condition_expression("attribute_not_exists(writeId)"),
         };
-        match delete.send().await {
-            Ok(_) => Ok(()),
-            Err(err) if condition_failed(&err) => Ok(()),
-            Err(err) => Err(unavailable("DeleteItem (member)", err)),
-        }
+        conditional("DeleteItem (member)", delete.send().await)?;
+        Ok(())
     }
 
     async fn delete_members(
@@ -166,18 +160,15 @@ impl DynamoStore {
             .client
             .delete_item()
             .table_name(&self.tables.connections)
-            .key(CONNECTION_ID, s(connection_id))
+            .key(CONNECTION_ID, string(connection_id))
             .condition_expression("userName = :name")
-            .expression_attribute_values(":name", s(user_name))
+            .expression_attribute_values(":name", string(user_name))
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        let old = match deleted {
-            Ok(output) => output.attributes().and_then(connection_from_item),
-            // Gone, or it has another name now: nothing to take over.
-            Err(err) if condition_failed(&err) => None,
-            Err(err) => return Err(unavailable("DeleteItem (connection taken over)", err)),
-        };
+        // Refused: gone, or it has another name now, so there is nothing to take over.
+        let old = conditional("DeleteItem (connection taken over)", deleted)?
+            .and_then(|output| output.attributes().and_then(connection_from_item));
         if let Some(old) = &old {
             self.delete_members(&old.connection_id, &old.partitions())
                 .await?;
@@ -199,36 +190,37 @@ impl DynamoStore {
             .client
             .put_item()
             .table_name(&self.tables.names)
-            .item(NAME_KEY, s(&name_key(claim.user_name)))
-            .item(USER_NAME, s(claim.user_name))
-            .item(CONNECTION_ID, s(&connection.connection_id))
-            .item(TOKEN_HASH, s(claim.token_hash))
+            .item(NAME_KEY, string(&name_key(claim.user_name)))
+            .item(USER_NAME, string(claim.user_name))
+            .item(CONNECTION_ID, string(&connection.connection_id))
+            .item(TOKEN_HASH, string(claim.token_hash))
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_names("#owner", OWNER)
-            .expression_attribute_values(":me", s(&connection.connection_id))
-            .expression_attribute_values(":now", n(now_secs()))
+            .expression_attribute_values(":me", string(&connection.connection_id))
+            .expression_attribute_values(":now", number(now_secs()))
             .return_values(ReturnValue::AllOld);
         // A name bound to an identity never expires: it is that person's.
         put = match claim.owner {
-            Some(owner) => put.item(OWNER, s(owner)),
-            None => put.item(TTL, n(connection.expires_at())),
+            Some(owner) => put.item(OWNER, string(owner)),
+            None => put.item(TTL, number(connection.expires_at())),
         };
         if let Some(resume) = claim.resume_hash {
             unowned.push_str(" OR tokenHash = :resume");
-            put = put.expression_attribute_values(":resume", s(resume));
+            put = put.expression_attribute_values(":resume", string(resume));
         }
         let mut condition = format!(
             "attribute_not_exists(nameKey) OR (attribute_not_exists(#owner) AND ({unowned}))"
         );
         if let Some(owner) = claim.owner {
             condition.push_str(" OR #owner = :owner");
-            put = put.expression_attribute_values(":owner", s(owner));
+            put = put.expression_attribute_values(":owner", string(owner));
         }
-        match put.condition_expression(condition).send().await {
-            Ok(output) => Ok(output.attributes),
-            Err(err) if condition_failed(&err) => Err(StoreError::NameTaken),
-            Err(err) => Err(unavailable("PutItem (name)", err)),
-        }
+        conditional(
+            "PutItem (name)",
+            put.condition_expression(condition).send().await,
+        )?
+        .map(|output| output.attributes)
+        .ok_or(StoreError::NameTaken)
     }
 
     /// Names the connection (and, signed in, its person: `owner`) and adds the lobby and
@@ -257,22 +249,22 @@ impl DynamoStore {
                 .client
                 .update_item()
                 .table_name(&self.tables.connections)
-                .key(CONNECTION_ID, s(&me.connection_id))
-                .expression_attribute_values(":name", s(user_name))
+                .key(CONNECTION_ID, string(&me.connection_id))
+                .expression_attribute_values(":name", string(user_name))
                 .return_values(ReturnValue::AllOld);
             let mut set = "SET userName = :name".to_string();
             if let Some(owner) = owner {
                 set.push_str(", #owner = :owner");
                 request = request
                     .expression_attribute_names("#owner", OWNER)
-                    .expression_attribute_values(":owner", s(owner));
+                    .expression_attribute_values(":owner", string(owner));
             }
             request = if added.is_empty() {
                 request.update_expression(set)
             } else {
                 request
                     .update_expression(format!("{set} ADD rooms :added"))
-                    .expression_attribute_values(":added", ss(&added))
+                    .expression_attribute_values(":added", string_set(&added))
             };
             request = if me.rooms.is_empty() {
                 request.condition_expression(
@@ -281,10 +273,10 @@ impl DynamoStore {
             } else {
                 request
                     .condition_expression("attribute_exists(connectionId) AND size(rooms) = :n")
-                    .expression_attribute_values(":n", n(me.rooms.len() as i64))
+                    .expression_attribute_values(":n", number(me.rooms.len() as i64))
             };
-            match request.send().await {
-                Ok(output) => {
+            match conditional("UpdateItem (connection)", request.send().await)? {
+                Some(output) => {
                     let before = output
                         .attributes()
                         .and_then(connection_from_item)
@@ -294,14 +286,13 @@ impl DynamoStore {
                     rooms.sort();
                     return Ok((before, rooms));
                 }
-                Err(err) if condition_failed(&err) => {
+                None => {
                     // Closed, or its rooms changed since they were read: read them again.
                     me = self
                         .get(&me.connection_id)
                         .await?
                         .ok_or_else(|| StoreError::NoSuchConnection(me.connection_id.clone()))?;
                 }
-                Err(err) => return Err(unavailable("UpdateItem (connection)", err)),
             }
         }
         Err(StoreError::Unavailable(format!(
@@ -316,9 +307,9 @@ impl ConnectionStore for DynamoStore {
         self.client
             .put_item()
             .table_name(&self.tables.connections)
-            .item(CONNECTION_ID, s(&connection.connection_id))
-            .item(CONNECTED_AT, n(connection.connected_at))
-            .item(TTL, n(connection.expires_at()))
+            .item(CONNECTION_ID, string(&connection.connection_id))
+            .item(CONNECTED_AT, number(connection.connected_at))
+            .item(TTL, number(connection.expires_at()))
             .send()
             .await
             .map_err(|e| unavailable("PutItem (connection)", e))?;
@@ -330,7 +321,7 @@ impl ConnectionStore for DynamoStore {
             .client
             .get_item()
             .table_name(&self.tables.connections)
-            .key(CONNECTION_ID, s(connection_id))
+            .key(CONNECTION_ID, string(connection_id))
             .consistent_read(true)
             .send()
             .await
@@ -433,7 +424,7 @@ impl ConnectionStore for DynamoStore {
             .client
             .get_item()
             .table_name(&self.tables.names)
-            .key(NAME_KEY, s(&name_key(user_name)))
+            .key(NAME_KEY, string(&name_key(user_name)))
             .consistent_read(true)
             .send()
             .await
@@ -448,7 +439,7 @@ impl ConnectionStore for DynamoStore {
             .client
             .get_item()
             .table_name(&self.tables.names)
-            .key(NAME_KEY, s(&name_key(user_name)))
+            .key(NAME_KEY, string(&name_key(user_name)))
             .consistent_read(true)
             .send()
             .await
@@ -466,7 +457,7 @@ impl ConnectionStore for DynamoStore {
             .client
             .delete_item()
             .table_name(&self.tables.connections)
-            .key(CONNECTION_ID, s(connection_id))
+            .key(CONNECTION_ID, string(connection_id))
             .return_values(ReturnValue::AllOld)
             .send()
             .await
@@ -496,20 +487,20 @@ impl ConnectionStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.tables.connections)
-            .key(CONNECTION_ID, s(connection_id))
+            .key(CONNECTION_ID, string(connection_id))
             .update_expression("ADD rooms :rooms")
             .condition_expression(
                 "attribute_exists(connectionId) AND (attribute_not_exists(rooms) \
                  OR contains(rooms, :room) OR size(rooms) < :max)",
             )
-            .expression_attribute_values(":rooms", ss(&[room.to_string()]))
-            .expression_attribute_values(":room", s(room))
-            .expression_attribute_values(":max", n(MAX_ROOMS_PER_CONNECTION as i64))
+            .expression_attribute_values(":rooms", string_set(&[room.to_string()]))
+            .expression_attribute_values(":room", string(room))
+            .expression_attribute_values(":max", number(MAX_ROOMS_PER_CONNECTION as i64))
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        let (connection, joined) = match added {
-            Ok(output) => {
+        let (connection, joined) = match conditional("UpdateItem (join)", added)? {
+            Some(output) => {
                 let before = output
                     .attributes()
                     .and_then(connection_from_item)
@@ -522,13 +513,12 @@ impl ConnectionStore for DynamoStore {
                 (before, joined)
             }
             // Refused: closed, or at the limit (read only to tell which).
-            Err(err) if condition_failed(&err) => {
+            None => {
                 return match self.get(connection_id).await? {
                     None => Err(StoreError::NoSuchConnection(connection_id.to_string())),
                     Some(_) => Err(StoreError::RoomLimit),
                 };
             }
-            Err(err) => return Err(unavailable("UpdateItem (join)", err)),
         };
         // Written also when it was in already: that heals a join that stopped between
         // its two writes.
@@ -545,15 +535,15 @@ impl ConnectionStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.tables.connections)
-            .key(CONNECTION_ID, s(connection_id))
+            .key(CONNECTION_ID, string(connection_id))
             .update_expression("DELETE rooms :rooms")
             .condition_expression("attribute_exists(connectionId)")
-            .expression_attribute_values(":rooms", ss(&[room.to_string()]))
+            .expression_attribute_values(":rooms", string_set(&[room.to_string()]))
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        match removed {
-            Ok(output) => {
+        match conditional("UpdateItem (leave)", removed)? {
+            Some(output) => {
                 let was_in = output
                     .attributes()
                     .is_some_and(|before| rooms_of(before).iter().any(|r| r == room));
@@ -563,12 +553,11 @@ impl ConnectionStore for DynamoStore {
                 Ok(was_in)
             }
             // No row: no join can add it back, so any member row left is an orphan.
-            Err(err) if condition_failed(&err) => {
+            None => {
                 self.delete_members(connection_id, &[room.to_string()])
                     .await?;
                 Ok(false)
             }
-            Err(err) => Err(unavailable("UpdateItem (leave)", err)),
         }
     }
 
@@ -581,7 +570,7 @@ impl ConnectionStore for DynamoStore {
             .table_name(&self.tables.members)
             .key_condition_expression("#room = :room")
             .expression_attribute_names("#room", ROOM)
-            .expression_attribute_values(":room", s(room))
+            .expression_attribute_values(":room", string(room))
             .consistent_read(true)
             .set_limit(self.page_size)
             .into_paginator()

@@ -2,12 +2,11 @@
 //! [`HistoryStore`] on DynamoDB.
 
 use super::items::*;
-use super::{condition_failed, unavailable, DynamoStore};
+use super::{conditional, unavailable, DynamoStore};
 use crate::store::{
     conversations_partition, ConversationNote, HistorySlice, HistoryStore, StoreError,
     StoredMessage,
 };
-use aws_sdk_dynamodb::types::AttributeValue;
 use webchat_shared_types::{Conversation, HistoryPage};
 
 impl DynamoStore {
@@ -29,7 +28,7 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.tables.messages)
                 .expression_attribute_names("#room", ROOM)
-                .expression_attribute_values(":room", s(room))
+                .expression_attribute_values(":room", string(room))
                 .scan_index_forward(!newest_first)
                 .consistent_read(true)
                 .limit(i32::try_from(want - found.len()).unwrap_or(i32::MAX))
@@ -37,7 +36,7 @@ impl DynamoStore {
             request = match bound {
                 Some((op, id)) => request
                     .key_condition_expression(format!("#room = :room AND messageId {op} :id"))
-                    .expression_attribute_values(":id", s(id)),
+                    .expression_attribute_values(":id", string(id)),
                 None => request.key_condition_expression("#room = :room"),
             };
             let output = request
@@ -62,21 +61,12 @@ impl DynamoStore {
 
 impl HistoryStore for DynamoStore {
     async fn append(&self, message: &StoredMessage) -> Result<(), StoreError> {
-        let mut put = self
-            .client
+        let item = message_item(message).map_err(|e| unavailable("PutItem (message)", e))?;
+        self.client
             .put_item()
             .table_name(&self.tables.messages)
-            .item(ROOM, s(&message.room))
-            .item(MESSAGE_ID, s(&message.message_id))
-            .item(SENDER, s(&message.sender))
-            .item(SENDER_ID, s(&message.sender_id))
-            .item(MESSAGE, s(&message.message))
-            .item(TIMESTAMP, AttributeValue::N(message.timestamp.to_string()))
-            .item(TTL, n(message.expires_at));
-        if let Some(to) = &message.to {
-            put = put.item(TO, s(to));
-        }
-        put.send()
+            .set_item(Some(item))
+            .send()
             .await
             .map_err(|e| unavailable("PutItem (message)", e))?;
         Ok(())
@@ -119,17 +109,14 @@ impl HistoryStore for DynamoStore {
             .expression_attribute_names("#with", WITH)
             .expression_attribute_names("#last", LAST_MESSAGE_ID)
             .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":with", s(note.with))
-            .expression_attribute_values(":id", s(note.message_id))
-            .expression_attribute_values(":ttl", n(note.expires_at))
+            .expression_attribute_values(":with", string(note.with))
+            .expression_attribute_values(":id", string(note.message_id))
+            .expression_attribute_values(":ttl", number(note.expires_at))
             .send()
             .await;
-        match updated {
-            Ok(_) => Ok(()),
-            // A newer message of the conversation is noted already.
-            Err(err) if condition_failed(&err) => Ok(()),
-            Err(err) => Err(unavailable("UpdateItem (conversation)", err)),
-        }
+        // Refused: a newer message of the conversation is noted already.
+        conditional("UpdateItem (conversation)", updated)?;
+        Ok(())
     }
 
     /// A paginated Query of the person's index partition: one row per conversation,
@@ -146,7 +133,7 @@ impl HistoryStore for DynamoStore {
             .table_name(&self.tables.members)
             .key_condition_expression("#room = :room")
             .expression_attribute_names("#room", ROOM)
-            .expression_attribute_values(":room", s(&conversations_partition(sub)))
+            .expression_attribute_values(":room", string(&conversations_partition(sub)))
             .consistent_read(true)
             .set_limit(self.page_size)
             .into_paginator()

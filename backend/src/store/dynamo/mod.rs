@@ -46,7 +46,7 @@ pub(crate) mod items;
 mod schema;
 
 use crate::store::StoreError;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::WriteRequest;
 use aws_sdk_dynamodb::Client;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -100,9 +100,21 @@ pub(crate) fn unavailable(operation: &str, err: impl std::error::Error) -> Store
     ))
 }
 
-/// A conditional write refused because its condition did not hold (not an outage).
-fn condition_failed(err: &impl ProvideErrorMetadata) -> bool {
-    err.code() == Some("ConditionalCheckFailedException")
+/// What a conditional write came to: `Some(output)` when it was written, `None` when its
+/// condition did not hold (a rule said no, which is not an outage).
+fn conditional<T, E, R>(
+    operation: &'static str,
+    sent: Result<T, SdkError<E, R>>,
+) -> Result<Option<T>, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match sent {
+        Ok(output) => Ok(Some(output)),
+        Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(None),
+        Err(err) => Err(unavailable(operation, err)),
+    }
 }
 
 fn now_secs() -> i64 {
