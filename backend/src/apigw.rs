@@ -12,6 +12,7 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::encodings::Body;
 use webchat_shared_types::Route;
+use webchat_telemetry::Causes;
 
 /// Handles one API Gateway WebSocket event for any route, each connection held to `limits`.
 pub async fn handle<S, G>(
@@ -45,7 +46,7 @@ where
             match chat.connect(connection_id, connected_at).await {
                 Ok(()) => status(200),
                 Err(err) => {
-                    tracing::error!(connection_id, error = %err, "could not record the connection");
+                    tracing::error!(connection_id, error = %Causes(&err), "could not record the connection");
                     status(500)
                 }
             }
@@ -53,7 +54,7 @@ where
         Route::Disconnect => match chat.disconnect(connection_id).await {
             Ok(()) => status(200),
             Err(err) => {
-                tracing::error!(connection_id, error = %err, "could not remove the connection");
+                tracing::error!(connection_id, error = %Causes(&err), "could not remove the connection");
                 status(500)
             }
         },

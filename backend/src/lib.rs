@@ -6,7 +6,8 @@
 //! - [`delivery`]: the gateway port, the management API client, retries and fan-out;
 //! - [`rules`]: the chat itself, one method per route;
 //! - [`apigw`]: one API Gateway event in, one response out;
-//! - [`limits`]: rate limits and retention, and their settings.
+//! - [`limits`]: rate limits and retention, and their settings;
+//! - [`config`]: what is wrong with a setting.
 //!
 //! Features: `local-endpoints` adds clients for local DynamoDB and management endpoints
 //! (fixed credentials and region), for `webchat-local`; `test-support` adds
@@ -14,6 +15,7 @@
 //! for the rules, for tests. The Lambda builds with neither.
 
 pub mod apigw;
+pub mod config;
 pub mod delivery;
 pub mod limits;
 pub mod rules;
@@ -23,6 +25,7 @@ pub mod store;
 pub mod testing;
 
 pub use apigw::handle;
+pub use config::ConfigError;
 pub use delivery::{
     fan_out, ConnectionGateway, FanOut, ManagementGateway, ManagementGateways, PostError, Retrying,
 };

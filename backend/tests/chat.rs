@@ -452,7 +452,7 @@ async fn gone_connections_found_while_announcing_are_cleaned_up_too() {
 #[tokio::test]
 async fn throttled_pushes_are_retried_with_backoff() {
     let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
-    h.gateway.fail_next("B", PostError::Throttled, 2);
+    h.gateway.fail_next("B", || PostError::Throttled, 2);
     let reply = h
         .send(
             "A",
@@ -469,7 +469,7 @@ async fn throttled_pushes_are_retried_with_backoff() {
 async fn pushes_that_found_the_management_api_unavailable_are_retried() {
     let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
     h.gateway
-        .fail_next("B", PostError::Unavailable("503".into()), 2);
+        .fail_next("B", || PostError::unavailable("503"), 2);
     assert_eq!(h.broadcast("A", "hi").await, 1);
     assert_eq!(h.events("B").len(), 1);
     assert_eq!(h.gateway.attempts("B"), 3);
@@ -479,7 +479,7 @@ async fn pushes_that_found_the_management_api_unavailable_are_retried() {
 async fn a_push_that_may_have_arrived_is_not_sent_twice() {
     let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
     h.gateway
-        .fail_next("B", PostError::Failed("attempt timed out".into()), 1);
+        .fail_next("B", || PostError::failed("attempt timed out"), 1);
     assert_eq!(h.broadcast("A", "hi").await, 0);
     assert_eq!(h.gateway.attempts("B"), 1);
     assert!(
@@ -491,7 +491,7 @@ async fn a_push_that_may_have_arrived_is_not_sent_twice() {
 #[tokio::test]
 async fn a_recipient_throttled_for_good_is_not_counted_but_does_not_fail_the_sender() {
     let h = Harness::with_users(&[("A", "ana"), ("B", "bia"), ("C", "caio")]).await;
-    h.gateway.fail_next("B", PostError::Throttled, 100);
+    h.gateway.fail_next("B", || PostError::Throttled, 100);
     let reply = h
         .send(
             "A",

@@ -345,15 +345,17 @@ async fn a_stopped_dynamodb_is_an_error_not_a_hang() {
     let store = store(&dynalite).await;
     dynalite.stop();
     let started = std::time::Instant::now();
-    assert!(matches!(
-        store.members(LOBBY).await,
-        Err(StoreError::Unavailable(_))
-    ));
+    let err = store.members(LOBBY).await.expect_err("the store is down");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the SDK's error is kept as the cause: {err:?}"
+    );
     assert!(matches!(
         store
             .history(LOBBY, &HistoryPage::Latest, 10, now_secs())
             .await,
-        Err(StoreError::Unavailable(_))
+        Err(StoreError::Unavailable { .. })
     ));
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
 }

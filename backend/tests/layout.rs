@@ -130,7 +130,7 @@ fn the_ports_depend_on_no_adapter_rule_or_edge() {
     for module in ["limits", "store"] {
         for used in &graph[module] {
             assert!(
-                ["limits", "sdk"].contains(&used.as_str()),
+                ["config", "limits", "sdk"].contains(&used.as_str()),
                 "{module} depends on {used}: {graph:#?}"
             );
         }

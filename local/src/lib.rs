@@ -181,7 +181,7 @@ impl ConnectionGateway for BoundedPushes {
             .permits
             .acquire()
             .await
-            .map_err(|_| PostError::Failed("gateway stopping".into()))?;
+            .map_err(|_| PostError::failed("gateway stopping"))?;
         self.inner.post(connection_id, data).await
     }
 
@@ -190,7 +190,7 @@ impl ConnectionGateway for BoundedPushes {
             .permits
             .acquire()
             .await
-            .map_err(|_| PostError::Failed("gateway stopping".into()))?;
+            .map_err(|_| PostError::failed("gateway stopping"))?;
         self.inner.delete(connection_id).await
     }
 
@@ -199,7 +199,7 @@ impl ConnectionGateway for BoundedPushes {
             .permits
             .acquire()
             .await
-            .map_err(|_| PostError::Failed("gateway stopping".into()))?;
+            .map_err(|_| PostError::failed("gateway stopping"))?;
         self.inner.is_open(connection_id).await
     }
 }

@@ -5,7 +5,7 @@ use super::signed_post::SignedPost;
 use super::{classify_failure, ConnectionGateway, PostError};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_apigatewaymanagement::Client;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -66,16 +66,20 @@ impl ManagementGateway {
     }
 }
 
-fn classify<E>(err: SdkError<E, aws_smithy_runtime_api::http::Response>) -> PostError
+/// What a failed `operation` means for the caller.
+fn classify<E>(
+    operation: &str,
+    err: SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> PostError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    classify_failure(
-        err.raw_response().map(|r| r.status().as_u16()),
-        err.code(),
-        matches!(err, SdkError::DispatchFailure(_)),
-        || DisplayErrorContext(&err).to_string(),
-    )
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = err.code().map(str::to_string);
+    let dispatch_failure = matches!(err, SdkError::DispatchFailure(_));
+    classify_failure(status, code.as_deref(), dispatch_failure, || {
+        (format!("{operation} failed"), Some(Box::new(err)))
+    })
 }
 
 impl ConnectionGateway for ManagementGateway {
@@ -90,7 +94,7 @@ impl ConnectionGateway for ManagementGateway {
             .connection_id(connection_id)
             .send()
             .await
-            .map_err(classify)
+            .map_err(|err| classify("DeleteConnection", err))
         {
             Ok(_) | Err(PostError::Gone) => Ok(()),
             Err(other) => Err(other),
@@ -104,7 +108,7 @@ impl ConnectionGateway for ManagementGateway {
             .connection_id(connection_id)
             .send()
             .await
-            .map_err(classify)
+            .map_err(|err| classify("GetConnection", err))
         {
             Ok(_) => Ok(true),
             Err(PostError::Gone) => Ok(false),

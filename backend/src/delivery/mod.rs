@@ -12,7 +12,7 @@ pub use management::{ManagementGateway, ManagementGateways, NoEndpoint};
 
 use std::future::Future;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum PostError {
     /// 410: the connection is closed; its row is stale.
     #[error("connection is gone")]
@@ -22,20 +22,49 @@ pub enum PostError {
     Throttled,
     /// The push did not get through, but could on a retry: a 5xx, or no connection to
     /// the management API (refused, reset, connect timeout). Nothing was delivered.
-    #[error("management API unavailable: {0}")]
-    Unavailable(String),
+    #[error("management API unavailable: {context}")]
+    Unavailable {
+        /// What was tried.
+        context: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// Anything else, including an attempt that timed out: that push may have been
     /// delivered, so retrying it could show the message twice.
-    #[error("{0}")]
-    Failed(String),
+    #[error("{context}")]
+    Failed {
+        /// What was tried and what came of it.
+        context: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl PostError {
     /// Whether the same push may be tried again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, PostError::Throttled | PostError::Unavailable(_))
+        matches!(self, PostError::Throttled | PostError::Unavailable { .. })
+    }
+
+    /// [`PostError::Unavailable`] with no error underneath.
+    pub fn unavailable(context: impl Into<String>) -> Self {
+        PostError::Unavailable {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// [`PostError::Failed`] with no error underneath.
+    pub fn failed(context: impl Into<String>) -> Self {
+        PostError::Failed {
+            context: context.into(),
+            source: None,
+        }
     }
 }
+
+/// What a failed management call tried, and the error underneath when there is one.
+type Failure = (String, Option<Box<dyn std::error::Error + Send + Sync>>);
 
 pub trait ConnectionGateway: Send + Sync {
     /// Sends one text frame to a connection.
@@ -78,15 +107,19 @@ fn classify_failure(
     status: Option<u16>,
     code: Option<&str>,
     dispatch_failure: bool,
-    describe: impl FnOnce() -> String,
+    describe: impl FnOnce() -> Failure,
 ) -> PostError {
+    let unavailable = |(context, source): Failure| PostError::Unavailable { context, source };
     match (status, code) {
         (Some(410), _) | (_, Some("GoneException")) => PostError::Gone,
         (Some(429), _) | (_, Some("LimitExceededException")) => PostError::Throttled,
-        (Some(500..=599), _) => PostError::Unavailable(describe()),
+        (Some(500..=599), _) => unavailable(describe()),
         // Only a connect timeout surfaces here (the attempt timeout is not a dispatch
         // failure), so the request never left: safe to send again.
-        _ if dispatch_failure => PostError::Unavailable(describe()),
-        _ => PostError::Failed(describe()),
+        _ if dispatch_failure => unavailable(describe()),
+        _ => {
+            let (context, source) = describe();
+            PostError::Failed { context, source }
+        }
     }
 }

@@ -16,6 +16,7 @@ use webchat_shared_types::{
     decode_client_frame, name_key, unknown_action, ErrorCode, HistoryPage, Refusal, Request, Route,
     ServerEvent, ServerFrame, User, ValidFrame, LOBBY, MAX_CONVERSATIONS, MAX_ROOMS_PER_CONNECTION,
 };
+use webchat_telemetry::Causes;
 
 /// Gone connections found while announcing gone connections: stop after a few rounds.
 const CLEANUP_ROUNDS: usize = 4;
@@ -80,7 +81,7 @@ fn unknown_user(name: &str) -> Refusal {
 }
 
 fn internal(err: &StoreError) -> Refusal {
-    tracing::error!(error = %err, "connection store failed");
+    tracing::error!(error = %Causes(err), "connection store failed");
     Refusal::new(
         ErrorCode::Internal,
         "the chat service could not complete this request; try again shortly",
@@ -290,7 +291,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
             Ok(Admission::Limited { retry_after }) => retry_after,
             Ok(Admission::Allowed | Admission::Gone) => return None,
             Err(err) => {
-                tracing::error!(connection_id, error = %err, "could not apply the rate limit; frame allowed");
+                tracing::error!(connection_id, error = %Causes(&err), "could not apply the rate limit; frame allowed");
                 return None;
             }
         };
@@ -364,7 +365,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
             // The old socket may still be open (a page that lost its network); the name
             // and rooms are no longer its. Its `$disconnect` then finds nothing to announce.
             if let Err(err) = self.gateway.delete(&old.connection_id).await {
-                tracing::warn!(connection_id = %old.connection_id, error = %err, "could not close a connection whose name was taken over");
+                tracing::warn!(connection_id = %old.connection_id, error = %Causes(&err), "could not close a connection whose name was taken over");
             }
         }
         // Read after the connection joined its person's partition: a message stored
@@ -393,7 +394,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
             Ok(Some(holder)) if holder != connection_id => holder,
             Ok(_) => return false,
             Err(err) => {
-                tracing::error!(error = %err, "could not read who holds a name");
+                tracing::error!(error = %Causes(&err), "could not read who holds a name");
                 return false;
             }
         };
@@ -405,7 +406,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
             }
             Ok(true) => false,
             Err(err) => {
-                tracing::warn!(connection_id = %holder, error = %err, "could not check whether a name's holder is open");
+                tracing::warn!(connection_id = %holder, error = %Causes(&err), "could not check whether a name's holder is open");
                 false
             }
         }
@@ -757,7 +758,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
         let recipients = match self.store.members(room).await {
             Ok(members) => members,
             Err(err) => {
-                tracing::error!(room, error = %err, "could not list a room's members to announce to");
+                tracing::error!(room, error = %Causes(&err), "could not list a room's members to announce to");
                 return Vec::new();
             }
         };
@@ -811,7 +812,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
                     Ok(Some(connection)) => removed.push(connection),
                     Ok(None) => {}
                     Err(err) => {
-                        tracing::error!(connection_id, error = %err, "could not remove a gone connection")
+                        tracing::error!(connection_id, error = %Causes(&err), "could not remove a gone connection")
                     }
                 }
             }

@@ -96,9 +96,12 @@ impl DynamoStore {
                 Some(None) => self.observe_bucket(connection_id, attribute, now).await?,
             };
         }
-        Err(StoreError::Unavailable(format!(
-            "the rate limit of connection {connection_id} kept changing during {ADMIT_ATTEMPTS} conditional updates"
-        )))
+        Err(unavailable(
+            "UpdateItem (rate limit)",
+            format!(
+                "the rate limit of connection {connection_id} kept changing during {ADMIT_ATTEMPTS} conditional updates"
+            ),
+        ))
     }
 
     /// One conditional update of a connection's bucket attribute (`#tat`). `Ok(None)`: it

@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 use std::time::Duration;
 use webchat_shared_types::{name_key, User, LOBBY, MAX_ROOMS_PER_CONNECTION};
+use webchat_telemetry::Causes;
 
 /// Conditional updates of the `rooms` set one `register` may take while concurrent
 /// `join`s and `leave`s change it.
@@ -295,10 +296,13 @@ impl DynamoStore {
                 }
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "the rooms of connection {} kept changing during {REGISTER_ATTEMPTS} conditional updates",
-            me.connection_id
-        )))
+        Err(unavailable(
+            "UpdateItem (connection)",
+            format!(
+                "the rooms of connection {} kept changing during {REGISTER_ATTEMPTS} conditional updates",
+                me.connection_id
+            ),
+        ))
     }
 }
 
@@ -390,7 +394,7 @@ impl ConnectionStore for DynamoStore {
             Err(err) => {
                 // Closed meanwhile (or unreachable): the claim must not outlive it.
                 if let Err(release) = self.release_name(claim.user_name, connection_id).await {
-                    tracing::warn!(connection_id, error = %release, "could not release a name claimed for a connection that closed");
+                    tracing::warn!(connection_id, error = %Causes(&release), "could not release a name claimed for a connection that closed");
                 }
                 return Err(err);
             }
@@ -634,9 +638,10 @@ impl ConnectionStore for DynamoStore {
                 }
             }
             if !pending.is_empty() {
-                return Err(StoreError::Unavailable(format!(
-                    "DynamoDB BatchGetItem left keys unprocessed after {BATCH_ATTEMPTS} attempts"
-                )));
+                return Err(unavailable(
+                    "BatchGetItem",
+                    format!("keys left unprocessed after {BATCH_ATTEMPTS} attempts"),
+                ));
             }
         }
         Ok(found)

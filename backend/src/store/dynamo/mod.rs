@@ -45,8 +45,9 @@ mod history;
 pub(crate) mod items;
 mod schema;
 
+use crate::config::{required_var, ConfigError};
 use crate::store::StoreError;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::WriteRequest;
 use aws_sdk_dynamodb::Client;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -67,14 +68,8 @@ pub struct TableNames {
 }
 
 impl TableNames {
-    pub fn from_env() -> Result<Self, StoreError> {
-        let var = |name: &str| {
-            std::env::var(name).map_err(|_| {
-                StoreError::Unavailable(format!(
-                    "environment variable {name} is not set; set it to the DynamoDB table name"
-                ))
-            })
-        };
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let var = |name: &str| required_var(name, "the DynamoDB table name");
         Ok(TableNames {
             connections: var("CONNECTIONS_TABLE")?,
             names: var("NAMES_TABLE")?,
@@ -93,11 +88,11 @@ pub struct DynamoStore {
     page_size: Option<i32>,
 }
 
-pub(crate) fn unavailable(operation: &str, err: impl std::error::Error) -> StoreError {
-    StoreError::Unavailable(format!(
-        "DynamoDB {operation} failed: {}",
-        DisplayErrorContext(err)
-    ))
+pub(crate) fn unavailable(
+    operation: &str,
+    cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> StoreError {
+    StoreError::unavailable(format!("DynamoDB {operation}"), cause)
 }
 
 /// What a conditional write came to: `Some(output)` when it was written, `None` when its
@@ -173,9 +168,10 @@ impl DynamoStore {
                 }
             }
             if !pending.is_empty() {
-                return Err(StoreError::Unavailable(format!(
-                    "DynamoDB BatchWriteItem left items unprocessed after {BATCH_ATTEMPTS} attempts"
-                )));
+                return Err(unavailable(
+                    "BatchWriteItem",
+                    format!("items left unprocessed after {BATCH_ATTEMPTS} attempts"),
+                ));
             }
         }
         Ok(())

@@ -87,8 +87,9 @@ impl DynamoStore {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(StoreError::Unavailable(format!(
-            "table {table} did not become ACTIVE"
-        )))
+        Err(unavailable(
+            "DescribeTable",
+            format!("table {table} did not become ACTIVE"),
+        ))
     }
 }
