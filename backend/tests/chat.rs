@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 use webchat_backend::{
-    Chat, ConnectionStore, DownStore, Frame, Harness, Limits, PostError, RateLimit,
-    RecordingGateway, Retrying,
+    ConnectionStore, DownStore, Frame, Harness, Limits, PostError, RateLimit, RecordingGateway,
+    Retrying, Rules,
 };
 use webchat_shared_types::{Route, ServerEvent, User, LOBBY};
 
@@ -544,7 +544,7 @@ async fn message_ids_sort_by_time() {
 async fn a_store_outage_answers_internal_and_refuses_new_connections() {
     let recorder = RecordingGateway::new();
     let gateway = Retrying::new(&recorder);
-    let chat = Chat::new(&DownStore, &gateway);
+    let chat = Rules::new(&DownStore, &gateway);
     let send = |frame: Value| {
         let chat = &chat;
         async move {

@@ -10,9 +10,9 @@ use webchat_backend::limits::Micros;
 use webchat_backend::local_client;
 use webchat_backend::new_message_id;
 use webchat_backend::{
-    Admission, Bucket, Chat, Claim, Connection, ConnectionStore, DynamoStore, Frame, HistoryStore,
-    Joined, Limits, RateLimit, RecordingGateway, Registration, Retrying, StoreError, StoredMessage,
-    TableNames,
+    Admission, Bucket, Claim, Connection, ConnectionStore, DynamoStore, Frame, HistoryStore,
+    Joined, Limits, RateLimit, RecordingGateway, Registration, Retrying, Rules, StoreError,
+    StoredMessage, TableNames,
 };
 use webchat_shared_types::{HistoryPage, Route, User, LOBBY};
 use webchat_testkit::Dynalite;
@@ -897,7 +897,7 @@ async fn send(
     frame: Value,
 ) -> Option<Value> {
     let retrying = Retrying::new(gateway);
-    let chat = Chat::new(store, &retrying).with_limits(Limits::UNLIMITED);
+    let chat = Rules::new(store, &retrying).with_limits(Limits::UNLIMITED);
     let text = frame.to_string();
     chat.frame(Route::of_frame(&text), id, Frame::Text(&text))
         .await
@@ -1165,7 +1165,7 @@ async fn a_hundred_simultaneous_messages_on_one_connection_get_exactly_the_burst
         message: RateLimit::new(0.001, 20),
         ..Limits::DEFAULT
     };
-    let chat = Chat::new(&store, &gateway).with_limits(limits);
+    let chat = Rules::new(&store, &gateway).with_limits(limits);
     let frames: Vec<String> = (0..100)
         .map(|i| {
             json!({"action":"message","message":format!("m{i}"),"requestId":format!("m{i}")})

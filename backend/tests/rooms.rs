@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use webchat_backend::local_client;
 use webchat_backend::{
-    conversation_key, person_partition, Chat, ConnectionStore, DynamoStore, Frame, HistoryStore,
-    Identity, Limits, ManualClock, MemoryStore, RecordingGateway, TableNames,
+    conversation_key, person_partition, ConnectionStore, DynamoStore, Frame, HistoryStore,
+    Identity, Limits, ManualClock, MemoryStore, RecordingGateway, Rules, TableNames,
 };
 use webchat_shared_types::{
     validate_room, Route, ServerEvent, User, LOBBY, MAX_ROOMS_PER_CONNECTION,
@@ -33,8 +33,8 @@ fn now_micros() -> i64 {
 }
 
 impl<S: ConnectionStore + HistoryStore> Rig<S> {
-    fn chat(&self) -> Chat<'_, S, RecordingGateway> {
-        Chat::new(&self.store, &self.gateway)
+    fn chat(&self) -> Rules<'_, S, RecordingGateway> {
+        Rules::new(&self.store, &self.gateway)
             .with_limits(Limits::UNLIMITED)
             .with_clock(&self.clock)
     }

@@ -99,7 +99,7 @@ pub struct Identity {
 }
 
 /// The chat rules over one store and one gateway.
-pub struct Chat<'a, S, G> {
+pub struct Rules<'a, S, G> {
     store: &'a S,
     gateway: &'a G,
     limits: Limits,
@@ -107,10 +107,10 @@ pub struct Chat<'a, S, G> {
     identity: Option<&'a Identity>,
 }
 
-impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G> {
+impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G> {
     /// The rules with the default [`Limits`] on the system clock.
     pub fn new(store: &'a S, gateway: &'a G) -> Self {
-        Chat {
+        Rules {
             store,
             gateway,
             limits: Limits::DEFAULT,

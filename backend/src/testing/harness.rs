@@ -7,7 +7,7 @@
 use super::RecordingGateway;
 use crate::delivery::{ConnectionGateway, Retrying};
 use crate::limits::{Limits, ManualClock};
-use crate::rules::{Chat, Frame};
+use crate::rules::{Frame, Rules};
 use crate::store::MemoryStore;
 use serde_json::{json, Value};
 use webchat_shared_types::{Route, ServerEvent, ServerFrame};
@@ -68,8 +68,8 @@ impl<G: ConnectionGateway> Harness<G> {
         self
     }
 
-    fn chat<'a>(&'a self, gateway: &'a Retrying<&'a G>) -> Chat<'a, MemoryStore, Retrying<&'a G>> {
-        Chat::new(&self.store, gateway)
+    fn chat<'a>(&'a self, gateway: &'a Retrying<&'a G>) -> Rules<'a, MemoryStore, Retrying<&'a G>> {
+        Rules::new(&self.store, gateway)
             .with_limits(self.limits)
             .with_clock(&self.clock)
     }
