@@ -39,4 +39,4 @@ pub use store::{
     StoredMessage, TableNames,
 };
 #[cfg(feature = "test-support")]
-pub use testing::{counting_client, DownStore, Harness, ItemsRead, RecordingGateway};
+pub use testing::{counting_client, DownStore, Driver, ItemsRead, RecordingGateway};

@@ -5,7 +5,7 @@
 //! These drive the handlers (`Rules`) in this process, on a `DynamoStore` and a gateway
 //! that accepts every push at once, rather than through `webchat-local
 //! --dynamodb-endpoint`. The items read can only be counted on the SDK client the
-//! handlers use (an interceptor on it, as `backend/tests/dynamo_store.rs` does), which a
+//! handlers use (an interceptor on it, as `backend/tests/it/dynamo_store.rs` does), which a
 //! child process keeps to itself. And the time around `Rules::frame` is then what a
 //! Lambda spends on the frame: its DynamoDB requests (the rate-limit update, the
 //! sender's row, the history write, the members Query; or the history Query) and

@@ -3,11 +3,11 @@
 //! helpers (a read-counting client, a seeded crowd). Behind the `test-support` feature.
 
 pub mod down;
+pub mod driver;
 pub mod dynamo;
-pub mod harness;
 pub mod recording;
 
 pub use down::DownStore;
+pub use driver::Driver;
 pub use dynamo::{counting_client, ItemsRead};
-pub use harness::Harness;
 pub use recording::RecordingGateway;

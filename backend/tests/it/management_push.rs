@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use webchat_backend::{ConnectionGateway, ConnectionStore, Harness, ManagementGateway, PostError};
+use webchat_backend::{
+    ConnectionGateway, ConnectionStore, Driver, ManagementGateway, MemoryStore, PostError,
+};
 
 /// How the scripted management API answers one request.
 #[derive(Clone, Copy)]
@@ -151,10 +153,10 @@ async fn serve(
 }
 
 /// ana (A) and bia (B) have joined through `api`.
-async fn ana_and_bia(api: &ScriptedApi) -> Harness<ManagementGateway> {
-    let h = Harness::with_gateway(ManagementGateway::local(&api.endpoint()));
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
+async fn ana_and_bia(api: &ScriptedApi) -> Driver<MemoryStore, ManagementGateway> {
+    let h = Driver::with_gateway(ManagementGateway::local(&api.endpoint()));
+    h.arrive("A", "ana").await;
+    h.arrive("B", "bia").await;
     h
 }
 
@@ -179,9 +181,9 @@ async fn a_management_api_nobody_listens_on_is_unavailable_and_nobody_is_dropped
     let err = gateway.post("B", "{}").await.unwrap_err();
     assert!(matches!(err, PostError::Unavailable { .. }), "{err:?}");
 
-    let h = Harness::with_gateway(gateway);
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
+    let h = Driver::with_gateway(gateway);
+    h.arrive("A", "ana").await;
+    h.arrive("B", "bia").await;
     assert_eq!(h.broadcast("A", "hi").await, 0);
     assert!(
         h.store.get("B").await.unwrap().is_some(),
@@ -248,9 +250,9 @@ async fn a_refused_push_is_not_retried_and_the_recipient_stays() {
     );
     assert_eq!(api.requests_to("B"), 1);
 
-    let h = Harness::with_gateway(gateway);
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
+    let h = Driver::with_gateway(gateway);
+    h.arrive("A", "ana").await;
+    h.arrive("B", "bia").await;
     api.script("B", vec![Answer::Error(403, "ForbiddenException")]);
     assert_eq!(h.broadcast("A", "hi").await, 0);
     assert_eq!(api.requests_to("B"), 2, "tried once more, by the broadcast");
