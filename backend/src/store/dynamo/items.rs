@@ -2,6 +2,7 @@
 
 use crate::store::{Connection, StoredMessage};
 use aws_sdk_dynamodb::types::AttributeValue;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use webchat_shared_types::User;
@@ -102,7 +103,7 @@ struct MessageRow {
 }
 
 /// A row as one of the store's types; `None` when the row lacks what the type needs.
-fn read<'de, Row: Deserialize<'de>>(item: &Item) -> Option<Row> {
+fn read<Row: DeserializeOwned>(item: &Item) -> Option<Row> {
     serde_dynamo::aws_sdk_dynamodb_1::from_item(item.clone()).ok()
 }
 
