@@ -2,9 +2,9 @@
 //! Lambda binary and `webchat-local` both hand their events to [`handle`], so the
 //! mapping between API Gateway and the chat rules exists once.
 
-use crate::chat::{Chat, Frame, Identity};
-use crate::gateway::ConnectionGateway;
+use crate::delivery::ConnectionGateway;
 use crate::limits::Limits;
+use crate::rules::{Frame, Identity, Rules};
 use crate::store::{ConnectionStore, HistoryStore};
 use aws_lambda_events::apigw::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
@@ -12,6 +12,7 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::encodings::Body;
 use webchat_shared_types::Route;
+use webchat_telemetry::Causes;
 
 /// Handles one API Gateway WebSocket event for any route, each connection held to `limits`.
 pub async fn handle<S, G>(
@@ -36,24 +37,24 @@ where
         .and_then(Route::from_key)
         .unwrap_or(Route::Default);
     let identity = identity(context);
-    let chat = Chat::new(store, gateway)
+    let rules = Rules::new(store, gateway)
         .with_limits(*limits)
         .with_identity(identity.as_ref());
     match route {
         Route::Connect => {
             let connected_at = (context.connected_at > 0).then_some(context.connected_at);
-            match chat.connect(connection_id, connected_at).await {
+            match rules.connect(connection_id, connected_at).await {
                 Ok(()) => status(200),
                 Err(err) => {
-                    tracing::error!(connection_id, error = %err, "could not record the connection");
+                    tracing::error!(connection_id, error = %Causes(&err), "could not record the connection");
                     status(500)
                 }
             }
         }
-        Route::Disconnect => match chat.disconnect(connection_id).await {
+        Route::Disconnect => match rules.disconnect(connection_id).await {
             Ok(()) => status(200),
             Err(err) => {
-                tracing::error!(connection_id, error = %err, "could not remove the connection");
+                tracing::error!(connection_id, error = %Causes(&err), "could not remove the connection");
                 status(500)
             }
         },
@@ -64,7 +65,7 @@ where
                 Frame::Text(event.body.as_deref().unwrap_or(""))
             };
             let mut response = status(200);
-            if let Some(reply) = chat.frame(route, connection_id, frame).await {
+            if let Some(reply) = rules.frame(route, connection_id, frame).await {
                 response.body = Some(Body::Text(reply.to_json()));
             }
             response

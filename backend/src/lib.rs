@@ -1,46 +1,42 @@
-//! The webchat backend: chat rules over two small traits (where connections are kept,
-//! how other connections are reached), their AWS implementations, and the API Gateway
-//! edge that the Lambda binary (`webchat-lambda`) and the local gateway
-//! (`webchat-local`) share.
+//! The webchat backend: chat rules over two small ports (where connections are kept,
+//! how other connections are reached), their adapters, and the API Gateway edge that
+//! the Lambda binary (`webchat-lambda`) and the local gateway (`webchat-local`) share.
+//!
+//! - [`store`]: the store ports and their DynamoDB and in-memory adapters;
+//! - [`delivery`]: the gateway port, the management API client, retries and fan-out;
+//! - [`rules`]: the chat itself, one method per route;
+//! - [`apigw`]: one API Gateway event in, one response out;
+//! - [`limits`]: rate limits and retention, and their settings;
+//! - [`config`]: what is wrong with a setting.
 //!
 //! Features: `local-endpoints` adds clients for local DynamoDB and management endpoints
-//! (fixed credentials and region), for `webchat-local`; `test-support` adds a gateway
-//! that records pushes, a store that is always down and a harness that drives the rules,
-//! for tests. The Lambda builds with neither.
+//! (fixed credentials and region), for `webchat-local`; `test-support` adds
+//! [`testing`]: a gateway that records pushes, a store that is always down and a driver
+//! for the rules, for tests. The Lambda builds with neither.
 
 pub mod apigw;
-pub mod chat;
-#[cfg(feature = "test-support")]
-pub mod down;
-pub mod dynamo;
-#[cfg(feature = "test-support")]
-pub mod dynamo_test_support;
-pub mod gateway;
-#[cfg(feature = "test-support")]
-pub mod harness;
+pub mod config;
+pub mod delivery;
 pub mod limits;
-pub mod memory;
-pub mod push;
-#[cfg(feature = "test-support")]
-pub mod recording;
+pub mod rules;
 pub mod sdk;
-mod signed_post;
 pub mod store;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use apigw::handle;
-pub use chat::{Chat, Frame, Identity};
-#[cfg(feature = "test-support")]
-pub use down::DownStore;
-pub use dynamo::{DynamoStore, TableNames};
-pub use gateway::{ConnectionGateway, ManagementGateway, ManagementGateways, PostError};
-#[cfg(feature = "test-support")]
-pub use harness::Harness;
+pub use config::ConfigError;
+pub use delivery::{
+    fan_out, ConnectionGateway, FanOut, ManagementGateway, ManagementGateways, PostError, Retrying,
+};
 pub use limits::{Admission, Bucket, Clock, Limits, ManualClock, RateLimit, SystemClock};
-pub use memory::MemoryStore;
-pub use push::{fan_out, FanOut, Retrying};
-#[cfg(feature = "test-support")]
-pub use recording::RecordingGateway;
+pub use rules::{new_message_id, Frame, Identity, Rules};
+#[cfg(feature = "local-endpoints")]
+pub use store::dynamo::local_client;
 pub use store::{
     conversation_key, person_partition, Claim, Connection, ConnectionStore, ConversationNote,
-    HistorySlice, HistoryStore, Joined, Person, Registration, StoreError, StoredMessage,
+    DynamoStore, HistorySlice, HistoryStore, Joined, MemoryStore, Person, Registration, StoreError,
+    StoredMessage, TableNames,
 };
+#[cfg(feature = "test-support")]
+pub use testing::{counting_client, DownStore, Driver, ItemsRead, RecordingGateway};

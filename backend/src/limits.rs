@@ -12,6 +12,7 @@
 //! `tat = max(tat, now) + interval`. That is a token bucket refilling at `per_second` up to
 //! `burst`, held in one number that a store can update with a conditional write.
 
+use crate::config::ConfigError;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use webchat_shared_types::{ErrorCode, Route, ServerEvent, ServerFrame};
@@ -68,59 +69,61 @@ pub struct RateLimit {
     burst: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum LimitError {
-    #[error("{setting}={value:?} is not a rate: give frames per second as a number from {MIN_RATE_PER_SECOND} to {MAX_RATE_PER_SECOND}, e.g. 10 or 0.5")]
-    Rate { setting: String, value: String },
-    #[error(
-        "{setting}={value:?} is not a burst: give a whole number of frames from 1 to {MAX_BURST}"
-    )]
-    Burst { setting: String, value: String },
-    #[error("{setting}={value:?} is not a retention: give a whole number of days from 1 to {MAX_HISTORY_DAYS}")]
-    Days { setting: String, value: String },
-}
-
 /// How long room messages are kept when nothing says otherwise.
 pub const DEFAULT_HISTORY_DAYS: u32 = 7;
 /// The longest retention a deployment may set (about ten years).
 pub const MAX_HISTORY_DAYS: u32 = 3650;
 
 /// A retention in days, as configured; `setting` names where it came from.
-pub fn parse_history_days(setting: &str, value: &str) -> Result<u32, LimitError> {
+pub fn parse_history_days(setting: &str, value: &str) -> Result<u32, ConfigError> {
     value
         .trim()
         .parse::<u32>()
         .ok()
         .filter(|days| (1..=MAX_HISTORY_DAYS).contains(days))
-        .ok_or_else(|| LimitError::Days {
-            setting: setting.to_string(),
-            value: value.to_string(),
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                setting,
+                value,
+                format!(
+                    "not a retention: give a whole number of days from 1 to {MAX_HISTORY_DAYS}"
+                ),
+            )
         })
 }
 
 /// A rate in frames per second, as configured; `setting` names where it came from.
-pub fn parse_rate(setting: &str, value: &str) -> Result<f64, LimitError> {
+pub fn parse_rate(setting: &str, value: &str) -> Result<f64, ConfigError> {
     value
         .trim()
         .parse::<f64>()
         .ok()
         .filter(|rate| (MIN_RATE_PER_SECOND..=MAX_RATE_PER_SECOND).contains(rate))
-        .ok_or_else(|| LimitError::Rate {
-            setting: setting.to_string(),
-            value: value.to_string(),
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                setting,
+                value,
+                format!(
+                    "not a rate: give frames per second as a number from {MIN_RATE_PER_SECOND} \
+                     to {MAX_RATE_PER_SECOND}, e.g. 10 or 0.5"
+                ),
+            )
         })
 }
 
 /// A burst in frames, as configured; `setting` names where it came from.
-pub fn parse_burst(setting: &str, value: &str) -> Result<u32, LimitError> {
+pub fn parse_burst(setting: &str, value: &str) -> Result<u32, ConfigError> {
     value
         .trim()
         .parse::<u32>()
         .ok()
         .filter(|burst| (1..=MAX_BURST).contains(burst))
-        .ok_or_else(|| LimitError::Burst {
-            setting: setting.to_string(),
-            value: value.to_string(),
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                setting,
+                value,
+                format!("not a burst: give a whole number of frames from 1 to {MAX_BURST}"),
+            )
         })
 }
 
@@ -231,12 +234,12 @@ impl Limits {
     /// The limits from [`MESSAGE_RATE_VAR`], [`MESSAGE_BURST_VAR`], [`ACTION_RATE_VAR`],
     /// [`ACTION_BURST_VAR`] and [`HISTORY_DAYS_VAR`]; each one unset keeps its default,
     /// each one set must be valid.
-    pub fn from_env() -> Result<Limits, LimitError> {
+    pub fn from_env() -> Result<Limits, ConfigError> {
         Limits::from_vars(|name| std::env::var(name).ok())
     }
 
     /// As [`Limits::from_env`], with the variables looked up by `var`.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Limits, LimitError> {
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
         let rate = |name: &str, default: f64| {
             var(name).map_or(Ok(default), |value| parse_rate(name, &value))
         };
@@ -386,7 +389,7 @@ mod tests {
         assert!(limit.decide(tat, NOW).is_err());
     }
 
-    fn from_pairs(pairs: &[(&str, &str)]) -> Result<Limits, LimitError> {
+    fn from_pairs(pairs: &[(&str, &str)]) -> Result<Limits, ConfigError> {
         Limits::from_vars(|name| {
             pairs
                 .iter()

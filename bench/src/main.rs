@@ -746,7 +746,7 @@ async fn lambda_figures(options: &Options, figures: &mut Vec<Figure>) -> Result<
     // The pings' one DynamoDB call goes to dynalite, never to AWS.
     let dynalite = webchat_testkit::Dynalite::start();
     let store = webchat_backend::DynamoStore::new(
-        webchat_backend::dynamo::local_client(&dynalite.endpoint()),
+        webchat_backend::local_client(&dynalite.endpoint()),
         lambda::TABLES.clone(),
     );
     store.create_tables_if_missing().await?;

@@ -2,11 +2,11 @@
 //! message to a 10-member room beside 1,000 other connections and for one to the
 //! 1,000-member lobby, and the time to answer a page of `history`.
 //!
-//! These drive the handlers (`Chat`) in this process, on a `DynamoStore` and a gateway
+//! These drive the handlers (`Rules`) in this process, on a `DynamoStore` and a gateway
 //! that accepts every push at once, rather than through `webchat-local
 //! --dynamodb-endpoint`. The items read can only be counted on the SDK client the
-//! handlers use (an interceptor on it, as `backend/tests/dynamo_store.rs` does), which a
-//! child process keeps to itself. And the time around `Chat::frame` is then what a
+//! handlers use (an interceptor on it, as `backend/tests/it/dynamo_store.rs` does), which a
+//! child process keeps to itself. And the time around `Rules::frame` is then what a
 //! Lambda spends on the frame: its DynamoDB requests (the rate-limit update, the
 //! sender's row, the history write, the members Query; or the history Query) and
 //! building its pushes, without the local gateway's HTTP server, SigV4 check and
@@ -18,11 +18,11 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-use webchat_backend::chat::new_message_id;
-use webchat_backend::dynamo_test_support::{counting_client, ItemsRead};
+use webchat_backend::new_message_id;
+use webchat_backend::{counting_client, ItemsRead};
 use webchat_backend::{
-    Chat, ConnectionGateway, ConnectionStore, DynamoStore, Frame, HistoryStore, Limits, PostError,
-    Retrying, StoredMessage, TableNames,
+    ConnectionGateway, ConnectionStore, DynamoStore, Frame, HistoryStore, Limits, PostError,
+    Retrying, Rules, StoredMessage, TableNames,
 };
 use webchat_shared_types::{Route, LOBBY};
 
@@ -83,7 +83,7 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-type BenchChat<'a> = Chat<'a, DynamoStore, Retrying<&'a Accepting>>;
+type BenchChat<'a> = Rules<'a, DynamoStore, Retrying<&'a Accepting>>;
 
 /// Hands `frame` from `sender` to the handlers; the reply, the handler's time (ms) and
 /// what DynamoDB read meanwhile.
@@ -204,7 +204,7 @@ pub async fn measure(
     let retrying = Retrying::new(&gateway);
     // The rate limit is still applied (one UpdateItem per frame, as on AWS), with a
     // budget this sender cannot use up.
-    let chat: BenchChat<'_> = Chat::new(&store, &retrying).with_limits(Limits::UNLIMITED);
+    let chat: BenchChat<'_> = Rules::new(&store, &retrying).with_limits(Limits::UNLIMITED);
     let sender = small[0].as_str();
 
     println!("    {per_series} messages to room small");

@@ -181,7 +181,7 @@ impl ConnectionGateway for BoundedPushes {
             .permits
             .acquire()
             .await
-            .map_err(|_| PostError::Failed("gateway stopping".into()))?;
+            .map_err(|_| PostError::failed("gateway stopping"))?;
         self.inner.post(connection_id, data).await
     }
 
@@ -190,7 +190,7 @@ impl ConnectionGateway for BoundedPushes {
             .permits
             .acquire()
             .await
-            .map_err(|_| PostError::Failed("gateway stopping".into()))?;
+            .map_err(|_| PostError::failed("gateway stopping"))?;
         self.inner.delete(connection_id).await
     }
 
@@ -199,7 +199,7 @@ impl ConnectionGateway for BoundedPushes {
             .permits
             .acquire()
             .await
-            .map_err(|_| PostError::Failed("gateway stopping".into()))?;
+            .map_err(|_| PostError::failed("gateway stopping"))?;
         self.inner.is_open(connection_id).await
     }
 }
@@ -371,7 +371,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         None => AnyStore::Memory(MemoryStore::new()),
         Some(endpoint) => {
             let store = DynamoStore::new(
-                webchat_backend::dynamo::local_client(endpoint),
+                webchat_backend::local_client(endpoint),
                 config.tables.clone(),
             );
             store

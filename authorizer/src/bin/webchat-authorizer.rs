@@ -9,17 +9,7 @@ use webchat_authorizer::{AuthConfig, Verifier};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // JSON lines, without our own timestamps: CloudWatch stamps every line.
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_current_span(false)
-        .without_time()
-        .with_target(false)
-        .init();
+    webchat_telemetry::init_tracing();
 
     // A missing or wrong setting fails the cold start, naming the variable.
     let config = AuthConfig::from_env().inspect_err(|err| tracing::error!("{err}"))?;

@@ -8,17 +8,7 @@ use webchat_backend::{DynamoStore, Limits, ManagementGateways, Retrying, TableNa
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // JSON lines, without our own timestamps: CloudWatch stamps every line.
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_current_span(false)
-        .without_time()
-        .with_target(false)
-        .init();
+    webchat_telemetry::init_tracing();
 
     // A wrong setting fails the cold start, naming the variable, rather than serving
     // with limits nobody chose.
@@ -32,7 +22,7 @@ async fn main() -> Result<(), Error> {
         .await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk_config),
-        TableNames::from_env()?,
+        TableNames::from_env().inspect_err(|err| tracing::error!("{err}"))?,
     );
     let gateways = ManagementGateways::new(&sdk_config, std::env::var("MANAGEMENT_ENDPOINT").ok());
 

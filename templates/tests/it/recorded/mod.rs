@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use serde_json::{json, Value};
-use webchat_backend::dynamo::local_client;
+use webchat_backend::local_client;
 use webchat_backend::{ConnectionGateway, DynamoStore, PostError, RecordingGateway, TableNames};
 use webchat_shared_types::Route;
 use webchat_testkit::Dynalite;

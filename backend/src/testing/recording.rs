@@ -1,6 +1,6 @@
 //! A gateway that records pushes instead of sending them, for tests of the chat logic.
 
-use crate::gateway::{ConnectionGateway, PostError};
+use crate::delivery::{ConnectionGateway, PostError};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use webchat_shared_types::{decode_server_frame, ServerEvent};
@@ -10,12 +10,14 @@ pub struct RecordingGateway {
     state: Mutex<State>,
 }
 
+/// How many of a connection's next pushes fail, and the error each answers with.
+type Failures = (usize, fn() -> PostError);
+
 #[derive(Debug, Default)]
 struct State {
     pushed: Vec<(String, String)>,
     gone: HashSet<String>,
-    /// Per connection, errors the next pushes answer with, first one first.
-    failures: HashMap<String, std::collections::VecDeque<PostError>>,
+    failures: HashMap<String, Failures>,
     attempts: HashMap<String, u32>,
     deleted: Vec<String>,
 }
@@ -34,13 +36,11 @@ impl RecordingGateway {
         self.state().gone.insert(connection_id.to_string());
     }
 
-    /// The next `times` pushes to this connection fail with `error`.
-    pub fn fail_next(&self, connection_id: &str, error: PostError, times: usize) {
+    /// The next `times` pushes to this connection fail with the error `error` makes.
+    pub fn fail_next(&self, connection_id: &str, error: fn() -> PostError, times: usize) {
         self.state()
             .failures
-            .entry(connection_id.to_string())
-            .or_default()
-            .extend(std::iter::repeat_n(error, times));
+            .insert(connection_id.to_string(), (times, error));
     }
 
     /// How many times a push to this connection was attempted.
@@ -84,12 +84,13 @@ impl ConnectionGateway for RecordingGateway {
         if state.gone.contains(connection_id) {
             return Err(PostError::Gone);
         }
-        if let Some(error) = state
+        if let Some((times, error)) = state
             .failures
             .get_mut(connection_id)
-            .and_then(|queue| queue.pop_front())
+            .filter(|(times, _)| *times > 0)
         {
-            return Err(error);
+            *times -= 1;
+            return Err(error());
         }
         state
             .pushed

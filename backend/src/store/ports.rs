@@ -70,11 +70,7 @@ fn sha256_hex(parts: &[&str]) -> String {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part.as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hasher.finalize())
 }
 
 /// The key a conversation between two people (`sub`s) is kept under, in place of a room:
@@ -211,8 +207,29 @@ pub enum StoreError {
     NoSuchConnection(String),
     #[error("the connection is in as many rooms as it may be")]
     RoomLimit,
-    #[error("connection store unavailable: {0}")]
-    Unavailable(String),
+    /// The store could not do what was asked: it did not answer, refused, or kept
+    /// racing other writers. Whether anything changed is not known.
+    #[error("connection store unavailable: {operation} failed")]
+    Unavailable {
+        /// What was asked of the store.
+        operation: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    /// [`StoreError::Unavailable`]: `operation` failed because of `cause` (an error, or
+    /// a sentence when nothing underneath failed).
+    pub fn unavailable(
+        operation: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StoreError::Unavailable {
+            operation: operation.into(),
+            source: cause.into(),
+        }
+    }
 }
 
 /// The connection store. Name uniqueness (case-insensitive), the room limit and resume

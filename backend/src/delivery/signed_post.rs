@@ -6,7 +6,7 @@
 //! endpoint rules, retry and stalled-stream machinery) cost more CPU than the request
 //! itself. GET and DELETE stay on the SDK client.
 
-use crate::gateway::{classify_failure, PostError};
+use super::{classify_failure, PostError};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -17,7 +17,6 @@ use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings}
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::http::Headers;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use http_body_util::BodyExt;
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime};
@@ -116,11 +115,12 @@ impl SignedPost {
             .await
             .map_err(|_| {
                 classify_failure(None, None, false, || {
-                    format!(
+                    let context = format!(
                         "no answer from {} within {:?}; the push may have arrived, so it is \
                          not sent again",
                         self.base, self.attempt_timeout
-                    )
+                    );
+                    (context, None)
                 })
             })??;
         if (200..300).contains(&answer.status) {
@@ -132,12 +132,13 @@ impl SignedPost {
             code.as_deref(),
             false,
             || {
-                format!(
+                let context = format!(
                     "PostToConnection answered {} ({}): {}",
                     answer.status,
                     code.as_deref().unwrap_or("no error type"),
                     String::from_utf8_lossy(&answer.body)
-                )
+                );
+                (context, None)
             },
         ))
     }
@@ -150,15 +151,15 @@ impl SignedPost {
         credentials: &Credentials,
         now: SystemTime,
     ) -> Result<HttpRequest, PostError> {
-        let failed = |what: &str, err: &dyn std::fmt::Display| {
-            PostError::Failed(format!(
-                "cannot build PostToConnection for {connection_id:?}: {what}: {err}"
-            ))
-        };
+        let failed =
+            |what: &str, err: Box<dyn std::error::Error + Send + Sync>| PostError::Failed {
+                context: format!("cannot build PostToConnection for {connection_id:?}: {what}"),
+                source: Some(err),
+            };
         let id = fmt_string(connection_id, EncodingStrategy::Default);
         if id.is_empty() {
-            return Err(PostError::Failed(
-                "cannot build PostToConnection: the connection id is empty".to_string(),
+            return Err(PostError::failed(
+                "cannot build PostToConnection: the connection id is empty",
             ));
         }
         let uri = format!("{}/@connections/{id}", self.base);
@@ -177,7 +178,7 @@ impl SignedPost {
             .time(now)
             .settings(SigningSettings::default())
             .build()
-            .map_err(|err| failed("signing parameters", &err))?
+            .map_err(|err| failed("signing parameters", err.into()))?
             .into();
         let signable = SignableRequest::new(
             "POST",
@@ -185,9 +186,9 @@ impl SignedPost {
             headers.iter().copied(),
             SignableBody::Bytes(data.as_bytes()),
         )
-        .map_err(|err| failed("request to sign", &err))?;
+        .map_err(|err| failed("request to sign", err.into()))?;
         let (instructions, _) = sign(signable, &params)
-            .map_err(|err| failed("signing", &err))?
+            .map_err(|err| failed("signing", err.into()))?
             .into_parts();
         let mut builder = http::Request::builder().method("POST").uri(&uri);
         for (name, value) in headers {
@@ -195,20 +196,17 @@ impl SignedPost {
         }
         let mut request = builder
             .body(SdkBody::from(data))
-            .map_err(|err| failed("request", &err))?;
+            .map_err(|err| failed("request", err.into()))?;
         instructions.apply_to_request_http1x(&mut request);
-        HttpRequest::try_from(request).map_err(|err| failed("request", &err))
+        HttpRequest::try_from(request).map_err(|err| failed("request", err.into()))
     }
 
     async fn send(&self, request: HttpRequest) -> Result<Answer, PostError> {
         let response = self.connector.call(request).await.map_err(|err| {
             // What the SDK reports as a dispatch failure: nothing reached the API.
             classify_failure(None, None, true, || {
-                format!(
-                    "cannot reach the management API at {}: {}",
-                    self.base,
-                    DisplayErrorContext(&err)
-                )
+                let context = format!("cannot reach the management API at {}", self.base);
+                (context, Some(Box::new(err)))
             })
         })?;
         let status = response.status().as_u16();
@@ -219,10 +217,8 @@ impl SignedPost {
             .await
             .map_err(|err| {
                 classify_failure(None, None, false, || {
-                    format!(
-                        "reading the management API's answer ({status}) failed: {}",
-                        DisplayErrorContext(&*err)
-                    )
+                    let context = format!("reading the management API's answer ({status}) failed");
+                    (context, Some(err))
                 })
             })?
             .to_bytes();
@@ -245,16 +241,18 @@ impl SignedPost {
         }
         let now = SystemTime::now();
         let Some(provider) = &self.provider else {
-            return Err(PostError::Failed(
-                "no credentials provider for the management API: set AWS credentials".to_string(),
+            return Err(PostError::failed(
+                "no credentials provider for the management API: set AWS credentials",
             ));
         };
-        let credentials = provider.provide_credentials().await.map_err(|err| {
-            PostError::Failed(format!(
-                "cannot load credentials for the management API: {}",
-                DisplayErrorContext(&err)
-            ))
-        })?;
+        let credentials =
+            provider
+                .provide_credentials()
+                .await
+                .map_err(|err| PostError::Failed {
+                    context: "cannot load credentials for the management API".to_string(),
+                    source: Some(Box::new(err)),
+                })?;
         let renew_at = match credentials.expiry() {
             Some(expiry) => expiry.checked_sub(EXPIRY_BUFFER).unwrap_or(expiry),
             None => now + NO_EXPIRY_REFRESH,
@@ -471,7 +469,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, PostError::Failed(message) if message.contains("credentials")),
+            matches!(&err, PostError::Failed { context, .. } if context.contains("credentials")),
             "{err:?}"
         );
     }
@@ -482,7 +480,7 @@ mod tests {
         let err = poster("http://127.0.0.1:8080/Prod")
             .signed("", "{}", &credentials, signing_time())
             .unwrap_err();
-        assert!(matches!(err, PostError::Failed(_)), "{err:?}");
+        assert!(matches!(err, PostError::Failed { .. }), "{err:?}");
     }
 
     #[test]

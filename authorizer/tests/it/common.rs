@@ -1,8 +1,6 @@
 //! A test issuer: keys made here, a JWKS and discovery document served over real HTTP
 //! on 127.0.0.1, and tokens signed with those keys.
 
-#![allow(dead_code)]
-
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};

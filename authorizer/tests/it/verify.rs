@@ -1,8 +1,6 @@
 //! The verifier against an issuer served over real HTTP, with keys made in the test.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 use webchat_authorizer::{AuthConfig, Identity, Refusal, Verifier, MAX_TOKEN_BYTES};

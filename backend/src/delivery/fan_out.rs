@@ -1,10 +1,11 @@
 //! Delivery to other connections: a bounded fan-out, and a gateway wrapper that retries
 //! what API Gateway asks to be retried. The chat rules only say who gets what.
 
-use crate::gateway::{ConnectionGateway, PostError};
+use super::{ConnectionGateway, PostError};
 use futures::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use std::time::Duration;
+use webchat_telemetry::Causes;
 
 /// How many pushes run at once: enough to hide API Gateway's latency, few enough not to
 /// trip its throttling or exhaust sockets.
@@ -52,7 +53,7 @@ pub async fn fan_out<G: ConnectionGateway>(
             Ok(()) => outcome.delivered += 1,
             Err(PostError::Gone) => outcome.gone.push(connection_id),
             Err(err) => {
-                tracing::warn!(connection_id, error = %err, "push failed");
+                tracing::warn!(connection_id, error = %Causes(&err), "push failed");
                 outcome.failed += 1;
             }
         }

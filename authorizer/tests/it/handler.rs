@@ -1,8 +1,6 @@
 //! The Lambda handler: API Gateway's REQUEST authorizer event in, a policy or a refusal out.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use webchat_authorizer::{authorize, AuthorizerError};

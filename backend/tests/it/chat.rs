@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 use webchat_backend::{
-    Chat, ConnectionStore, DownStore, Frame, Harness, Limits, PostError, RateLimit,
-    RecordingGateway, Retrying,
+    ConnectionStore, DownStore, Driver, Frame, Limits, PostError, RateLimit, RecordingGateway,
+    Retrying, Rules,
 };
 use webchat_shared_types::{Route, ServerEvent, User, LOBBY};
 
@@ -17,7 +17,7 @@ fn error_code(reply: Option<Value>) -> String {
 
 #[tokio::test]
 async fn connect_records_the_connection_and_disconnect_forgets_it() {
-    let h = Harness::new();
+    let h = Driver::new();
     h.connect("A1").await;
     assert!(h.store.get("A1").await.unwrap().is_some());
     h.disconnect("A1").await;
@@ -26,15 +26,15 @@ async fn connect_records_the_connection_and_disconnect_forgets_it() {
 
 #[tokio::test]
 async fn disconnect_of_an_unknown_connection_is_fine() {
-    let h = Harness::new();
+    let h = Driver::new();
     h.disconnect("nobody").await;
     h.disconnect("nobody").await;
 }
 
 #[tokio::test]
 async fn register_with_request_id_replies_registered_and_tells_the_others() {
-    let h = Harness::new();
-    h.join("A", "ana").await;
+    let h = Driver::new();
+    h.arrive("A", "ana").await;
     h.connect("B").await;
     let reply = h
         .send(
@@ -72,7 +72,7 @@ async fn register_with_request_id_replies_registered_and_tells_the_others() {
 
 #[tokio::test]
 async fn register_without_request_id_is_silent_like_the_original() {
-    let h = Harness::new();
+    let h = Driver::new();
     h.connect("A").await;
     assert_eq!(
         h.send("A", json!({"action":"register","userName":"ana"}))
@@ -93,16 +93,16 @@ async fn register_without_request_id_is_silent_like_the_original() {
 
 #[tokio::test]
 async fn unregistered_connections_get_no_announcements() {
-    let h = Harness::new();
+    let h = Driver::new();
     h.connect("lurker").await;
-    h.join("A", "ana").await;
+    h.arrive("A", "ana").await;
     assert!(h.events("lurker").is_empty());
 }
 
 #[tokio::test]
 async fn a_taken_name_is_refused_in_any_letter_case() {
-    let h = Harness::new();
-    h.join("A", "Ana").await;
+    let h = Driver::new();
+    h.arrive("A", "Ana").await;
     h.connect("B").await;
     let reply = h.register("B", "aNA").await;
     assert_eq!(reply["code"], "name_taken");
@@ -123,7 +123,7 @@ async fn a_taken_name_is_refused_in_any_letter_case() {
 
 #[tokio::test]
 async fn rename_announces_exit_of_the_old_name_then_the_new_one_and_frees_the_old() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia")]).await;
     let reply = h.register("B", "bea").await;
     assert_eq!(reply["userName"], "bea");
     assert_eq!(
@@ -148,7 +148,7 @@ async fn rename_announces_exit_of_the_old_name_then_the_new_one_and_frees_the_ol
 
 #[tokio::test]
 async fn registering_the_same_name_again_announces_nothing() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia")]).await;
     let reply = h.register("B", "bia").await;
     assert_eq!(reply["action"], "registered");
     assert!(h.events("A").is_empty());
@@ -156,7 +156,7 @@ async fn registering_the_same_name_again_announces_nothing() {
 
 #[tokio::test]
 async fn invalid_names_answer_invalid_field() {
-    let h = Harness::new();
+    let h = Driver::new();
     h.connect("A").await;
     for name in [
         json!("   "),
@@ -174,9 +174,9 @@ async fn invalid_names_answer_invalid_field() {
 
 #[tokio::test]
 async fn list_always_replies_with_the_others_even_without_request_id() {
-    let h = Harness::new();
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
+    let h = Driver::new();
+    h.arrive("A", "ana").await;
+    h.arrive("B", "bia").await;
     h.connect("C").await;
     let reply = h.send("A", json!({"action":"list"})).await.unwrap();
     assert_eq!(
@@ -193,10 +193,10 @@ async fn list_always_replies_with_the_others_even_without_request_id() {
 
 #[tokio::test]
 async fn broadcast_reaches_every_other_registered_connection_with_server_set_sender() {
-    let h = Harness::new();
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
-    h.join("C", "caio").await;
+    let h = Driver::new();
+    h.arrive("A", "ana").await;
+    h.arrive("B", "bia").await;
+    h.arrive("C", "caio").await;
     h.connect("lurker").await;
     h.gateway.clear();
     let reply = h
@@ -252,10 +252,10 @@ async fn broadcast_reaches_every_other_registered_connection_with_server_set_sen
 
 #[tokio::test]
 async fn private_message_reaches_only_listed_live_receivers() {
-    let h = Harness::new();
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
-    h.join("C", "caio").await;
+    let h = Driver::new();
+    h.arrive("A", "ana").await;
+    h.arrive("B", "bia").await;
+    h.arrive("C", "caio").await;
     h.connect("lurker").await;
     h.gateway.clear();
     let frame = json!({"action":"message","message":"psst","requestId":"p","receivers":[
@@ -275,7 +275,7 @@ async fn private_message_reaches_only_listed_live_receivers() {
 
 #[tokio::test]
 async fn original_client_private_message_frame_is_delivered_without_reply() {
-    let h = Harness::with_users(&[("A", "ana"), ("K1a2b3c4d5e6f7g=", "bia")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("K1a2b3c4d5e6f7g=", "bia")]).await;
     let raw = r#"{"action":"message","sender":"ana","receivers":[{"userName":"bia","connectionId":"K1a2b3c4d5e6f7g="}],"message":"oi"}"#;
     assert_eq!(h.send_text("A", raw).await, None);
     assert_eq!(h.events("K1a2b3c4d5e6f7g=").len(), 1);
@@ -283,8 +283,8 @@ async fn original_client_private_message_frame_is_delivered_without_reply() {
 
 #[tokio::test]
 async fn message_from_an_unregistered_connection_answers_not_registered() {
-    let h = Harness::new();
-    h.join("B", "bia").await;
+    let h = Driver::new();
+    h.arrive("B", "bia").await;
     h.connect("A").await;
     h.gateway.clear();
     assert_eq!(
@@ -299,7 +299,7 @@ async fn message_from_an_unregistered_connection_answers_not_registered() {
 
 #[tokio::test]
 async fn message_limits_answer_their_codes_and_deliver_nothing() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia")]).await;
     assert_eq!(
         error_code(
             h.send("A", json!({"action":"message","message":" \t "}))
@@ -332,7 +332,7 @@ async fn message_limits_answer_their_codes_and_deliver_nothing() {
 
 #[tokio::test]
 async fn ping_answers_pong_only_when_asked_with_request_id() {
-    let h = Harness::new();
+    let h = Driver::new();
     h.connect("A").await;
     assert_eq!(
         h.send("A", json!({"action":"ping","requestId":"p"})).await,
@@ -343,7 +343,7 @@ async fn ping_answers_pong_only_when_asked_with_request_id() {
 
 #[tokio::test]
 async fn default_route_answers_bad_json_and_unknown_action() {
-    let h = Harness::new();
+    let h = Driver::new();
     h.connect("A").await;
     let on_default = |text| h.frame_on(Route::Default, "A", Frame::Text(text));
     assert_eq!(error_code(on_default("not json").await), "bad_json");
@@ -356,7 +356,7 @@ async fn default_route_answers_bad_json_and_unknown_action() {
 
 #[tokio::test]
 async fn a_frame_on_the_default_route_never_acts_even_if_it_decodes() {
-    let h = Harness::new();
+    let h = Driver::new();
     h.connect("A").await;
     let body = r#"{"action":"register","userName":"ana","requestId":"r"}"#;
     let reply = h
@@ -370,7 +370,7 @@ async fn a_frame_on_the_default_route_never_acts_even_if_it_decodes() {
 
 #[tokio::test]
 async fn binary_frames_answer_bad_json() {
-    let h = Harness::new();
+    let h = Driver::new();
     h.connect("A").await;
     let reply = h.frame_on(Route::Default, "A", Frame::Binary).await;
     assert_eq!(error_code(reply), "bad_json");
@@ -378,7 +378,7 @@ async fn binary_frames_answer_bad_json() {
 
 #[tokio::test]
 async fn a_refusal_carries_the_request_id_of_its_frame() {
-    let h = Harness::new();
+    let h = Driver::new();
     h.connect("A").await;
     let reply = h
         .send(
@@ -393,7 +393,7 @@ async fn a_refusal_carries_the_request_id_of_its_frame() {
 
 #[tokio::test]
 async fn disconnect_of_a_registered_user_tells_the_rest_and_frees_the_name() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia")]).await;
     h.disconnect("A").await;
     assert_eq!(
         h.events("B"),
@@ -403,12 +403,12 @@ async fn disconnect_of_a_registered_user_tells_the_rest_and_frees_the_name() {
             connection_id: "A".into()
         }]
     );
-    h.join("C", "ANA").await;
+    h.arrive("C", "ANA").await;
 }
 
 #[tokio::test]
 async fn gone_recipient_is_removed_announced_and_the_others_still_get_the_message() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia"), ("C", "caio"), ("D", "duda")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia"), ("C", "caio"), ("D", "duda")]).await;
     h.gateway.mark_gone("C");
     let reply = h
         .send(
@@ -435,24 +435,24 @@ async fn gone_recipient_is_removed_announced_and_the_others_still_get_the_messag
         assert!(h.events(id).contains(&exit), "{id} is told caio left");
     }
     assert!(matches!(h.events("B")[0], ServerEvent::Message { .. }));
-    h.join("E", "caio").await;
+    h.arrive("E", "caio").await;
 }
 
 #[tokio::test]
 async fn gone_connections_found_while_announcing_are_cleaned_up_too() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia"), ("C", "caio")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia"), ("C", "caio")]).await;
     h.gateway.mark_gone("B");
     h.gateway.mark_gone("C");
     h.disconnect("A").await;
     assert!(h.store.members(LOBBY).await.unwrap().is_empty());
-    h.join("X", "bia").await;
-    h.join("Y", "caio").await;
+    h.arrive("X", "bia").await;
+    h.arrive("Y", "caio").await;
 }
 
 #[tokio::test]
 async fn throttled_pushes_are_retried_with_backoff() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
-    h.gateway.fail_next("B", PostError::Throttled, 2);
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    h.gateway.fail_next("B", || PostError::Throttled, 2);
     let reply = h
         .send(
             "A",
@@ -467,9 +467,9 @@ async fn throttled_pushes_are_retried_with_backoff() {
 
 #[tokio::test]
 async fn pushes_that_found_the_management_api_unavailable_are_retried() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia")]).await;
     h.gateway
-        .fail_next("B", PostError::Unavailable("503".into()), 2);
+        .fail_next("B", || PostError::unavailable("503"), 2);
     assert_eq!(h.broadcast("A", "hi").await, 1);
     assert_eq!(h.events("B").len(), 1);
     assert_eq!(h.gateway.attempts("B"), 3);
@@ -477,9 +477,9 @@ async fn pushes_that_found_the_management_api_unavailable_are_retried() {
 
 #[tokio::test]
 async fn a_push_that_may_have_arrived_is_not_sent_twice() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia")]).await;
     h.gateway
-        .fail_next("B", PostError::Failed("attempt timed out".into()), 1);
+        .fail_next("B", || PostError::failed("attempt timed out"), 1);
     assert_eq!(h.broadcast("A", "hi").await, 0);
     assert_eq!(h.gateway.attempts("B"), 1);
     assert!(
@@ -490,8 +490,8 @@ async fn a_push_that_may_have_arrived_is_not_sent_twice() {
 
 #[tokio::test]
 async fn a_recipient_throttled_for_good_is_not_counted_but_does_not_fail_the_sender() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia"), ("C", "caio")]).await;
-    h.gateway.fail_next("B", PostError::Throttled, 100);
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia"), ("C", "caio")]).await;
+    h.gateway.fail_next("B", || PostError::Throttled, 100);
     let reply = h
         .send(
             "A",
@@ -509,10 +509,10 @@ async fn a_recipient_throttled_for_good_is_not_counted_but_does_not_fail_the_sen
 
 #[tokio::test]
 async fn fan_out_to_many_recipients_delivers_each_exactly_once() {
-    let h = Harness::new();
-    h.join("sender", "ana").await;
+    let h = Driver::new();
+    h.arrive("sender", "ana").await;
     for i in 0..300 {
-        h.join(&format!("c{i}"), &format!("user{i}")).await;
+        h.arrive(&format!("c{i}"), &format!("user{i}")).await;
     }
     h.gateway.clear();
     let reply = h
@@ -531,12 +531,12 @@ async fn fan_out_to_many_recipients_delivers_each_exactly_once() {
 
 #[tokio::test]
 async fn message_ids_sort_by_time() {
-    let earlier = webchat_backend::chat::new_message_id(1_000);
-    let later = webchat_backend::chat::new_message_id(2_000);
+    let earlier = webchat_backend::new_message_id(1_000);
+    let later = webchat_backend::new_message_id(2_000);
     assert!(earlier < later);
     assert_ne!(
-        webchat_backend::chat::new_message_id(5),
-        webchat_backend::chat::new_message_id(5)
+        webchat_backend::new_message_id(5),
+        webchat_backend::new_message_id(5)
     );
 }
 
@@ -544,7 +544,7 @@ async fn message_ids_sort_by_time() {
 async fn a_store_outage_answers_internal_and_refuses_new_connections() {
     let recorder = RecordingGateway::new();
     let gateway = Retrying::new(&recorder);
-    let chat = Chat::new(&DownStore, &gateway);
+    let chat = Rules::new(&DownStore, &gateway);
     let send = |frame: Value| {
         let chat = &chat;
         async move {
@@ -593,7 +593,7 @@ fn message(text: &str, request_id: &str) -> Value {
 
 #[tokio::test]
 async fn a_flood_of_messages_is_refused_after_the_burst_and_delivers_nothing() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia")]).await;
     for i in 0..20 {
         let reply = h
             .send("A", message(&format!("m{i}"), &format!("m{i}")))
@@ -627,7 +627,7 @@ async fn a_flood_of_messages_is_refused_after_the_burst_and_delivers_nothing() {
 
 #[tokio::test]
 async fn a_bucket_left_idle_refills_only_up_to_its_burst() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia")]).await;
     h.clock.advance(std::time::Duration::from_secs(3600));
     for i in 0..20 {
         h.broadcast("A", &format!("after an hour {i}")).await;
@@ -637,7 +637,7 @@ async fn a_bucket_left_idle_refills_only_up_to_its_burst() {
 
 #[tokio::test]
 async fn each_connection_has_its_own_buckets() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia")]).await;
     for i in 0..20 {
         h.broadcast("A", &format!("flood {i}")).await;
     }
@@ -649,7 +649,7 @@ async fn each_connection_has_its_own_buckets() {
 
 #[tokio::test]
 async fn messages_and_other_frames_have_separate_buckets() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia")]).await;
     for i in 0..20 {
         h.broadcast("A", &format!("m{i}")).await;
     }
@@ -675,7 +675,7 @@ async fn messages_and_other_frames_have_separate_buckets() {
 
 #[tokio::test]
 async fn register_list_ping_and_refused_frames_all_take_from_the_action_bucket() {
-    let h = Harness::with_users(&[("B", "bia")]).await;
+    let h = Driver::with_users(&[("B", "bia")]).await;
     h.connect("A").await;
     let frames: [&str; 8] = [
         r#"{"action":"register","userName":"ana"}"#,
@@ -705,7 +705,7 @@ async fn register_list_ping_and_refused_frames_all_take_from_the_action_bucket()
 
 #[tokio::test]
 async fn a_limited_frame_changes_nothing() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia")]).await;
     for _ in 0..40 {
         h.send("A", json!({"action":"ping"})).await;
     }
@@ -739,7 +739,7 @@ async fn a_limited_frame_changes_nothing() {
 
 #[tokio::test]
 async fn the_limit_comes_before_any_other_rule_and_keeps_the_request_id() {
-    let h = Harness::new();
+    let h = Driver::new();
     h.connect("A").await;
     for _ in 0..20 {
         assert_eq!(
@@ -765,7 +765,7 @@ async fn the_limit_comes_before_any_other_rule_and_keeps_the_request_id() {
 
 #[tokio::test]
 async fn a_connection_that_is_gone_is_not_limited() {
-    let h = Harness::with_users(&[("B", "bia")]).await;
+    let h = Driver::with_users(&[("B", "bia")]).await;
     for i in 0..100 {
         let reply = h
             .send(
@@ -785,13 +785,13 @@ async fn a_connection_that_is_gone_is_not_limited() {
 
 #[tokio::test]
 async fn a_new_connection_starts_with_full_buckets() {
-    let h = Harness::with_users(&[("A", "ana"), ("B", "bia")]).await;
+    let h = Driver::with_users(&[("A", "ana"), ("B", "bia")]).await;
     for i in 0..20 {
         h.broadcast("A", &format!("m{i}")).await;
     }
     rate_limited(h.send("A", message("m20", "m")).await);
     h.disconnect("A").await;
-    h.join("A", "ana").await;
+    h.arrive("A", "ana").await;
     for i in 0..20 {
         h.broadcast("A", &format!("again {i}")).await;
     }
@@ -804,9 +804,9 @@ async fn configured_limits_replace_the_defaults() {
         action: RateLimit::new(1.0, 3),
         ..Limits::DEFAULT
     };
-    let h = Harness::new().with_limits(limits);
-    h.join("A", "ana").await;
-    h.join("B", "bia").await;
+    let h = Driver::new().with_limits(limits);
+    h.arrive("A", "ana").await;
+    h.arrive("B", "bia").await;
     h.broadcast("A", "one").await;
     h.broadcast("A", "two").await;
     assert_eq!(

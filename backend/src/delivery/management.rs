@@ -1,73 +1,14 @@
-//! How handlers reach connections other than the caller: API Gateway's management API
-//! (`POST`/`DELETE /@connections/{id}`), behind a small trait so tests can record pushes.
+//! The management API client: the SDK's for `GET` and `DELETE`, a signed post for pushes,
+//! one per endpoint.
 
-use crate::signed_post::SignedPost;
+use super::signed_post::SignedPost;
+use super::{classify_failure, ConnectionGateway, PostError};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_apigatewaymanagement::Client;
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PostError {
-    /// 410: the connection is closed; its row is stale.
-    #[error("connection is gone")]
-    Gone,
-    /// 429: API Gateway is throttling; worth retrying after a pause.
-    #[error("throttled by API Gateway")]
-    Throttled,
-    /// The push did not get through, but could on a retry: a 5xx, or no connection to
-    /// the management API (refused, reset, connect timeout). Nothing was delivered.
-    #[error("management API unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else, including an attempt that timed out: that push may have been
-    /// delivered, so retrying it could show the message twice.
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl PostError {
-    /// Whether the same push may be tried again.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, PostError::Throttled | PostError::Unavailable(_))
-    }
-}
-
-pub trait ConnectionGateway: Send + Sync {
-    /// Sends one text frame to a connection.
-    fn post(
-        &self,
-        connection_id: &str,
-        data: &str,
-    ) -> impl Future<Output = Result<(), PostError>> + Send;
-
-    /// Closes a connection; closing one that is already gone is not an error.
-    fn delete(&self, connection_id: &str) -> impl Future<Output = Result<(), PostError>> + Send;
-
-    /// Whether a connection is still open (`GET @connections/{id}`: 200, or 410 Gone).
-    fn is_open(&self, connection_id: &str) -> impl Future<Output = Result<bool, PostError>> + Send;
-}
-
-/// A gateway lent out: lets wrappers such as [`crate::push::Retrying`] borrow one.
-impl<G: ConnectionGateway> ConnectionGateway for &G {
-    fn post(
-        &self,
-        connection_id: &str,
-        data: &str,
-    ) -> impl Future<Output = Result<(), PostError>> + Send {
-        (**self).post(connection_id, data)
-    }
-
-    fn delete(&self, connection_id: &str) -> impl Future<Output = Result<(), PostError>> + Send {
-        (**self).delete(connection_id)
-    }
-
-    fn is_open(&self, connection_id: &str) -> impl Future<Output = Result<bool, PostError>> + Send {
-        (**self).is_open(connection_id)
-    }
-}
 
 /// The management API of one API Gateway stage.
 #[derive(Debug, Clone)]
@@ -125,36 +66,20 @@ impl ManagementGateway {
     }
 }
 
-/// What a failed management call means for the fan-out, from the answer's status and
-/// error type, or from `dispatch_failure` (the request never got an answer because the
-/// HTTP client could not send it) when there was no answer.
-pub(crate) fn classify_failure(
-    status: Option<u16>,
-    code: Option<&str>,
-    dispatch_failure: bool,
-    describe: impl FnOnce() -> String,
-) -> PostError {
-    match (status, code) {
-        (Some(410), _) | (_, Some("GoneException")) => PostError::Gone,
-        (Some(429), _) | (_, Some("LimitExceededException")) => PostError::Throttled,
-        (Some(500..=599), _) => PostError::Unavailable(describe()),
-        // Only a connect timeout surfaces here (the attempt timeout is not a dispatch
-        // failure), so the request never left: safe to send again.
-        _ if dispatch_failure => PostError::Unavailable(describe()),
-        _ => PostError::Failed(describe()),
-    }
-}
-
-fn classify<E>(err: SdkError<E, aws_smithy_runtime_api::http::Response>) -> PostError
+/// What a failed `operation` means for the caller.
+fn classify<E>(
+    operation: &str,
+    err: SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> PostError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    classify_failure(
-        err.raw_response().map(|r| r.status().as_u16()),
-        err.code(),
-        matches!(err, SdkError::DispatchFailure(_)),
-        || DisplayErrorContext(&err).to_string(),
-    )
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = err.code().map(str::to_string);
+    let dispatch_failure = matches!(err, SdkError::DispatchFailure(_));
+    classify_failure(status, code.as_deref(), dispatch_failure, || {
+        (format!("{operation} failed"), Some(Box::new(err)))
+    })
 }
 
 impl ConnectionGateway for ManagementGateway {
@@ -169,7 +94,7 @@ impl ConnectionGateway for ManagementGateway {
             .connection_id(connection_id)
             .send()
             .await
-            .map_err(classify)
+            .map_err(|err| classify("DeleteConnection", err))
         {
             Ok(_) | Err(PostError::Gone) => Ok(()),
             Err(other) => Err(other),
@@ -183,7 +108,7 @@ impl ConnectionGateway for ManagementGateway {
             .connection_id(connection_id)
             .send()
             .await
-            .map_err(classify)
+            .map_err(|err| classify("GetConnection", err))
         {
             Ok(_) => Ok(true),
             Err(PostError::Gone) => Ok(false),

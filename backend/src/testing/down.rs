@@ -79,5 +79,5 @@ impl HistoryStore for DownStore {
 }
 
 fn down() -> StoreError {
-    StoreError::Unavailable("connection refused".into())
+    StoreError::unavailable("every call", "connection refused")
 }

@@ -4,25 +4,12 @@
 
 use serde_json::{json, Value};
 use std::time::Duration;
-use webchat_backend::dynamo::local_client;
+use webchat_backend::local_client;
 use webchat_backend::{
-    conversation_key, person_partition, Chat, ConnectionStore, DynamoStore, Frame, HistoryStore,
-    Identity, Limits, ManualClock, MemoryStore, RecordingGateway, TableNames,
+    conversation_key, person_partition, ConnectionStore, Driver, DynamoStore, HistoryStore, Limits,
+    MemoryStore, RecordingGateway, TableNames,
 };
-use webchat_shared_types::{
-    validate_room, Route, ServerEvent, User, LOBBY, MAX_ROOMS_PER_CONNECTION,
-};
-
-/// One chat over one store, on a clock the test moves.
-struct Rig<S> {
-    store: S,
-    gateway: RecordingGateway,
-    clock: ManualClock,
-    /// Signed-in connections and who they are.
-    identities: std::sync::Mutex<std::collections::HashMap<String, Identity>>,
-    /// Keeps dynalite running for as long as the store needs it.
-    _dynalite: Option<webchat_testkit::Dynalite>,
-}
+use webchat_shared_types::{validate_room, ServerEvent, User, LOBBY, MAX_ROOMS_PER_CONNECTION};
 
 /// Now: DynamoDB rows carry TTLs, which the store checks against the system clock.
 fn now_micros() -> i64 {
@@ -30,111 +17,6 @@ fn now_micros() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("the clock is past 1970")
         .as_micros() as i64
-}
-
-impl<S: ConnectionStore + HistoryStore> Rig<S> {
-    fn chat(&self) -> Chat<'_, S, RecordingGateway> {
-        Chat::new(&self.store, &self.gateway)
-            .with_limits(Limits::UNLIMITED)
-            .with_clock(&self.clock)
-    }
-
-    /// Connects `id` as signed in by the person `sub` named `name`.
-    async fn connect_as(&self, id: &str, sub: &str, name: &str) {
-        self.identities.lock().unwrap().insert(
-            id.to_string(),
-            Identity {
-                sub: sub.to_string(),
-                user_name: name.to_string(),
-            },
-        );
-        self.connect(id).await;
-    }
-
-    /// Connects `id` signed in as the person `sub` named `name`, and registers it.
-    async fn sign_in(&self, id: &str, sub: &str, name: &str) -> Value {
-        self.connect_as(id, sub, name).await;
-        let reply = self
-            .ask(id, json!({"action":"register","userName":name}))
-            .await;
-        assert_eq!(reply["action"], "registered", "{reply}");
-        reply
-    }
-
-    /// Sends `text` from `id` to the person named `to`; returns the `sent` reply.
-    async fn tell(&self, id: &str, to: &str, text: &str) -> Value {
-        let reply = self
-            .ask(id, json!({"action":"message","to":to,"message":text}))
-            .await;
-        assert_eq!(reply["action"], "sent", "{reply}");
-        self.clock.advance(Duration::from_millis(1));
-        reply
-    }
-
-    async fn connect(&self, id: &str) {
-        self.chat()
-            .connect(id, None)
-            .await
-            .expect("$connect succeeds");
-    }
-
-    async fn disconnect(&self, id: &str) {
-        self.chat()
-            .disconnect(id)
-            .await
-            .expect("$disconnect succeeds");
-    }
-
-    /// The reply to `frame` from `id`, on the route API Gateway would pick.
-    async fn send(&self, id: &str, frame: Value) -> Option<Value> {
-        let text = frame.to_string();
-        let identity = self.identities.lock().unwrap().get(id).cloned();
-        self.chat()
-            .with_identity(identity.as_ref())
-            .frame(Route::of_frame(&text), id, Frame::Text(&text))
-            .await
-            .map(|reply| serde_json::from_str(&reply.to_json()).expect("replies are JSON"))
-    }
-
-    async fn ask(&self, id: &str, mut frame: Value) -> Value {
-        frame["requestId"] = json!("q");
-        self.send(id, frame).await.expect("a reply")
-    }
-
-    /// Connects and registers `id` as `name`; returns the resume token.
-    async fn arrive(&self, id: &str, name: &str) -> String {
-        self.connect(id).await;
-        let reply = self
-            .ask(id, json!({"action":"register","userName":name}))
-            .await;
-        assert_eq!(reply["action"], "registered", "{reply}");
-        reply["resumeToken"].as_str().expect("a token").to_string()
-    }
-
-    async fn join(&self, id: &str, room: &str) -> Value {
-        let reply = self.ask(id, json!({"action":"join","room":room})).await;
-        assert_eq!(reply["action"], "joined", "{reply}");
-        reply
-    }
-
-    async fn say(&self, id: &str, room: &str, text: &str) -> Value {
-        let reply = self
-            .ask(id, json!({"action":"message","room":room,"message":text}))
-            .await;
-        assert_eq!(reply["action"], "sent", "{reply}");
-        // Each message a millisecond apart, as people type: ids then sort as sent.
-        self.clock.advance(Duration::from_millis(1));
-        reply
-    }
-
-    /// Events pushed to `id` since the last call, as JSON.
-    fn events(&self, id: &str) -> Vec<ServerEvent> {
-        self.gateway.events_for(id)
-    }
-
-    fn forget_events(&self) {
-        self.gateway.clear();
-    }
 }
 
 fn error_code(reply: &Value) -> &str {
@@ -160,17 +42,16 @@ fn texts(history: &Value) -> Vec<String> {
         .collect()
 }
 
-fn memory() -> Rig<MemoryStore> {
-    Rig {
-        store: MemoryStore::new(),
-        gateway: RecordingGateway::new(),
-        clock: ManualClock::new(now_micros()),
-        identities: Default::default(),
-        _dynalite: None,
-    }
+/// The rules over the in-memory store, with no rate limits in the way.
+fn memory() -> Driver<MemoryStore> {
+    Driver::over(MemoryStore::new(), RecordingGateway::new())
+        .with_limits(Limits::UNLIMITED)
+        .with_clock_at(now_micros())
 }
 
-async fn dynamo() -> Rig<DynamoStore> {
+/// The rules over the DynamoDB store (a real SDK client against dynalite), with no rate
+/// limits in the way.
+async fn dynamo() -> Driver<DynamoStore> {
     let dynalite = webchat_testkit::Dynalite::start();
     let store = DynamoStore::new(
         local_client(&dynalite.endpoint()),
@@ -185,13 +66,10 @@ async fn dynamo() -> Rig<DynamoStore> {
         .create_tables_if_missing()
         .await
         .expect("tables are created");
-    Rig {
-        store,
-        gateway: RecordingGateway::new(),
-        clock: ManualClock::new(now_micros()),
-        identities: Default::default(),
-        _dynalite: Some(dynalite),
-    }
+    Driver::over(store, RecordingGateway::new())
+        .with_limits(Limits::UNLIMITED)
+        .with_clock_at(now_micros())
+        .keeping(dynalite)
 }
 
 /// Runs one rule on every store.
@@ -240,7 +118,7 @@ on_every_store!(
     a_person_s_connections_leave_their_partition_when_they_end,
 );
 
-async fn join_replies_with_the_other_members_and_announces_only_to_them<S>(rig: Rig<S>)
+async fn join_replies_with_the_other_members_and_announces_only_to_them<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -271,7 +149,7 @@ where
     assert_eq!(error_code(&bad), "invalid_field");
 }
 
-async fn joining_a_room_again_changes_nothing_and_still_replies<S>(rig: Rig<S>)
+async fn joining_a_room_again_changes_nothing_and_still_replies<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -290,7 +168,7 @@ where
     assert!(rig.events("A").is_empty(), "no second newUser");
 }
 
-async fn leave_tells_the_remaining_members_and_the_lobby_cannot_be_left<S>(rig: Rig<S>)
+async fn leave_tells_the_remaining_members_and_the_lobby_cannot_be_left<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -317,7 +195,7 @@ where
     assert_eq!(error_code(&lobby), "invalid_field");
 }
 
-async fn a_connection_is_in_at_most_twenty_rooms_counting_the_lobby<S>(rig: Rig<S>)
+async fn a_connection_is_in_at_most_twenty_rooms_counting_the_lobby<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -342,7 +220,7 @@ where
     rig.join("A", "one-too-many").await;
 }
 
-async fn room_messages_reach_only_members_and_carry_the_room<S>(rig: Rig<S>)
+async fn room_messages_reach_only_members_and_carry_the_room<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -379,7 +257,7 @@ where
     assert!(rig.events("A").is_empty(), "a refused message goes nowhere");
 }
 
-async fn receivers_are_narrowed_to_the_rooms_members<S>(rig: Rig<S>)
+async fn receivers_are_narrowed_to_the_rooms_members<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -407,7 +285,7 @@ where
     assert!(rig.events("C").is_empty());
 }
 
-async fn list_of_a_room_is_for_members<S>(rig: Rig<S>)
+async fn list_of_a_room_is_for_members<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -428,7 +306,7 @@ where
     assert_eq!(names(&lobby["users"]), ["ana", "bia"]);
 }
 
-async fn unregistered_connections_cannot_use_rooms<S>(rig: Rig<S>)
+async fn unregistered_connections_cannot_use_rooms<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -447,7 +325,7 @@ where
     assert_eq!(list["action"], "list");
 }
 
-async fn history_pages_back_and_forth_in_time_order<S>(rig: Rig<S>)
+async fn history_pages_back_and_forth_in_time_order<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -523,7 +401,7 @@ where
     assert_eq!(error_code(&outsider), "not_a_member");
 }
 
-async fn private_messages_are_delivered_but_not_stored<S>(rig: Rig<S>)
+async fn private_messages_are_delivered_but_not_stored<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -540,7 +418,7 @@ where
     assert_eq!(texts(&history), Vec::<String>::new());
 }
 
-async fn history_expires_after_the_retention<S>(rig: Rig<S>)
+async fn history_expires_after_the_retention<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -561,7 +439,7 @@ where
     );
 }
 
-async fn a_connection_that_ends_leaves_every_room_it_was_in<S>(rig: Rig<S>)
+async fn a_connection_that_ends_leaves_every_room_it_was_in<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -590,7 +468,7 @@ where
     assert!(rig.store.members("rust").await.unwrap().len() == 1);
 }
 
-async fn a_resume_token_moves_the_name_and_rooms_to_the_new_connection<S>(rig: Rig<S>)
+async fn a_resume_token_moves_the_name_and_rooms_to_the_new_connection<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -632,7 +510,7 @@ where
     assert_eq!(said["delivered"], 1);
 }
 
-async fn a_wrong_or_used_token_is_just_name_taken<S>(rig: Rig<S>)
+async fn a_wrong_or_used_token_is_just_name_taken<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -663,7 +541,7 @@ where
     assert_eq!(error_code(&reused), "name_taken", "a token works once");
 }
 
-async fn a_ghost_never_blocks_its_name<S>(rig: Rig<S>)
+async fn a_ghost_never_blocks_its_name<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -700,7 +578,7 @@ where
     assert_eq!(error_code(&taken), "name_taken");
 }
 
-async fn v1_frames_without_room_work_in_the_lobby_beside_room_users<S>(rig: Rig<S>)
+async fn v1_frames_without_room_work_in_the_lobby_beside_room_users<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -726,7 +604,7 @@ where
     assert_eq!(names(&list["users"]), ["ana"]);
 }
 
-async fn a_signed_in_connection_registers_only_its_own_name<S>(rig: Rig<S>)
+async fn a_signed_in_connection_registers_only_its_own_name<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -749,7 +627,7 @@ where
     assert_eq!(own["userName"], "Ana", "the identity's own spelling");
 }
 
-async fn every_connection_of_one_person_shares_the_name<S>(rig: Rig<S>)
+async fn every_connection_of_one_person_shares_the_name<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -779,7 +657,7 @@ where
     assert_eq!(again["action"], "registered", "{again}");
 }
 
-async fn a_name_bound_to_a_person_is_never_anyone_elses<S>(rig: Rig<S>)
+async fn a_name_bound_to_a_person_is_never_anyone_elses<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -851,7 +729,7 @@ fn private_events(rig_events: Vec<ServerEvent>, id: &str) -> Vec<(String, String
 }
 
 async fn a_message_to_a_person_reaches_every_tab_of_theirs_and_the_senders_other_tabs<S>(
-    rig: Rig<S>,
+    rig: Driver<S>,
 ) where
     S: ConnectionStore + HistoryStore,
 {
@@ -906,7 +784,7 @@ async fn a_message_to_a_person_reaches_every_tab_of_theirs_and_the_senders_other
     assert_eq!(rig.events("A2").len(), 1);
 }
 
-async fn a_conversation_is_kept_and_read_from_either_side_in_pages<S>(rig: Rig<S>)
+async fn a_conversation_is_kept_and_read_from_either_side_in_pages<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -975,8 +853,9 @@ where
     assert_eq!(their_ids, ids);
 }
 
-async fn only_signed_in_people_write_to_and_read_conversations_with_signed_in_people<S>(rig: Rig<S>)
-where
+async fn only_signed_in_people_write_to_and_read_conversations_with_signed_in_people<S>(
+    rig: Driver<S>,
+) where
     S: ConnectionStore + HistoryStore,
 {
     rig.sign_in("A", "sub-ana", "ana").await;
@@ -1030,7 +909,7 @@ where
     assert_eq!(texts(&nothing), Vec::<String>::new(), "nothing was kept");
 }
 
-async fn a_third_person_reads_only_their_own_conversations<S>(rig: Rig<S>)
+async fn a_third_person_reads_only_their_own_conversations<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -1066,7 +945,7 @@ fn conversations(registered: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn registered_lists_the_conversations_a_person_missed_while_away<S>(rig: Rig<S>)
+async fn registered_lists_the_conversations_a_person_missed_while_away<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {
@@ -1122,7 +1001,7 @@ where
     assert_eq!(texts(&newest), ["on my way"]);
 }
 
-async fn a_person_s_connections_leave_their_partition_when_they_end<S>(rig: Rig<S>)
+async fn a_person_s_connections_leave_their_partition_when_they_end<S>(rig: Driver<S>)
 where
     S: ConnectionStore + HistoryStore,
 {

@@ -5,14 +5,14 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use webchat_backend::chat::new_message_id;
-use webchat_backend::dynamo::local_client;
-use webchat_backend::dynamo_test_support::counting_client;
+use webchat_backend::counting_client;
 use webchat_backend::limits::Micros;
+use webchat_backend::local_client;
+use webchat_backend::new_message_id;
 use webchat_backend::{
-    Admission, Bucket, Chat, Claim, Connection, ConnectionStore, DynamoStore, Frame, HistoryStore,
-    Joined, Limits, RateLimit, RecordingGateway, Registration, Retrying, StoreError, StoredMessage,
-    TableNames,
+    Admission, Bucket, Claim, Connection, ConnectionStore, DynamoStore, Frame, HistoryStore,
+    Joined, Limits, RateLimit, RecordingGateway, Registration, Retrying, Rules, StoreError,
+    StoredMessage, TableNames,
 };
 use webchat_shared_types::{HistoryPage, Route, User, LOBBY};
 use webchat_testkit::Dynalite;
@@ -345,15 +345,17 @@ async fn a_stopped_dynamodb_is_an_error_not_a_hang() {
     let store = store(&dynalite).await;
     dynalite.stop();
     let started = std::time::Instant::now();
-    assert!(matches!(
-        store.members(LOBBY).await,
-        Err(StoreError::Unavailable(_))
-    ));
+    let err = store.members(LOBBY).await.expect_err("the store is down");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the SDK's error is kept as the cause: {err:?}"
+    );
     assert!(matches!(
         store
             .history(LOBBY, &HistoryPage::Latest, 10, now_secs())
             .await,
-        Err(StoreError::Unavailable(_))
+        Err(StoreError::Unavailable { .. })
     ));
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
 }
@@ -895,7 +897,7 @@ async fn send(
     frame: Value,
 ) -> Option<Value> {
     let retrying = Retrying::new(gateway);
-    let chat = Chat::new(store, &retrying).with_limits(Limits::UNLIMITED);
+    let chat = Rules::new(store, &retrying).with_limits(Limits::UNLIMITED);
     let text = frame.to_string();
     chat.frame(Route::of_frame(&text), id, Frame::Text(&text))
         .await
@@ -1163,7 +1165,7 @@ async fn a_hundred_simultaneous_messages_on_one_connection_get_exactly_the_burst
         message: RateLimit::new(0.001, 20),
         ..Limits::DEFAULT
     };
-    let chat = Chat::new(&store, &gateway).with_limits(limits);
+    let chat = Rules::new(&store, &gateway).with_limits(limits);
     let frames: Vec<String> = (0..100)
         .map(|i| {
             json!({"action":"message","message":format!("m{i}"),"requestId":format!("m{i}")})

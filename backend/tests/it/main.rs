@@ -1,0 +1,10 @@
+//! The backend's integration tests, one binary: each would link the AWS SDK and the
+//! crate on its own, and linking is much of a test run.
+
+mod apigw;
+mod chat;
+mod dynamo_store;
+mod lambda_config;
+mod layout;
+mod management_push;
+mod rooms;
