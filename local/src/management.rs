@@ -4,9 +4,10 @@
 //! carry `x-amzn-ErrorType`, so AWS SDKs surface `GoneException`,
 //! `InvalidSignatureException` and so on as they do on AWS.
 
+use crate::config::ManagementAuth;
+use crate::gateway::Gateway;
 use crate::outbox::Frame;
 use crate::sigv4;
-use crate::{Gateway, ManagementAuth};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::middleware::{self, Next};

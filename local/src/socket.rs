@@ -7,8 +7,8 @@
 //! its handlers run is no longer read until they catch up (TCP pushes back on it).
 
 use crate::events::{self, ConnectionInfo};
+use crate::gateway::{Gateway, OpenConnection};
 use crate::outbox::{Closing, Frame};
-use crate::{Gateway, OpenConnection};
 use aws_lambda_events::encodings::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine;

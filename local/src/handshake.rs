@@ -1,0 +1,134 @@
+//! The `$connect` handshake: the authorizer (with sign-in on), then the `$connect`
+//! handler, then the upgrade; a refusal by either answers the handshake, as on API Gateway.
+
+use crate::dev_issuer;
+use crate::events::{self, ConnectionInfo};
+use crate::gateway::Gateway;
+use crate::socket;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use webchat_shared_types::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
+
+/// With sign-in on: the authorizer `$connect` runs first, and the issuer it trusts.
+pub(crate) struct SignIn {
+    pub verifier: webchat_authorizer::Verifier,
+    pub issuer: Arc<dev_issuer::DevIssuer>,
+}
+
+/// The WebSocket handshake: `$connect` runs before the upgrade, and a non-2xx answer
+/// refuses it with that status, as on API Gateway.
+pub(crate) async fn upgrade(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let mut info = ConnectionInfo {
+        authorizer: None,
+        connection_id: events::connection_id(),
+        connected_at: events::now_ms(),
+        source_ip: peer.ip().to_string(),
+        user_agent: headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
+    let mut query_map: HashMap<String, Vec<String>> = HashMap::new();
+    for (key, value) in query {
+        query_map.entry(key).or_default().push(value);
+    }
+    let mut event = events::connect_event(&gateway.api, &info, &headers, query_map);
+    tracing::info!(target: "webchat_local::connection", "connect {} from {}", info.connection_id, info.source_ip);
+    if let Some(sign_in) = &gateway.sign_in {
+        let started = std::time::Instant::now();
+        match authorize(&gateway, sign_in, &event).await {
+            Ok(authorizer) => {
+                let latency = started.elapsed().as_millis() as i64;
+                info.authorizer = Some(authorizer);
+                // Every later event of the connection carries the identity; `$connect`'s
+                // also has the authorizer's latency, as on AWS.
+                event.request_context.authorizer = events::authorizer(&info, Some(latency));
+            }
+            Err((status, message)) => {
+                tracing::info!(target: "webchat_local::connection", "connect {} refused by the authorizer with {}", info.connection_id, status);
+                return (
+                    status,
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    serde_json::json!({ "message": message }).to_string(),
+                )
+                    .into_response();
+            }
+        }
+    }
+    let response = gateway.invoke(&event).await;
+    if !(200..300).contains(&response.status_code) {
+        let status = StatusCode::from_u16(response.status_code as u16)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        tracing::info!(target: "webchat_local::connection", "connect {} refused with {}", info.connection_id, status);
+        return (status, "Forbidden").into_response();
+    }
+    // `$connect` succeeded, so a handshake that fails now must still end in `$disconnect`.
+    let failed = (gateway.clone(), info.clone());
+    // Chat frames are small: 4 KB buffers instead of tungstenite's 128 KB each way keep
+    // a thousand idle connections at a few megabytes (they grow for larger frames).
+    upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .on_failed_upgrade(move |err| {
+            let (gateway, info) = failed;
+            tracing::info!(target: "webchat_local::connection", "upgrade of {} failed: {err}", info.connection_id);
+            tokio::spawn(async move {
+                let event = events::disconnect_event(&gateway.api, &info, 1006, "Upgrade failed");
+                gateway.invoke(&event).await;
+            });
+        })
+        .on_upgrade(move |socket| socket::run(gateway, info, socket))
+}
+
+/// Runs the authorizer as API Gateway would for `$connect`: an `Allow` policy gives the
+/// connection its identity; `Unauthorized` answers 401, `Deny` 403, any other failure 500.
+async fn authorize(
+    gateway: &Gateway,
+    sign_in: &SignIn,
+    connect: &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
+) -> Result<events::AuthorizerInfo, (StatusCode, &'static str)> {
+    use aws_lambda_events::iam::IamPolicyEffect;
+    let internal = (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+    let method_arn = format!(
+        "arn:aws:execute-api:{}:000000000000:{}/{}/$connect",
+        gateway.config.region, gateway.api.api_id, gateway.api.stage
+    );
+    let request = events::authorizer_request(connect, &method_arn).ok_or(internal)?;
+    match webchat_authorizer::authorize(&sign_in.verifier, &request).await {
+        Err(webchat_authorizer::AuthorizerError::Unauthorized) => {
+            Err((StatusCode::UNAUTHORIZED, "Unauthorized"))
+        }
+        Err(webchat_authorizer::AuthorizerError::Unavailable) => Err(internal),
+        Ok(response) => {
+            let statements = &response.policy_document.statement;
+            let allowed = !statements.is_empty()
+                && statements
+                    .iter()
+                    .all(|s| s.effect == IamPolicyEffect::Allow);
+            if !allowed {
+                return Err((StatusCode::FORBIDDEN, "Forbidden"));
+            }
+            let context = match serde_json::to_value(&response.context) {
+                Ok(serde_json::Value::Object(map)) => map,
+                _ => return Err(internal),
+            };
+            Ok(events::AuthorizerInfo {
+                principal_id: response.principal_id.unwrap_or_default(),
+                context,
+            })
+        }
+    }
+}
