@@ -188,7 +188,12 @@ impl DevIssuer {
     }
 
     /// ID and access tokens for `name`, signed now.
-    fn tokens(&self, name: &str, client_id: &str, nonce: Option<&str>) -> Result<Value, String> {
+    pub(crate) fn tokens(
+        &self,
+        name: &str,
+        client_id: &str,
+        nonce: Option<&str>,
+    ) -> Result<Value, String> {
         let now = jsonwebtoken::get_current_timestamp();
         let sub = Self::sub_for(name);
         let mut header = Header::new(Algorithm::ES256);

@@ -172,6 +172,12 @@ impl Running {
             .map(|s| s.issuer.issuer().to_string())
     }
 
+    /// The development issuer itself, for tests that need tokens it would not hand out.
+    #[cfg(test)]
+    pub(crate) fn dev_issuer(&self) -> Option<&dev_issuer::DevIssuer> {
+        self.gateway.sign_in.as_ref().map(|s| &*s.issuer)
+    }
+
     /// The endpoint to give an `aws-sdk-apigatewaymanagement` client.
     pub fn management_endpoint(&self) -> String {
         format!("http://{}/{}", self.addr, self.stage)

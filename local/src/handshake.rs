@@ -55,14 +55,9 @@ pub(crate) async fn upgrade(
                 // also has the authorizer's latency, as on AWS.
                 event.request_context.authorizer = events::authorizer(&info, Some(latency));
             }
-            Err((status, message)) => {
+            Err(status) => {
                 tracing::info!(target: "webchat_local::connection", "connect {} refused by the authorizer with {}", info.connection_id, status);
-                return (
-                    status,
-                    [(http::header::CONTENT_TYPE, "application/json")],
-                    serde_json::json!({ "message": message }).to_string(),
-                )
-                    .into_response();
+                return refusal(status);
             }
         }
     }
@@ -71,7 +66,7 @@ pub(crate) async fn upgrade(
         let status = StatusCode::from_u16(response.status_code as u16)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         tracing::info!(target: "webchat_local::connection", "connect {} refused with {}", info.connection_id, status);
-        return (status, "Forbidden").into_response();
+        return refusal(status);
     }
     // `$connect` succeeded, so a handshake that fails now must still end in `$disconnect`.
     let failed = (gateway.clone(), info.clone());
@@ -93,24 +88,34 @@ pub(crate) async fn upgrade(
         .on_upgrade(move |socket| socket::run(gateway, info, socket))
 }
 
+/// A refused handshake, as API Gateway answers one: the status, and its canonical
+/// reason as the message.
+fn refusal(status: StatusCode) -> Response {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "message": reason }).to_string(),
+    )
+        .into_response()
+}
+
 /// Runs the authorizer as API Gateway would for `$connect`: an `Allow` policy gives the
 /// connection its identity; `Unauthorized` answers 401, `Deny` 403, any other failure 500.
 async fn authorize(
     gateway: &Gateway,
     sign_in: &SignIn,
     connect: &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
-) -> Result<events::AuthorizerInfo, (StatusCode, &'static str)> {
+) -> Result<events::AuthorizerInfo, StatusCode> {
     use aws_lambda_events::iam::IamPolicyEffect;
-    let internal = (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+    let internal = StatusCode::INTERNAL_SERVER_ERROR;
     let method_arn = format!(
         "arn:aws:execute-api:{}:000000000000:{}/{}/$connect",
         gateway.config.region, gateway.api.api_id, gateway.api.stage
     );
     let request = events::authorizer_request(connect, &method_arn).ok_or(internal)?;
     match webchat_authorizer::authorize(&sign_in.verifier, &request).await {
-        Err(webchat_authorizer::AuthorizerError::Unauthorized) => {
-            Err((StatusCode::UNAUTHORIZED, "Unauthorized"))
-        }
+        Err(webchat_authorizer::AuthorizerError::Unauthorized) => Err(StatusCode::UNAUTHORIZED),
         Err(webchat_authorizer::AuthorizerError::Unavailable) => Err(internal),
         Ok(response) => {
             let statements = &response.policy_document.statement;
@@ -119,7 +124,7 @@ async fn authorize(
                     .iter()
                     .all(|s| s.effect == IamPolicyEffect::Allow);
             if !allowed {
-                return Err((StatusCode::FORBIDDEN, "Forbidden"));
+                return Err(StatusCode::FORBIDDEN);
             }
             let context = match serde_json::to_value(&response.context) {
                 Ok(serde_json::Value::Object(map)) => map,
@@ -130,5 +135,48 @@ async fn authorize(
                 context,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Auth, Config};
+    use crate::gateway;
+
+    /// The development issuer never signs a name that is not a valid `userName`, so a
+    /// token with one (the authorizer's `Deny`, e.g. a Cognito user with such a name) is
+    /// signed here with its key.
+    #[tokio::test]
+    async fn a_token_whose_name_the_authorizer_denies_is_refused_403_forbidden() {
+        let running = gateway::start(Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            auth: Auth::Dev {
+                client_id: "webchat-local".to_string(),
+            },
+            ..Config::default()
+        })
+        .await
+        .expect("gateway starts");
+        let issuer = running.dev_issuer().expect("sign-in is on");
+        let tokens = issuer
+            .tokens("bell\u{7}name", issuer.client_id(), None)
+            .expect("signed");
+        let url = format!(
+            "{}?token={}",
+            running.websocket_url(),
+            tokens["id_token"].as_str().unwrap()
+        );
+        match tokio_tungstenite::connect_async(&url).await {
+            Err(tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 403);
+                let body: serde_json::Value =
+                    serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                        .expect("a JSON body");
+                assert_eq!(body, serde_json::json!({"message": "Forbidden"}));
+            }
+            other => panic!("expected a refused handshake, got {:?}", other.map(|_| ())),
+        }
+        assert_eq!(running.open_connections(), 0);
+        running.stop().await;
     }
 }
