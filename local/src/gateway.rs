@@ -2,7 +2,6 @@
 //! starting and stopping it.
 
 use crate::config::{Auth, Config};
-use crate::dev_issuer;
 use crate::events::{ApiInfo, ConnectionInfo};
 use crate::handshake::{self, SignIn};
 use crate::management;
@@ -28,24 +27,24 @@ pub const READY_LINE_PREFIX: &str = "webchat-local listening: ";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source} (is another webchat-local running? try --addr 127.0.0.1:0)")]
+    #[error("cannot listen on {addr} (is another webchat-local running? try --addr 127.0.0.1:0)")]
     Bind {
         addr: SocketAddr,
+        #[source]
         source: std::io::Error,
     },
-    #[error(
-        "cannot prepare the DynamoDB tables at {endpoint}: {source} (is DynamoDB running there?)"
-    )]
+    #[error("cannot prepare the DynamoDB tables at {endpoint} (is DynamoDB running there?)")]
     Tables {
         endpoint: String,
+        #[source]
         source: webchat_backend::StoreError,
     },
     #[error("static directory {0} does not exist; build the UI first (`trunk build --release`)")]
     StaticDir(PathBuf),
     #[error("--auth dev is a development sign-in that lets anyone sign in as any name; it only listens on a loopback address, not {0} (use --addr 127.0.0.1:PORT)")]
     AuthBeyondLoopback(SocketAddr),
-    #[error("cannot set up the development sign-in: {0}")]
-    Auth(String),
+    #[error("cannot set up the development sign-in (--auth dev; --auth off connects without it)")]
+    Auth(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Pushes in flight across every handler of this process. On AWS each Lambda instance
@@ -174,7 +173,7 @@ impl Running {
 
     /// The development issuer itself, for tests that need tokens it would not hand out.
     #[cfg(test)]
-    pub(crate) fn dev_issuer(&self) -> Option<&dev_issuer::DevIssuer> {
+    pub(crate) fn dev_issuer(&self) -> Option<&crate::dev_issuer::DevIssuer> {
         self.gateway.sign_in.as_ref().map(|s| &*s.issuer)
     }
 
@@ -220,7 +219,7 @@ impl Running {
                     if let Err(err) = store.remove(connection_id).await {
                         if !store_failed.swap(true, Ordering::SeqCst) {
                             tracing::warn!(
-                                error = %err,
+                                error = &err as &dyn std::error::Error,
                                 "could not remove the closed connections from the store; \
                                  their rows expire with the connection TTL"
                             );
@@ -273,24 +272,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let sign_in = match &config.auth {
         Auth::Off => None,
-        Auth::Dev { client_id } => {
-            let issuer_url = format!("http://{addr}");
-            let issuer = dev_issuer::DevIssuer::new(
-                issuer_url.clone(),
-                client_id.clone(),
-                config.auth_token_lifetime.as_secs().max(1),
+        Auth::Dev { client_id } => Some(
+            SignIn::dev(
+                format!("http://{addr}"),
+                client_id,
+                config.auth_token_lifetime,
             )
-            .map_err(StartError::Auth)?;
-            // The real verifying path: discovery and JWKS over HTTP, from this gateway.
-            let auth_config = webchat_authorizer::AuthConfig::new(&issuer_url, client_id, None)
-                .map_err(|err| StartError::Auth(err.to_string()))?;
-            let verifier =
-                webchat_authorizer::Verifier::new(auth_config).map_err(StartError::Auth)?;
-            Some(SignIn {
-                verifier,
-                issuer: Arc::new(issuer),
-            })
-        }
+            .map_err(StartError::Auth)?,
+        ),
     };
     let stage = config.stage.clone();
     let gateway = Arc::new(Gateway {
@@ -326,7 +315,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         })
         .await;
         if let Err(err) = served {
-            tracing::error!(error = %err, "server stopped");
+            tracing::error!(error = &err as &dyn std::error::Error, "server stopped");
         }
     });
     Ok(Running {

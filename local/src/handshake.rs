@@ -12,12 +12,35 @@ use http::{HeaderMap, StatusCode};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use webchat_shared_types::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
 /// With sign-in on: the authorizer `$connect` runs first, and the issuer it trusts.
 pub(crate) struct SignIn {
     pub verifier: webchat_authorizer::Verifier,
     pub issuer: Arc<dev_issuer::DevIssuer>,
+}
+
+impl SignIn {
+    /// The development issuer at `issuer_url` (this gateway), and the authorizer on its
+    /// real verifying path: discovery and JWKS over HTTP, from this gateway.
+    pub(crate) fn dev(
+        issuer_url: String,
+        client_id: &str,
+        token_lifetime: Duration,
+    ) -> Result<SignIn, Box<dyn std::error::Error + Send + Sync>> {
+        let issuer = dev_issuer::DevIssuer::new(
+            issuer_url.clone(),
+            client_id.to_string(),
+            token_lifetime.as_secs().max(1),
+        )?;
+        let auth_config = webchat_authorizer::AuthConfig::new(&issuer_url, client_id, None)?;
+        let verifier = webchat_authorizer::Verifier::new(auth_config)?;
+        Ok(SignIn {
+            verifier,
+            issuer: Arc::new(issuer),
+        })
+    }
 }
 
 /// The WebSocket handshake: `$connect` runs before the upgrade, and a non-2xx answer
@@ -79,7 +102,7 @@ pub(crate) async fn upgrade(
         .max_message_size(MAX_MESSAGE_BYTES)
         .on_failed_upgrade(move |err| {
             let (gateway, info) = failed;
-            tracing::info!(target: "webchat_local::connection", "upgrade of {} failed: {err}", info.connection_id);
+            tracing::info!(target: "webchat_local::connection", error = &err as &dyn std::error::Error, "upgrade of {} failed", info.connection_id);
             tokio::spawn(async move {
                 let event = events::disconnect_event(&gateway.api, &info, 1006, "Upgrade failed");
                 gateway.invoke(&event).await;

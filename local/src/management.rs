@@ -77,10 +77,12 @@ async fn require_signature(
             parts.uri.path(),
             refusal.error_type()
         );
+        // With its causes: the message is the caller's only clue to what was wrong.
+        let error_type = refusal.error_type();
         return aws_error(
             StatusCode::FORBIDDEN,
-            refusal.error_type(),
-            &refusal.to_string(),
+            error_type,
+            &format!("{:#}", anyhow::Error::new(refusal)),
         );
     }
     next.run(Request::from_parts(parts, Body::from(body))).await

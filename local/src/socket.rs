@@ -81,7 +81,7 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
                 match received {
                     None => break ending(1006, "Connection lost"),
                     Some(Err(err)) => {
-                        tracing::debug!(target: "webchat_local::connection", error = %err, "read failed");
+                        tracing::debug!(target: "webchat_local::connection", error = &err as &dyn std::error::Error, "read failed");
                         match close_for(&err) {
                             Some((code, reason)) => break ending(code, reason),
                             None => break ending(1006, "Connection lost"),

@@ -388,3 +388,24 @@ fn a_restarted_gateway_on_the_same_dynamodb_keeps_no_ghosts_of_the_stopped_one()
         Ok(())
     })
 }
+
+#[tokio::test]
+async fn a_taken_port_is_refused_with_its_cause_and_what_to_do() {
+    use std::error::Error;
+    let first = start(Config::default()).await;
+    let Err(err) = webchat_local::start(Config {
+        addr: first.addr(),
+        ..Config::default()
+    })
+    .await
+    else {
+        panic!("a second gateway started on {}", first.addr());
+    };
+    assert!(err.to_string().contains("try --addr 127.0.0.1:0"), "{err}");
+    let cause = err
+        .source()
+        .and_then(|cause| cause.downcast_ref::<std::io::Error>())
+        .unwrap_or_else(|| panic!("{err:?} keeps no I/O cause"));
+    assert_eq!(cause.kind(), std::io::ErrorKind::AddrInUse, "{cause}");
+    first.stop().await;
+}
