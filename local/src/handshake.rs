@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use webchat_shared_types::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
+use webchat_shared_types::{Route, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
 /// With sign-in on: the authorizer `$connect` runs first, and the issuer it trusts.
 pub(crate) struct SignIn {
@@ -133,8 +133,11 @@ async fn authorize(
     use aws_lambda_events::iam::IamPolicyEffect;
     let internal = StatusCode::INTERNAL_SERVER_ERROR;
     let method_arn = format!(
-        "arn:aws:execute-api:{}:000000000000:{}/{}/$connect",
-        gateway.config.region, gateway.api.api_id, gateway.api.stage
+        "arn:aws:execute-api:{}:000000000000:{}/{}/{}",
+        gateway.config.region,
+        gateway.api.api_id,
+        gateway.api.stage,
+        Route::Connect.key()
     );
     let request = events::authorizer_request(connect, &method_arn).ok_or(internal)?;
     match webchat_authorizer::authorize(&sign_in.verifier, &request).await {

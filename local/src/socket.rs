@@ -189,7 +189,7 @@ async fn handle_frames(
         let event = events::message_event(
             &gateway.api,
             &info,
-            frame.route.key(),
+            frame.route,
             frame.body,
             frame.is_base64_encoded,
         );
