@@ -139,8 +139,9 @@ fn test(root: &Path) -> Result<()> {
         "-p",
         "webchat-local",
         "--test",
-        "load",
+        "it",
         "--",
+        "load::",
         "--ignored",
         "--nocapture",
     ]);

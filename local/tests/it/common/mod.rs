@@ -14,8 +14,6 @@ pub async fn start(config: Config) -> Running {
 
 /// How a WebSocket handshake ended.
 #[derive(Debug, PartialEq, Eq)]
-// Not every test file refuses a handshake.
-#[allow(dead_code)]
 pub enum Handshake {
     /// 101: the socket opened.
     Accepted,
@@ -23,7 +21,6 @@ pub enum Handshake {
     Refused { status: u16, message: String },
 }
 
-#[allow(dead_code)]
 impl Handshake {
     pub fn refused(status: u16, message: &str) -> Handshake {
         Handshake::Refused {
@@ -34,7 +31,6 @@ impl Handshake {
 }
 
 /// Opens a WebSocket to `url` and says how the handshake ended.
-#[allow(dead_code)]
 pub async fn handshake(url: &str) -> Handshake {
     match tokio_tungstenite::connect_async(url).await {
         Ok(_) => Handshake::Accepted,

@@ -1,9 +1,7 @@
 //! API Gateway's behaviour as clients see it, over real sockets on port 0.
 
-mod common;
-
+use crate::common::{handshake, start, Handshake};
 use anyhow::Result;
-use common::{handshake, start, Handshake};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;

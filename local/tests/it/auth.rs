@@ -2,11 +2,10 @@
 //! redirect, PKCE token exchange), and `$connect` refused or accepted by the authorizer
 //! over a real WebSocket handshake.
 
-mod common;
-
+use crate::common;
+use crate::common::{handshake, Handshake};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{handshake, Handshake};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
