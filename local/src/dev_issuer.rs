@@ -67,6 +67,17 @@ struct Refresh {
     issued: Instant,
 }
 
+/// What the development issuer could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum DevIssuerError {
+    #[error("cannot encode the development signing key")]
+    EncodeKey(#[source] p256::pkcs8::Error),
+    #[error("the development signing key has no affine coordinates")]
+    NoAffinePoint,
+    #[error("cannot sign the development tokens")]
+    Sign(#[source] jsonwebtoken::errors::Error),
+}
+
 /// The issuer: its URL, its key, the codes not yet exchanged and the refresh tokens.
 pub struct DevIssuer {
     issuer: String,
@@ -87,18 +98,16 @@ impl DevIssuer {
         issuer: String,
         client_id: String,
         token_lifetime: u64,
-    ) -> Result<DevIssuer, String> {
+    ) -> Result<DevIssuer, DevIssuerError> {
         use getrandom::rand_core::UnwrapErr;
         use p256::elliptic_curve::Generate;
         use p256::pkcs8::EncodePrivateKey;
         let signing: p256::ecdsa::SigningKey =
             Generate::generate_from_rng(&mut UnwrapErr(getrandom::SysRng));
-        let der = signing
-            .to_pkcs8_der()
-            .map_err(|err| format!("cannot encode the development key: {err}"))?;
+        let der = signing.to_pkcs8_der().map_err(DevIssuerError::EncodeKey)?;
         let point = signing.verifying_key().to_sec1_point(false);
         let (Some(x), Some(y)) = (point.x(), point.y()) else {
-            return Err("the development key has no affine coordinates".into());
+            return Err(DevIssuerError::NoAffinePoint);
         };
         let kid = format!("dev-{}", random_token(6));
         let jwk = json!({
@@ -188,7 +197,12 @@ impl DevIssuer {
     }
 
     /// ID and access tokens for `name`, signed now.
-    fn tokens(&self, name: &str, client_id: &str, nonce: Option<&str>) -> Result<Value, String> {
+    pub(crate) fn tokens(
+        &self,
+        name: &str,
+        client_id: &str,
+        nonce: Option<&str>,
+    ) -> Result<Value, DevIssuerError> {
         let now = jsonwebtoken::get_current_timestamp();
         let sub = Self::sub_for(name);
         let mut header = Header::new(Algorithm::ES256);
@@ -208,8 +222,7 @@ impl DevIssuer {
             "exp": now + self.token_lifetime, "username": name,
         });
         let sign = |claims: &Value| {
-            jsonwebtoken::encode(&header, claims, &self.key)
-                .map_err(|err| format!("cannot sign: {err}"))
+            jsonwebtoken::encode(&header, claims, &self.key).map_err(DevIssuerError::Sign)
         };
         Ok(json!({
             "id_token": sign(&id_claims)?,
@@ -515,7 +528,7 @@ async fn token(State(dev): State<Arc<DevIssuer>>, Form(params): Form<TokenParams
 }
 
 /// The token answer: no caching, readable from any page.
-fn token_answer(tokens: Result<Value, String>) -> Response {
+fn token_answer(tokens: Result<Value, DevIssuerError>) -> Response {
     match tokens {
         Ok(tokens) => {
             let mut response = cors(Json(tokens).into_response());
@@ -525,7 +538,10 @@ fn token_answer(tokens: Result<Value, String>) -> Response {
             response
         }
         Err(err) => {
-            tracing::error!("{err}");
+            tracing::error!(
+                error = &err as &dyn std::error::Error,
+                "token request failed"
+            );
             token_error("server_error", "could not sign the tokens")
         }
     }

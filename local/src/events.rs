@@ -9,6 +9,7 @@ use http::HeaderMap;
 use rand::Rng;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
+use webchat_shared_types::Route;
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -126,13 +127,17 @@ pub struct ApiInfo {
 fn base_event(
     api: &ApiInfo,
     conn: &ConnectionInfo,
-    route_key: &str,
-    event_type: &str,
+    route: Route,
 ) -> ApiGatewayWebsocketProxyRequest {
+    let event_type = match route {
+        Route::Connect => "CONNECT",
+        Route::Disconnect => "DISCONNECT",
+        _ => "MESSAGE",
+    };
     let now = now_ms();
     let mut event = ApiGatewayWebsocketProxyRequest::default();
     let context = &mut event.request_context;
-    context.route_key = Some(route_key.to_string());
+    context.route_key = Some(route.key().to_string());
     context.event_type = Some(event_type.to_string());
     context.connection_id = Some(conn.connection_id.clone());
     context.connected_at = conn.connected_at;
@@ -157,7 +162,7 @@ pub fn connect_event(
     headers: &HeaderMap,
     query: HashMap<String, Vec<String>>,
 ) -> ApiGatewayWebsocketProxyRequest {
-    let mut event = base_event(api, conn, "$connect", "CONNECT");
+    let mut event = base_event(api, conn, Route::Connect);
     event.headers = headers.clone();
     event.multi_value_headers = headers.clone();
     if !query.is_empty() {
@@ -172,15 +177,15 @@ pub fn connect_event(
     event
 }
 
-/// A client frame; binary frames arrive base64-encoded, as on AWS.
+/// A client frame on `route`; binary frames arrive base64-encoded, as on AWS.
 pub fn message_event(
     api: &ApiInfo,
     conn: &ConnectionInfo,
-    route_key: &str,
+    route: Route,
     body: String,
     is_base64_encoded: bool,
 ) -> ApiGatewayWebsocketProxyRequest {
-    let mut event = base_event(api, conn, route_key, "MESSAGE");
+    let mut event = base_event(api, conn, route);
     event.request_context.message_id = Some(request_id());
     event.body = Some(body);
     event.is_base64_encoded = is_base64_encoded;
@@ -193,7 +198,7 @@ pub fn disconnect_event(
     status_code: u16,
     reason: &str,
 ) -> ApiGatewayWebsocketProxyRequest {
-    let mut event = base_event(api, conn, "$disconnect", "DISCONNECT");
+    let mut event = base_event(api, conn, Route::Disconnect);
     event.request_context.disconnect_status_code = Some(i64::from(status_code));
     event.request_context.disconnect_reason = Some(reason.to_string());
     event
@@ -265,7 +270,8 @@ mod tests {
     fn message_and_disconnect_events_have_their_aws_fields() {
         let (api, conn) = sample();
         let message =
-            serde_json::to_value(message_event(&api, &conn, "ping", "{}".into(), false)).unwrap();
+            serde_json::to_value(message_event(&api, &conn, Route::Ping, "{}".into(), false))
+                .unwrap();
         assert_eq!(message["requestContext"]["eventType"], "MESSAGE");
         assert_eq!(message["requestContext"]["routeKey"], "ping");
         assert!(message["requestContext"]["messageId"].as_str().is_some());
@@ -280,7 +286,8 @@ mod tests {
     fn authorized_connections_carry_the_identity_in_api_gateways_websocket_shape() {
         let (api, mut conn) = sample();
         let plain =
-            serde_json::to_value(message_event(&api, &conn, "ping", "{}".into(), false)).unwrap();
+            serde_json::to_value(message_event(&api, &conn, Route::Ping, "{}".into(), false))
+                .unwrap();
         assert!(plain["requestContext"]
             .get("authorizer")
             .is_none_or(|a| a == &serde_json::json!({})));
@@ -292,15 +299,21 @@ mod tests {
             context,
         });
         let event =
-            serde_json::to_value(message_event(&api, &conn, "ping", "{}".into(), false)).unwrap();
+            serde_json::to_value(message_event(&api, &conn, Route::Ping, "{}".into(), false))
+                .unwrap();
         assert_eq!(
             event["requestContext"]["authorizer"],
             serde_json::json!({"principalId": "sub-1", "sub": "sub-1", "userName": "Ann"})
         );
         let connect = connect_event(&api, &conn, &HeaderMap::new(), HashMap::new());
-        let request =
-            authorizer_request(&connect, "arn:aws:execute-api:us-east-1:0:a/Prod/$connect")
-                .unwrap();
+        let request = authorizer_request(
+            &connect,
+            &format!(
+                "arn:aws:execute-api:us-east-1:0:a/Prod/{}",
+                Route::Connect.key()
+            ),
+        )
+        .unwrap();
         assert_eq!(request.type_.as_deref(), Some("REQUEST"));
     }
 

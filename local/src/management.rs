@@ -4,9 +4,10 @@
 //! carry `x-amzn-ErrorType`, so AWS SDKs surface `GoneException`,
 //! `InvalidSignatureException` and so on as they do on AWS.
 
+use crate::config::ManagementAuth;
+use crate::gateway::Gateway;
 use crate::outbox::Frame;
 use crate::sigv4;
-use crate::{Gateway, ManagementAuth};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::middleware::{self, Next};
@@ -76,10 +77,12 @@ async fn require_signature(
             parts.uri.path(),
             refusal.error_type()
         );
+        // With its causes: the message is the caller's only clue to what was wrong.
+        let error_type = refusal.error_type();
         return aws_error(
             StatusCode::FORBIDDEN,
-            refusal.error_type(),
-            &refusal.to_string(),
+            error_type,
+            &format!("{:#}", anyhow::Error::new(refusal)),
         );
     }
     next.run(Request::from_parts(parts, Body::from(body))).await

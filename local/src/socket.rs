@@ -7,8 +7,8 @@
 //! its handlers run is no longer read until they catch up (TCP pushes back on it).
 
 use crate::events::{self, ConnectionInfo};
+use crate::gateway::{Gateway, OpenConnection};
 use crate::outbox::{Closing, Frame};
-use crate::{Gateway, OpenConnection};
 use aws_lambda_events::encodings::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine;
@@ -81,7 +81,7 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
                 match received {
                     None => break ending(1006, "Connection lost"),
                     Some(Err(err)) => {
-                        tracing::debug!(target: "webchat_local::connection", error = %err, "read failed");
+                        tracing::debug!(target: "webchat_local::connection", error = &err as &dyn std::error::Error, "read failed");
                         match close_for(&err) {
                             Some((code, reason)) => break ending(code, reason),
                             None => break ending(1006, "Connection lost"),
@@ -189,7 +189,7 @@ async fn handle_frames(
         let event = events::message_event(
             &gateway.api,
             &info,
-            frame.route.key(),
+            frame.route,
             frame.body,
             frame.is_base64_encoded,
         );

@@ -148,8 +148,9 @@ fn test(root: &Path) -> Result<()> {
         "-p",
         "webchat-local",
         "--test",
-        "load",
+        "it",
         "--",
+        "load::",
         "--ignored",
         "--nocapture",
     ]);

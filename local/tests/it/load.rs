@@ -6,10 +6,8 @@
 //! `WEBCHAT_LOAD_PRIVATE`, `WEBCHAT_LOAD_BROADCASTS` (the in-memory run) and
 //! `WEBCHAT_LOAD_DYNAMO_CLIENTS`, `..._PRIVATE`, `..._BROADCASTS` (the dynalite run).
 
-mod common;
-
+use crate::common::start;
 use anyhow::Result;
-use common::start;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -20,11 +18,6 @@ use tokio::sync::Semaphore;
 use webchat_backend::Limits;
 use webchat_local::Config;
 use webchat_testkit::{join_many, Client, ClientError, Delivery, Dynalite, Inbox};
-
-// As in the `webchat-local` binary (src/main.rs says why): the gateway runs in this
-// process here.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Frames in flight at once, across all senders, and registrations at once. The gateway
 /// bounds pushes itself (see `simultaneous_broadcasts_from_every_client_all_arrive`);

@@ -3,8 +3,7 @@
 //! the wrong secret, service, region, date or key, or altered after signing is refused
 //! with API Gateway's error type, delivering and deleting nothing.
 
-mod common;
-
+use crate::common;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;

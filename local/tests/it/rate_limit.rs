@@ -1,10 +1,8 @@
 //! Fair use over real sockets: a client sending as fast as it can is held to its
 //! connection's limits, and the others chat as if it were not there.
 
-mod common;
-
+use crate::common::start;
 use anyhow::Result;
-use common::start;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -2,9 +2,7 @@
 //! past its outbox's bound it is closed (1008) and announced as gone, and its idle
 //! timeout still fires while writes to it are stuck.
 
-mod common;
-
-use common::start;
+use crate::common::start;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use webchat_backend::Limits;

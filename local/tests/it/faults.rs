@@ -1,10 +1,8 @@
 //! Faults: clients that vanish without closing, lost `$disconnect` events, and the
 //! DynamoDB store going away mid-run and coming back.
 
-mod common;
-
+use crate::common::start;
 use anyhow::Result;
-use common::start;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};

@@ -1,9 +1,7 @@
 //! API Gateway's behaviour as clients see it, over real sockets on port 0.
 
-mod common;
-
+use crate::common::{handshake, start, Handshake};
 use anyhow::Result;
-use common::start;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -213,13 +211,10 @@ async fn a_failing_connect_handler_refuses_the_handshake_with_its_status() -> Re
     })
     .await;
     dynalite.stop();
-    match Client::connect(&gateway.websocket_url()).await {
-        Err(ClientError::Refused { status, .. }) => assert_eq!(status, 500),
-        other => panic!(
-            "expected the handshake to be refused, got {:?}",
-            other.map(|_| "a socket")
-        ),
-    }
+    assert_eq!(
+        handshake(&gateway.websocket_url()).await,
+        Handshake::refused(500, "Internal Server Error")
+    );
     Ok(())
 }
 
@@ -390,4 +385,25 @@ fn a_restarted_gateway_on_the_same_dynamodb_keeps_no_ghosts_of_the_stopped_one()
         assert_eq!(list["users"], json!([]), "ghosts after restart: {list}");
         Ok(())
     })
+}
+
+#[tokio::test]
+async fn a_taken_port_is_refused_with_its_cause_and_what_to_do() {
+    use std::error::Error;
+    let first = start(Config::default()).await;
+    let Err(err) = webchat_local::start(Config {
+        addr: first.addr(),
+        ..Config::default()
+    })
+    .await
+    else {
+        panic!("a second gateway started on {}", first.addr());
+    };
+    assert!(err.to_string().contains("try --addr 127.0.0.1:0"), "{err}");
+    let cause = err
+        .source()
+        .and_then(|cause| cause.downcast_ref::<std::io::Error>())
+        .unwrap_or_else(|| panic!("{err:?} keeps no I/O cause"));
+    assert_eq!(cause.kind(), std::io::ErrorKind::AddrInUse, "{cause}");
+    first.stop().await;
 }

@@ -1,8 +1,6 @@
 //! The built UI as `webchat-local --static-dir` serves it, over a real socket on port 0.
 
-mod common;
-
-use common::start;
+use crate::common::start;
 use serde_json::{json, Value};
 use webchat_local::Config;
 

@@ -6,10 +6,8 @@
 //! that keeps the connection, a `ping` with a `requestId` must still `pong`; after a case
 //! that ends it, the gateway must have run `$disconnect` (the name is free again).
 
-mod common;
-
+use crate::common::start;
 use anyhow::{bail, Result};
-use common::start;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

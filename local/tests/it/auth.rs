@@ -2,8 +2,8 @@
 //! redirect, PKCE token exchange), and `$connect` refused or accepted by the authorizer
 //! over a real WebSocket handshake.
 
-mod common;
-
+use crate::common;
+use crate::common::{handshake, Handshake};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::Value;
@@ -189,22 +189,18 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-/// The handshake's HTTP status when it is refused, or 101.
-async fn handshake_status(url: &str) -> u16 {
-    match tokio_tungstenite::connect_async(url).await {
-        Ok(_) => 101,
-        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("handshake failed otherwise: {other}"),
-    }
+/// What a refused sign-in answers the handshake, as API Gateway does.
+fn unauthorized() -> Handshake {
+    Handshake::refused(401, "Unauthorized")
 }
 
 #[tokio::test]
-async fn without_a_token_connect_is_refused_with_401() {
+async fn without_a_token_connect_is_refused_401_unauthorized() {
     let running = start_with_sign_in().await;
-    assert_eq!(handshake_status(&running.websocket_url()).await, 401);
+    assert_eq!(handshake(&running.websocket_url()).await, unauthorized());
     assert_eq!(
-        handshake_status(&format!("{}?token=", running.websocket_url())).await,
-        401
+        handshake(&format!("{}?token=", running.websocket_url())).await,
+        unauthorized()
     );
     assert_eq!(running.open_connections(), 0);
     running.stop().await;
@@ -228,8 +224,8 @@ async fn a_forged_token_is_refused() {
         .unwrap();
     let forged = format!("{}.{}.{}", parts[0], mallory_claims, parts[2]);
     assert_eq!(
-        handshake_status(&format!("{url}?token={forged}")).await,
-        401
+        handshake(&format!("{url}?token={forged}")).await,
+        unauthorized()
     );
     // Unsigned.
     let unsigned = format!(
@@ -238,10 +234,13 @@ async fn a_forged_token_is_refused() {
         parts[1]
     );
     assert_eq!(
-        handshake_status(&format!("{url}?token={unsigned}")).await,
-        401
+        handshake(&format!("{url}?token={unsigned}")).await,
+        unauthorized()
     );
-    assert_eq!(handshake_status(&format!("{url}?token=garbage")).await, 401);
+    assert_eq!(
+        handshake(&format!("{url}?token=garbage")).await,
+        unauthorized()
+    );
     assert_eq!(running.open_connections(), 0);
     running.stop().await;
 }
@@ -386,7 +385,10 @@ async fn dev_sign_in_refuses_to_start_beyond_loopback() {
 #[tokio::test]
 async fn without_auth_connect_needs_no_token_and_no_issuer_is_served() {
     let running = common::start(Config::default()).await;
-    assert_eq!(handshake_status(&running.websocket_url()).await, 101);
+    assert_eq!(
+        handshake(&running.websocket_url()).await,
+        Handshake::Accepted
+    );
     let answer = http::request(
         running.addr(),
         "GET",

@@ -1,10 +1,8 @@
 //! Rejoining under the same name after a reconnect, and rooms next to the original
 //! client's frames, over real sockets.
 
-mod common;
-
+use crate::common::start;
 use anyhow::{Context, Result};
-use common::start;
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::Duration;

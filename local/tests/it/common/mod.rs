@@ -1,0 +1,52 @@
+//! The gateway under test, in this process, on a free port, and the handshake as a
+//! WebSocket client sees it.
+
+use webchat_local::{Config, Running};
+
+pub async fn start(config: Config) -> Running {
+    webchat_local::start(Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        ..config
+    })
+    .await
+    .expect("gateway starts")
+}
+
+/// How a WebSocket handshake ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handshake {
+    /// 101: the socket opened.
+    Accepted,
+    /// Refused with this status; `message` is the JSON body's `message`.
+    Refused { status: u16, message: String },
+}
+
+impl Handshake {
+    pub fn refused(status: u16, message: &str) -> Handshake {
+        Handshake::Refused {
+            status,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Opens a WebSocket to `url` and says how the handshake ended.
+pub async fn handshake(url: &str) -> Handshake {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => Handshake::Accepted,
+        Err(tungstenite::Error::Http(response)) => {
+            let body = response.body().as_deref().unwrap_or_default();
+            let message = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|json| json["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| {
+                    format!("no JSON message in {:?}", String::from_utf8_lossy(body))
+                });
+            Handshake::Refused {
+                status: response.status().as_u16(),
+                message,
+            }
+        }
+        Err(other) => panic!("handshake failed otherwise: {other}"),
+    }
+}
