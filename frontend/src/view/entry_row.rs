@@ -1,6 +1,7 @@
 //! One transcript line: a system line, or a message with its sender, time and (own
 //! messages) delivery. All text goes in as text nodes.
 
+use leptos::either::Either;
 use leptos::prelude::*;
 
 use super::yes;
@@ -11,15 +12,14 @@ use crate::state::{Delivery, Entry, EntryKind};
 pub fn EntryRow(entry: Entry) -> impl IntoView {
     let title = entry.title();
     match entry.kind {
-        EntryKind::System { text, divider } => view! {
+        EntryKind::System { text, divider } => Either::Left(view! {
             <li
                 class=if divider { "system divider" } else { "system" }
                 data-testid=if divider { "away-divider" } else { "system-line" }
             >
                 {text}
             </li>
-        }
-        .into_any(),
+        }),
         EntryKind::Message {
             sender,
             text,
@@ -46,7 +46,7 @@ pub fn EntryRow(entry: Entry) -> impl IntoView {
                 Some(to) => format!("private to {to}"),
                 None => "private".to_string(),
             });
-            view! {
+            Either::Right(view! {
                 <li
                     class=class
                     data-testid="message"
@@ -64,8 +64,7 @@ pub fn EntryRow(entry: Entry) -> impl IntoView {
                     </div>
                     <p class="text" data-testid="message-text">{text}</p>
                 </li>
-            }
-            .into_any()
+            })
         }
     }
 }

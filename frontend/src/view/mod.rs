@@ -11,6 +11,7 @@ mod people;
 mod rooms;
 mod transcript;
 
+use leptos::either::Either;
 use leptos::prelude::*;
 
 use crate::shell::{self, timers};
@@ -57,9 +58,9 @@ pub fn App() -> impl IntoView {
         <main class="app">
             {move || {
                 if on_join.get() {
-                    join_screen::JoinScreen().into_any()
+                    Either::Left(join_screen::JoinScreen())
                 } else {
-                    chat_screen::ChatScreen().into_any()
+                    Either::Right(chat_screen::ChatScreen())
                 }
             }}
         </main>
