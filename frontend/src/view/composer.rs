@@ -21,7 +21,7 @@ pub fn Composer() -> impl IntoView {
         let _ = field.focus();
     });
     // The options of To: everyone, the lobby's members, and a chosen person who left.
-    let options = Memo::new(move |_| chat.with(|c| (c.people(c.lobby()), c.recipient.clone())));
+    let options = move || chat.with(|c| recipient_options(&c.people(c.lobby()), &c.recipient));
     let blocker = move || draft.with(|d| chat.with(|c| c.send_blocker(d)));
     let send = move || {
         let text = draft.get_untracked();
@@ -67,7 +67,7 @@ pub fn Composer() -> impl IntoView {
                     disabled=flag(move || chat.with(|c| c.current > 0))
                     on:change=on_recipient
                 >
-                    {move || options.with(|(people, to)| recipient_options(people, to))}
+                    {options}
                 </select>
             </div>
             <div class="write">

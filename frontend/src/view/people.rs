@@ -9,7 +9,7 @@ use crate::shell;
 #[component]
 pub fn People() -> impl IntoView {
     let Ui { chat, .. } = ui();
-    let people = Memo::new(move |_| {
+    let people = move || {
         chat.with(|c| {
             let to = c.recipient.as_ref().and_then(|r| r.connection_id.clone());
             c.people(c.room())
@@ -20,21 +20,21 @@ pub fn People() -> impl IntoView {
                 })
                 .collect::<Vec<_>>()
         })
-    });
+    };
     view! {
         <h2 id="users-title">
             {text(move || chat.with(|c| {
                 if c.current == 0 { "Online".to_string() } else { format!("In #{}", c.room().name) }
             }))}
             " ("
-            <span data-testid="user-count">{text(move || people.with(Vec::len).to_string())}</span>
+            <span data-testid="user-count">{text(move || people().len().to_string())}</span>
             ")"
         </h2>
-        <p class="hint" hidden=flag(move || people.with(|p| !p.is_empty()))>
+        <p class="hint" hidden=flag(move || !people().is_empty())>
             "Nobody else is here yet."
         </p>
         <ul data-testid="user-list" aria-labelledby="users-title">
-            {move || people.get().into_iter().map(person_row).collect_view()}
+            {move || people().into_iter().map(person_row).collect_view()}
         </ul>
     }
 }

@@ -13,7 +13,7 @@ pub fn Rooms() -> impl IntoView {
         chat, following, ..
     } = ui();
     let input: NodeRef<html::Input> = NodeRef::new();
-    let rooms = Memo::new(move |_| {
+    let rooms = move || {
         chat.with(|c| {
             c.rooms
                 .iter()
@@ -21,7 +21,7 @@ pub fn Rooms() -> impl IntoView {
                 .map(|(i, r)| (r.name.clone(), r.unread, i == c.current))
                 .collect::<Vec<_>>()
         })
-    });
+    };
     let on_submit = move |event: ev::SubmitEvent| {
         event.prevent_default();
         let Some(input) = input.get_untracked() else {
@@ -50,7 +50,7 @@ pub fn Rooms() -> impl IntoView {
         <nav class="rooms" aria-labelledby="rooms-title">
             <h2 id="rooms-title">"Rooms"</h2>
             <ul data-testid="room-list">
-                {move || rooms.get().into_iter().map(room_row).collect_view()}
+                {move || rooms().into_iter().map(room_row).collect_view()}
             </ul>
             <form class="join-room" data-testid="join-room-form" novalidate on:submit=on_submit>
                 <label for="room-input" class="visually-hidden">"Room to join"</label>
