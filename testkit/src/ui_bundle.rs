@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The most the UI may download, gzip bytes: what the Leptos build reaches (144.9 KB)
+/// The most the UI may download, gzip bytes: what the Leptos build reaches (145.0 KB)
 /// plus 3 KB, so it cannot grow unnoticed; the goal is still the React client's 92 KB
 /// (docs/frontend.md says where the rest goes). `cargo xtask` fails a release build over
 /// it and `cargo xtask bench` reports the UI against it. KB in every UI figure are 1,000
