@@ -10,12 +10,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The most the UI may download, gzip bytes: what the Leptos build reaches (145.0 KB)
+/// The most the UI may download, gzip bytes: what the Leptos build reaches (144.1 KB)
 /// plus 3 KB, so it cannot grow unnoticed; the goal is still the React client's 92 KB
 /// (docs/frontend.md says where the rest goes). `cargo xtask` fails a release build over
 /// it and `cargo xtask bench` reports the UI against it. KB in every UI figure are 1,000
 /// bytes.
-pub const BUDGET_GZIP: u64 = 148_000;
+pub const BUDGET_GZIP: u64 = 147_100;
 
 /// Bytes to KB as every UI size is reported: 1,000-byte KB, as download sizes are.
 pub fn kb(bytes: u64) -> f64 {

@@ -12,7 +12,7 @@ use crate::state::ChatState;
 pub fn ChatScreen() -> impl IntoView {
     let Ui { chat, now, .. } = ui();
     let auth = move || chat.with(|c| c.auth);
-    let status = Memo::new(move |_| chat.with(|c| c.status(now.get())));
+    let status = move || chat.with(|c| c.status(now.get()));
     let on_leave = move |_| {
         if auth() {
             sign_in::sign_out()
@@ -29,12 +29,12 @@ pub fn ChatScreen() -> impl IntoView {
                     <strong>{text(move || chat.with(|c| c.name.clone().unwrap_or_default()))}</strong>
                 </p>
                 <p
-                    class=text(move || format!("status status-{}", status.get().key()))
+                    class=text(move || format!("status status-{}", status().key()))
                     data-testid="status"
-                    data-status=text(move || status.get().key().to_string())
+                    data-status=text(move || status().key().to_string())
                 >
                     // The countdown changes every second: show it, announce only the state.
-                    <span aria-hidden="true">{text(move || status.get().label())}</span>
+                    <span aria-hidden="true">{text(move || status().label())}</span>
                     <span class="visually-hidden" role="status">
                         {text(move || chat.with(|c| c.status(0.0).key().to_string()))}
                     </span>
