@@ -6,5 +6,5 @@
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 fn main() {
-    webchat_frontend::start();
+    leptos::mount::mount_to_body(webchat_frontend::App);
 }

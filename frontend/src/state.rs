@@ -24,7 +24,7 @@ pub const COUNTER_MARGIN: usize = 500;
 pub const MAX_ENTRIES: usize = 1000;
 /// localStorage key of the last name used.
 pub const NAME_STORAGE_KEY: &str = "webchat.name";
-/// sessionStorage key of this tab's session ([`Chat::session`]): kept per tab, so a
+/// sessionStorage key of this tab's session ([`ChatState::session`]): kept per tab, so a
 /// reload rejoins as before while another tab starts afresh.
 pub const SESSION_STORAGE_KEY: &str = "webchat.session";
 /// How long an own message waits for the server's answer before it counts as not sent:
@@ -103,16 +103,16 @@ pub enum Command {
     Send(String),
     /// Close and detach the socket; no events arrive from it afterwards.
     Close,
-    /// Call [`Chat::reconnect_due`] after this many milliseconds (replacing any earlier timer).
+    /// Call [`ChatState::reconnect_due`] after this many milliseconds (replacing any earlier timer).
     ScheduleReconnect { delay_ms: u32 },
     /// Remember this name in localStorage.
     SaveName(String),
     /// Keep this text in sessionStorage under [`SESSION_STORAGE_KEY`] (remove it when empty).
     SaveSession(String),
-    /// Call [`Chat::resend_due`] with this request id after this many milliseconds: the
+    /// Call [`ChatState::resend_due`] with this request id after this many milliseconds: the
     /// server asked to wait (`rate_limited`) before sending it again.
     ResendLater { request_id: String, delay_ms: u32 },
-    /// Call [`Chat::answer_overdue`] with this request id after this many milliseconds:
+    /// Call [`ChatState::answer_overdue`] with this request id after this many milliseconds:
     /// an own message that has no answer by then never will.
     AnswerDue { request_id: String, delay_ms: u32 },
 }
@@ -357,7 +357,7 @@ enum Pending {
 
 /// The whole view state of the app.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Chat {
+pub struct ChatState {
     pub screen: Screen,
     pub link: Link,
     /// `navigator.onLine` as last reported.
@@ -395,15 +395,15 @@ pub struct Chat {
     queued: Vec<(String, Pending)>,
 }
 
-impl Default for Chat {
+impl Default for ChatState {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Chat {
+impl ChatState {
     pub fn new() -> Self {
-        Chat {
+        ChatState {
             screen: Screen::Join,
             link: Link::Idle,
             browser_online: true,
@@ -646,7 +646,7 @@ impl Chat {
         Command::SaveSession(self.session())
     }
 
-    /// The page loaded with this tab's saved [`Chat::session`]: back into the chat as
+    /// The page loaded with this tab's saved [`ChatState::session`]: back into the chat as
     /// that name, in those rooms, as after a reconnect. Anything unreadable is ignored.
     pub fn resume(&mut self, saved: &str) -> Vec<Command> {
         let mut lines = saved.lines();
@@ -778,12 +778,12 @@ impl Chat {
     /// to the join screen.
     pub fn leave(&mut self) -> Vec<Command> {
         let name = self.name.clone();
-        *self = Chat {
+        *self = ChatState {
             browser_online: self.browser_online,
             next_id: self.next_id,
             name,
             auth: self.auth,
-            ..Chat::new()
+            ..ChatState::new()
         };
         vec![Command::Close, Command::SaveSession(String::new())]
     }
@@ -1468,14 +1468,14 @@ impl Chat {
                 if self.screen == Screen::Chat {
                     // Registering again after a reconnect or reload failed (the name was
                     // taken meanwhile): back to the join screen with the reason.
-                    *self = Chat {
+                    *self = ChatState {
                         browser_online: self.browser_online,
                         next_id: self.next_id,
                         link: self.link,
                         name: Some(user_name.clone()),
                         join_error: Some(format!("Could not rejoin as {user_name}: {message}")),
                         auth: self.auth,
-                        ..Chat::new()
+                        ..ChatState::new()
                     };
                     return vec![Command::SaveSession(String::new())];
                 }

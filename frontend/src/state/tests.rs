@@ -52,7 +52,7 @@ fn registered(name: &str, id: &str) -> ServerEvent {
 }
 
 /// The server's `sent` for a `message` frame; returns what the client does next.
-fn acknowledge(chat: &mut Chat, frame: &Value) -> Vec<Command> {
+fn acknowledge(chat: &mut ChatState, frame: &Value) -> Vec<Command> {
     chat.frame(&reply(
         ServerEvent::Sent {
             message_id: "01KC0000000000000000000000".into(),
@@ -86,8 +86,8 @@ fn history_reply(frame: &Value, messages: Vec<ServerEvent>, more: bool) -> Strin
 
 /// A chat that joined as `name` with connection `id`, got `others` as the list and an
 /// empty lobby history.
-fn joined(name: &str, id: &str, others: &[User]) -> Chat {
-    let mut chat = Chat::new();
+fn joined(name: &str, id: &str, others: &[User]) -> ChatState {
+    let mut chat = ChatState::new();
     assert_eq!(chat.join(name), vec![Command::Connect]);
     let register = only_frame(&chat.socket_opened());
     let commands = chat.frame(&reply(registered(name, id), &request_id(&register)));
@@ -107,7 +107,7 @@ fn joined(name: &str, id: &str, others: &[User]) -> Chat {
     chat
 }
 
-fn names(chat: &Chat) -> Vec<&str> {
+fn names(chat: &ChatState) -> Vec<&str> {
     chat.room()
         .users
         .iter()
@@ -115,7 +115,7 @@ fn names(chat: &Chat) -> Vec<&str> {
         .collect()
 }
 
-fn system_lines(chat: &Chat) -> Vec<&str> {
+fn system_lines(chat: &ChatState) -> Vec<&str> {
     chat.room()
         .entries
         .iter()
@@ -126,7 +126,7 @@ fn system_lines(chat: &Chat) -> Vec<&str> {
         .collect()
 }
 
-fn last_message(chat: &Chat) -> (&str, &str, bool, bool, Option<&str>, &Delivery) {
+fn last_message(chat: &ChatState) -> (&str, &str, bool, bool, Option<&str>, &Delivery) {
     chat.room()
         .entries
         .iter()
@@ -155,7 +155,7 @@ fn last_message(chat: &Chat) -> (&str, &str, bool, bool, Option<&str>, &Delivery
 
 #[test]
 fn join_rejects_invalid_names_locally_with_the_protocol_reason() {
-    let mut chat = Chat::new();
+    let mut chat = ChatState::new();
     assert!(chat.join("   ").is_empty());
     assert_eq!(
         chat.join_error.as_deref(),
@@ -168,7 +168,7 @@ fn join_rejects_invalid_names_locally_with_the_protocol_reason() {
 
 #[test]
 fn join_connects_then_registers_the_trimmed_name_with_a_request_id() {
-    let mut chat = Chat::new();
+    let mut chat = ChatState::new();
     assert_eq!(chat.join("  alice "), vec![Command::Connect]);
     assert!(chat.joining);
     assert_eq!(chat.status(0.0), Status::Connecting);
@@ -183,7 +183,7 @@ fn join_connects_then_registers_the_trimmed_name_with_a_request_id() {
 
 #[test]
 fn registered_reply_opens_the_chat_saves_the_name_and_asks_for_the_list() {
-    let mut chat = Chat::new();
+    let mut chat = ChatState::new();
     chat.join("alice");
     let register = only_frame(&chat.socket_opened());
     let commands = chat.frame(&reply(
@@ -200,7 +200,7 @@ fn registered_reply_opens_the_chat_saves_the_name_and_asks_for_the_list() {
 
 #[test]
 fn registered_without_a_matching_request_is_ignored() {
-    let mut chat = Chat::new();
+    let mut chat = ChatState::new();
     chat.join("alice");
     chat.socket_opened();
     assert!(chat
@@ -213,7 +213,7 @@ fn registered_without_a_matching_request_is_ignored() {
 
 #[test]
 fn taken_name_shows_the_server_reason_inline_and_allows_another_try_on_the_same_socket() {
-    let mut chat = Chat::new();
+    let mut chat = ChatState::new();
     chat.join("alice");
     let register = only_frame(&chat.socket_opened());
     chat.frame(&reply(
@@ -239,7 +239,7 @@ fn taken_name_shows_the_server_reason_inline_and_allows_another_try_on_the_same_
 
 #[test]
 fn failing_to_connect_from_the_join_screen_is_reported_not_retried() {
-    let mut chat = Chat::new();
+    let mut chat = ChatState::new();
     chat.join("alice");
     assert!(chat.socket_closed(1000.0, 0.5).is_empty());
     assert_eq!(chat.link, Link::Idle);
@@ -960,7 +960,7 @@ fn mid(n: u32) -> String {
 }
 
 /// The texts of the room shown, with "--" for the away divider, in order.
-fn transcript(chat: &Chat) -> Vec<String> {
+fn transcript(chat: &ChatState) -> Vec<String> {
     chat.room()
         .entries
         .iter()
@@ -974,7 +974,7 @@ fn transcript(chat: &Chat) -> Vec<String> {
 
 /// `chat` joins `room` (by the user typing it) with `others` in it and an empty history;
 /// returns the `history` frame that was answered.
-fn enter_room(chat: &mut Chat, room: &str, others: &[User]) -> Value {
+fn enter_room(chat: &mut ChatState, room: &str, others: &[User]) -> Value {
     let (commands, taken) = chat.join_room(room);
     assert!(taken);
     let join = only_frame(&commands);
@@ -990,7 +990,7 @@ fn enter_room(chat: &mut Chat, room: &str, others: &[User]) -> Value {
     history
 }
 
-fn room_names(chat: &Chat) -> Vec<&str> {
+fn room_names(chat: &ChatState) -> Vec<&str> {
     chat.rooms.iter().map(|r| r.name.as_str()).collect()
 }
 
@@ -1188,7 +1188,7 @@ fn scrolling_to_the_top_asks_for_the_page_before_the_first_message_while_there_i
 
 /// `chat` (alice, in the lobby and "rust") loses its socket, reconnects as "A2" and is
 /// back in "rust"; returns the `history` frames sent for the lobby and for "rust".
-fn reconnect(chat: &mut Chat) -> (Value, Value) {
+fn reconnect(chat: &mut ChatState) -> (Value, Value) {
     chat.socket_closed(0.0, 0.0);
     chat.reconnect_due();
     let register = only_frame(&chat.socket_opened());
@@ -1347,7 +1347,7 @@ fn the_session_keeps_name_token_and_rooms_and_a_reload_resumes_it_with_the_token
     let saved = chat.session();
     assert_eq!(saved, "alice\ntoken-of-A\nrust");
 
-    let mut reloaded = Chat::new();
+    let mut reloaded = ChatState::new();
     assert_eq!(reloaded.resume(&saved), vec![Command::Connect]);
     assert_eq!(reloaded.screen, Screen::Chat);
     assert_eq!(room_names(&reloaded), ["lobby", "rust"]);
@@ -1361,10 +1361,10 @@ fn the_session_keeps_name_token_and_rooms_and_a_reload_resumes_it_with_the_token
     assert_eq!(frame_of(&commands, "join")["room"], "rust");
     assert_eq!(reloaded.room().name, "lobby");
 
-    assert!(Chat::new().resume("").is_empty());
+    assert!(ChatState::new().resume("").is_empty());
     assert_eq!(
         room_names(&{
-            let mut chat = Chat::new();
+            let mut chat = ChatState::new();
             chat.resume("bob\n\nrust\nNot A Room\nrust");
             chat
         }),
@@ -1383,7 +1383,7 @@ fn a_name_typed_on_the_join_screen_is_claimed_without_a_token() {
 
 #[test]
 fn a_name_taken_while_resuming_goes_back_to_the_join_screen_and_forgets_the_session() {
-    let mut chat = Chat::new();
+    let mut chat = ChatState::new();
     chat.resume("alice\nstale\nrust");
     let register = only_frame(&chat.socket_opened());
     let commands = chat.frame(&reply(
@@ -1737,7 +1737,7 @@ fn tokens_are_renewed_two_minutes_before_expiry_or_halfway_for_short_ones() {
 
 #[test]
 fn signed_in_joins_as_the_tokens_name_and_nobody_signed_in_stays_on_the_join_screen() {
-    let mut chat = Chat::new();
+    let mut chat = ChatState::new();
     assert_eq!(chat.signed_in(None), Vec::new());
     assert!(chat.auth);
     assert_eq!(chat.screen, Screen::Join);
@@ -1754,13 +1754,13 @@ fn signed_in_joins_as_the_tokens_name_and_nobody_signed_in_stays_on_the_join_scr
 #[test]
 fn a_reload_carries_on_as_the_same_signed_in_name_and_starts_afresh_otherwise() {
     let session = joined("Ann", "A1", &[]).session();
-    let mut chat = Chat::new();
+    let mut chat = ChatState::new();
     assert_eq!(chat.resume(&session), vec![Command::Connect]);
     assert_eq!(chat.signed_in(Some("ann")), Vec::new());
     assert_eq!(chat.screen, Screen::Chat);
 
     // The tokens are gone or expired: back to Sign in, the session forgotten.
-    let mut chat = Chat::new();
+    let mut chat = ChatState::new();
     chat.resume(&session);
     let commands = chat.signed_in(None);
     assert_eq!(
@@ -1771,7 +1771,7 @@ fn a_reload_carries_on_as_the_same_signed_in_name_and_starts_afresh_otherwise() 
     assert!(chat.auth);
 
     // Signed in as somebody else: that name joins afresh.
-    let mut chat = Chat::new();
+    let mut chat = ChatState::new();
     chat.resume(&session);
     let commands = chat.signed_in(Some("Bob"));
     assert_eq!(
@@ -1787,7 +1787,7 @@ fn a_reload_carries_on_as_the_same_signed_in_name_and_starts_afresh_otherwise() 
 
 #[test]
 fn a_failed_sign_in_shows_its_reason_on_the_join_screen() {
-    let mut chat = Chat::new();
+    let mut chat = ChatState::new();
     chat.signed_in(None);
     chat.joining = true;
     chat.sign_in_failed("Sign-in failed: nope".into());
@@ -1810,7 +1810,7 @@ fn a_renewed_token_reconnects_an_open_chat_and_registers_again_with_the_resume_t
     chat.socket_opened();
     chat.socket_closed(0.0, 0.5);
     assert_eq!(chat.token_renewed(), Vec::new());
-    assert_eq!(Chat::new().token_renewed(), Vec::new());
+    assert_eq!(ChatState::new().token_renewed(), Vec::new());
 }
 
 #[test]
@@ -1925,7 +1925,7 @@ fn messages_to_a_person_show_in_the_lobby_as_private_from_either_side() {
 
 #[test]
 fn registering_signed_in_fetches_the_newest_conversations_not_yet_shown() {
-    let mut chat = Chat::new();
+    let mut chat = ChatState::new();
     chat.auth = true;
     chat.join("Ann");
     let register = only_frame(&chat.socket_opened());
@@ -1983,7 +1983,7 @@ fn signed_in_each_person_is_listed_once_and_ones_own_other_tabs_not_at_all() {
         user("Cy", "C1"),
     ];
     let mut chat = joined("Ann", "A1", &others);
-    let listed = |chat: &Chat| -> Vec<String> {
+    let listed = |chat: &ChatState| -> Vec<String> {
         chat.people(chat.lobby())
             .into_iter()
             .map(|u| u.connection_id)
