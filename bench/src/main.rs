@@ -820,8 +820,8 @@ fn sizes(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
     let raw_name = "UI wasm + js, raw";
     let gzip_name = "UI wasm + js, gzip";
     let brotli_name = "UI wasm + js, brotli";
-    let gzip_goal = Goal::AtMost(ui_bundle::kb(ui_bundle::BUDGET_GZIP));
-    let brotli_goal = Goal::AtMost(ui_bundle::kb(ui_bundle::BUDGET_BROTLI));
+    let gzip_goal = Goal::AtMost(ui_bundle::kb(ui_bundle::GOAL_GZIP));
+    let brotli_goal = Goal::AtMost(ui_bundle::kb(ui_bundle::GOAL_BROTLI));
     let dist = options.root.join("dist");
     match ui_bundle::measure(&dist) {
         Ok(size) => {
@@ -862,7 +862,7 @@ async fn ui_download(options: &Options, figures: &mut Vec<Figure>) -> Result<()>
         "UI download from webchat-local (index.html's wasm + js as sent, Accept-Encoding: {})",
         download::ACCEPT_ENCODING
     );
-    let goal = Goal::AtMost(ui_bundle::kb(ui_bundle::BUDGET_BROTLI));
+    let goal = Goal::AtMost(ui_bundle::kb(ui_bundle::GOAL_BROTLI));
     let dist = options.root.join("dist");
     if !dist.join("index.html").is_file() {
         figures.push(unmeasured(&name, "not built", "KB", goal));

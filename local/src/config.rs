@@ -7,10 +7,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 use webchat_backend::{Limits, TableNames};
 
-/// The DynamoDB tables `--dynamodb-endpoint` uses unless told otherwise.
+/// The `DynamoDB` tables `--dynamodb-endpoint` uses unless told otherwise.
 pub const DEFAULT_CONNECTIONS_TABLE: &str = "webchat-connections";
+/// The `Names` table: who holds each name.
 pub const DEFAULT_NAMES_TABLE: &str = "webchat-names";
+/// The `Members` table: who is in each room.
 pub const DEFAULT_MEMBERS_TABLE: &str = "webchat-members";
+/// The `Messages` table: what each room and conversation keeps.
 pub const DEFAULT_MESSAGES_TABLE: &str = "webchat-messages";
 
 /// The region the gateway claims when none is given, as the AWS CLI's default.
@@ -19,14 +22,19 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// How the gateway runs.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where the gateway listens (port 0 picks a free one).
     pub addr: SocketAddr,
+    /// The stage: the last path segment of the WebSocket URL, as on API Gateway.
     pub stage: String,
     /// Serve this directory (the built UI) at `/`, with a generated `/config.json`.
     pub static_dir: Option<PathBuf>,
-    /// Keep connections in DynamoDB at this endpoint instead of in memory.
+    /// Keep connections in `DynamoDB` at this endpoint instead of in memory.
     pub dynamodb_endpoint: Option<String>,
+    /// The table names, with `dynamodb_endpoint`.
     pub tables: TableNames,
+    /// A connection that sends nothing for this long is closed (1001), as API Gateway does.
     pub idle_timeout: Duration,
+    /// Every connection is closed (1001) after this long, as API Gateway does.
     pub max_lifetime: Duration,
     /// The region management API signatures must be scoped to.
     pub region: String,
@@ -86,7 +94,7 @@ impl Default for Config {
 /// How the `@connections` API authenticates callers.
 #[derive(Debug, Clone)]
 pub enum ManagementAuth {
-    /// Every request must carry a valid SigV4 signature by this key, as on AWS; the
+    /// Every request must carry a valid `SigV4` signature by this key, as on AWS; the
     /// gateway's own handlers sign with it.
     SigV4(AccessKey),
     /// Anyone who reaches the port may post to and close any connection.

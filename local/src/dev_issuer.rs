@@ -1,4 +1,4 @@
-//! `--auth dev`: a development OpenID Connect issuer on the gateway's own port, shaped
+//! `--auth dev`: a development `OpenID` Connect issuer on the gateway's own port, shaped
 //! like Cognito's hosted UI (authorization code with PKCE), so the UI's sign-in and
 //! the authorizer run for real without an AWS account. Anyone may sign in as any name:
 //! it is for this machine only, and webchat-local refuses to serve it beyond loopback.
@@ -11,7 +11,7 @@
 //!   `{id_token, access_token, refresh_token, token_type, expires_in}`, or a refresh
 //!   token for new ID and access tokens (as Cognito, no new refresh token);
 //! - `GET /oauth2/logout`: Sign out's stop, as Cognito's `/logout` (`client_id`,
-//!   `logout_uri`) or an OpenID Connect `end_session_endpoint`
+//!   `logout_uri`) or an `OpenID` Connect `end_session_endpoint`
 //!   (`post_logout_redirect_uri`): there is no session to end here, so it sends the
 //!   browser back.
 
@@ -27,6 +27,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,20 +36,25 @@ pub const DEFAULT_CLIENT_ID: &str = "webchat-local";
 /// How long tokens last unless told otherwise, as Cognito's default ID token.
 pub const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 3600;
 /// How long a code waits for its exchange.
-const CODE_LIFETIME: Duration = Duration::from_secs(300);
+const CODE_LIFETIME: Duration = Duration::from_mins(5);
 /// Codes waiting at once; the oldest are dropped past this.
 const MAX_PENDING_CODES: usize = 1000;
 /// How long a refresh token is good for (Cognito's default is 30 days).
-const REFRESH_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+const REFRESH_LIFETIME: Duration = Duration::from_hours(720);
 /// Refresh tokens kept at once; the oldest are dropped past this.
 const MAX_REFRESH_TOKENS: usize = 10_000;
 
+/// The login page: an authorization-code request lands here.
 pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
+/// The token endpoint: codes (with their PKCE verifier) and refresh tokens are exchanged here.
 pub const TOKEN_PATH: &str = "/oauth2/token";
+/// Ends the issuer's session, as Cognito's `/logout` does.
 pub const LOGOUT_PATH: &str = "/oauth2/logout";
 /// What the log says when a browser signs out through [`LOGOUT_PATH`].
 pub const SIGN_OUT_LOG: &str = "development sign-out";
+/// The public keys the authorizer verifies tokens with.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// The OpenID Connect discovery document, which names the other paths.
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
 struct Pending {
@@ -70,10 +76,13 @@ struct Refresh {
 /// What the development issuer could not do.
 #[derive(Debug, thiserror::Error)]
 pub enum DevIssuerError {
+    /// The key made at start could not be written as PKCS#8.
     #[error("cannot encode the development signing key")]
     EncodeKey(#[source] p256::pkcs8::Error),
+    /// The key made at start has no public point to publish in the JWKS.
     #[error("the development signing key has no affine coordinates")]
     NoAffinePoint,
+    /// The signer refused the key.
     #[error("cannot sign the development tokens")]
     Sign(#[source] jsonwebtoken::errors::Error),
 }
@@ -126,18 +135,22 @@ impl DevIssuer {
         })
     }
 
+    /// The issuer URL: tokens' `iss`, and the base of every path above.
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
 
+    /// The one client id tokens are issued for (their `aud`).
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
 
+    /// Where the public keys are served.
     pub fn jwks_url(&self) -> String {
         format!("{}{JWKS_PATH}", self.issuer)
     }
 
+    /// The issuer's HTTP routes, to serve beside the gateway on the same port.
     pub fn routes<S: Clone + Send + Sync + 'static>(self: &Arc<Self>) -> Router<S> {
         Router::new()
             .route(DISCOVERY_PATH, get(discovery))
@@ -149,11 +162,15 @@ impl DevIssuer {
     }
 
     fn lock_codes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        self.codes.lock().unwrap_or_else(|p| p.into_inner())
+        self.codes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock_refresh(&self) -> std::sync::MutexGuard<'_, HashMap<String, Refresh>> {
-        self.refresh.lock().unwrap_or_else(|p| p.into_inner())
+        self.refresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A new refresh token for `name`.
@@ -185,7 +202,7 @@ impl DevIssuer {
     /// as `register` compares them).
     fn sub_for(name: &str) -> String {
         let digest = Sha256::digest(name.to_lowercase().as_bytes());
-        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(&digest[..16]);
         format!(
             "{}-{}-{}-{}-{}",
             &hex[..8],
@@ -273,7 +290,7 @@ async fn jwks(State(dev): State<Arc<DevIssuer>>) -> Response {
     cors(Json(json!({ "keys": [dev.jwk] })).into_response())
 }
 
-/// Sign out's stop, as Cognito's `/logout` and OpenID Connect's `end_session_endpoint`
+/// Sign out's stop, as Cognito's `/logout` and `OpenID` Connect's `end_session_endpoint`
 /// take it.
 #[derive(Debug, Default, serde::Deserialize)]
 struct LogoutParams {
@@ -405,13 +422,14 @@ fn form(params: &AuthorizeParams, error: Option<&str>) -> String {
         ("scope", params.scope.as_deref().unwrap_or("")),
     ]
     .iter()
-    .map(|(name, value)| {
-        format!(
+    .fold(String::new(), |mut html, (name, value)| {
+        let _ = write!(
+            html,
             "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
             escape(value)
-        )
-    })
-    .collect::<String>();
+        );
+        html
+    });
     let error = error
         .map(|e| format!("<p style=\"color:#b00\">{}</p>", escape(e)))
         .unwrap_or_default();
@@ -518,8 +536,8 @@ fn token_error(error: &str, description: &str) -> Response {
 
 async fn token(State(dev): State<Arc<DevIssuer>>, Form(params): Form<TokenParams>) -> Response {
     match params.grant_type.as_str() {
-        "authorization_code" => exchange_code(&dev, params),
-        "refresh_token" => refresh(&dev, params),
+        "authorization_code" => exchange_code(&dev, &params),
+        "refresh_token" => refresh(&dev, &params),
         _ => token_error(
             "unsupported_grant_type",
             "only authorization_code and refresh_token are supported",
@@ -549,7 +567,7 @@ fn token_answer(tokens: Result<Value, DevIssuerError>) -> Response {
 
 /// `grant_type=refresh_token`: new ID and access tokens for the refresh token's name,
 /// as Cognito answers it (the refresh token itself stays the same and is not repeated).
-fn refresh(dev: &DevIssuer, params: TokenParams) -> Response {
+fn refresh(dev: &DevIssuer, params: &TokenParams) -> Response {
     let grant = {
         let tokens = dev.lock_refresh();
         tokens
@@ -569,7 +587,7 @@ fn refresh(dev: &DevIssuer, params: TokenParams) -> Response {
     token_answer(dev.tokens(&name, &client_id, None))
 }
 
-fn exchange_code(dev: &DevIssuer, params: TokenParams) -> Response {
+fn exchange_code(dev: &DevIssuer, params: &TokenParams) -> Response {
     // A code is used once, whatever the outcome, as OAuth requires.
     let Some(pending) = dev.lock_codes().remove(&params.code) else {
         return token_error("invalid_grant", "unknown or used code");

@@ -11,16 +11,15 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 use webchat_shared_types::Route;
 
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// An id in API Gateway's shape: 16 base64 characters ending in `=` (11 random bytes),
 /// e.g. `L0SM9cOFvHcCIhw=`. `/` is avoided because AWS ids never contain it.
-pub fn connection_id() -> String {
+pub(crate) fn connection_id() -> String {
     loop {
         let bytes: [u8; 11] = rand::rng().random();
         let id = base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -31,7 +30,7 @@ pub fn connection_id() -> String {
 }
 
 /// A request id in the shape API Gateway uses for `requestId` and `messageId`.
-pub fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     let bytes: [u8; 6] = rand::rng().random();
     format!(
         "{}=",
@@ -62,7 +61,7 @@ fn request_time(epoch_ms: i64) -> String {
 
 /// What every event of one connection shares.
 #[derive(Debug, Clone)]
-pub struct ConnectionInfo {
+pub(crate) struct ConnectionInfo {
     pub connection_id: String,
     pub connected_at: i64,
     pub source_ip: String,
@@ -73,7 +72,7 @@ pub struct ConnectionInfo {
 
 /// A Lambda authorizer's answer, kept for every event of its connection.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AuthorizerInfo {
+pub(crate) struct AuthorizerInfo {
     pub principal_id: String,
     /// The policy's `context` (`sub`, `userName`).
     pub context: serde_json::Map<String, serde_json::Value>,
@@ -83,7 +82,7 @@ pub struct AuthorizerInfo {
 /// Lambda authorizer: `principalId` and the context's keys side by side (plus
 /// `integrationLatency` on `$connect`). For WebSocket events the crate (de)serializes
 /// `fields` as that flat map, so a route reads `authorizer.fields["userName"]`.
-pub fn authorizer(
+pub(crate) fn authorizer(
     conn: &ConnectionInfo,
     integration_latency_ms: Option<i64>,
 ) -> ApiGatewayRequestAuthorizer {
@@ -101,7 +100,7 @@ pub fn authorizer(
 
 /// The REQUEST authorizer's event for a `$connect`: its headers, query string and
 /// request context, with `type` and `methodArn`.
-pub fn authorizer_request(
+pub(crate) fn authorizer_request(
     connect: &ApiGatewayWebsocketProxyRequest,
     method_arn: &str,
 ) -> Option<ApiGatewayCustomAuthorizerRequestTypeRequest> {
@@ -117,7 +116,7 @@ pub fn authorizer_request(
 
 /// The API the events claim to come from.
 #[derive(Debug, Clone)]
-pub struct ApiInfo {
+pub(crate) struct ApiInfo {
     pub api_id: String,
     pub stage: String,
     /// `host:port` the gateway listens on, as `domainName`.
@@ -150,13 +149,13 @@ fn base_event(
     context.stage = Some(api.stage.clone());
     context.apiid = Some(api.api_id.clone());
     context.identity.source_ip = Some(conn.source_ip.clone());
-    context.identity.user_agent = conn.user_agent.clone();
+    context.identity.user_agent.clone_from(&conn.user_agent);
     context.authorizer = authorizer(conn, None);
     event.is_base64_encoded = false;
     event
 }
 
-pub fn connect_event(
+pub(crate) fn connect_event(
     api: &ApiInfo,
     conn: &ConnectionInfo,
     headers: &HeaderMap,
@@ -178,7 +177,7 @@ pub fn connect_event(
 }
 
 /// A client frame on `route`; binary frames arrive base64-encoded, as on AWS.
-pub fn message_event(
+pub(crate) fn message_event(
     api: &ApiInfo,
     conn: &ConnectionInfo,
     route: Route,
@@ -192,7 +191,7 @@ pub fn message_event(
     event
 }
 
-pub fn disconnect_event(
+pub(crate) fn disconnect_event(
     api: &ApiInfo,
     conn: &ConnectionInfo,
     status_code: u16,

@@ -25,25 +25,35 @@ use webchat_backend::{
 /// The binary's first stdout line is this followed by the WebSocket URL; launchers wait for it.
 pub const READY_LINE_PREFIX: &str = "webchat-local listening: ";
 
+/// Why the gateway did not start; each says what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr} (is another webchat-local running? try --addr 127.0.0.1:0)")]
+    /// The address is taken or not ours.
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
     #[error("cannot prepare the DynamoDB tables at {endpoint} (is DynamoDB running there?)")]
+    /// The DynamoDB endpoint did not take the tables.
     Tables {
+        /// The endpoint asked for.
         endpoint: String,
+        /// What the store said.
         #[source]
         source: webchat_backend::StoreError,
     },
     #[error("static directory {0} does not exist; build the UI first (`trunk build --release`)")]
+    /// `--static-dir` names no directory.
     StaticDir(PathBuf),
     #[error("--auth dev is a development sign-in that lets anyone sign in as any name; it only listens on a loopback address, not {0} (use --addr 127.0.0.1:PORT)")]
+    /// `--auth dev` was asked for on an address other machines can reach.
     AuthBeyondLoopback(SocketAddr),
     #[error("cannot set up the development sign-in (--auth dev; --auth off connects without it)")]
+    /// The development issuer could not be set up.
     Auth(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
@@ -111,18 +121,20 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
-    pub fn connection(&self, id: &str) -> Option<Arc<OpenConnection>> {
+    pub(crate) fn connection(&self, id: &str) -> Option<Arc<OpenConnection>> {
         self.lock_connections().get(id).cloned()
     }
 
-    pub fn lock_connections(
+    pub(crate) fn lock_connections(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OpenConnection>>> {
-        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs the handler for one event and logs it the way API Gateway's execution log would.
-    pub async fn invoke(
+    pub(crate) async fn invoke(
         &self,
         event: &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
     ) -> aws_lambda_events::apigw::ApiGatewayProxyResponse {
@@ -153,6 +165,7 @@ pub struct Running {
 }
 
 impl Running {
+    /// The address the gateway listens on (the port it picked, for port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -188,7 +201,7 @@ impl Running {
     }
 
     /// Stops the gateway: no new connections, every socket closed with 1001, and every
-    /// connection removed from the store, so a DynamoDB store that outlives this process
+    /// connection removed from the store, so a `DynamoDB` store that outlives this process
     /// keeps no ghost users or taken names. `$disconnect` does not run for these sockets:
     /// everyone it would tell is leaving too, and N handlers each announcing to N-1
     /// closing peers would cost N² pushes for nothing.

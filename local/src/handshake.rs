@@ -29,12 +29,12 @@ impl SignIn {
         client_id: &str,
         token_lifetime: Duration,
     ) -> Result<SignIn, Box<dyn std::error::Error + Send + Sync>> {
+        let auth_config = webchat_authorizer::AuthConfig::new(&issuer_url, client_id, None)?;
         let issuer = dev_issuer::DevIssuer::new(
-            issuer_url.clone(),
+            issuer_url,
             client_id.to_string(),
             token_lifetime.as_secs().max(1),
         )?;
-        let auth_config = webchat_authorizer::AuthConfig::new(&issuer_url, client_id, None)?;
         let verifier = webchat_authorizer::Verifier::new(auth_config)?;
         Ok(SignIn {
             verifier,
@@ -152,9 +152,9 @@ async fn authorize(
             if !allowed {
                 return Err(StatusCode::FORBIDDEN);
             }
-            let context = match serde_json::to_value(&response.context) {
-                Ok(serde_json::Value::Object(map)) => map,
-                _ => return Err(internal),
+            let Ok(serde_json::Value::Object(context)) = serde_json::to_value(&response.context)
+            else {
+                return Err(internal);
             };
             Ok(events::AuthorizerInfo {
                 principal_id: response.principal_id.unwrap_or_default(),

@@ -8,6 +8,8 @@
 //! backend's management client) against this gateway's `@connections` API, which checks
 //! the signatures as API Gateway does.
 
+#![warn(missing_docs)]
+
 mod config;
 pub mod dev_issuer;
 mod events;

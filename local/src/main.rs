@@ -20,13 +20,13 @@ struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// Stage name: the WebSocket is served at ws://ADDR/STAGE.
+    /// Stage name: the WebSocket is served at <ws://ADDR/STAGE>.
     #[arg(long, default_value = webchat_shared_types::DEFAULT_STAGE)]
     stage: String,
     /// Serve this directory (the built UI, e.g. dist/) at / with a generated /config.json.
     #[arg(long, value_name = "DIR")]
     static_dir: Option<PathBuf>,
-    /// Keep connections in DynamoDB at this endpoint (e.g. dynalite), creating the tables
+    /// Keep connections in `DynamoDB` at this endpoint (e.g. dynalite), creating the tables
     /// if missing; without it they are kept in memory.
     #[arg(long, value_name = "URL")]
     dynamodb_endpoint: Option<String>,
@@ -52,7 +52,7 @@ struct Args {
     #[arg(long, default_value = webchat_local::DEFAULT_REGION)]
     region: String,
     /// How the @connections API checks callers: `sigv4` (as on AWS: signed with
-    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from this environment, else a printed
+    /// `AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY` from this environment, else a printed
     /// development key) or `none` (anyone who reaches the port).
     #[arg(long, value_enum, default_value_t = AuthMode::Sigv4)]
     management_auth: AuthMode,
@@ -83,7 +83,7 @@ struct Args {
           default_value_t = Limits::DEFAULT.history_days,
           value_parser = |v: &str| limits::parse_history_days("--history-days", v))]
     history_days: u32,
-    /// Sign-in on `$connect`: `off` (anyone connects) or `dev` (a development OpenID
+    /// Sign-in on `$connect`: `off` (anyone connects) or `dev` (a development `OpenID`
     /// issuer on this port; `$connect` then needs `?token=` with its ID token). `dev`
     /// only listens on a loopback address.
     #[arg(long, value_enum, default_value_t = SignInMode::Off)]

@@ -1,6 +1,6 @@
 //! The `@connections` management API, as API Gateway serves it at
 //! `https://{api}.execute-api.{region}.amazonaws.com/{stage}/@connections/{id}`.
-//! Every request must be signed with SigV4 (unless `--management-auth none`), and errors
+//! Every request must be signed with `SigV4` (unless `--management-auth none`), and errors
 //! carry `x-amzn-ErrorType`, so AWS SDKs surface `GoneException`,
 //! `InvalidSignatureException` and so on as they do on AWS.
 
@@ -36,7 +36,7 @@ pub(crate) fn routes(stage: &str, gateway: Arc<Gateway>) -> Router<Arc<Gateway>>
 /// whole before anything else; larger ones are refused as too large, as they would be.
 const SIGNED_BODY_LIMIT: usize = 2 * MAX_MESSAGE_BYTES;
 
-/// Refuses a request whose SigV4 signature is missing or wrong before any handler runs,
+/// Refuses a request whose `SigV4` signature is missing or wrong before any handler runs,
 /// so a refusal delivers and deletes nothing.
 async fn require_signature(
     State(gateway): State<Arc<Gateway>>,
@@ -60,8 +60,7 @@ async fn require_signature(
             path_and_query: parts
                 .uri
                 .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/"),
+                .map_or("/", http::uri::PathAndQuery::as_str),
             headers: &parts.headers,
             body: &body,
         },

@@ -22,7 +22,9 @@ pub const SLOW_CONSUMER: (u16, &str) = (1008, "Slow consumer: outbound buffer fu
 /// One frame for the client.
 #[derive(Debug)]
 pub enum Frame {
+    /// A text frame (every chat frame).
     Text(String),
+    /// A binary frame (only what the management API is given as bytes).
     Binary(Vec<u8>),
 }
 
@@ -47,7 +49,9 @@ pub enum Refused {
 /// How a connection is to end, once asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closing {
+    /// The WebSocket close code.
     pub code: u16,
+    /// The close reason the client reads.
     pub reason: String,
 }
 
@@ -58,6 +62,8 @@ struct State {
     closing: Option<Closing>,
 }
 
+/// One connection's pushes waiting for its writer: bounded in frames and bytes, so a
+/// client that stops reading is closed instead of growing the gateway's memory.
 #[derive(Default)]
 pub struct Outbox {
     state: Mutex<State>,
@@ -70,7 +76,9 @@ pub struct Outbox {
 impl Outbox {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every update is a few field writes after its checks: a poisoned lock is whole.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Queues a frame, or refuses it; past the bound the connection starts closing.

@@ -12,13 +12,15 @@ use std::time::{Duration, SystemTime};
 /// The service name every management API signature is scoped to.
 pub const SERVICE: &str = "execute-api";
 /// How far `x-amz-date` may be from the server's clock, as on AWS.
-pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_mins(15);
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
 /// The one key pair the management API accepts.
 #[derive(Clone)]
 pub struct AccessKey {
+    /// The access key id a signature must name.
     pub access_key_id: String,
+    /// The secret the signature is checked with.
     pub secret_access_key: String,
     /// Sent by the in-process handlers when set; any token a caller signs is accepted.
     pub session_token: Option<String>,
@@ -71,12 +73,16 @@ impl AccessKey {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Refusal {
     #[error("Missing Authentication Token")]
+    /// No `Authorization` header.
     Missing,
     #[error("{0}")]
+    /// An `Authorization` header without every part a signature needs.
     Incomplete(String),
     #[error("The security token included in the request is invalid.")]
+    /// Signed with another access key.
     UnknownKey,
     #[error("{0}")]
+    /// The signature does not match: wrong secret, service, region or date, or altered since.
     Invalid(String),
     /// The request's parts cannot be signed again to compare (e.g. a path `aws-sigv4`
     /// will not take), so no signature of them can be right.
@@ -169,14 +175,17 @@ fn parse_amz_date(value: &str) -> Option<SystemTime> {
 /// One request as it reached the management API.
 #[derive(Clone, Copy)]
 pub struct Request<'a> {
+    /// The HTTP method.
     pub method: &'a str,
     /// The path and query exactly as received (still percent-encoded).
     pub path_and_query: &'a str,
+    /// The headers as received.
     pub headers: &'a HeaderMap,
+    /// The body as received.
     pub body: &'a [u8],
 }
 
-/// Checks the request's SigV4 signature against `key`, for `region` and the management
+/// Checks the request's `SigV4` signature against `key`, for `region` and the management
 /// API's service, at time `now`.
 pub fn verify(
     request: &Request<'_>,
@@ -377,7 +386,7 @@ mod tests {
         humantime::parse_rfc3339(rfc3339).unwrap()
     }
 
-    /// The key of AWS's SigV4 test suite.
+    /// The key of AWS's `SigV4` test suite.
     fn suite_key(token: Option<&str>) -> AccessKey {
         AccessKey {
             access_key_id: "AKIDEXAMPLE".into(),
@@ -386,7 +395,7 @@ mod tests {
         }
     }
 
-    /// Requests signed by AWS's own SigV4 test suite (`get-vanilla`,
+    /// Requests signed by AWS's own `SigV4` test suite (`get-vanilla`,
     /// `get-vanilla-with-session-token`, `post-x-www-form-urlencoded`), signatures as
     /// published there.
     #[test]

@@ -8,7 +8,7 @@
 
 use crate::events::{self, ConnectionInfo};
 use crate::gateway::{Gateway, OpenConnection};
-use crate::outbox::{Closing, Frame};
+use crate::outbox::{Closing, Frame, Outbox};
 use aws_lambda_events::encodings::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine;
@@ -23,7 +23,7 @@ use webchat_shared_types::Route;
 
 /// Frames read from one client and not yet handled. Past this the socket is not read
 /// until the handlers catch up, so one client cannot queue unbounded work.
-pub const MAX_QUEUED_INBOUND: usize = 16;
+pub(crate) const MAX_QUEUED_INBOUND: usize = 16;
 /// How long the writer may take to send the close frame to a client that has stopped
 /// reading, before the TCP connection is dropped without it.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -47,7 +47,7 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
     let open = Arc::new(OpenConnection {
         info: info.clone(),
         last_active_ms: AtomicI64::new(info.connected_at),
-        outbox: Default::default(),
+        outbox: Outbox::default(),
     });
     gateway
         .lock_connections()
@@ -72,8 +72,8 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
             biased;
             // DELETE @connections, an overflowing outbox, or the gateway stopping.
             closing = open.outbox.closed() => break closing,
-            _ = sleep_until(lifetime_ends) => break ending(1001, "Going away"),
-            _ = sleep_until(idle_ends) => break ending(1001, "Going away"),
+            () = sleep_until(lifetime_ends) => break ending(1001, "Going away"),
+            () = sleep_until(idle_ends) => break ending(1001, "Going away"),
             (permit, received) = read_when_room(&inbound_tx, &mut stream) => {
                 let Some(permit) = permit else {
                     break ending(1011, "Internal error");
@@ -102,8 +102,7 @@ pub(crate) async fn run(gateway: Arc<Gateway>, info: ConnectionInfo, socket: Web
                             },
                             Message::Close(frame) => {
                                 let (code, reason) = frame
-                                    .map(|f| (f.code, f.reason.to_string()))
-                                    .unwrap_or((1005, String::new()));
+                                    .map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
                                 break ending(code, reason);
                             }
                             // Control frames are answered by the WebSocket layer and do not

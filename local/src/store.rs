@@ -8,8 +8,11 @@ use webchat_backend::{
 };
 use webchat_shared_types::{Conversation, HistoryPage, User};
 
+/// The store chosen at start: in memory, or DynamoDB at `--dynamodb-endpoint`.
 pub enum AnyStore {
+    /// Everything in this process; gone when it stops.
     Memory(MemoryStore),
+    /// The same tables the Lambdas use.
     Dynamo(DynamoStore),
 }
 

@@ -46,8 +46,7 @@ async fn ui_config(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> i
     let host = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| gateway.api.domain_name.clone());
+        .map_or_else(|| gateway.api.domain_name.clone(), str::to_string);
     let mut config = serde_json::json!({
         "websocketUrl": format!("ws://{host}/{}", gateway.api.stage),
         "allowWsOverride": true,

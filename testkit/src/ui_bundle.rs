@@ -14,16 +14,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The most the UI may download, gzip bytes: what the Leptos build reaches (144.1 KB)
-/// plus 3 KB, so it cannot grow unnoticed; the goal is still the React client's 92 KB
-/// (docs/frontend.md says where the rest goes). `cargo xtask` fails a release build over
-/// it and `cargo xtask bench` reports the UI against it. KB in every UI figure are 1,000
-/// bytes.
+/// plus 3 KB, so it cannot grow unnoticed. `cargo xtask` fails a release build over it.
+/// This is a guard, not the goal ([`GOAL_GZIP`]). KB in every UI figure are 1,000 bytes.
 pub const BUDGET_GZIP: u64 = 147_100;
 
-/// The most the UI may download brotli-compressed, bytes: what a browser fetching over
+/// The goal for the UI's download, gzip bytes: no more than the React client it replaces
+/// (92 KB). `cargo xtask bench` reports the UI against it; docs/frontend.md says where
+/// the bytes above it go.
+pub const GOAL_GZIP: u64 = 92_000;
+
+/// The goal for the UI's download brotli-compressed, bytes: what a browser fetching over
 /// HTTPS (CloudFront) or from `webchat-local` gets. `cargo xtask bench` reports the UI
 /// against it.
-pub const BUDGET_BROTLI: u64 = 80_000;
+pub const GOAL_BROTLI: u64 = 80_000;
 
 /// Bytes to KB as every UI size is reported: 1,000-byte KB, as download sizes are.
 pub fn kb(bytes: u64) -> f64 {

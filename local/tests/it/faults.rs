@@ -1,5 +1,5 @@
 //! Faults: clients that vanish without closing, lost `$disconnect` events, and the
-//! DynamoDB store going away mid-run and coming back.
+//! `DynamoDB` store going away mid-run and coming back.
 
 use crate::common::start;
 use anyhow::Result;
@@ -150,7 +150,7 @@ async fn killed_clients_with_lost_disconnects_are_found_gone_by_the_next_fan_out
     assert_eq!(sent["delivered"], 4, "only the live clients count: {sent}");
     assert!(inbox.wait_for(4, Duration::from_secs(10)).await);
     let mut receivers: Vec<usize> = inbox.snapshot().iter().map(|d| d.to).collect();
-    receivers.sort();
+    receivers.sort_unstable();
     assert_eq!(receivers, [1, 2, 3, 4]);
     expect_exits(&peers, &exits).await;
 

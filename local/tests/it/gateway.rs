@@ -30,7 +30,7 @@ async fn chat_scenario(url: &str) -> Result<()> {
         .iter()
         .map(|u| u["userName"].as_str().unwrap())
         .collect();
-    names.sort();
+    names.sort_unstable();
     assert_eq!(names, ["ana", "bia"]);
 
     ana.send(json!({"action":"message","message":"hi all","requestId":"m1"}))
@@ -272,7 +272,7 @@ async fn management_api_posts_gets_and_deletes_through_the_aws_sdk() -> Result<(
     assert!(
         too_big
             .as_service_error()
-            .is_some_and(|e| e.is_payload_too_large_exception()),
+            .is_some_and(aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError::is_payload_too_large_exception),
         "{too_big:?}"
     );
 
@@ -286,7 +286,7 @@ async fn management_api_posts_gets_and_deletes_through_the_aws_sdk() -> Result<(
     assert!(
         unknown
             .as_service_error()
-            .is_some_and(|e| e.is_gone_exception()),
+            .is_some_and(aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError::is_gone_exception),
         "{unknown:?}"
     );
     let unknown_get = sdk
@@ -297,7 +297,7 @@ async fn management_api_posts_gets_and_deletes_through_the_aws_sdk() -> Result<(
         .unwrap_err();
     assert!(unknown_get
         .as_service_error()
-        .is_some_and(|e| e.is_gone_exception()));
+        .is_some_and(aws_sdk_apigatewaymanagement::operation::get_connection::GetConnectionError::is_gone_exception));
 
     sdk.delete_connection()
         .connection_id(&client.connection_id)
@@ -314,7 +314,7 @@ async fn management_api_posts_gets_and_deletes_through_the_aws_sdk() -> Result<(
         .unwrap_err();
     assert!(again
         .as_service_error()
-        .is_some_and(|e| e.is_gone_exception()));
+        .is_some_and(aws_sdk_apigatewaymanagement::operation::delete_connection::DeleteConnectionError::is_gone_exception));
     Ok(())
 }
 
@@ -351,7 +351,7 @@ async fn a_dropped_tcp_connection_runs_disconnect() -> Result<()> {
 }
 
 /// Ctrl-C: `webchat-local` stops, then its process exits, ending every task that had not
-/// finished. A DynamoDB store outlives it, and the next gateway on it must not list the
+/// finished. A `DynamoDB` store outlives it, and the next gateway on it must not list the
 /// stopped one's users or refuse their names.
 #[test]
 fn a_restarted_gateway_on_the_same_dynamodb_keeps_no_ghosts_of_the_stopped_one() -> Result<()> {

@@ -147,11 +147,12 @@ fn raw_frame(first: u8, masked: bool, payload: &[u8]) -> Vec<u8> {
     match payload.len() {
         len @ 0..=125 => out.push(mask_bit | len as u8),
         len @ 126..=65535 => {
-            out.push(mask_bit | 126);
+            // 0x7E (126): a 16-bit length follows (RFC 6455 5.2); 0x7F: a 64-bit one.
+            out.push(mask_bit | 0x7E);
             out.extend_from_slice(&(len as u16).to_be_bytes());
         }
         len => {
-            out.push(mask_bit | 127);
+            out.push(mask_bit | 0x7F);
             out.extend_from_slice(&(len as u64).to_be_bytes());
         }
     }
@@ -638,7 +639,7 @@ async fn an_unknown_action_is_refused_with_the_frames_request_id() -> Result<()>
 
 /// With duplicate `action` keys, route selection used to refuse the frame (serde's derive
 /// saw a duplicate field: `$default`) while the decoder kept the last value, so `$default`
-/// registered a name; on AWS the `$default` function has no DynamoDB rights. Now both
+/// registered a name; on AWS the `$default` function has no `DynamoDB` rights. Now both
 /// read the last value, and a frame routed to `$default` never acts.
 #[tokio::test]
 async fn a_frame_routed_to_default_never_changes_anything() -> Result<()> {

@@ -304,7 +304,7 @@ async fn load_run(config: Config, clients: usize, private: usize, broadcasts: us
         private + broadcasts,
         sending.elapsed().as_secs_f64()
     );
-    let complete = inbox.wait_for(expected, Duration::from_secs(120)).await;
+    let complete = inbox.wait_for(expected, Duration::from_mins(2)).await;
     // Anything duplicated or misrouted would arrive about now: give it a moment.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let deliveries = inbox.take();
@@ -410,7 +410,7 @@ async fn simultaneous_broadcasts_from_every_client_all_arrive() -> Result<()> {
         peers.push(peer);
     }
     let expected = CLIENTS * (CLIENTS - 1);
-    let arrived = inbox.wait_for(expected, Duration::from_secs(60)).await;
+    let arrived = inbox.wait_for(expected, Duration::from_mins(1)).await;
     assert!(
         short.is_empty() && arrived,
         "{} of {expected} deliveries arrived; broadcasts short of {}: {}",

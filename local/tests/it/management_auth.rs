@@ -1,4 +1,4 @@
-//! The `@connections` API checks SigV4 signatures as API Gateway's does: the real SDK
+//! The `@connections` API checks `SigV4` signatures as API Gateway's does: the real SDK
 //! client with the gateway's key works, and every request that is unsigned, signed with
 //! the wrong secret, service, region, date or key, or altered after signing is refused
 //! with API Gateway's error type, delivering and deleting nothing.
@@ -244,7 +244,7 @@ async fn unsigned_and_altered_requests_are_refused_with_api_gateways_error_types
         &to_ana,
         "execute-api",
         DEFAULT_REGION,
-        now - Duration::from_secs(20 * 60),
+        now - Duration::from_mins(20),
     )
     .send(&gateway)
     .await;

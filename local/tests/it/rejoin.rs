@@ -67,7 +67,7 @@ async fn a_rejoin_while_the_old_socket_is_open_moves_name_and_rooms_and_closes_t
 
     // bia hears the old connection leave and the new one arrive, once per room.
     let mut seen = frames(&mut bia, 4).await?;
-    seen.sort_by_key(|f| f.to_string());
+    seen.sort_by_key(std::string::ToString::to_string);
     let new_id = new.connection_id.clone();
     let mut expected = vec![
         event("userExit", "lobby", "ana", &old_id),
@@ -75,7 +75,7 @@ async fn a_rejoin_while_the_old_socket_is_open_moves_name_and_rooms_and_closes_t
         event("newUser", "lobby", "ana", &new_id),
         event("newUser", "rust", "ana", &new_id),
     ];
-    expected.sort_by_key(|f| f.to_string());
+    expected.sort_by_key(std::string::ToString::to_string);
     assert_eq!(seen, expected);
     bia.expect_silence(QUIET).await?;
 
@@ -119,7 +119,7 @@ async fn of_two_rejoins_racing_with_one_token_exactly_one_wins() -> Result<()> {
         let outcomes = [a_reply["action"].clone(), b_reply["action"].clone()];
         if round == 0 {
             let mut sorted = outcomes.to_vec();
-            sorted.sort_by_key(|v| v.to_string());
+            sorted.sort_by_key(std::string::ToString::to_string);
             assert_eq!(
                 sorted,
                 [json!("error"), json!("registered")],

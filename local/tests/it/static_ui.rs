@@ -95,7 +95,7 @@ impl Fetched {
         match self.header("content-encoding") {
             None => out.clone_from(&self.body),
             Some("br") => {
-                brotli::BrotliDecompress(&mut &self.body[..], &mut out).expect("valid brotli")
+                brotli::BrotliDecompress(&mut &self.body[..], &mut out).expect("valid brotli");
             }
             Some("gzip") => {
                 use std::io::Read;

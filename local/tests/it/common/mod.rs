@@ -3,7 +3,7 @@
 
 use webchat_local::{Config, Running};
 
-pub async fn start(config: Config) -> Running {
+pub(crate) async fn start(config: Config) -> Running {
     webchat_local::start(Config {
         addr: "127.0.0.1:0".parse().unwrap(),
         ..config
@@ -14,7 +14,7 @@ pub async fn start(config: Config) -> Running {
 
 /// How a WebSocket handshake ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Handshake {
+pub(crate) enum Handshake {
     /// 101: the socket opened.
     Accepted,
     /// Refused with this status; `message` is the JSON body's `message`.
@@ -22,7 +22,7 @@ pub enum Handshake {
 }
 
 impl Handshake {
-    pub fn refused(status: u16, message: &str) -> Handshake {
+    pub(crate) fn refused(status: u16, message: &str) -> Handshake {
         Handshake::Refused {
             status,
             message: message.to_string(),
@@ -31,7 +31,7 @@ impl Handshake {
 }
 
 /// Opens a WebSocket to `url` and says how the handshake ended.
-pub async fn handshake(url: &str) -> Handshake {
+pub(crate) async fn handshake(url: &str) -> Handshake {
     match tokio_tungstenite::connect_async(url).await {
         Ok(_) => Handshake::Accepted,
         Err(tungstenite::Error::Http(response)) => {
