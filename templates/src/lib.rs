@@ -1,7 +1,8 @@
 //! Reads the CloudFormation/SAM templates in `templates/` so that tests can check them.
 //!
 //! It reads what these templates use and no more: `yaml` loads a template with its
-//! short-form tags in long form, [`intrinsic`] renders `Ref`/`Fn::GetAtt`/`Fn::Sub`/
+//! short-form tags in long form (and [`edit_strings`] rewrites values in a template's text,
+//! keeping the rest as written: how `cargo xtask deploy` stages websocket.yml), [`intrinsic`] renders `Ref`/`Fn::GetAtt`/`Fn::Sub`/
 //! `Fn::ImportValue` as text, [`iam`] reads role and bucket policies, and [`websocket`]
 //! resolves `websocket.yml`'s wiring (route → integration → function, route responses,
 //! stage), which other crates' tests reuse, e.g. to check that the local gateway emulates
@@ -26,6 +27,7 @@ use serde_json::{Map, Value};
 pub use iam::{is_wildcard_action, is_wildcard_resource, IamStatement};
 pub use intrinsic::{referenced_id, render};
 pub use websocket::{Function, LambdaPermission, RouteWiring, WebsocketTemplate};
+pub use yaml::edit_strings;
 
 /// Why a template could not be read or understood.
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +216,61 @@ Resources:
         assert_eq!(p["Runtime"], "provided.al2023");
         assert_eq!(p["Timeout"], 5);
         assert_eq!(p["Environment"]["Variables"], json!({"A": "1", "B": "3"}));
+    }
+
+    /// Every string value of every template rewritten (but the block scalars, which are
+    /// refused): each reads back as written, and every other line stays as it was.
+    #[test]
+    fn the_real_templates_keep_their_comments_and_layout_when_edited() {
+        let mut checked = 0;
+        for entry in std::fs::read_dir(templates_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yml") {
+                continue;
+            }
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(edit_strings(&name, &text, |_, _| None).unwrap(), text);
+
+            let mut edits = Vec::new();
+            let edited = edit_strings(&name, &text, |path, value| {
+                if matches!(path.last(), Some(&("Description" | "Format"))) {
+                    return None;
+                }
+                edits.push(path.join("/"));
+                Some(format!("{value} \u{2713} \"edited\""))
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert!(edits.len() > 5, "{name}: {edits:?}");
+            let doc = yaml::parse(&name, &edited).unwrap();
+            let original = yaml::parse(&name, &text).unwrap();
+            for edit in &edits {
+                let pointer = format!("/{edit}");
+                let value = original.pointer(&pointer).unwrap().as_str().unwrap();
+                assert_eq!(
+                    doc.pointer(&pointer).unwrap(),
+                    &json!(format!("{value} \u{2713} \"edited\"")),
+                    "{name}: {edit}"
+                );
+            }
+            assert_eq!(edited.lines().count(), text.lines().count(), "{name}");
+            for (before, after) in text.lines().zip(edited.lines()) {
+                if before != after {
+                    // Only values changed: the indentation and a comment after them stayed.
+                    let indent = |line: &str| line.len() - line.trim_start().len();
+                    assert!(
+                        indent(before) == indent(after) && after.contains("edited"),
+                        "{name}: {before} → {after}"
+                    );
+                    if let Some(comment) = before.find(" #").map(|at| &before[at..]) {
+                        assert!(after.ends_with(comment), "{name}: {before} → {after}");
+                    }
+                } else {
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 500, "{checked} unchanged lines");
     }
 
     #[test]

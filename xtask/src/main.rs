@@ -1,8 +1,8 @@
 //! Project tasks, run as `cargo xtask <task>` (see `.cargo/config.toml`).
 //!
 //! - `test`: installs what the checks need, then format, lints, the wasm build of the
-//!   protocol crate, cfn-lint, every test, the full-size load tests, and the
-//!   real-browser test. CI runs this.
+//!   protocol crate, cfn-lint, every test, a minute of fuzzing, the full-size load tests,
+//!   and the real-browser test. CI runs this.
 //! - `dev`: installs the UI tools, builds the UI, and serves the whole chat with
 //!   `webchat-local` at http://127.0.0.1:8080/; `dev --auth` with sign-in at its
 //!   development issuer (`webchat-local --auth dev`).
@@ -11,9 +11,11 @@
 //! - `bench`: the speed and size figures, written to `target/bench/results.json`.
 //! - `lambdas`: the arm64 Lambda builds (the chat and the sign-in authorizer) with cargo-lambda.
 //! - `deploy`, `destroy`: the whole chat onto AWS, or off it (docs/deploy.md).
+//! - `fuzz`: the cargo-fuzz target on frame decoding, for a minute (`--seconds N`).
 
 mod bench;
 mod deploy;
+mod fuzz;
 mod lambdas;
 mod tools;
 mod ui;
@@ -29,14 +31,16 @@ fn usage() -> String {
 
 tasks:
   test      install what is missing, then fmt, clippy, wasm build, cfn-lint and sam validate,
-            all tests, the full-size load tests, browser test
+            all tests, 60 s of fuzzing, the full-size load tests, browser test
   dev       build the UI and serve the chat at http://127.0.0.1:8080/ (extra args go to webchat-local;
             --auth: sign in first, at webchat-local's development issuer)
   ui        build the release UI into dist/ and check its gzip size against the budget
   bench     measure speed and size figures into target/bench/results.json and the README
   lambdas   build the Lambda binaries (webchat-lambda, webchat-authorizer) for arm64 with
             cargo-lambda (zips in target/lambda/<binary>/)
+{}
 {}",
+        fuzz::USAGE,
         deploy::USAGE
     )
 }
@@ -61,6 +65,7 @@ fn main() -> Result<()> {
         Some("lambdas") => lambdas::build_lambdas(&root).map(|_| ()),
         Some("deploy") => deploy::run(&root, deploy::Task::Deploy, &rest),
         Some("destroy") => deploy::run(&root, deploy::Task::Destroy, &rest),
+        Some("fuzz") => fuzz::run_task(&root, &rest),
         Some("-h" | "--help" | "help") => {
             println!("{}", usage());
             Ok(())
@@ -124,6 +129,9 @@ fn test(root: &Path) -> Result<()> {
 
     lambdas::cfn_lint(root)?;
     lambdas::sam_validate(root)?;
+
+    // The frame decoder under libFuzzer from the committed seeds; a crash fails the run.
+    fuzz::fuzz(root, fuzz::DEFAULT_SECONDS)?;
 
     let mut tests = cargo(root);
     tests.args(["test", "--workspace", "--exclude", "webchat-e2e"]);

@@ -4,11 +4,9 @@
 //! prove the checks fail: it breaks copies of the template in known ways and expects each
 //! check to notice.
 
-mod recorded;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use recorded::{recorded, Call, Record};
+use crate::recorded::{recorded, Call, Record};
 use serde_json::{json, Value};
 use webchat_shared_types::Route;
 use webchat_templates::{render, websocket_template, Template, WebsocketTemplate};
