@@ -16,6 +16,7 @@ use webchat_shared_types::{
     decode_client_frame, name_key, unknown_action, ErrorCode, HistoryPage, Refusal, Request, Route,
     ServerEvent, ServerFrame, User, ValidFrame, LOBBY, MAX_CONVERSATIONS, MAX_ROOMS_PER_CONNECTION,
 };
+use webchat_telemetry::metrics as m;
 
 /// Gone connections found while announcing gone connections: stop after a few rounds.
 const CLEANUP_ROUNDS: usize = 4;
@@ -299,6 +300,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
         };
         // Debug, not info: a flood would otherwise write one log line per frame.
         tracing::debug!(connection_id, ?bucket, ?retry_after, "rate limited");
+        metrics::counter!(m::RATE_LIMITED, m::ROUTE => route.key()).increment(1);
         // The error carries the frame's requestId, which takes reading the frame.
         let request_id = match frame {
             Frame::Text(text) => match decode_client_frame(text) {
@@ -577,6 +579,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
             .history(room, page, limit, self.now_secs())
             .await
             .map_err(|e| internal(&e))?;
+        metrics::counter!(m::HISTORY_PAGES).increment(1);
         let receiver = connection.user();
         let messages = slice
             .messages
@@ -657,6 +660,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
             Some(other.user_name.clone()),
         );
         self.store.append(&stored).await.map_err(|e| internal(&e))?;
+        metrics::counter!(m::MESSAGES_STORED).increment(1);
         let note = |sub, with| ConversationNote {
             sub,
             conversation: &stored.room,
@@ -710,6 +714,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
                 // Stored before any push, so whoever gets the push (or reconnects
                 // while it is under way) finds it in history.
                 self.store.append(&sent).await.map_err(|e| internal(&e))?;
+                metrics::counter!(m::MESSAGES_STORED).increment(1);
                 self.store.members(&sent.room).await
             }
             Some(ids) => {
@@ -811,7 +816,10 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Chat<'a, S, G>
                     "removing a connection API Gateway reports gone"
                 );
                 match self.store.remove(&connection_id).await {
-                    Ok(Some(connection)) => removed.push(connection),
+                    Ok(Some(connection)) => {
+                        metrics::counter!(m::STALE_CONNECTIONS).increment(1);
+                        removed.push(connection)
+                    }
                     Ok(None) => {}
                     Err(err) => {
                         tracing::error!(connection_id, error = %err, "could not remove a gone connection")
