@@ -11,11 +11,13 @@
 pub mod dev_issuer;
 mod events;
 mod management;
+mod metrics;
 pub mod outbox;
 pub mod sigv4;
 mod socket;
 mod store;
 
+pub use metrics::METRICS_PATH;
 pub use store::AnyStore;
 
 /// The binary's first stdout line is this followed by the WebSocket URL; launchers wait for it.
@@ -484,7 +486,8 @@ fn router(gateway: Arc<Gateway>) -> Router {
     let stage = gateway.api.stage.clone();
     let mut router = Router::new()
         .route(&format!("/{stage}"), get(upgrade))
-        .merge(management::routes(&stage, gateway.clone()));
+        .merge(management::routes(&stage, gateway.clone()))
+        .merge(metrics::routes());
     if let Some(sign_in) = &gateway.sign_in {
         router = router.merge(sign_in.issuer.routes());
     }

@@ -163,6 +163,16 @@ pub fn install_prometheus() -> Result<PrometheusHandle, InstallError> {
                 .install_recorder()
                 .map_err(|err| InstallError(err.to_string()))?;
             describe_all();
+            // The recorder keeps every histogram sample until upkeep folds them in; with
+            // no exporter of its own, nothing else would.
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                })
+                .map_err(|err| InstallError(err.to_string()))?;
             Ok(handle)
         })
         .clone()
