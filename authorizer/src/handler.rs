@@ -12,6 +12,7 @@ use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerResponse,
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
+use webchat_telemetry::metrics as m;
 
 /// The identity API Gateway hands every route: `requestContext.authorizer.sub` and
 /// `requestContext.authorizer.userName`.
@@ -57,6 +58,7 @@ pub async fn authorize(
         .filter(|t| !t.is_empty())
     else {
         tracing::info!(reason = "no token", "sign-in refused");
+        metrics::counter!(m::SIGN_IN_REFUSALS).increment(1);
         return Err(AuthorizerError::Unauthorized);
     };
     match verifier.verify(token).await {
@@ -71,6 +73,7 @@ pub async fn authorize(
         }
         Err(refusal @ (Refusal::NoName | Refusal::InvalidName)) => {
             tracing::info!(reason = %refusal, "sign-in denied");
+            metrics::counter!(m::SIGN_IN_REFUSALS).increment(1);
             Ok(policy(
                 "unknown",
                 IamPolicyEffect::Deny,
@@ -80,10 +83,12 @@ pub async fn authorize(
         }
         Err(Refusal::KeysUnavailable) => {
             tracing::error!(reason = %Refusal::KeysUnavailable, "sign-in could not be checked");
+            metrics::counter!(m::SIGN_IN_UNAVAILABLE).increment(1);
             Err(AuthorizerError::Unavailable)
         }
         Err(refusal) => {
             tracing::info!(reason = %refusal, "sign-in refused");
+            metrics::counter!(m::SIGN_IN_REFUSALS).increment(1);
             Err(AuthorizerError::Unauthorized)
         }
     }

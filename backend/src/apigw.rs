@@ -11,7 +11,8 @@ use aws_lambda_events::apigw::{
     ApiGatewayWebsocketProxyRequestContext,
 };
 use aws_lambda_events::encodings::Body;
-use webchat_shared_types::Route;
+use webchat_shared_types::{Route, ServerEvent};
+use webchat_telemetry::metrics as m;
 use webchat_telemetry::Causes;
 
 /// Handles one API Gateway WebSocket event for any route, each connection held to `limits`.
@@ -59,6 +60,7 @@ where
             }
         },
         _ => {
+            metrics::counter!(m::FRAMES, m::ROUTE => route.key()).increment(1);
             let frame = if event.is_base64_encoded {
                 Frame::Binary
             } else {
@@ -66,6 +68,9 @@ where
             };
             let mut response = status(200);
             if let Some(reply) = rules.frame(route, connection_id, frame).await {
+                if let ServerEvent::Error { code, .. } = &reply.event {
+                    metrics::counter!(m::ERROR_REPLIES, m::ROUTE => route.key(), m::CODE => code.as_str()).increment(1);
+                }
                 response.body = Some(Body::Text(reply.to_json()));
             }
             response

@@ -32,6 +32,7 @@ mod download;
 mod first_paint;
 mod lambda;
 mod local;
+mod metrics_cost;
 mod push;
 mod rooms;
 mod slow_reader;
@@ -149,7 +150,7 @@ const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin
               [--throughput-secs N] [--dynamo-clients N] [--dynamo-broadcasts N]
               [--room-broadcasts N (0: none)] [--room-others N] [--room-series N]
               [--history-stored N]
-              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader]";
+              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,metrics]";
 
 fn options() -> Result<Options> {
     let default_root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1062,6 +1063,12 @@ async fn run(options: Options) -> Result<()> {
     if options.wants("slowreader") {
         let result = slow_reader_figures(&options, &mut figures).await;
         attempt("slow reader", result, &mut figures);
+    }
+    // Last: it installs the process's metrics recorder, which the handlers other parts
+    // drive in this process would otherwise feed.
+    if options.wants("metrics") {
+        let result = metrics_cost::figures(&mut figures).await;
+        attempt("metrics cost", result, &mut figures);
     }
 
     if let Some(dir) = options.out.parent() {

@@ -5,6 +5,7 @@ use crate::config::{Auth, Config};
 use crate::events::{ApiInfo, ConnectionInfo};
 use crate::handshake::{self, SignIn};
 use crate::management;
+use crate::metrics;
 use crate::outbox::Outbox;
 use crate::store::AnyStore;
 use crate::ui;
@@ -373,7 +374,8 @@ fn router(gateway: Arc<Gateway>) -> Router {
     let stage = gateway.api.stage.clone();
     let mut router = Router::new()
         .route(&format!("/{stage}"), get(handshake::upgrade))
-        .merge(management::routes(&stage, gateway.clone()));
+        .merge(management::routes(&stage, gateway.clone()))
+        .merge(metrics::routes());
     if let Some(sign_in) = &gateway.sign_in {
         router = router.merge(sign_in.issuer.routes());
     }

@@ -16,6 +16,7 @@ mod events;
 mod gateway;
 mod handshake;
 mod management;
+mod metrics;
 pub mod outbox;
 pub mod sigv4;
 mod socket;
@@ -27,5 +28,6 @@ pub use config::{
     DEFAULT_MESSAGES_TABLE, DEFAULT_NAMES_TABLE, DEFAULT_REGION,
 };
 pub use gateway::{start, Running, StartError, READY_LINE_PREFIX};
+pub use metrics::METRICS_PATH;
 pub use sigv4::AccessKey;
 pub use store::AnyStore;

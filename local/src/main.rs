@@ -209,6 +209,11 @@ async fn main() -> anyhow::Result<()> {
     if serves_ui {
         println!("chat UI: http://{}/", running.addr());
     }
+    println!(
+        "metrics (Prometheus text): http://{}{}",
+        running.addr(),
+        webchat_local::METRICS_PATH
+    );
 
     tokio::signal::ctrl_c().await?;
     println!("webchat-local stopping");

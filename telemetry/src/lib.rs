@@ -1,5 +1,12 @@
-//! What webchat's Lambda functions tell CloudWatch: one logging set-up for every binary,
-//! and errors written out with their causes.
+//! What webchat's binaries tell the people who run them: one logging set-up for the
+//! Lambda functions, errors written out with their causes, and
+//!
+//! - [`metrics`]: the metric names, their namespace and dimensions, in one place for
+//!   the code that emits them, the templates' alarms and dashboard, and the docs; and
+//!   the recorders that publish them (CloudWatch Embedded Metric Format on Lambda,
+//!   Prometheus text in `webchat-local`).
+
+pub mod metrics;
 
 use std::error::Error;
 use std::fmt;

@@ -182,6 +182,7 @@ fn dev(root: &Path, extra: &[String]) -> Result<()> {
     ui::ensure_ui_tools(root)?;
     let dist = ui::build_ui(root, true)?;
     println!("xtask: starting webchat-local; open http://127.0.0.1:8080/ (Ctrl-C stops it)");
+    println!("xtask: its metrics (Prometheus text): http://127.0.0.1:8080/metrics");
     let mut serve = cargo(root);
     serve
         .args([

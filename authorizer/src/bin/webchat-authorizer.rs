@@ -11,6 +11,10 @@ use webchat_authorizer::{AuthConfig, Verifier};
 async fn main() -> Result<(), Error> {
     webchat_telemetry::init_tracing();
 
+    let metrics = webchat_telemetry::metrics::install_emf(
+        &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
+    )?;
+
     // A missing or wrong setting fails the cold start, naming the variable.
     let config = AuthConfig::from_env().inspect_err(|err| tracing::error!("{err}"))?;
     // Built once per cold start; the keys it fetches serve every invocation.
@@ -25,10 +29,13 @@ async fn main() -> Result<(), Error> {
             let verifier = &verifier;
             async move {
                 // A panic would be reported with its message; answer a plain 500 instead.
-                match AssertUnwindSafe(webchat_authorizer::authorize(verifier, &event.payload))
-                    .catch_unwind()
-                    .await
-                {
+                let answer =
+                    AssertUnwindSafe(webchat_authorizer::authorize(verifier, &event.payload))
+                        .catch_unwind()
+                        .await;
+                // Before answering, while the invocation's log stream is still ours.
+                webchat_telemetry::metrics::flush_to_stdout(metrics);
+                match answer {
                     Ok(Ok(response)) => Ok(response),
                     Ok(Err(refusal)) => Err(Error::from(refusal.to_string())),
                     Err(_) => {

@@ -10,6 +10,10 @@ use webchat_backend::{DynamoStore, Limits, ManagementGateways, Retrying, TableNa
 async fn main() -> Result<(), Error> {
     webchat_telemetry::init_tracing();
 
+    let metrics = webchat_telemetry::metrics::install_emf(
+        &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
+    )?;
+
     // A wrong setting fails the cold start, naming the variable, rather than serving
     // with limits nobody chose.
     let limits = Limits::from_env().inspect_err(|err| tracing::error!("{err}"))?;
@@ -34,6 +38,9 @@ async fn main() -> Result<(), Error> {
                 let gateway = Retrying::new(gateways.for_event(&request)?);
                 let response: ApiGatewayProxyResponse =
                     webchat_backend::handle(store, &gateway, limits, &request).await;
+                // Before answering: the invocation's log stream is still ours, and the
+                // figures reach CloudWatch as EMF lines with no call of their own.
+                webchat_telemetry::metrics::flush_to_stdout(metrics);
                 Ok::<_, Error>(response)
             }
         },

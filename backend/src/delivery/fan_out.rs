@@ -5,6 +5,7 @@ use super::{ConnectionGateway, PostError};
 use futures::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use std::time::Duration;
+use webchat_telemetry::metrics as m;
 use webchat_telemetry::Causes;
 
 /// How many pushes run at once: enough to hide API Gateway's latency, few enough not to
@@ -36,6 +37,7 @@ pub async fn fan_out<G: ConnectionGateway>(
     let mut waiting = deliveries.into_iter();
     let mut in_flight = FuturesUnordered::new();
     let mut outcome = FanOut::default();
+    let started = std::time::Instant::now();
     loop {
         while in_flight.len() < FANOUT_CONCURRENCY {
             let Some((connection_id, payload)) = waiting.next() else {
@@ -47,6 +49,7 @@ pub async fn fan_out<G: ConnectionGateway>(
             });
         }
         let Some((connection_id, result)) = in_flight.next().await else {
+            record(&outcome, started);
             return outcome;
         };
         match result {
@@ -58,6 +61,16 @@ pub async fn fan_out<G: ConnectionGateway>(
             }
         }
     }
+}
+
+/// One fan-out's figures, unless it had nobody to push to.
+fn record(outcome: &FanOut, started: std::time::Instant) {
+    if outcome.delivered == 0 && outcome.failed == 0 && outcome.gone.is_empty() {
+        return;
+    }
+    metrics::counter!(m::DELIVERIES).increment(u64::from(outcome.delivered));
+    metrics::counter!(m::PUSH_FAILURES).increment(u64::from(outcome.failed));
+    metrics::histogram!(m::FANOUT_DURATION).record(started.elapsed().as_secs_f64() * 1000.0);
 }
 
 /// A gateway whose pushes are retried with jittered exponential backoff when API
@@ -84,12 +97,17 @@ impl<G: ConnectionGateway> ConnectionGateway for Retrying<G> {
         let mut backoff = PUSH_FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
-            match self.inner.post(connection_id, data).await {
+            let result = self.inner.post(connection_id, data).await;
+            if matches!(result, Err(PostError::Throttled)) {
+                metrics::counter!(m::PUSHES_THROTTLED).increment(1);
+            }
+            match result {
                 Err(err)
                     if err.is_retryable()
                         && attempt < PUSH_ATTEMPTS
                         && started.elapsed() < PUSH_RETRY_WINDOW =>
                 {
+                    metrics::counter!(m::PUSH_RETRIES).increment(1);
                     // Full jitter keeps many failed pushes from retrying in lockstep.
                     let pause = rand::rng().random_range(backoff / 2..=backoff);
                     tokio::time::sleep(pause).await;

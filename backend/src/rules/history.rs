@@ -37,6 +37,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
             .history(room, page, limit, self.now_secs())
             .await
             .map_err(|e| internal(&e))?;
+        metrics::counter!(m::HISTORY_PAGES).increment(1);
         let receiver = connection.user();
         let messages = slice
             .messages

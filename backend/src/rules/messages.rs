@@ -22,6 +22,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
             Some(other.user_name.clone()),
         );
         self.store.append(&stored).await.map_err(|e| internal(&e))?;
+        metrics::counter!(m::MESSAGES_STORED).increment(1);
         let note = |sub, with| ConversationNote {
             sub,
             conversation: &stored.room,
@@ -75,6 +76,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
                 // Stored before any push, so whoever gets the push (or reconnects
                 // while it is under way) finds it in history.
                 self.store.append(&sent).await.map_err(|e| internal(&e))?;
+                metrics::counter!(m::MESSAGES_STORED).increment(1);
                 self.store.members(&sent.room).await
             }
             Some(ids) => {

@@ -19,6 +19,7 @@ use webchat_shared_types::{
     decode_client_frame, name_key, unknown_action, ErrorCode, HistoryPage, Refusal, Request, Route,
     ServerEvent, ServerFrame, User, ValidFrame, LOBBY, MAX_CONVERSATIONS, MAX_ROOMS_PER_CONNECTION,
 };
+use webchat_telemetry::metrics as m;
 use webchat_telemetry::Causes;
 
 mod history;
@@ -295,6 +296,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
         };
         // Debug, not info: a flood would otherwise write one log line per frame.
         tracing::debug!(connection_id, ?bucket, ?retry_after, "rate limited");
+        metrics::counter!(m::RATE_LIMITED, m::ROUTE => route.key()).increment(1);
         // The error carries the frame's requestId, which takes reading the frame.
         let request_id = match frame {
             Frame::Text(text) => match decode_client_frame(text) {
@@ -377,7 +379,10 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
                     "removing a connection API Gateway reports gone"
                 );
                 match self.store.remove(&connection_id).await {
-                    Ok(Some(connection)) => removed.push(connection),
+                    Ok(Some(connection)) => {
+                        metrics::counter!(m::STALE_CONNECTIONS).increment(1);
+                        removed.push(connection);
+                    }
                     Ok(None) => {}
                     Err(err) => {
                         tracing::error!(connection_id, error = %Causes(&err), "could not remove a gone connection")

@@ -15,6 +15,7 @@ mod gateway;
 mod hostile;
 mod load;
 mod management_auth;
+mod metrics;
 mod rate_limit;
 mod rejoin;
 mod static_ui;
