@@ -13,8 +13,8 @@ use anyhow::{bail, Result};
 use metrics::NoopRecorder;
 use std::time::Instant;
 use webchat_backend::{
-    Rules, ConnectionGateway, ConnectionStore, DynamoStore, Frame, HistoryStore, Limits,
-    MemoryStore, PostError, TableNames,
+    ConnectionGateway, ConnectionStore, DynamoStore, Frame, HistoryStore, Limits, MemoryStore,
+    PostError, Rules, TableNames,
 };
 use webchat_shared_types::Route;
 
