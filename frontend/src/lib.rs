@@ -5,6 +5,8 @@
 //!
 //! Everything from the network is rendered as text; nothing is ever inserted as HTML.
 
+#![warn(missing_docs)]
+
 pub mod shell;
 pub mod state;
 pub mod view;

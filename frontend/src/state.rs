@@ -47,7 +47,9 @@ pub const RENEW_BEFORE_MS: u64 = 120_000;
 /// Which screen is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
+    /// Choosing a name (or signing in) before the chat.
     Join,
+    /// The chat: rooms, people, transcript and composer.
     Chat,
 }
 
@@ -61,19 +63,30 @@ pub enum Link {
     /// The socket is open.
     Open,
     /// The socket dropped; a new one opens at `retry_at_ms`.
-    Waiting { retry_at_ms: f64 },
+    Waiting {
+        /// When, by `Date.now()`.
+        retry_at_ms: f64,
+    },
 }
 
 /// The connection status shown in the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// The browser says it is offline.
     Offline,
+    /// A socket is being opened.
     Connecting,
+    /// Connected and registered.
     Online,
-    Reconnecting { secs: u64 },
+    /// The socket dropped; the next try is in `secs` seconds.
+    Reconnecting {
+        /// Seconds until the next try.
+        secs: u64,
+    },
 }
 
 impl Status {
+    /// The words the header shows.
     pub fn label(self) -> String {
         match self {
             Status::Offline => "offline".into(),
@@ -104,17 +117,30 @@ pub enum Command {
     /// Close and detach the socket; no events arrive from it afterwards.
     Close,
     /// Call [`ChatState::reconnect_due`] after this many milliseconds (replacing any earlier timer).
-    ScheduleReconnect { delay_ms: u32 },
+    ScheduleReconnect {
+        /// How long to wait.
+        delay_ms: u32,
+    },
     /// Remember this name in localStorage.
     SaveName(String),
     /// Keep this text in sessionStorage under [`SESSION_STORAGE_KEY`] (remove it when empty).
     SaveSession(String),
     /// Call [`ChatState::resend_due`] with this request id after this many milliseconds: the
     /// server asked to wait (`rate_limited`) before sending it again.
-    ResendLater { request_id: String, delay_ms: u32 },
+    ResendLater {
+        /// The message to send again.
+        request_id: String,
+        /// How long the server asked to wait.
+        delay_ms: u32,
+    },
     /// Call [`ChatState::answer_overdue`] with this request id after this many milliseconds:
     /// an own message that has no answer by then never will.
-    AnswerDue { request_id: String, delay_ms: u32 },
+    AnswerDue {
+        /// The message waiting for its answer.
+        request_id: String,
+        /// How long to wait for it.
+        delay_ms: u32,
+    },
 }
 
 /// How an own message stands.
@@ -125,9 +151,15 @@ pub enum Delivery {
     /// Sent, waiting for the server's `sent`.
     Pending,
     /// Acknowledged by the server.
-    Sent { delivered: u32 },
+    Sent {
+        /// How many connections it was pushed to.
+        delivered: u32,
+    },
     /// Refused by the server, or the socket dropped before the ack.
-    Failed { reason: String },
+    Failed {
+        /// What the person is told.
+        reason: String,
+    },
 }
 
 /// One line of the transcript.
@@ -135,20 +167,32 @@ pub enum Delivery {
 pub enum EntryKind {
     /// A join, leave or connection notice; `divider` marks where the messages fetched
     /// after a reconnect begin.
-    System { text: String, divider: bool },
+    System {
+        /// What is shown.
+        text: String,
+        /// Whether this is the "while you were away" divider.
+        divider: bool,
+    },
+    /// A message someone (or this person) sent.
     Message {
+        /// Who sent it.
         sender: String,
+        /// What it says, shown as text (never as markup).
         text: String,
         /// Milliseconds since the epoch.
         timestamp_ms: f64,
+        /// Sent to one person, not to a room.
         private: bool,
+        /// Sent by this person.
         own: bool,
         /// For own private messages: who it went to.
         to: Option<String>,
+        /// How it stands, for own messages.
         delivery: Delivery,
     },
 }
 
+/// One line of a room's transcript, as the view keys and shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// Unique within the page; with `version` it keys the rendered row.
@@ -158,6 +202,7 @@ pub struct Entry {
     /// The server's id of a message (an own one once `sent` names it): no message is
     /// shown twice, however many ways it arrives (pushed, in history, own).
     pub message_id: Option<String>,
+    /// What the line is.
     pub kind: EntryKind,
 }
 
@@ -184,9 +229,11 @@ impl Entry {
 /// One room this tab is in: its members and its transcript.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Room {
+    /// The room's name (the lobby's too).
     pub name: String,
     /// The other members, sorted by name.
     pub users: Vec<User>,
+    /// The transcript, oldest first.
     pub entries: Vec<Entry>,
     /// Messages that arrived while another room was shown.
     pub unread: u32,
@@ -260,7 +307,7 @@ impl Room {
         let Some(entry) = failed else {
             return false;
         };
-        entry.message_id = stored.message_id.clone();
+        entry.message_id.clone_from(&stored.message_id);
         if let EntryKind::Message {
             delivery,
             timestamp_ms,
@@ -316,6 +363,7 @@ impl Room {
 /// (everybody gets a new connection id then).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
+    /// Their name.
     pub user_name: String,
     /// The recipient's current connection, `None` while they are not online.
     pub connection_id: Option<String>,
@@ -356,9 +404,14 @@ enum Pending {
 }
 
 /// The whole view state of the app.
+// Its flags are independent facts the view shows (online, registered, signing in…),
+// not one state spelled as booleans.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatState {
+    /// Which screen is shown.
     pub screen: Screen,
+    /// The socket, as far as this state knows.
     pub link: Link,
     /// `navigator.onLine` as last reported.
     pub browser_online: bool,
@@ -366,6 +419,7 @@ pub struct ChatState {
     pub name: Option<String>,
     /// The socket is open and registered as `name`.
     pub registered: bool,
+    /// This tab's connection id, once `registered` says it.
     pub my_id: Option<String>,
     /// The server's (or the local validation's) reason the last join failed.
     pub join_error: Option<String>,
@@ -402,6 +456,7 @@ impl Default for ChatState {
 }
 
 impl ChatState {
+    /// A tab that has just opened: the join screen, no socket.
     pub fn new() -> Self {
         ChatState {
             screen: Screen::Join,
@@ -539,9 +594,9 @@ impl ChatState {
     }
 
     /// Adds a notice about the connection to every room, so it is seen wherever one looks.
-    fn system_everywhere(&mut self, text: String) {
+    fn system_everywhere(&mut self, text: &str) {
         for index in 0..self.rooms.len() {
-            self.system_in(index, text.clone());
+            self.system_in(index, text.to_string());
         }
     }
 
@@ -743,10 +798,10 @@ impl ChatState {
         let delay = backoff_delay_ms(self.attempt, random);
         self.attempt = self.attempt.saturating_add(1);
         self.link = Link::Waiting {
-            retry_at_ms: now_ms + delay as f64,
+            retry_at_ms: now_ms + f64::from(delay),
         };
         if was_online {
-            self.system_everywhere("Connection lost. Reconnecting…".into());
+            self.system_everywhere("Connection lost. Reconnecting…");
         }
         vec![Command::ScheduleReconnect { delay_ms: delay }]
     }
@@ -1196,7 +1251,7 @@ impl ChatState {
                 conversations,
             } => {
                 let mut commands =
-                    self.on_registered(user_name, connection_id, resume_token, pending);
+                    self.on_registered(user_name, connection_id, resume_token, pending.as_ref());
                 // Signed in: the newest conversations, so what came while away shows.
                 for conversation in conversations
                     .unwrap_or_default()
@@ -1260,7 +1315,7 @@ impl ChatState {
                 self.set_members(&room, users);
                 Vec::new()
             }
-            ServerEvent::Joined { room, users } => self.on_joined(room, users, pending),
+            ServerEvent::Joined { room, users } => self.on_joined(&room, users, pending.as_ref()),
             ServerEvent::Left { .. } | ServerEvent::Pong {} => Vec::new(),
             ServerEvent::History {
                 room,
@@ -1279,7 +1334,7 @@ impl ChatState {
                 user_name,
                 connection_id,
             } => {
-                self.on_new_user(&room, user_name, connection_id);
+                self.on_new_user(&room, &user_name, connection_id);
                 Vec::new()
             }
             ServerEvent::UserExit {
@@ -1287,7 +1342,7 @@ impl ChatState {
                 user_name,
                 connection_id,
             } => {
-                self.on_user_exit(&room, user_name, connection_id);
+                self.on_user_exit(&room, &user_name, &connection_id);
                 Vec::new()
             }
             event @ ServerEvent::Message { .. } => {
@@ -1313,7 +1368,7 @@ impl ChatState {
         user_name: String,
         connection_id: String,
         resume_token: Option<String>,
-        pending: Option<Pending>,
+        pending: Option<&Pending>,
     ) -> Vec<Command> {
         if !matches!(pending, Some(Pending::Register { .. })) {
             return Vec::new();
@@ -1333,7 +1388,7 @@ impl ChatState {
             room.marked = false;
         }
         if rejoined {
-            self.system_everywhere(format!("Back online as {user_name}."));
+            self.system_everywhere(&format!("Back online as {user_name}."));
         } else {
             self.system_in(0, format!("You joined as {user_name}."));
         }
@@ -1354,25 +1409,25 @@ impl ChatState {
 
     fn on_joined(
         &mut self,
-        room: String,
+        room: &str,
         users: Vec<User>,
-        pending: Option<Pending>,
+        pending: Option<&Pending>,
     ) -> Vec<Command> {
         let show = matches!(pending, Some(Pending::Join { show: true, .. }));
-        if self.room_index(&room).is_none() {
+        if self.room_index(room).is_none() {
             // Left while its rejoin was on the way: the `leave` went after the `join`,
             // so the server agrees it is left.
             if !show {
                 return Vec::new();
             }
-            self.rooms.push(Room::new(&room));
+            self.rooms.push(Room::new(room));
         }
-        self.set_members(&room, users);
+        self.set_members(room, users);
         if show {
-            self.show_room(&room);
+            self.show_room(room);
         }
         let mut commands = vec![self.save_session()];
-        commands.extend(self.catch_up(&room));
+        commands.extend(self.catch_up(room));
         commands
     }
 
@@ -1554,7 +1609,7 @@ impl ChatState {
         }
     }
 
-    fn on_new_user(&mut self, room: &str, user_name: String, connection_id: String) {
+    fn on_new_user(&mut self, room: &str, user_name: &str, connection_id: String) {
         if self.my_id.as_deref() == Some(connection_id.as_str()) {
             return;
         }
@@ -1563,7 +1618,7 @@ impl ChatState {
         };
         // A rename arrives as a `newUser` for a known connection.
         self.rooms[index].insert_user(User {
-            user_name: user_name.clone(),
+            user_name: user_name.to_string(),
             connection_id,
         });
         if index == 0 {
@@ -1574,7 +1629,7 @@ impl ChatState {
         }
     }
 
-    fn on_user_exit(&mut self, room: &str, user_name: String, connection_id: String) {
+    fn on_user_exit(&mut self, room: &str, user_name: &str, connection_id: &str) {
         let Some(index) = self.room_index(room) else {
             return;
         };
@@ -1685,9 +1740,13 @@ pub struct UiConfig {
 /// of the sign-in.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct AuthConfig {
+    /// The token issuer (`iss`).
     pub issuer: String,
+    /// The app client id tokens are issued for.
     pub client_id: String,
+    /// Where the browser is sent to sign in (the authorization endpoint).
     pub authorize_url: String,
+    /// Where a code or refresh token is exchanged for tokens.
     pub token_url: String,
     /// The issuer's logout endpoint (`logoutUrl`), when it has one: Sign out ends the
     /// issuer's session there too, so the next Sign in on a shared computer asks again.
@@ -1713,6 +1772,7 @@ impl AuthConfig {
     }
 
     /// With `auth`'s `logoutUrl`, when it is an http(s) URL.
+    #[must_use]
     pub fn with_logout_url(mut self, logout_url: Option<String>) -> AuthConfig {
         self.logout_url = http_url(logout_url);
         self
@@ -1824,6 +1884,7 @@ fn percent_decode(value: &str) -> String {
 /// The sign-in's tokens as kept in sessionStorage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tokens {
+    /// The ID token `$connect` is given (`?token=`).
     pub id_token: String,
     /// Renews the ID token without signing in again, when the issuer gave one.
     pub refresh_token: Option<String>,
@@ -1861,6 +1922,7 @@ impl Tokens {
         )
     }
 
+    /// Reads what [`Tokens::to_storage`] wrote; `None` for anything else.
     pub fn from_storage(text: &str) -> Option<Tokens> {
         let mut lines = text.lines();
         let id_token = lines.next().filter(|t| !t.is_empty())?.to_string();
@@ -1907,7 +1969,7 @@ pub fn base64url(data: &[u8]) -> String {
         let n = chunk
             .iter()
             .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
         for i in 0..=chunk.len() {
             out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
         }
@@ -1928,7 +1990,7 @@ pub fn base64url_decode(text: &str) -> Option<Vec<u8>> {
             b'_' | b'/' => 63,
             _ => return None,
         };
-        bits = bits << 6 | value as u32;
+        bits = bits << 6 | u32::from(value);
         count += 6;
         if count >= 8 {
             count -= 8;
@@ -1950,7 +2012,7 @@ pub fn form_encode(pairs: &[(&str, &str)]) -> String {
         for byte in value.bytes() {
             match byte {
                 b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    out.push(byte as char)
+                    out.push(byte as char);
                 }
                 _ => {
                     const HEX: &[u8; 16] = b"0123456789ABCDEF";

@@ -25,6 +25,7 @@ thread_local! {
     static APPLY: OnceCell<Apply> = const { OnceCell::new() };
 }
 
+/// The page's window; a page always has one.
 pub fn window() -> web_sys::Window {
     web_sys::window().expect_throw("no window")
 }

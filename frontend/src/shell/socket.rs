@@ -77,15 +77,12 @@ pub fn connect() {
     let closed = move || {
         on_event(generation, &mut |c| {
             c.socket_closed(timers::now_ms(), js_sys::Math::random())
-        })
+        });
     };
-    let ws = match WebSocket::new(&sign_in::with_token(url)) {
-        Ok(ws) => ws,
-        Err(_) => {
-            // An unusable URL fails like a refused connection: back off and retry.
-            timers::after(Box::new(closed), 0);
-            return;
-        }
+    let Ok(ws) = WebSocket::new(&sign_in::with_token(url)) else {
+        // An unusable URL fails like a refused connection: back off and retry.
+        timers::after(Box::new(closed), 0);
+        return;
     };
     let on_open =
         Closure::<dyn FnMut()>::new(move || on_event(generation, &mut ChatState::socket_opened));
@@ -116,7 +113,7 @@ pub fn send(text: &str) {
                 let _ = socket.ws.send_with_str(text);
             }
         }
-    })
+    });
 }
 
 /// Closes the socket and cancels a planned reconnect.

@@ -35,6 +35,8 @@ pub fn load_name() -> Option<String> {
         .flatten()
 }
 
+/// Remembers the name for the next visit (localStorage); a browser without storage
+/// just asks again.
 pub fn save_name(name: &str) {
     if let Ok(Some(storage)) = window().local_storage() {
         let _ = storage.set_item(NAME_STORAGE_KEY, name);

@@ -13,6 +13,7 @@ pub struct Timer {
 }
 
 impl Timer {
+    /// Cancels the timer before it fires.
     pub fn clear(self) {
         window().clear_timeout_with_handle(self.id);
     }
@@ -28,7 +29,7 @@ pub fn timer(f: Box<dyn FnOnce()>, delay_ms: u32) -> Option<Timer> {
     let mut f = Some(f);
     let callback = Closure::wrap(Box::new(move || {
         if let Some(f) = f.take() {
-            f()
+            f();
         }
     }) as Box<dyn FnMut()>);
     let id = window()

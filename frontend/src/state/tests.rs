@@ -121,7 +121,7 @@ fn system_lines(chat: &ChatState) -> Vec<&str> {
         .iter()
         .filter_map(|e| match &e.kind {
             EntryKind::System { text, .. } => Some(text.as_str()),
-            _ => None,
+            EntryKind::Message { .. } => None,
         })
         .collect()
 }
@@ -148,7 +148,7 @@ fn last_message(chat: &ChatState) -> (&str, &str, bool, bool, Option<&str>, &Del
                 to.as_deref(),
                 delivery,
             )),
-            _ => None,
+            EntryKind::System { .. } => None,
         })
         .expect("a message")
 }
@@ -321,8 +321,10 @@ fn incoming_messages_keep_sender_text_time_and_private_flag_verbatim() {
     assert_eq!((sender, text, private, own), ("bob", xss, true, false));
     assert_eq!(*delivery, Delivery::Received);
     match &chat.room().entries.last().unwrap().kind {
+        // A whole number of milliseconds: exact in an f64.
+        #[allow(clippy::float_cmp)]
         EntryKind::Message { timestamp_ms, .. } => assert_eq!(*timestamp_ms, 1_764_316_800_000.0),
-        other => panic!("{other:?}"),
+        other @ EntryKind::System { .. } => panic!("{other:?}"),
     }
 }
 
@@ -1541,7 +1543,7 @@ fn auth() -> AuthConfig {
     .expect("auth settings")
 }
 /// An unsigned JWT with these claims: the page reads them, the server checks them.
-fn id_token(claims: Value) -> String {
+fn id_token(claims: &Value) -> String {
     format!(
         "{}.{}.sig",
         base64url(br#"{"alg":"ES256","kid":"k"}"#),
@@ -1551,7 +1553,7 @@ fn id_token(claims: Value) -> String {
 
 fn tokens_for(name: &str) -> Tokens {
     Tokens {
-        id_token: id_token(json!({"preferred_username": name, "sub": "s"})),
+        id_token: id_token(&json!({"preferred_username": name, "sub": "s"})),
         refresh_token: Some("refresh".into()),
         expires_ms: 3_600_000,
     }
@@ -1696,7 +1698,7 @@ fn tokens_come_from_the_token_answer_and_keep_the_refresh_token_on_renewal() {
 fn the_id_tokens_claims_are_read_from_its_payload() {
     let claims = json!({"preferred_username": "Änne", "sub": "s"});
     let tokens = Tokens {
-        id_token: id_token(claims.clone()),
+        id_token: id_token(&claims),
         refresh_token: None,
         expires_ms: 0,
     };
@@ -2036,7 +2038,7 @@ fn signed_in_a_message_to_a_person_whose_ack_was_lost_shows_once_when_its_conver
         .iter()
         .filter_map(|e| match &e.kind {
             EntryKind::Message { text, delivery, .. } => Some((text.as_str(), delivery)),
-            _ => None,
+            EntryKind::System { .. } => None,
         })
         .collect();
     assert_eq!(

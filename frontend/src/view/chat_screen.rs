@@ -9,15 +9,15 @@ use crate::shell::{self, sign_in};
 use crate::state::ChatState;
 
 #[component]
-pub fn ChatScreen() -> impl IntoView {
+pub(super) fn ChatScreen() -> impl IntoView {
     let Ui { chat, now, .. } = ui();
     let auth = move || chat.with(|c| c.auth);
     let status = move || chat.with(|c| c.status(now.get()));
     let on_leave = move |_| {
         if auth() {
-            sign_in::sign_out()
+            sign_in::sign_out();
         } else {
-            shell::dispatch(&mut ChatState::leave)
+            shell::dispatch(&mut ChatState::leave);
         }
     };
     view! {

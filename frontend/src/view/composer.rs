@@ -9,7 +9,7 @@ use crate::shell::{self, timers};
 use crate::state::{counter_text, enter_sends, ChatState, Recipient};
 
 #[component]
-pub fn Composer() -> impl IntoView {
+pub(super) fn Composer() -> impl IntoView {
     let Ui {
         chat,
         draft,
@@ -21,7 +21,8 @@ pub fn Composer() -> impl IntoView {
         let _ = field.focus();
     });
     // The options of To: everyone, the lobby's members, and a chosen person who left.
-    let options = move || chat.with(|c| recipient_options(&c.people(c.lobby()), &c.recipient));
+    let options =
+        move || chat.with(|c| recipient_options(&c.people(c.lobby()), c.recipient.as_ref()));
     let blocker = move || draft.with(|d| chat.with(|c| c.send_blocker(d)));
     let send = move || {
         let text = draft.get_untracked();
@@ -120,10 +121,9 @@ pub fn Composer() -> impl IntoView {
 
 /// Everyone, each lobby member, and a chosen person who is offline (still selectable:
 /// what is sent to them is kept for them).
-fn recipient_options(people: &[User], to: &Option<Recipient>) -> impl IntoView {
-    let chosen = to.as_ref().and_then(|r| r.connection_id.as_deref());
+fn recipient_options(people: &[User], to: Option<&Recipient>) -> impl IntoView {
+    let chosen = to.and_then(|r| r.connection_id.as_deref());
     let offline = to
-        .as_ref()
         .filter(|r| r.connection_id.is_none())
         .map(|r| format!("{} (offline)", r.user_name));
     view! {

@@ -9,7 +9,7 @@ use crate::shell::timers;
 use crate::state::{Delivery, Entry, EntryKind};
 
 #[component]
-pub fn EntryRow(entry: Entry) -> impl IntoView {
+pub(super) fn EntryRow(entry: Entry) -> impl IntoView {
     let title = entry.title();
     match entry.kind {
         EntryKind::System { text, divider } => Either::Left(view! {

@@ -8,7 +8,7 @@ use super::{flag, text, ui, yes, Ui};
 use crate::shell::{self, sign_in};
 
 #[component]
-pub fn JoinScreen() -> impl IntoView {
+pub(super) fn JoinScreen() -> impl IntoView {
     let Ui {
         chat, name_draft, ..
     } = ui();

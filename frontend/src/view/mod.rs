@@ -3,6 +3,10 @@
 //! update of the state through [`shell::dispatch`], which also runs the commands it
 //! returns. The view keeps only its own state: the drafts and the transcript's scrolling.
 
+// `#[component]` gives each component's props struct `pub` whatever the function's
+// visibility; the modules are private, so nothing leaves the crate.
+#![allow(unreachable_pub)]
+
 mod chat_screen;
 mod composer;
 mod entry_row;

@@ -7,7 +7,7 @@ use super::{flag, text, ui, yes, Ui};
 use crate::shell;
 
 #[component]
-pub fn People() -> impl IntoView {
+pub(super) fn People() -> impl IntoView {
     let Ui { chat, .. } = ui();
     let people = move || {
         chat.with(|c| {
@@ -47,7 +47,7 @@ fn person_row((user, pressed): (User, bool)) -> impl IntoView {
         shell::dispatch(&mut |c| {
             c.toggle_recipient(&id);
             Vec::new()
-        })
+        });
     };
     view! {
         <li data-testid="user" data-name=name>

@@ -8,7 +8,7 @@ use super::{flag, text, ui, yes, Ui};
 use crate::shell;
 
 #[component]
-pub fn Rooms() -> impl IntoView {
+pub(super) fn Rooms() -> impl IntoView {
     let Ui {
         chat, following, ..
     } = ui();
@@ -44,7 +44,7 @@ pub fn Rooms() -> impl IntoView {
         shell::dispatch(&mut |c| {
             let name = c.room().name.clone();
             c.leave_room(&name)
-        })
+        });
     };
     view! {
         <nav class="rooms" aria-labelledby="rooms-title">

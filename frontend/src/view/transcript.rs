@@ -9,7 +9,7 @@ use crate::shell::{self, timers};
 use crate::state::ChatState;
 
 #[component]
-pub fn Transcript() -> impl IntoView {
+pub(super) fn Transcript() -> impl IntoView {
     let Ui {
         chat, following, ..
     } = ui();
@@ -22,26 +22,26 @@ pub fn Transcript() -> impl IntoView {
             if let Some(list) = list.get_untracked() {
                 list.set_scroll_top(list.scroll_height() - from_end);
             }
-        }))
+        }));
     };
     Effect::new(move |previous: Option<(Option<u64>, Option<u64>)>| {
         let ends = chat.with(|c| {
             let entries = &c.room().entries;
             (entries.first().map(|e| e.id), entries.last().map(|e| e.id))
         });
-        let (first, last) = previous.unwrap_or_default();
+        let (oldest_before, newest_before) = previous.unwrap_or_default();
         if following.get() {
             unseen.set(0);
             scroll(0);
-        } else if ends.1 == last && ends.0 != first {
+        } else if ends.1 == newest_before && ends.0 != oldest_before {
             scroll(height_before.get_value());
-        } else if ends != (first, last) {
+        } else if ends != (oldest_before, newest_before) {
             let added = chat.with_untracked(|c| {
                 c.room()
                     .entries
                     .iter()
                     .rev()
-                    .take_while(|e| Some(e.id) > last)
+                    .take_while(|e| Some(e.id) > newest_before)
                     .count()
             });
             unseen.update(|n| *n += added);
