@@ -35,7 +35,7 @@ pub enum ConfigError {
 }
 
 impl AuthConfig {
-    pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+    pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_mins(1);
     pub const DEFAULT_LEEWAY_SECS: u64 = 60;
 
     /// Checks the settings; the issuer and JWKS URL must be https (or loopback http).

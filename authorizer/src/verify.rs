@@ -177,7 +177,7 @@ impl Verifier {
         validation.validate_aud = false; // `aud` or `client_id`: checked below
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
             .map_err(|err| refusal_for(err.kind()))?
             .claims;
         if claims.iss != self.config.issuer {
@@ -248,17 +248,16 @@ impl Verifier {
     async fn fetch(&self, state: &mut KeyState) -> Result<(), String> {
         state.last_fetch = Some(Instant::now());
         state.fetches += 1;
-        let jwks_url = match &state.jwks_url {
-            Some(url) => url.clone(),
-            None => {
-                let url = self
-                    .fetcher
-                    .discover(&self.config.discovery_url(), &self.config.issuer)
-                    .await
-                    .map_err(|err| err.to_string())?;
-                state.jwks_url = Some(url.clone());
-                url
-            }
+        let jwks_url = if let Some(url) = &state.jwks_url {
+            url.clone()
+        } else {
+            let url = self
+                .fetcher
+                .discover(&self.config.discovery_url(), &self.config.issuer)
+                .await
+                .map_err(|err| err.to_string())?;
+            state.jwks_url = Some(url.clone());
+            url
         };
         let body = self
             .fetcher

@@ -151,6 +151,10 @@ impl RateLimit {
     }
 
     /// Time between two frames at the steady rate (at least 1 µs).
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "a positive rate's interval in µs is far inside i64, and `as` saturates"
+    )]
     pub fn interval(&self) -> Micros {
         ((MICROS_PER_SECOND / self.per_second).round() as Micros).max(1)
     }
@@ -176,7 +180,7 @@ impl RateLimit {
     /// How long a bucket at `tat` refuses frames arriving at `now` (zero if it does not).
     pub fn retry_after(&self, tat: Micros, now: Micros) -> Duration {
         let wait = tat.saturating_sub(self.latest_allowed_tat(now));
-        Duration::from_micros(wait.max(0) as u64)
+        Duration::from_micros(u64::try_from(wait).unwrap_or(0))
     }
 }
 
@@ -271,7 +275,8 @@ impl Limits {
     ) -> ServerFrame {
         let limit = self.of(bucket);
         // Rounded up: a client that waits exactly this long is allowed.
-        let retry_after_ms = retry_after.as_micros().div_ceil(1000).max(1) as u64;
+        let retry_after_ms =
+            u64::try_from(retry_after.as_micros().div_ceil(1000).max(1)).unwrap_or(u64::MAX);
         ServerFrame {
             event: ServerEvent::Error {
                 code: ErrorCode::RateLimited,
@@ -328,7 +333,9 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
-            .as_micros() as Micros
+            .as_micros()
+            .try_into()
+            .unwrap_or(Micros::MAX)
     }
 }
 
@@ -343,7 +350,7 @@ impl ManualClock {
 
     pub fn advance(&self, by: Duration) {
         self.0.fetch_add(
-            by.as_micros() as Micros,
+            Micros::try_from(by.as_micros()).unwrap_or(Micros::MAX),
             std::sync::atomic::Ordering::SeqCst,
         );
     }

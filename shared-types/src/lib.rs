@@ -308,6 +308,7 @@ impl Refusal {
         }
     }
 
+    #[must_use]
     pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
         self.request_id = request_id;
         self
@@ -677,9 +678,9 @@ fn validate_action(parsed: ClientAction) -> Result<Request, Refusal> {
                     ))
                 }
             };
-            let limit = match limit {
+            let limit = match limit.map(usize::try_from) {
                 None => DEFAULT_HISTORY_LIMIT,
-                Some(limit) if (1..=MAX_HISTORY_LIMIT as u64).contains(&limit) => limit as usize,
+                Some(Ok(limit @ 1..=MAX_HISTORY_LIMIT)) => limit,
                 Some(_) => {
                     return Err(Refusal::new(
                         ErrorCode::InvalidField,

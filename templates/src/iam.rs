@@ -77,7 +77,7 @@ impl Template {
                     }
                 }
                 "AWS::S3::BucketPolicy" => {
-                    push_statements(&mut out, id, None, &props["PolicyDocument"])
+                    push_statements(&mut out, id, None, &props["PolicyDocument"]);
                 }
                 _ => {}
             }
@@ -228,15 +228,12 @@ fn without_placeholders(text: &str) -> String {
     let mut rest = text;
     while let Some((before, after)) = rest.split_once("${") {
         out.push_str(before);
-        match after.split_once('}') {
-            Some((_, tail)) => {
-                out.push('X');
-                rest = tail;
-            }
-            None => {
-                out.push_str("${");
-                rest = after;
-            }
+        if let Some((_, tail)) = after.split_once('}') {
+            out.push('X');
+            rest = tail;
+        } else {
+            out.push_str("${");
+            rest = after;
         }
     }
     out.push_str(rest);
@@ -334,7 +331,7 @@ Resources:
     fn policies_this_crate_does_not_read_are_opaque() {
         let t = Template::parse(
             "o.yml",
-            r#"
+            r"
 Resources:
   F:
     Type: AWS::Serverless::Function
@@ -345,7 +342,7 @@ Resources:
   Q:
     Type: AWS::SQS::QueuePolicy
     Properties: { PolicyDocument: { Statement: [] }, Queues: [q] }
-"#,
+",
         )
         .unwrap();
         let opaque = t.opaque_policies();

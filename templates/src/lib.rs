@@ -52,8 +52,7 @@ pub fn templates_dir() -> PathBuf {
 pub fn workspace_root() -> PathBuf {
     templates_dir()
         .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(templates_dir)
+        .map_or_else(templates_dir, Path::to_path_buf)
 }
 
 /// Loads `templates/<file_name>`.
@@ -80,10 +79,10 @@ impl Template {
             path: path.to_path_buf(),
             source,
         })?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         Self::parse(&name, &text)
     }
 
@@ -255,7 +254,9 @@ Resources:
             }
             assert_eq!(edited.lines().count(), text.lines().count(), "{name}");
             for (before, after) in text.lines().zip(edited.lines()) {
-                if before != after {
+                if before == after {
+                    checked += 1;
+                } else {
                     // Only values changed: the indentation and a comment after them stayed.
                     let indent = |line: &str| line.len() - line.trim_start().len();
                     assert!(
@@ -265,8 +266,6 @@ Resources:
                     if let Some(comment) = before.find(" #").map(|at| &before[at..]) {
                         assert!(after.ends_with(comment), "{name}: {before} → {after}");
                     }
-                } else {
-                    checked += 1;
                 }
             }
         }

@@ -27,7 +27,7 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long one frame or reply may take. Generous: the tests run in debug builds, next to
 /// other test binaries, on two cores, with up to a thousand clients.
-pub const WAIT: Duration = Duration::from_secs(60);
+pub const WAIT: Duration = Duration::from_mins(1);
 
 /// How often, and how patiently, a handshake is tried: a thousand handshakes at once can
 /// overflow the listen backlog, which a real client would also retry.
@@ -115,7 +115,7 @@ impl Inbox {
     fn push(&self, delivery: Delivery) {
         self.deliveries
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(delivery);
         self.count.fetch_add(1, Ordering::SeqCst);
         self.arrived.notify_waiters();
@@ -143,14 +143,19 @@ impl Inbox {
 
     /// Everything received since the last `take`.
     pub fn take(&self) -> Vec<Delivery> {
-        std::mem::take(&mut *self.deliveries.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(
+            &mut *self
+                .deliveries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Everything received since the last `take`, left in place.
     pub fn snapshot(&self) -> Vec<Delivery> {
         self.deliveries
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 }
@@ -449,7 +454,7 @@ impl Client {
             let wait = deadline.saturating_duration_since(Instant::now());
             match self.next(wait).await {
                 Some(Incoming::Closed(code)) => return Ok(code),
-                Some(Incoming::Text(_) | Incoming::Binary(_)) => continue,
+                Some(Incoming::Text(_) | Incoming::Binary(_)) => {}
                 Some(Incoming::Ended(how)) => {
                     return Err(ClientError::Ended {
                         who: self.who(),
@@ -469,7 +474,10 @@ impl Client {
     }
 
     pub fn seen(&self) -> Seen {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Ends the connection without a close frame, as a killed client or a lost network
@@ -525,8 +533,11 @@ async fn read(
     seen: Arc<Mutex<Seen>>,
     mut stop: oneshot::Receiver<()>,
 ) -> Option<SplitStream<Ws>> {
-    let note =
-        |f: &mut dyn FnMut(&mut Seen)| f(&mut seen.lock().unwrap_or_else(|p| p.into_inner()));
+    let note = |f: &mut dyn FnMut(&mut Seen)| {
+        f(&mut seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    };
     let sorting = inbox.is_some();
     loop {
         let received = tokio::select! {
@@ -544,7 +555,7 @@ async fn read(
                 continue;
             }
             Some(Ok(Message::Close(frame))) => {
-                let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
+                let code = frame.map_or(1005, |f| u16::from(f.code));
                 let _ = queue.send(Incoming::Closed(code));
                 continue;
             }
@@ -576,7 +587,7 @@ async fn read(
             if let Ok(exit) = serde_json::from_str::<ExitFrame>(text) {
                 note(&mut |s| {
                     s.user_exits
-                        .push((exit.user_name.clone(), exit.connection_id.clone()))
+                        .push((exit.user_name.clone(), exit.connection_id.clone()));
                 });
                 if sorting {
                     continue;

@@ -42,7 +42,7 @@ pub async fn request(
             body.len()
         );
         for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            head.extend([name.as_str(), ": ", value.as_str(), "\r\n"]);
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).await?;

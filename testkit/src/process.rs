@@ -58,6 +58,7 @@ impl Launch {
     }
 
     /// Also appends every line the process prints to `path`, for a look afterwards.
+    #[must_use]
     pub fn log_to(mut self, path: &Path) -> Launch {
         self.log = Some(path.to_path_buf());
         self
@@ -66,6 +67,7 @@ impl Launch {
     /// Runs it in a process group of its own and kills the whole group: chromedriver's
     /// browsers must go down with it. Not the default, so that Ctrl-C in a terminal still
     /// reaches the other children.
+    #[must_use]
     pub fn own_process_group(mut self) -> Launch {
         self.own_group = true;
         self
@@ -185,7 +187,11 @@ fn drain(
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             if let Some(log) = &log {
-                let _ = writeln!(log.lock().unwrap_or_else(|p| p.into_inner()), "{line}");
+                let _ = writeln!(
+                    log.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    "{line}"
+                );
             }
             if let Some(rest) = ready
                 .as_ref()
@@ -194,7 +200,10 @@ fn drain(
                 let (_, tx) = ready.take().expect("checked above");
                 let _ = tx.send(rest.trim().to_string());
             }
-            let mut tail = output.tail.lock().unwrap_or_else(|p| p.into_inner());
+            let mut tail = output
+                .tail
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if tail.len() == TAIL_LINES {
                 tail.pop_front();
             }
@@ -224,7 +233,11 @@ impl Process {
 
     /// The last lines it printed (stdout and stderr), for an error message.
     fn output(&self) -> String {
-        let tail = self.output.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let tail = self
+            .output
+            .tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if tail.is_empty() {
             "(nothing)".to_string()
         } else {

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 /// The stalled client's receive buffer.
-pub const TINY_RECEIVE_BUFFER: u32 = 4096;
+pub(crate) const TINY_RECEIVE_BUFFER: u32 = 4096;
 
 /// A registered connection that reads nothing more; dropping it closes the socket.
 pub struct StalledReader {

@@ -217,6 +217,6 @@ mod tests {
 
     #[test]
     fn sizes_are_in_thousand_byte_kb() {
-        assert_eq!(kb(1_500), 1.5);
+        assert!((kb(1_500) - 1.5).abs() < f64::EPSILON);
     }
 }

@@ -166,7 +166,10 @@ impl ManagementGateways {
             return Err(NoEndpoint);
         };
         let endpoint = format!("https://{domain}/{stage}");
-        let mut cache = self.by_endpoint.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self
+            .by_endpoint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(cache
             .entry(endpoint)
             .or_insert_with_key(|endpoint| Self::build(&self.sdk_config, endpoint))

@@ -1,6 +1,10 @@
 //! Stored messages: a room's history and a conversation's, page by page.
 
-use super::*;
+use super::{
+    conversation_key, internal, message_event, not_a_member, unknown_user, Connection,
+    ConnectionGateway, ConnectionStore, ErrorCode, HistoryPage, HistoryStore, Identity, Person,
+    Refusal, Rules, ServerEvent,
+};
 
 impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G> {
     pub(super) async fn history(

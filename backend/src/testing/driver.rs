@@ -80,6 +80,7 @@ impl<S, G> Driver<S, G> {
         }
     }
 
+    #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -87,12 +88,18 @@ impl<S, G> Driver<S, G> {
 
     /// Starts the clock at `now` instead (a store that checks expiry against the system
     /// clock needs the system's time).
+    #[must_use]
     pub fn with_clock_at(mut self, now: Micros) -> Self {
         self.clock = ManualClock::new(now);
         self
     }
 
     /// Keeps `running` (a local DynamoDB, say) for as long as the driver lives.
+    #[must_use]
+    #[allow(
+        clippy::used_underscore_binding,
+        reason = "held for its lifetime, never read"
+    )]
     pub fn keeping(mut self, running: impl std::any::Any) -> Self {
         self._keep = Some(Box::new(running));
         self
@@ -123,7 +130,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Driver<S, G> {
     pub async fn connect_as(&self, id: &str, sub: &str, name: &str) {
         self.identities
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(
                 id.to_string(),
                 Identity {
@@ -148,7 +155,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Driver<S, G> {
         let identity = self
             .identities
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(id)
             .cloned();
         as_json(

@@ -54,7 +54,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Requests one batch may take while DynamoDB leaves part of it unprocessed.
 const BATCH_ATTEMPTS: usize = 8;
-/// BatchWriteItem's own limit.
+/// `BatchWriteItem`'s own limit.
 pub(crate) const BATCH_WRITE_LIMIT: usize = 25;
 
 /// The four table names, from `CONNECTIONS_TABLE`, `NAMES_TABLE`, `MEMBERS_TABLE` and
@@ -116,7 +116,9 @@ fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
-        .as_secs() as i64
+        .as_secs()
+        .try_into()
+        .unwrap_or(i64::MAX)
 }
 
 impl DynamoStore {
@@ -129,6 +131,7 @@ impl DynamoStore {
     }
 
     /// Reads a room's members `page_size` rows per Query page.
+    #[must_use]
     pub fn with_page_size(mut self, page_size: i32) -> Self {
         self.page_size = Some(page_size);
         self
