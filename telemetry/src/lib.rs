@@ -1,6 +1,8 @@
 //! What webchat's Lambda functions tell CloudWatch: one logging set-up for every binary,
 //! and errors written out with their causes.
 
+#![warn(missing_docs)]
+
 use std::error::Error;
 use std::fmt;
 use tracing_subscriber::EnvFilter;

@@ -14,6 +14,8 @@
 //! assert!(api.routes().iter().any(|r| r.key == "$connect" && !r.two_way));
 //! ```
 
+#![warn(missing_docs)]
+
 mod conditions;
 pub mod iam;
 pub mod intrinsic;
