@@ -18,7 +18,9 @@ use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizerContext {
+    /// The person's stable id from the token (`sub`): names may change, this does not.
     pub sub: String,
+    /// The name the token gives the person; the only one `register` accepts from them.
     pub user_name: String,
 }
 
