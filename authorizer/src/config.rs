@@ -33,9 +33,15 @@ pub enum ConfigError {
     /// A required variable is unset.
     #[error("{0} is not set")]
     Missing(&'static str),
-    /// A URL the verifier would fetch keys from is not https (or loopback http), or carries a query or fragment.
+    /// A URL the verifier would fetch keys from is not https (or loopback http), or
+    /// carries a query or fragment.
     #[error("{var} must be an https URL (http only for localhost or 127.0.0.1), without query or fragment; got {value:?}")]
-    BadUrl { var: &'static str, value: String },
+    BadUrl {
+        /// The variable (or setting) that holds the URL.
+        var: &'static str,
+        /// The URL as given.
+        value: String,
+    },
     /// A variable is set but empty.
     #[error("{0} must not be empty")]
     Empty(&'static str),
