@@ -32,6 +32,7 @@ const CLEANUP_ROUNDS: usize = 4;
 /// One frame as a client sent it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame<'a> {
+    /// A text frame, as the client sent it (JSON, if the client keeps to the protocol).
     Text(&'a str),
     /// The protocol is JSON text; a binary frame is only ever refused.
     Binary,
@@ -124,6 +125,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
         self
     }
 
+    /// Applies `limits` instead of [`Limits::DEFAULT`].
     #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;

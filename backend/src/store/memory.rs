@@ -11,6 +11,8 @@ use webchat_shared_types::{
     name_key, Conversation, HistoryPage, User, LOBBY, MAX_ROOMS_PER_CONNECTION,
 };
 
+/// The stores in one process's memory: for `webchat-local` and tests. Nothing outlives
+/// the process.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
@@ -43,6 +45,7 @@ struct Inner {
 }
 
 impl MemoryStore {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }

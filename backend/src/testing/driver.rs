@@ -20,10 +20,13 @@ pub const CONNECTED_AT_MS: i64 = 1_764_316_800_000;
 
 /// The chat rules over one store and one gateway, as tests drive them.
 pub struct Driver<S = MemoryStore, G = RecordingGateway> {
+    /// The store the rules run over, for tests to inspect.
     pub store: S,
+    /// The gateway pushes go to, for tests to inspect.
     pub gateway: G,
     /// The time the rules see.
     pub clock: ManualClock,
+    /// The limits the rules apply.
     pub limits: Limits,
     /// Signed-in connections and who they are.
     identities: Mutex<HashMap<String, Identity>>,
@@ -80,6 +83,7 @@ impl<S, G> Driver<S, G> {
         }
     }
 
+    /// Applies `limits` instead of [`Limits::DEFAULT`].
     #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -118,6 +122,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Driver<S, G> {
             .with_identity(identity)
     }
 
+    /// Opens connection `id` (`$connect`), anonymous.
     pub async fn connect(&self, id: &str) {
         let gateway = Retrying::new(&self.gateway);
         self.rules(&gateway, None)
@@ -141,6 +146,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Driver<S, G> {
         self.connect(id).await;
     }
 
+    /// Ends connection `id` (`$disconnect`).
     pub async fn disconnect(&self, id: &str) {
         let gateway = Retrying::new(&self.gateway);
         self.rules(&gateway, None)
@@ -171,6 +177,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Driver<S, G> {
             .await
     }
 
+    /// Sends `frame` as JSON on its route and returns the reply.
     pub async fn send(&self, id: &str, frame: Value) -> Option<Value> {
         self.send_text(id, &frame.to_string()).await
     }
@@ -207,6 +214,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Driver<S, G> {
         reply
     }
 
+    /// Joins `room` and returns the `joined` reply; panics on any other.
     pub async fn join(&self, id: &str, room: &str) -> Value {
         let reply = self.ask(id, json!({"action":"join","room":room})).await;
         assert_eq!(reply["action"], "joined", "{reply}");
@@ -254,6 +262,7 @@ impl<S> Driver<S, RecordingGateway> {
         self.gateway.events_for(id)
     }
 
+    /// Drops the events recorded so far, so a test reads only what follows.
     pub fn forget_events(&self) {
         self.gateway.clear();
     }

@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use webchat_shared_types::{decode_server_frame, ServerEvent};
 
+/// A [`ConnectionGateway`] that records pushes instead of sending them, and can be told
+/// which connections are gone or failing.
 #[derive(Debug, Default)]
 pub struct RecordingGateway {
     state: Mutex<State>,
@@ -23,6 +25,7 @@ struct State {
 }
 
 impl RecordingGateway {
+    /// A gateway where every connection is open and every push succeeds.
     pub fn new() -> Self {
         Self::default()
     }
@@ -69,6 +72,7 @@ impl RecordingGateway {
         self.state().pushed.clone()
     }
 
+    /// Connections deleted through it (as the management API's `DELETE` would), in order.
     pub fn deleted(&self) -> Vec<String> {
         self.state().deleted.clone()
     }

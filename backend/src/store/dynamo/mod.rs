@@ -61,13 +61,18 @@ pub(crate) const BATCH_WRITE_LIMIT: usize = 25;
 /// `MESSAGES_TABLE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
+    /// Connections and their rooms, one row each (`CONNECTIONS_TABLE`).
     pub connections: String,
+    /// Name claims, one row per name (`NAMES_TABLE`).
     pub names: String,
+    /// Room members, partitioned by room (`MEMBERS_TABLE`).
     pub members: String,
+    /// Stored messages, partitioned by room or conversation (`MESSAGES_TABLE`).
     pub messages: String,
 }
 
 impl TableNames {
+    /// Reads the four names from the environment; any one unset is an error.
     pub fn from_env() -> Result<Self, ConfigError> {
         let var = |name: &str| required_var(name, "the DynamoDB table name");
         Ok(TableNames {
@@ -79,6 +84,7 @@ impl TableNames {
     }
 }
 
+/// The connection and history stores on DynamoDB, for the Lambdas (and dynalite in tests).
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
@@ -122,6 +128,7 @@ fn now_secs() -> i64 {
 }
 
 impl DynamoStore {
+    /// A store on `client` over `tables`, which must exist.
     pub fn new(client: Client, tables: TableNames) -> Self {
         DynamoStore {
             client,
@@ -137,6 +144,7 @@ impl DynamoStore {
         self
     }
 
+    /// The tables it reads and writes.
     pub fn tables(&self) -> &TableNames {
         &self.tables
     }
