@@ -9,9 +9,11 @@ use tokio::net::TcpStream;
 /// What the server answered.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
     /// Header names lower-cased, in the order received.
     pub headers: Vec<(String, String)>,
+    /// The body, as text.
     pub body: String,
 }
 

@@ -14,27 +14,42 @@ use std::time::{Duration, Instant};
 /// How many of the last output lines an error quotes.
 const TAIL_LINES: usize = 60;
 
+/// Why a child process did not come up.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
+    /// The program could not be started at all.
     #[error("could not start {name} ({program}): {source}")]
     Spawn {
+        /// What the process is called in messages.
         name: String,
+        /// The program run.
         program: String,
+        /// Why it could not start.
         #[source]
         source: std::io::Error,
     },
+    /// It ran but did not announce itself in time.
     #[error("{name} printed no `{prefix}` line within {within:?}; its output so far:\n{output}")]
     NotReady {
+        /// What the process is called in messages.
         name: String,
+        /// The start of the line that says it is ready.
         prefix: String,
+        /// How long it was given.
         within: Duration,
+        /// The last lines it printed.
         output: String,
     },
+    /// It ended before announcing itself.
     #[error("{name} ended ({status}) before printing `{prefix}`; its output:\n{output}")]
     Exited {
+        /// What the process is called in messages.
         name: String,
+        /// The start of the line that says it is ready.
         prefix: String,
+        /// How it ended.
         status: String,
+        /// The last lines it printed.
         output: String,
     },
 }
@@ -48,6 +63,7 @@ pub struct Launch {
 }
 
 impl Launch {
+    /// Starts `command` when asked, calling it `name` in messages and logs.
     pub fn new(name: impl Into<String>, command: Command) -> Launch {
         Launch {
             name: name.into(),
@@ -227,6 +243,7 @@ impl Process {
         &self.ready
     }
 
+    /// The child's process id.
     pub fn id(&self) -> u32 {
         self.child.id()
     }

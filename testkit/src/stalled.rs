@@ -14,6 +14,7 @@ pub(crate) const TINY_RECEIVE_BUFFER: u32 = 4096;
 
 /// A registered connection that reads nothing more; dropping it closes the socket.
 pub struct StalledReader {
+    /// The server's id for this connection.
     pub connection_id: String,
     _socket: WebSocketStream<TcpStream>,
 }
