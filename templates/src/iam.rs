@@ -12,21 +12,28 @@ use crate::Template;
 pub struct IamStatement {
     /// Logical id of the resource that holds the policy (role, bucket policy).
     pub owner: String,
+    /// `PolicyName` of an inline policy, when it has one.
     pub policy_name: Option<String>,
+    /// `Sid`, when the statement has one.
     pub sid: Option<String>,
     /// Position within its policy document.
     pub index: usize,
+    /// `Effect`: `Allow` or `Deny`.
     pub effect: String,
     /// `Action` (or `NotAction`, then `has_not_action`), one string each.
     pub actions: Vec<String>,
     /// `Resource` (or `NotResource`, then `has_not_resource`) as written.
     pub resources: Vec<Value>,
+    /// Whether it is written with `NotAction` (grants everything but the list).
     pub has_not_action: bool,
+    /// Whether it is written with `NotResource` (applies to everything but the list).
     pub has_not_resource: bool,
+    /// `Principal` as written (resource policies only).
     pub principal: Option<Value>,
 }
 
 impl IamStatement {
+    /// Whether it grants rather than denies.
     pub fn is_allow(&self) -> bool {
         self.effect == "Allow"
     }

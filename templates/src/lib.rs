@@ -34,15 +34,30 @@ pub use yaml::edit_strings;
 /// Why a template could not be read or understood.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
+    /// The file is not YAML the reader understands.
     #[error("{name} is not valid YAML: {problem}")]
-    Yaml { name: String, problem: String },
+    Yaml {
+        /// The template's file name.
+        name: String,
+        /// What the parser found wrong.
+        problem: String,
+    },
+    /// The YAML is not shaped as the template should be (no `Resources` mapping, say).
     #[error("{name}: {problem}")]
-    Shape { name: String, problem: String },
+    Shape {
+        /// The template's file name.
+        name: String,
+        /// What is missing or out of place.
+        problem: String,
+    },
 }
 
 /// The directory that holds the templates (this crate's directory).
@@ -75,6 +90,7 @@ pub struct Template {
 }
 
 impl Template {
+    /// Reads the template at `path`, short-form tags (`!Ref`, ...) turned into their long form.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, TemplateError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Io {
@@ -107,6 +123,7 @@ impl Template {
         })
     }
 
+    /// The file name, for messages.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -132,18 +149,22 @@ impl Template {
         self.resources().filter(move |(_, r)| r["Type"] == ty)
     }
 
+    /// The resource with this logical id.
     pub fn resource(&self, logical_id: &str) -> Option<&Value> {
         self.doc["Resources"].get(logical_id)
     }
 
+    /// The `Type` of the resource with this logical id.
     pub fn resource_type(&self, logical_id: &str) -> Option<&str> {
         self.resource(logical_id)?.get("Type")?.as_str()
     }
 
+    /// The parameter declared under this name.
     pub fn parameter(&self, name: &str) -> Option<&Value> {
         self.doc.get("Parameters")?.get(name)
     }
 
+    /// The output declared under this name.
     pub fn output(&self, name: &str) -> Option<&Value> {
         self.doc.get("Outputs")?.get(name)
     }
