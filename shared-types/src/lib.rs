@@ -288,7 +288,8 @@ pub enum ServerEvent {
         message_id: String,
         /// Milliseconds since the Unix epoch, by the server's clock.
         timestamp: u64,
-        /// Connections the message reached; 0 when none was open (a message to a person is kept all the same).
+        /// Connections the message reached; 0 when none was open (a message to a person
+        /// is kept all the same).
         delivered: u32,
     },
     /// Reply to `ping` with a `requestId`.
@@ -328,7 +329,8 @@ pub enum ErrorCode {
     NotAMember,
     /// `join` of one room more than a connection may be in.
     LimitReached,
-    /// Not allowed for this connection: a name not its own, or a person-to-person frame while not signed in.
+    /// Not allowed for this connection: a name not its own, or a person-to-person frame
+    /// while not signed in.
     Forbidden,
     /// `to` or `with` names no signed-in person.
     UnknownUser,
@@ -428,7 +430,8 @@ pub enum Request {
     Register {
         /// Trimmed, and within the protocol's rules for names.
         user_name: String,
-        /// 1 to 128 printable characters; whether it is the name's current token is the server's to check.
+        /// 1 to 128 printable characters; whether it is the name's current token is the
+        /// server's to check.
         resume_token: Option<String>,
     },
     /// List a room's other members.
