@@ -175,7 +175,7 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(std::string::ToString::to_string).collect()
+        list.iter().map(ToString::to_string).collect()
     }
 
     #[test]

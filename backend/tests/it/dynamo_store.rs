@@ -113,7 +113,7 @@ async fn members(store: &DynamoStore, room: &str) -> Vec<User> {
 }
 
 fn rooms(names: &[&str]) -> Vec<String> {
-    names.iter().map(std::string::ToString::to_string).collect()
+    names.iter().map(ToString::to_string).collect()
 }
 
 /// One row as DynamoDB holds it.

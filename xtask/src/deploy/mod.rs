@@ -159,7 +159,7 @@ impl Target {
     }
 
     fn call(&self, program: Program, args: &[&str]) -> Call {
-        let mut args: Vec<String> = args.iter().map(std::string::ToString::to_string).collect();
+        let mut args: Vec<String> = args.iter().map(ToString::to_string).collect();
         args.extend(["--region".to_string(), self.region.clone()]);
         if let Some(profile) = &self.profile {
             args.extend(["--profile".to_string(), profile.clone()]);

@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn auth_options_go_together() {
         let parse = |args: &[&str]| {
-            let args: Vec<String> = args.iter().map(std::string::ToString::to_string).collect();
+            let args: Vec<String> = args.iter().map(ToString::to_string).collect();
             parse_options(Task::Deploy, &args)
         };
         assert_eq!(
