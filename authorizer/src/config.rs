@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+/// Environment variable for [`AuthConfig::issuer`].
 pub const ISSUER_VAR: &str = "AUTH_ISSUER";
+/// Environment variable for [`AuthConfig::audience`].
 pub const AUDIENCE_VAR: &str = "AUTH_AUDIENCE";
+/// Environment variable for [`AuthConfig::jwks_url`]; unset means discover it from the issuer.
 pub const JWKS_URL_VAR: &str = "AUTH_JWKS_URL";
 
 /// The verifier's settings.
@@ -24,18 +27,30 @@ pub struct AuthConfig {
     pub leeway_secs: u64,
 }
 
+/// Why the verifier's settings are unusable; nothing is verified with them.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
+    /// A required variable is unset.
     #[error("{0} is not set")]
     Missing(&'static str),
+    /// A URL the verifier would fetch keys from is not https (or loopback http), or
+    /// carries a query or fragment.
     #[error("{var} must be an https URL (http only for localhost or 127.0.0.1), without query or fragment; got {value:?}")]
-    BadUrl { var: &'static str, value: String },
+    BadUrl {
+        /// The variable (or setting) that holds the URL.
+        var: &'static str,
+        /// The URL as given.
+        value: String,
+    },
+    /// A variable is set but empty.
     #[error("{0} must not be empty")]
     Empty(&'static str),
 }
 
 impl AuthConfig {
-    pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+    /// How often, at most, unknown keys send the verifier back to the JWKS.
+    pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_mins(1);
+    /// Clock skew allowed when nothing else is configured.
     pub const DEFAULT_LEEWAY_SECS: u64 = 60;
 
     /// Checks the settings; the issuer and JWKS URL must be https (or loopback http).

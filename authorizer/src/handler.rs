@@ -19,7 +19,9 @@ use webchat_telemetry::metrics as m;
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizerContext {
+    /// The person's stable id from the token (`sub`): names may change, this does not.
     pub sub: String,
+    /// The name the token gives the person; the only one `register` accepts from them.
     pub user_name: String,
 }
 

@@ -19,7 +19,7 @@ const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 pub(crate) struct Key {
     pub kid: Option<String>,
     pub alg: Algorithm,
-    pub key: DecodingKey,
+    pub decoding: DecodingKey,
 }
 
 #[derive(Clone, Default)]
@@ -29,25 +29,23 @@ pub(crate) struct KeySet {
 
 impl KeySet {
     /// The key for `kid` and `alg`; without a `kid`, the only key for `alg`, if there is one.
-    pub fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<&Key> {
-        match kid {
-            Some(kid) => self
-                .keys
+    pub(crate) fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<&Key> {
+        if let Some(kid) = kid {
+            self.keys
                 .iter()
-                .find(|key| key.alg == alg && key.kid.as_deref() == Some(kid)),
-            None => {
-                let mut usable = self.keys.iter().filter(|key| key.alg == alg);
-                match (usable.next(), usable.next()) {
-                    (Some(key), None) => Some(key),
-                    _ => None,
-                }
+                .find(|key| key.alg == alg && key.kid.as_deref() == Some(kid))
+        } else {
+            let mut usable = self.keys.iter().filter(|key| key.alg == alg);
+            match (usable.next(), usable.next()) {
+                (Some(key), None) => Some(key),
+                _ => None,
             }
         }
     }
 
     /// Reads a JWKS, keeping the signing keys it can use and skipping the rest (other
     /// key types, other curves, encryption keys, symmetric keys).
-    pub fn parse(document: &[u8]) -> Result<KeySet, FetchError> {
+    pub(crate) fn parse(document: &[u8]) -> Result<KeySet, FetchError> {
         #[derive(serde::Deserialize)]
         struct Document {
             keys: Vec<serde_json::Value>,
@@ -106,7 +104,7 @@ impl KeySet {
             keys.push(Key {
                 kid: jwk.kid,
                 alg,
-                key,
+                decoding: key,
             });
         }
         Ok(KeySet { keys })
@@ -141,7 +139,7 @@ pub(crate) struct Fetcher {
 }
 
 impl Fetcher {
-    pub fn new() -> Result<Fetcher, rustls::Error> {
+    pub(crate) fn new() -> Result<Fetcher, rustls::Error> {
         use hyper_rustls::ConfigBuilderExt;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -160,7 +158,7 @@ impl Fetcher {
     }
 
     /// GETs `url` (https, or http to this machine) and returns its JSON body.
-    pub async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
+    pub(crate) async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
         let fail = |reason: String| FetchError::Http {
             url: url.to_string(),
             reason,
@@ -195,7 +193,11 @@ impl Fetcher {
 
     /// The JWKS URL that `{issuer}/.well-known/openid-configuration` names; its `issuer`
     /// must be the one configured.
-    pub async fn discover(&self, discovery_url: &str, issuer: &str) -> Result<String, FetchError> {
+    pub(crate) async fn discover(
+        &self,
+        discovery_url: &str,
+        issuer: &str,
+    ) -> Result<String, FetchError> {
         #[derive(serde::Deserialize)]
         struct Discovery {
             issuer: String,

@@ -8,6 +8,8 @@
 //! Tokens never reach a log line or an error message: refusals carry a fixed reason
 //! ([`Refusal`]), and only that, the issuer and the key id are logged.
 
+#![warn(missing_docs)]
+
 mod config;
 mod handler;
 mod jwks;

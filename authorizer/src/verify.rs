@@ -26,28 +26,40 @@ pub struct Identity {
 /// Why a token was refused. The messages are fixed: they never quote the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// Over [`MAX_TOKEN_BYTES`]; refused before any parsing.
     #[error("token larger than {MAX_TOKEN_BYTES} bytes")]
     Oversize,
+    /// Not a JWT: the part named could not be read.
     #[error("malformed token: {0}")]
     Malformed(&'static str),
+    /// Signed with an algorithm other than RS256 or ES256 (`none` and HMAC among them).
     #[error("algorithm not allowed (only RS256 and ES256)")]
     Algorithm,
+    /// No key of the issuer has this `kid` (a rotation not fetched yet, or a forged token).
     #[error("no issuer key with this kid")]
     UnknownKey,
+    /// The signature does not match the key.
     #[error("bad signature")]
     BadSignature,
+    /// Past `exp`, beyond the leeway.
     #[error("token expired")]
     Expired,
+    /// Before `nbf`, beyond the leeway.
     #[error("token not yet valid")]
     NotYetValid,
+    /// `iss` is not the configured issuer.
     #[error("wrong issuer")]
     WrongIssuer,
+    /// Issued for another app client (`aud` or `client_id`).
     #[error("wrong audience")]
     WrongAudience,
+    /// `token_use` says the token is for something other than signing in here.
     #[error("token_use is neither id nor access")]
     TokenUse,
+    /// The token carries no claim to take a name from.
     #[error("no name claim (preferred_username, cognito:username, username or email)")]
     NoName,
+    /// The name claim breaks the protocol's rules for `userName`.
     #[error("the name claim is not a valid userName")]
     InvalidName,
     /// Not the token's fault: the issuer's keys could not be fetched.
@@ -131,6 +143,7 @@ impl Verifier {
         })
     }
 
+    /// The settings this verifier was built with.
     pub fn config(&self) -> &AuthConfig {
         &self.config
     }
@@ -177,7 +190,7 @@ impl Verifier {
         validation.validate_aud = false; // `aud` or `client_id`: checked below
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
             .map_err(|err| refusal_for(err.kind()))?
             .claims;
         if claims.iss != self.config.issuer {
@@ -248,17 +261,16 @@ impl Verifier {
     async fn fetch(&self, state: &mut KeyState) -> Result<(), String> {
         state.last_fetch = Some(Instant::now());
         state.fetches += 1;
-        let jwks_url = match &state.jwks_url {
-            Some(url) => url.clone(),
-            None => {
-                let url = self
-                    .fetcher
-                    .discover(&self.config.discovery_url(), &self.config.issuer)
-                    .await
-                    .map_err(|err| err.to_string())?;
-                state.jwks_url = Some(url.clone());
-                url
-            }
+        let jwks_url = if let Some(url) = &state.jwks_url {
+            url.clone()
+        } else {
+            let url = self
+                .fetcher
+                .discover(&self.config.discovery_url(), &self.config.issuer)
+                .await
+                .map_err(|err| err.to_string())?;
+            state.jwks_url = Some(url.clone());
+            url
         };
         let body = self
             .fetcher

@@ -4,15 +4,20 @@
 /// A setting that is missing or unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// A required setting is absent.
     #[error("environment variable {variable} is not set; set it to {expected}")]
     Missing {
+        /// The variable (or flag) that is missing.
         variable: String,
         /// What the setting holds.
         expected: &'static str,
     },
+    /// A setting is present but unusable.
     #[error("{variable}={value:?} is {reason}")]
     Invalid {
+        /// The variable (or flag) that holds it.
         variable: String,
+        /// The value as given.
         value: String,
         /// What is wrong with the value, and what would be right.
         reason: String,
@@ -20,6 +25,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// [`ConfigError::Invalid`] for `variable=value`, saying why in `reason`.
     pub fn invalid(variable: &str, value: &str, reason: impl Into<String>) -> Self {
         ConfigError::Invalid {
             variable: variable.to_string(),

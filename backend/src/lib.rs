@@ -14,6 +14,8 @@
 //! [`testing`]: a gateway that records pushes, a store that is always down and a driver
 //! for the rules, for tests. The Lambda builds with neither.
 
+#![warn(missing_docs)]
+
 pub mod apigw;
 pub mod config;
 pub mod delivery;

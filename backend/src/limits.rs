@@ -22,8 +22,9 @@ pub type Micros = i64;
 
 const MICROS_PER_SECOND: f64 = 1_000_000.0;
 
-/// The rates a configuration may give, in frames per second.
+/// The lowest rate a configuration may give, in frames per second.
 pub const MIN_RATE_PER_SECOND: f64 = 0.000_001;
+/// The highest rate a configuration may give, in frames per second.
 pub const MAX_RATE_PER_SECOND: f64 = 1_000_000.0;
 /// The bursts a configuration may give, in frames.
 pub const MAX_BURST: u32 = 1_000_000;
@@ -142,15 +143,21 @@ impl RateLimit {
         }
     }
 
+    /// Frames per second the bucket refills at.
     pub fn per_second(&self) -> f64 {
         self.per_second
     }
 
+    /// Frames the bucket holds: how many may come at once.
     pub fn burst(&self) -> u32 {
         self.burst
     }
 
     /// Time between two frames at the steady rate (at least 1 µs).
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "a positive rate's interval in µs is far inside i64, and `as` saturates"
+    )]
     pub fn interval(&self) -> Micros {
         ((MICROS_PER_SECOND / self.per_second).round() as Micros).max(1)
     }
@@ -176,14 +183,16 @@ impl RateLimit {
     /// How long a bucket at `tat` refuses frames arriving at `now` (zero if it does not).
     pub fn retry_after(&self, tat: Micros, now: Micros) -> Duration {
         let wait = tat.saturating_sub(self.latest_allowed_tat(now));
-        Duration::from_micros(wait.max(0) as u64)
+        Duration::from_micros(u64::try_from(wait).unwrap_or(0))
     }
 }
 
 /// The limits of every connection, and how long its room messages are kept.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
+    /// For `message` frames.
     pub message: RateLimit,
+    /// For every other frame that gets an answer.
     pub action: RateLimit,
     /// Room messages expire this many days after they were sent.
     pub history_days: u32,
@@ -191,9 +200,13 @@ pub struct Limits {
 
 /// The environment variables (Lambda) and flags (`webchat-local`) that set each limit.
 pub const MESSAGE_RATE_VAR: &str = "MESSAGE_RATE_PER_SECOND";
+/// Sets [`Limits::message`]'s burst.
 pub const MESSAGE_BURST_VAR: &str = "MESSAGE_BURST";
+/// Sets [`Limits::action`]'s rate.
 pub const ACTION_RATE_VAR: &str = "ACTION_RATE_PER_SECOND";
+/// Sets [`Limits::action`]'s burst.
 pub const ACTION_BURST_VAR: &str = "ACTION_BURST";
+/// Sets [`Limits::history_days`].
 pub const HISTORY_DAYS_VAR: &str = "HISTORY_DAYS";
 
 impl Limits {
@@ -224,6 +237,7 @@ impl Limits {
         history_days: DEFAULT_HISTORY_DAYS,
     };
 
+    /// The limit of one bucket.
     pub fn of(&self, bucket: Bucket) -> RateLimit {
         match bucket {
             Bucket::Message => self.message,
@@ -271,7 +285,8 @@ impl Limits {
     ) -> ServerFrame {
         let limit = self.of(bucket);
         // Rounded up: a client that waits exactly this long is allowed.
-        let retry_after_ms = retry_after.as_micros().div_ceil(1000).max(1) as u64;
+        let retry_after_ms =
+            u64::try_from(retry_after.as_micros().div_ceil(1000).max(1)).unwrap_or(u64::MAX);
         ServerFrame {
             event: ServerEvent::Error {
                 code: ErrorCode::RateLimited,
@@ -308,7 +323,10 @@ pub enum Admission {
     Allowed,
     /// Over the limit: nothing may be done for this frame; one more frame of its kind
     /// would be allowed after this long.
-    Limited { retry_after: Duration },
+    Limited {
+        /// How long until one more frame of its kind would be allowed.
+        retry_after: Duration,
+    },
     /// The connection has no row (closed, or never recorded): there is no bucket to take
     /// from, and the frame's own handling finds the connection gone.
     Gone,
@@ -316,6 +334,7 @@ pub enum Admission {
 
 /// The time rate limits are measured against.
 pub trait Clock: Send + Sync {
+    /// Microseconds since the Unix epoch.
     fn now(&self) -> Micros;
 }
 
@@ -328,7 +347,9 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
-            .as_micros() as Micros
+            .as_micros()
+            .try_into()
+            .unwrap_or(Micros::MAX)
     }
 }
 
@@ -337,13 +358,15 @@ impl Clock for SystemClock {
 pub struct ManualClock(std::sync::atomic::AtomicI64);
 
 impl ManualClock {
+    /// A clock that reads `now` until it is advanced.
     pub fn new(now: Micros) -> Self {
         ManualClock(std::sync::atomic::AtomicI64::new(now))
     }
 
+    /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
         self.0.fetch_add(
-            by.as_micros() as Micros,
+            Micros::try_from(by.as_micros()).unwrap_or(Micros::MAX),
             std::sync::atomic::Ordering::SeqCst,
         );
     }

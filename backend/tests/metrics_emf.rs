@@ -5,6 +5,9 @@
 //! Its own test binary: the EMF recorder is the process's one global recorder, as in
 //! the Lambda.
 
+// The figures compared are counts, whole numbers that an f64 holds exactly.
+#![allow(clippy::float_cmp)]
+
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use serde_json::{Map, Value};
@@ -83,7 +86,8 @@ fn read_emf(line: &str) -> BTreeMap<String, Datum> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis() as u64;
+        .as_millis();
+    let now_ms = u64::try_from(now_ms).unwrap();
     // CloudWatch drops data more than two weeks old or two hours ahead.
     assert!(
         timestamp <= now_ms && now_ms - timestamp < 60_000,

@@ -10,10 +10,10 @@ use hyper_util::rt::TokioExecutor;
 use std::path::Path;
 
 /// What Chromium asks for.
-pub const ACCEPT_ENCODING: &str = "br, gzip";
+pub(crate) const ACCEPT_ENCODING: &str = "br, gzip";
 
 /// One file as it was downloaded.
-pub struct Downloaded {
+pub(crate) struct Downloaded {
     pub url: String,
     /// `Content-Encoding`, if any.
     pub encoding: Option<String>,
@@ -22,7 +22,7 @@ pub struct Downloaded {
 }
 
 /// Serves `dist` with `local_bin` and downloads the wasm and js its `index.html` names.
-pub async fn measure(local_bin: &Path, dist: &Path) -> Result<Vec<Downloaded>> {
+pub(crate) async fn measure(local_bin: &Path, dist: &Path) -> Result<Vec<Downloaded>> {
     let gateway = LocalGateway::serving(local_bin, dist)?;
     let page = gateway.page_url();
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<axum::body::Bytes>>();
@@ -53,7 +53,10 @@ pub async fn measure(local_bin: &Path, dist: &Path) -> Result<Vec<Downloaded>> {
     let (_, html) = get(page.clone(), None).await?;
     let html = String::from_utf8_lossy(&html);
     let assets = referenced_assets(&html);
-    if !assets.iter().any(|a| a.ends_with(".wasm")) {
+    if !assets
+        .iter()
+        .any(|a| Path::new(a).extension() == Some("wasm".as_ref()))
+    {
         bail!(
             "{page} names no .wasm file; is {} a built UI?",
             dist.display()

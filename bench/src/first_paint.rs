@@ -4,7 +4,7 @@
 //!
 //! Every run is a new browser with an empty profile, so nothing comes from a cache: the
 //! figure is a first visit's download, compile and mount. The clock is the page's own
-//! (`performance.now()`, zero at navigation start); a MutationObserver in the page notes
+//! (`performance.now()`, zero at navigation start); a `MutationObserver` in the page notes
 //! the moment the form is there with its button enabled, so WebDriver round trips do not
 //! count.
 
@@ -16,23 +16,22 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use webchat_testkit::chromium::Driver;
 
-pub const RUNS: usize = 5;
+pub(crate) const RUNS: usize = 5;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Where the browser comes from: `CHROMEDRIVER` and `CHROMIUM`, else Debian's paths
 /// (`cargo xtask test` installs them).
-pub struct Browser {
+pub(crate) struct Browser {
     pub chromedriver: PathBuf,
     pub chromium: PathBuf,
 }
 
 impl Browser {
-    pub fn from_env() -> Browser {
+    pub(crate) fn from_env() -> Browser {
         let path = |name: &str, default: &str| {
             std::env::var_os(name)
                 .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(default))
+                .map_or_else(|| PathBuf::from(default), PathBuf::from)
         };
         Browser {
             chromedriver: path("CHROMEDRIVER", "/usr/bin/chromedriver"),
@@ -41,7 +40,7 @@ impl Browser {
     }
 
     /// Why the figure cannot be measured here, if it cannot.
-    pub fn missing(&self) -> Option<String> {
+    pub(crate) fn missing(&self) -> Option<String> {
         [&self.chromedriver, &self.chromium]
             .into_iter()
             .find(|path| !path.is_file())
@@ -51,7 +50,7 @@ impl Browser {
 
 /// Resolves once the join form is interactive; returns `performance.now()` at that moment,
 /// or null while the browser is not yet on the page (`arguments[0]`).
-const READY_JS: &str = r#"
+const READY_JS: &str = r"
 const done = arguments[arguments.length - 1];
 if (location.href !== arguments[0]) { done(null); return; }
 const ready = () => {
@@ -63,7 +62,7 @@ if (ready()) { done(performance.now()); return; }
 new MutationObserver((_, observer) => {
   if (ready()) { observer.disconnect(); done(performance.now()); }
 }).observe(document, { childList: true, subtree: true, attributes: true });
-"#;
+";
 
 /// One cold visit: a new browser with an empty profile opens `page`; milliseconds from
 /// navigation start to the join form being interactive.
@@ -105,7 +104,7 @@ async fn visit(driver: &Driver, chromium: &Path, profile: &Path, page: &str) -> 
 }
 
 /// The figure's runs, sorted: [`RUNS`] cold visits of the UI in `dist`.
-pub async fn measure(local_bin: &Path, dist: &Path, browser: &Browser) -> Result<Vec<f64>> {
+pub(crate) async fn measure(local_bin: &Path, dist: &Path, browser: &Browser) -> Result<Vec<f64>> {
     if !dist.join("index.html").is_file() {
         bail!(
             "{} has no built UI; run `trunk build --release`",

@@ -1,5 +1,5 @@
 //! Lambda cold start and warm invocation, against a stub of the Lambda Runtime API
-//! (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html) served here on
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>) served here on
 //! 127.0.0.1: the bench execs the release `webchat-lambda` with `AWS_LAMBDA_RUNTIME_API`
 //! pointing at the stub and times its first `GET /2018-06-01/runtime/invocation/next`.
 
@@ -36,7 +36,9 @@ struct Stub {
 
 impl Stub {
     fn lock(&self) -> std::sync::MutexGuard<'_, Run> {
-        self.run.lock().unwrap_or_else(|p| p.into_inner())
+        self.run
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -112,7 +114,9 @@ fn ping_event(request_id: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-        .as_millis() as i64;
+        .as_millis()
+        .try_into()
+        .unwrap_or(i64::MAX);
     let mut event = ApiGatewayWebsocketProxyRequest::default();
     let context = &mut event.request_context;
     context.route_key = Some("ping".into());
@@ -134,14 +138,14 @@ fn ping_event(request_id: &str) -> String {
 }
 
 /// One cold start: exec → first `next`, then two invocations (the second one warm).
-pub struct ColdStart {
+pub(crate) struct ColdStart {
     pub init: Duration,
     pub first_invocation: Duration,
     pub warm_invocation: Duration,
 }
 
 /// The table names the benched Lambda is given.
-pub static TABLES: std::sync::LazyLock<webchat_backend::TableNames> =
+pub(crate) static TABLES: std::sync::LazyLock<webchat_backend::TableNames> =
     std::sync::LazyLock::new(|| webchat_backend::TableNames {
         connections: "webchat-connections".into(),
         names: "webchat-names".into(),
@@ -150,18 +154,18 @@ pub static TABLES: std::sync::LazyLock<webchat_backend::TableNames> =
     });
 
 /// The connections whose `ping`s cold start `attempt` delivers.
-pub fn ping_ids(attempt: usize) -> [String; 2] {
+pub(crate) fn ping_ids(attempt: usize) -> [String; 2] {
     [format!("bench-{attempt}-1"), format!("bench-{attempt}-2")]
 }
 
-pub struct RuntimeStub {
+pub(crate) struct RuntimeStub {
     stub: Arc<Stub>,
     addr: SocketAddr,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl RuntimeStub {
-    pub async fn start() -> Result<RuntimeStub> {
+    pub(crate) async fn start() -> Result<RuntimeStub> {
         let stub = Arc::new(Stub::default());
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -205,7 +209,7 @@ impl RuntimeStub {
     /// Execs `binary` once and times it; its DynamoDB is `dynamodb_endpoint` (dynalite
     /// with the tables of [`TABLES`] and a row for each of [`ping_ids`]`(attempt)`), so the
     /// `ping`s take their real path: one rate-limit update on the connection's row.
-    pub async fn cold_start(
+    pub(crate) async fn cold_start(
         &self,
         binary: &FsPath,
         attempt: usize,

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 use webchat_testkit::{Launch, Process};
 
-pub struct LocalGateway {
+pub(crate) struct LocalGateway {
     process: Process,
     pub url: String,
 }
@@ -16,7 +16,7 @@ impl LocalGateway {
     /// Starts `binary --addr 127.0.0.1:0` and waits for its ready line, which carries the
     /// URL. `WEBCHAT_BENCH_GATEWAY_LOG=FILE` keeps its output (warnings and errors) for
     /// diagnosis.
-    pub fn start(binary: &Path) -> Result<LocalGateway> {
+    pub(crate) fn start(binary: &Path) -> Result<LocalGateway> {
         LocalGateway::start_with(binary, &[])
     }
 
@@ -40,12 +40,12 @@ impl LocalGateway {
     }
 
     /// Like [`LocalGateway::start`], also serving the built UI in `dist` at `/`.
-    pub fn serving(binary: &Path, dist: &Path) -> Result<LocalGateway> {
+    pub(crate) fn serving(binary: &Path, dist: &Path) -> Result<LocalGateway> {
         LocalGateway::start_with(binary, &["--static-dir".as_ref(), dist.as_os_str()])
     }
 
     /// Like [`LocalGateway::start`], with more command-line arguments.
-    pub fn start_with(binary: &Path, args: &[&OsStr]) -> Result<LocalGateway> {
+    pub(crate) fn start_with(binary: &Path, args: &[&OsStr]) -> Result<LocalGateway> {
         if !binary.is_file() {
             bail!(
                 "{} not found; build it with `cargo build --release -p webchat-local`",
@@ -70,7 +70,7 @@ impl LocalGateway {
     }
 
     /// `http://127.0.0.1:PORT/`: where the UI is served when started with [`LocalGateway::serving`].
-    pub fn page_url(&self) -> String {
+    pub(crate) fn page_url(&self) -> String {
         let host = self
             .url
             .trim_start_matches("ws://")
@@ -80,19 +80,19 @@ impl LocalGateway {
         format!("http://{host}/")
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.process.id()
     }
 
     /// How many file descriptors the child holds (sockets, mostly).
-    pub fn open_fds(&self) -> Result<usize> {
+    pub(crate) fn open_fds(&self) -> Result<usize> {
         Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .context("reading /proc/PID/fd")?
             .count())
     }
 
     /// `(VmHWM, VmRSS)` in bytes, from /proc/PID/status.
-    pub fn memory(&self) -> Result<(u64, u64)> {
+    pub(crate) fn memory(&self) -> Result<(u64, u64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .context("reading /proc/PID/status")?;
         let field = |name: &str| -> Result<u64> {

@@ -155,8 +155,7 @@ const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin
 fn options() -> Result<Options> {
     let default_root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let mut root = default_root;
     let mut local_bin = None;
     let mut lambda_bin = None;
@@ -251,7 +250,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
-    // Nearest rank.
+    // Nearest rank; `as` saturates, and the rank is clamped to the values anyway.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
@@ -695,7 +695,10 @@ async fn throughput(options: &Options, figures: &mut Vec<Figure>) -> Result<()> 
     }
     // Every acknowledged delivery should arrive; a shortfall means lost pushes.
     inbox
-        .wait_for(acknowledged as usize, Duration::from_secs(20))
+        .wait_for(
+            usize::try_from(acknowledged).unwrap_or(usize::MAX),
+            Duration::from_secs(20),
+        )
         .await;
     let received = inbox.count() as u64;
     let expected = frames * (clients as u64 - 1);
@@ -756,7 +759,9 @@ async fn lambda_figures(options: &Options, figures: &mut Vec<Figure>) -> Result<
         for id in lambda::ping_ids(attempt) {
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
-                .as_millis() as i64;
+                .as_millis()
+                .try_into()
+                .unwrap_or(i64::MAX);
             webchat_backend::ConnectionStore::add(
                 &store,
                 webchat_backend::Connection::new(&id, now_ms),
@@ -980,6 +985,7 @@ async fn first_paint(options: &Options, figures: &mut Vec<Figure>) -> Result<()>
 }
 
 fn table(figures: &[Figure]) -> String {
+    use std::fmt::Write as _;
     let value = |f: &Figure| match &f.value {
         serde_json::Value::Number(n) => n.to_string(),
         serde_json::Value::String(s) => s.clone(),
@@ -995,8 +1001,10 @@ fn table(figures: &[Figure]) -> String {
         "figure", "value", "unit", "goal"
     );
     for f in figures {
-        out.push_str(&format!(
-            "{:<width$}  {:>14}  {:<14}  {:<10}  {}\n",
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>14}  {:<14}  {:<10}  {}",
             f.name,
             value(f),
             f.unit,
@@ -1006,14 +1014,12 @@ fn table(figures: &[Figure]) -> String {
                 Some(false) => "NO",
                 None => "-",
             }
-        ));
+        );
     }
     out
 }
 
 async fn run(options: Options) -> Result<()> {
-    let mut figures = Vec::new();
-    let started = Instant::now();
     // A failing part is recorded as such; the other parts still run.
     fn attempt(name: &str, result: Result<()>, figures: &mut Vec<Figure>) {
         if let Err(err) = result {
@@ -1026,6 +1032,8 @@ async fn run(options: Options) -> Result<()> {
             ));
         }
     }
+    let mut figures = Vec::new();
+    let started = Instant::now();
     if options.wants("sizes") {
         let result = sizes(&options, &mut figures);
         attempt("sizes", result, &mut figures);
@@ -1099,6 +1107,10 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(
+        clippy::float_cmp,
+        reason = "the nearest rank is one of the values, exactly"
+    )]
     fn percentiles_use_the_nearest_rank() {
         let values: Vec<f64> = (1..=50).map(f64::from).collect();
         assert_eq!(percentile(&values, 50.0), 25.0);

@@ -41,7 +41,7 @@ impl ConnectionGateway for Accepting {
 
 /// Per-message handler times, sorted, in µs, and each pair's difference (with less
 /// without, sorted).
-pub struct Paired {
+pub(crate) struct Paired {
     pub with_metrics: Vec<f64>,
     pub without: Vec<f64>,
     pub differences: Vec<f64>,
@@ -51,12 +51,12 @@ impl Paired {
     /// The median pair's difference over the median time without, in per cent: a pair
     /// runs back to back, so the store's own jitter (dynalite is a Node process on a
     /// shared machine) mostly cancels out within it.
-    pub fn cost_percent(&self) -> f64 {
+    pub(crate) fn cost_percent(&self) -> f64 {
         median(&self.differences) / median(&self.without) * 100.0
     }
 
     /// Handler time added per message, µs: the median pair's difference.
-    pub fn cost_us(&self) -> f64 {
+    pub(crate) fn cost_us(&self) -> f64 {
         median(&self.differences)
     }
 }
@@ -65,7 +65,7 @@ fn median(sorted: &[f64]) -> f64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-pub struct Measured {
+pub(crate) struct Measured {
     pub dynalite: Option<Paired>,
     pub memory: Paired,
 }
@@ -158,7 +158,7 @@ fn paired<S: ConnectionStore + HistoryStore>(
 
 /// Installs the EMF recorder as this process's (the bench runs this part last: the
 /// other parts' in-process handlers would otherwise record into it) and measures.
-pub fn measure(dynalite_count: usize, memory_count: usize) -> Result<Measured> {
+pub(crate) fn measure(dynalite_count: usize, memory_count: usize) -> Result<Measured> {
     let collector = webchat_telemetry::metrics::install_emf("webchat-bench")?;
     // One thread: the local no-op recorder is a thread's, and block_on keeps the
     // handler on it.
@@ -202,7 +202,7 @@ pub fn measure(dynalite_count: usize, memory_count: usize) -> Result<Measured> {
 const METRICS_COST_GOAL: f64 = 2.0;
 
 /// The bench's rows.
-pub async fn figures(figures: &mut Vec<crate::Figure>) -> Result<()> {
+pub(crate) async fn figures(figures: &mut Vec<crate::Figure>) -> Result<()> {
     use crate::{measured, round, step, unmeasured, Goal};
     const DYNALITE_FRAMES: usize = 300;
     const MEMORY_FRAMES: usize = 5000;
@@ -231,7 +231,7 @@ pub async fn figures(figures: &mut Vec<crate::Figure>) -> Result<()> {
                 round(paired.cost_percent(), 2),
                 "%",
                 Goal::AtMost(METRICS_COST_GOAL),
-            ))
+            ));
         }
         None => figures.push(unmeasured(
             &name,

@@ -9,6 +9,7 @@
 //! CPU is not counted.
 
 use anyhow::{bail, Context, Result};
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use webchat_backend::{fan_out, ManagementGateways, Retrying};
@@ -23,7 +24,7 @@ const WARM_UP: usize = 1_000;
 const FRAME: &str = r#"{"action":"message","sender":{"connectionId":"L0SM9cOFvHcCIhw=","userName":"ana"},"receiver":{"connectionId":"K1a2b3c4d5e6f7g=","userName":"bia"},"message":"hello everyone, how is it going?","messageId":"01JDXK4M6Q2ZB7W3C9V5N8R1TA","private":false}"#;
 
 /// What one measurement found.
-pub struct PushCost {
+pub(crate) struct PushCost {
     /// Median CPU per push of the pushing thread.
     pub cpu_per_push_us: f64,
     /// Median pushes per second of wall time, for context (the server shares the cores).
@@ -31,7 +32,7 @@ pub struct PushCost {
 }
 
 /// Runs the management API stub and the pushing thread, and measures.
-pub fn measure() -> Result<PushCost> {
+pub(crate) fn measure() -> Result<PushCost> {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::Builder::new()
@@ -92,7 +93,7 @@ fn push_rounds(addr: SocketAddr) -> Result<PushCost> {
         let gateways = ManagementGateways::new(&sdk_config, Some(format!("http://{addr}/Prod")));
         let gateway = Retrying::new(
             gateways
-                .for_event(&Default::default())
+                .for_event(&ApiGatewayWebsocketProxyRequest::default())
                 .context("building the management client")?,
         );
         let deliveries = |n: usize| -> Vec<(String, String)> {
@@ -115,7 +116,7 @@ fn push_rounds(addr: SocketAddr) -> Result<PushCost> {
             if outcome.delivered as usize != PUSHES {
                 bail!("{PUSHES} pushes: {outcome:?}");
             }
-            cpu.push((cpu_after - cpu_before).as_secs_f64() * 1e6 / PUSHES as f64);
+            cpu.push(cpu_after.saturating_sub(cpu_before).as_secs_f64() * 1e6 / PUSHES as f64);
             rates.push(PUSHES as f64 / wall.as_secs_f64());
         }
         cpu.sort_by(f64::total_cmp);
@@ -139,13 +140,14 @@ fn thread_cpu() -> Result<Duration> {
     // SAFETY: getrusage writes into the zeroed struct it is given and nothing else.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_THREAD, &mut usage) != 0 {
+        if libc::getrusage(libc::RUSAGE_THREAD, &raw mut usage) != 0 {
             return Err(std::io::Error::last_os_error()).context("getrusage(RUSAGE_THREAD)");
         }
         usage
     };
     let time = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
     };
     Ok(time(usage.ru_utime) + time(usage.ru_stime))
 }

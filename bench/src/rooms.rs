@@ -27,7 +27,7 @@ use webchat_backend::{
 use webchat_shared_types::{Route, LOBBY};
 
 /// The small room's members.
-pub const SMALL_ROOM: usize = 10;
+pub(crate) const SMALL_ROOM: usize = 10;
 
 /// Frames sent untimed before each series.
 const WARM_UP: usize = 5;
@@ -54,7 +54,7 @@ impl ConnectionGateway for Accepting {
 }
 
 /// Per-frame figures of one series, sorted.
-pub struct Series {
+pub(crate) struct Series {
     /// Items read per frame.
     pub items: Vec<f64>,
     /// Handler time per frame, ms.
@@ -69,7 +69,7 @@ impl Series {
     }
 }
 
-pub struct Measured {
+pub(crate) struct Measured {
     pub small_room: Series,
     pub lobby: Series,
     pub history_latest: Series,
@@ -79,7 +79,7 @@ pub struct Measured {
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or_default()
 }
 
@@ -165,7 +165,7 @@ async fn history_pages(
 
 /// Measures it all on a fresh dynalite: `others` connections in the lobby, 10 of them
 /// also in room `small` (and in room `history`, which holds `stored` messages).
-pub async fn measure(
+pub(crate) async fn measure(
     others: usize,
     per_series: usize,
     stored: usize,
@@ -231,11 +231,11 @@ pub async fn measure(
     println!("    storing {stored} messages in room history");
     store.join(sender, &format!("u{sender}"), "history").await?;
     // One a second, ending a little before now, so the newest are the latest page.
-    let first = now_ms() - (stored as i64 + 60) * 1000;
+    let first = u64::try_from(now_ms()).unwrap_or(0) - (stored as u64 + 60) * 1000;
     let expires_at = now_ms() / 1000 + 7 * 24 * 3600;
     let stored_messages: Vec<StoredMessage> = (0..stored)
         .map(|k| {
-            let timestamp = (first + k as i64 * 1000) as u64;
+            let timestamp = first + k as u64 * 1000;
             StoredMessage {
                 room: "history".to_string(),
                 message_id: new_message_id(timestamp),

@@ -34,14 +34,13 @@ use webchat_testkit::{missing_prerequisite, workspace_root, Dynalite, Launch, Pr
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Covers the reconnect backoff (up to 30 s between attempts) after the gateway is back.
-const RECONNECT_WAIT: Duration = Duration::from_secs(60);
+const RECONNECT_WAIT: Duration = Duration::from_mins(1);
 const XSS: &str = r#"<img src=x onerror="window.__xss=1">"#;
 
 fn env_path(name: &str, default: PathBuf) -> PathBuf {
     std::env::var_os(name)
         .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or(default)
+        .map_or(default, PathBuf::from)
 }
 
 /// A running `webchat-local` serving the built UI.
@@ -201,7 +200,7 @@ impl View {
     }
 }
 
-const VIEW_JS: &str = r#"
+const VIEW_JS: &str = r"
 const q = (s, r = document) => Array.from(r.querySelectorAll(s));
 const one = (s) => document.querySelector(s);
 return {
@@ -229,7 +228,7 @@ return {
   roomError: one('[data-testid=room-error]') ? one('[data-testid=room-error]').textContent : '',
   awayDividers: q('[data-testid=away-divider]').length,
 };
-"#;
+";
 
 /// One browser window, one chat user.
 struct User {
@@ -469,7 +468,7 @@ impl std::fmt::Display for AxeViolation {
 }
 
 /// Runs axe-core (already injected) on the whole document with its default rules.
-const AXE_RUN_JS: &str = r#"
+const AXE_RUN_JS: &str = r"
 const done = arguments[arguments.length - 1];
 window.axe.run(document, { resultTypes: ['violations'] }).then(
   (results) => done({
@@ -483,7 +482,7 @@ window.axe.run(document, { resultTypes: ['violations'] }).then(
   }),
   (error) => done({ error: String(error) }),
 );
-"#;
+";
 
 /// Runs axe-core in the page `user` shows now (`screen` names it in the output): prints
 /// every violation, and fails when any has impact `serious` or `critical`.
@@ -1355,8 +1354,7 @@ async fn run(
             .view()
             .await?
             .message("alice", "secret for bob")
-            .map(|m| m.private)
-            != Some(true)
+            .is_none_or(|m| !m.private)
         {
             bail!("alice's own private message is not marked private");
         }

@@ -6,6 +6,14 @@
 //! Everything from the network is rendered as text; nothing is ever inserted as HTML.
 
 #![warn(missing_docs)]
+// The browser's clock, timers and JSON numbers are f64 milliseconds; the page turns them
+// into whole numbers of bounded, non-negative size (delays, expiries, counts), where an
+// `as` cast is the plain reading.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
 
 pub mod shell;
 pub mod state;

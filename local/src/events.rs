@@ -14,7 +14,7 @@ use webchat_shared_types::Route;
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// An id in API Gateway's shape: 16 base64 characters ending in `=` (11 random bytes),
@@ -44,7 +44,7 @@ fn request_time(epoch_ms: i64) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let rfc3339 = humantime::format_rfc3339_seconds(
-        UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms.max(0) as u64),
+        UNIX_EPOCH + std::time::Duration::from_millis(epoch_ms.max(0).cast_unsigned()),
     )
     .to_string();
     // "2026-11-28T08:41:20Z"

@@ -72,7 +72,7 @@ pub(crate) async fn upgrade(
         let started = std::time::Instant::now();
         match authorize(&gateway, sign_in, &event).await {
             Ok(authorizer) => {
-                let latency = started.elapsed().as_millis() as i64;
+                let latency = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
                 info.authorizer = Some(authorizer);
                 // Every later event of the connection carries the identity; `$connect`'s
                 // also has the authorizer's latency, as on AWS.
@@ -86,7 +86,9 @@ pub(crate) async fn upgrade(
     }
     let response = gateway.invoke(&event).await;
     if !(200..300).contains(&response.status_code) {
-        let status = StatusCode::from_u16(response.status_code as u16)
+        let status = u16::try_from(response.status_code)
+            .ok()
+            .and_then(|code| StatusCode::from_u16(code).ok())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         tracing::info!(target: "webchat_local::connection", "connect {} refused with {}", info.connection_id, status);
         return refusal(status);

@@ -135,8 +135,10 @@ async fn post_to_connection(
 }
 
 fn rfc3339(epoch_ms: i64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(epoch_ms.max(0) as u64))
-        .to_string()
+    humantime::format_rfc3339_millis(
+        UNIX_EPOCH + Duration::from_millis(epoch_ms.max(0).cast_unsigned()),
+    )
+    .to_string()
 }
 
 async fn get_connection(State(gateway): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {

@@ -6,6 +6,7 @@
 //! repository's `docs/protocol.md`, included below so the crate docs and the spec
 //! cannot drift apart.
 //!
+#![warn(missing_docs)]
 #![doc = include_str!("../../docs/protocol.md")]
 
 use serde::{Deserialize, Serialize};
@@ -56,8 +57,10 @@ fn lobby() -> String {
 /// One frame a client sends: an action plus the optional correlation id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientFrame {
+    /// What the frame asks for; its fields sit beside `requestId` on the wire.
     #[serde(flatten)]
     pub action: ClientAction,
+    /// Any 1 to 64 characters; when present, exactly one reply (or `error`) carries it back.
     #[serde(rename = "requestId", default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
@@ -73,21 +76,27 @@ pub enum ClientAction {
     /// Names this connection, or renames it; with the `resumeToken` of an earlier
     /// registration, takes the name over from that connection.
     Register {
+        /// The name to go by: trimmed, 1 to 32 characters, unique among live connections.
         user_name: String,
+        /// The token from the name's last `registered`, to take the name over after a reconnect.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_token: Option<String>,
     },
     /// Asks for the other members of a room (the lobby when absent).
     List {
+        /// The room to list; absent means the lobby.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
     },
     /// Sends a chat message to `receivers`, or to every member of the room (the lobby
     /// when absent) when they are absent; with `to`, to a signed-in person instead.
     Message {
+        /// The room to send to; absent means the lobby.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
+        /// The text: 1 to 4,096 characters once trimmed.
         message: String,
+        /// Only these connections of the room (at most 100); such messages are not stored.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         receivers: Option<Vec<ReceiverRef>>,
         /// The `userName` of the signed-in person the message is addressed to (every open
@@ -101,21 +110,31 @@ pub enum ClientAction {
     /// Keeps the connection out of API Gateway's idle timeout.
     Ping {},
     /// Enters a room.
-    Join { room: String },
+    Join {
+        /// The room: 1 to 32 of `a-z`, `0-9`, `-`, `_` (upper case is lower-cased).
+        room: String,
+    },
     /// Leaves a room (not the lobby).
-    Leave { room: String },
+    Leave {
+        /// The room to leave.
+        room: String,
+    },
     /// Asks for a room's stored messages (or, with `with`, the asking person's
     /// conversation with that person): the latest, or a page before or after a message.
     History {
+        /// The room to read; absent means the lobby. Not with `with`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
         /// The `userName` of the other person of a conversation; not with `room`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         with: Option<String>,
+        /// A `messageId`: the page just before it (older).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<String>,
+        /// A `messageId`: the page just after it (newer), to fill the gap after a reconnect.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<String>,
+        /// How many messages, 1 to 100 (50 when absent).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u64>,
     },
@@ -125,7 +144,9 @@ pub enum ClientAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReceiverRef {
+    /// The recipient's connection, as `newUser` or `list` gave it.
     pub connection_id: String,
+    /// Sent by the original client beside the id; only the id addresses the recipient.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
 }
@@ -145,15 +166,19 @@ pub struct Conversation {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
+    /// The name the connection registered.
     pub user_name: String,
+    /// The connection's id: what `receivers` address.
     pub connection_id: String,
 }
 
 /// One frame the server sends: an event plus, on replies, the caller's `requestId`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerFrame {
+    /// What happened, or the reply; its fields sit beside `requestId` on the wire.
     #[serde(flatten)]
     pub event: ServerEvent,
+    /// The `requestId` of the frame this answers; absent on pushed events.
     #[serde(rename = "requestId", default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
@@ -166,25 +191,40 @@ pub struct ServerFrame {
     rename_all_fields = "camelCase"
 )]
 pub enum ServerEvent {
+    /// A connection registered, renamed, rejoined or joined `room`; to its other members.
     NewUser {
+        /// The room it entered (the lobby for frames of the original client).
         #[serde(default = "lobby")]
         room: String,
+        /// The name it registered.
         user_name: String,
+        /// Its id, to address it in `receivers`.
         connection_id: String,
     },
+    /// A connection left `room`, ended, renamed (old name) or was taken over; to the rest.
     UserExit {
+        /// The room it left.
         #[serde(default = "lobby")]
         room: String,
+        /// The name it had.
         user_name: String,
+        /// Its id, as `newUser` gave it.
         connection_id: String,
     },
+    /// A chat message, to each recipient; also the items of a `history` reply.
     Message {
+        /// The room it was sent to, or a conversation's id when `to` is set.
         #[serde(default = "lobby")]
         room: String,
+        /// The sender's registered name, set by the server, never taken from the frame.
         sender: String,
+        /// The sender's connection id.
         sender_id: String,
+        /// The connection this copy goes to (in `history`, the asking one).
         receiver: User,
+        /// The text, trimmed.
         message: String,
+        /// 26 characters, assigned by the server; ids sort by time, and `history` pages by them.
         message_id: String,
         /// Milliseconds since the Unix epoch, by the server's clock.
         timestamp: u64,
@@ -195,13 +235,19 @@ pub enum ServerEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<String>,
     },
+    /// Reply to `list`, always sent.
     List {
+        /// The room listed.
         #[serde(default = "lobby")]
         room: String,
+        /// Its members, the asking connection left out.
         users: Vec<User>,
     },
+    /// Reply to `register` with a `requestId`: the name is this connection's.
     Registered {
+        /// The name as registered (trimmed; a signed-in person's as their token spells it).
         user_name: String,
+        /// This connection's id, as other clients see it.
         connection_id: String,
         /// Presented with `register` from a later connection, takes this name over.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,32 +259,46 @@ pub enum ServerEvent {
     },
     /// Reply to `join`: the room's other members.
     Joined {
+        /// The room joined.
         room: String,
+        /// Its other members.
         users: Vec<User>,
     },
     /// Reply to `leave`.
     Left {
+        /// The room left.
         room: String,
     },
     /// Reply to `history`: `message` events, oldest first.
     History {
+        /// The room read, or the conversation's id for `history {with}`.
         room: String,
         /// Reply to `history {with}`: the other person's `userName`; `room` is then the
         /// conversation's id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         with: Option<String>,
+        /// `message` events exactly as they were pushed, oldest first.
         messages: Vec<ServerEvent>,
         /// Whether another page follows in the direction asked for.
         more: bool,
     },
+    /// Reply to `message` with a `requestId`: the message went out.
     Sent {
+        /// The id the message was given (and stored under, when it is stored).
         message_id: String,
+        /// Milliseconds since the Unix epoch, by the server's clock.
         timestamp: u64,
+        /// Connections the message reached; 0 when none was open (a message to a person
+        /// is kept all the same).
         delivered: u32,
     },
+    /// Reply to `ping` with a `requestId`.
     Pong {},
+    /// The frame was refused; it changed nothing and the connection stays open.
     Error {
+        /// Why, for programs to match on.
         code: ErrorCode,
+        /// Why, for people to read.
         message: String,
         /// With `rate_limited`: milliseconds until one more frame of the refused kind
         /// would be allowed. Absent on other errors (and so unseen by the original client).
@@ -251,21 +311,35 @@ pub enum ServerEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
+    /// Not JSON, or a binary frame.
     BadJson,
+    /// No string `action`, or not one the protocol has.
     UnknownAction,
+    /// A field of the wrong type, or against one of the protocol's rules.
     InvalidField,
+    /// The name is held by another live connection (or a signed-in person).
     NameTaken,
+    /// The frame needs a registered connection: `register` first.
     NotRegistered,
+    /// A message, frame or list over its limit.
     TooLarge,
+    /// Frames of this kind came faster than the connection's budget; retry after `retryAfterMs`.
     RateLimited,
+    /// A room the connection is not in.
     NotAMember,
+    /// `join` of one room more than a connection may be in.
     LimitReached,
+    /// Not allowed for this connection: a name not its own, or a person-to-person frame
+    /// while not signed in.
     Forbidden,
+    /// `to` or `with` names no signed-in person.
     UnknownUser,
+    /// The service failed; the same frame may be sent again later.
     Internal,
 }
 
 impl ErrorCode {
+    /// The code as it is written on the wire (`bad_json`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadJson => "bad_json",
@@ -293,13 +367,16 @@ impl fmt::Display for ErrorCode {
 /// A refused frame: the code and human-readable reason to answer with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// The code the `error` frame carries.
     pub code: ErrorCode,
+    /// The reason, for people to read.
     pub message: String,
     /// The frame's `requestId`, when it had a valid one, so the error can carry it.
     pub request_id: Option<String>,
 }
 
 impl Refusal {
+    /// A refusal without a `requestId` yet (the frame may not have had a valid one).
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Refusal {
             code,
@@ -308,6 +385,8 @@ impl Refusal {
         }
     }
 
+    /// The same refusal answering the frame's `requestId`.
+    #[must_use]
     pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
         self.request_id = request_id;
         self
@@ -338,22 +417,33 @@ impl std::error::Error for Refusal {}
 /// (names and messages trimmed, receivers without duplicates).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidFrame {
+    /// What the frame asks for.
     pub request: Request,
+    /// The frame's `requestId`, for the reply to carry.
     pub request_id: Option<String>,
 }
 
 /// A validated client request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
+    /// Name this connection (see [`ClientAction::Register`]).
     Register {
+        /// Trimmed, and within the protocol's rules for names.
         user_name: String,
+        /// 1 to 128 printable characters; whether it is the name's current token is the
+        /// server's to check.
         resume_token: Option<String>,
     },
+    /// List a room's other members.
     List {
+        /// A valid room name, the lobby when the frame had none.
         room: String,
     },
+    /// Send a chat message in a room.
     Message {
+        /// A valid room name, the lobby when the frame had none.
         room: String,
+        /// Trimmed, 1 to 4,096 characters.
         message: String,
         /// `None` goes to the whole room; `Some` lists connection ids, deduplicated, in order.
         receivers: Option<Vec<String>>,
@@ -362,25 +452,37 @@ pub enum Request {
     MessageTo {
         /// The person's `userName`, trimmed.
         to: String,
+        /// Trimmed, 1 to 4,096 characters.
         message: String,
     },
+    /// Keep the connection out of the idle timeout.
     Ping,
+    /// Enter a room.
     Join {
+        /// A valid room name.
         room: String,
     },
+    /// Leave a room; never the lobby (refused before it gets here).
     Leave {
+        /// A valid room name other than the lobby.
         room: String,
     },
+    /// Read a room's stored messages.
     History {
+        /// A valid room name, the lobby when the frame had none.
         room: String,
+        /// Which page.
         page: HistoryPage,
+        /// How many messages, 1 to [`MAX_HISTORY_LIMIT`].
         limit: usize,
     },
     /// The asking person's conversation with another (`history` with `with`).
     HistoryWith {
         /// The other person's `userName`, trimmed.
         with: String,
+        /// Which page.
         page: HistoryPage,
+        /// How many messages, 1 to [`MAX_HISTORY_LIMIT`].
         limit: usize,
     },
 }
@@ -401,14 +503,23 @@ pub enum HistoryPage {
 /// routes with it, and the template checks compare the templates against [`Route::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Route {
+    /// `$connect`: the handshake, before any frame.
     Connect,
+    /// `$disconnect`: the connection has ended.
     Disconnect,
+    /// `register`.
     Register,
+    /// `list`.
     List,
+    /// `message`.
     Message,
+    /// `ping`.
     Ping,
+    /// `join`.
     Join,
+    /// `leave`.
     Leave,
+    /// `history`.
     History,
     /// Frames with no known `action`.
     Default,
@@ -677,9 +788,9 @@ fn validate_action(parsed: ClientAction) -> Result<Request, Refusal> {
                     ))
                 }
             };
-            let limit = match limit {
+            let limit = match limit.map(usize::try_from) {
                 None => DEFAULT_HISTORY_LIMIT,
-                Some(limit) if (1..=MAX_HISTORY_LIMIT as u64).contains(&limit) => limit as usize,
+                Some(Ok(limit @ 1..=MAX_HISTORY_LIMIT)) => limit,
                 Some(_) => {
                     return Err(Refusal::new(
                         ErrorCode::InvalidField,

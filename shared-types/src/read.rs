@@ -131,10 +131,13 @@ impl Wire {
                 room,
                 sender: self.sender,
                 sender_id: self.sender_id,
-                receiver: self.receiver.map(|w| w.user()).unwrap_or(User {
-                    user_name: String::new(),
-                    connection_id: String::new(),
-                }),
+                receiver: self.receiver.map_or(
+                    User {
+                        user_name: String::new(),
+                        connection_id: String::new(),
+                    },
+                    |w| w.user(),
+                ),
                 message: self.message,
                 message_id: self.message_id,
                 timestamp: self.timestamp,

@@ -4,9 +4,9 @@
 use serde_json::{json, Value};
 use webchat_shared_types::*;
 
-fn roundtrip_server(frame: ServerFrame, expected: Value) {
+fn roundtrip_server(frame: ServerFrame, expected: &Value) {
     let text = frame.to_json();
-    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), expected);
+    assert_eq!(&serde_json::from_str::<Value>(&text).unwrap(), expected);
     assert_eq!(decode_server_frame(&text).unwrap(), frame);
     assert_eq!(
         read_server_frame(&text),
@@ -163,7 +163,7 @@ fn every_server_event_round_trips() {
             user_name: "alice".into(),
             connection_id: "L0SM9cOFvHcCIhw=".into(),
         }),
-        json!({"action":"newUser","room":"lobby","userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}),
+        &json!({"action":"newUser","room":"lobby","userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}),
     );
     roundtrip_server(
         ServerFrame::push(ServerEvent::UserExit {
@@ -171,7 +171,7 @@ fn every_server_event_round_trips() {
             user_name: "alice".into(),
             connection_id: "L0SM9cOFvHcCIhw=".into(),
         }),
-        json!({"action":"userExit","room":"lobby","userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}),
+        &json!({"action":"userExit","room":"lobby","userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}),
     );
     roundtrip_server(
         ServerFrame::push(ServerEvent::Message {
@@ -184,11 +184,11 @@ fn every_server_event_round_trips() {
             },
             message: "hi all".into(),
             message_id: "01J".into(),
-            timestamp: 1764316800000,
+            timestamp: 1_764_316_800_000,
             private: false,
             to: None,
         }),
-        json!({"action":"message","room":"rust","sender":"alice","senderId":"L0SM9cOFvHcCIhw=","receiver":{"connectionId":"K1a2b3c4d5e6f7g=","userName":"bob"},"message":"hi all","messageId":"01J","timestamp":1764316800000u64,"private":false}),
+        &json!({"action":"message","room":"rust","sender":"alice","senderId":"L0SM9cOFvHcCIhw=","receiver":{"connectionId":"K1a2b3c4d5e6f7g=","userName":"bob"},"message":"hi all","messageId":"01J","timestamp":1_764_316_800_000_u64,"private":false}),
     );
     roundtrip_server(
         ServerFrame {
@@ -198,7 +198,7 @@ fn every_server_event_round_trips() {
             },
             request_id: None,
         },
-        json!({"action":"list","room":"lobby","users":[{"userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}]}),
+        &json!({"action":"list","room":"lobby","users":[{"userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}]}),
     );
     roundtrip_server(
         ServerFrame {
@@ -210,20 +210,20 @@ fn every_server_event_round_trips() {
             },
             request_id: Some("r1".into()),
         },
-        json!({"action":"registered","userName":"alice","connectionId":"L0SM9cOFvHcCIhw=","resumeToken":"9f86d081884c7d659a2feaa0c55ad015","requestId":"r1"}),
+        &json!({"action":"registered","userName":"alice","connectionId":"L0SM9cOFvHcCIhw=","resumeToken":"9f86d081884c7d659a2feaa0c55ad015","requestId":"r1"}),
     );
     roundtrip_server(
         ServerFrame::push(ServerEvent::Joined {
             room: "rust".into(),
             users: vec![alice.clone()],
         }),
-        json!({"action":"joined","room":"rust","users":[{"userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}]}),
+        &json!({"action":"joined","room":"rust","users":[{"userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}]}),
     );
     roundtrip_server(
         ServerFrame::push(ServerEvent::Left {
             room: "rust".into(),
         }),
-        json!({"action":"left","room":"rust"}),
+        &json!({"action":"left","room":"rust"}),
     );
     roundtrip_server(
         ServerFrame::push(ServerEvent::History {
@@ -232,25 +232,25 @@ fn every_server_event_round_trips() {
             messages: vec![],
             more: false,
         }),
-        json!({"action":"history","room":"rust","messages":[],"more":false}),
+        &json!({"action":"history","room":"rust","messages":[],"more":false}),
     );
     roundtrip_server(
         ServerFrame {
             event: ServerEvent::Sent {
                 message_id: "01J".into(),
-                timestamp: 1764316800000,
+                timestamp: 1_764_316_800_000,
                 delivered: 3,
             },
             request_id: Some("r2".into()),
         },
-        json!({"action":"sent","messageId":"01J","timestamp":1764316800000u64,"delivered":3,"requestId":"r2"}),
+        &json!({"action":"sent","messageId":"01J","timestamp":1_764_316_800_000_u64,"delivered":3,"requestId":"r2"}),
     );
     roundtrip_server(
         ServerFrame {
             event: ServerEvent::Pong {},
             request_id: Some("p".into()),
         },
-        json!({"action":"pong","requestId":"p"}),
+        &json!({"action":"pong","requestId":"p"}),
     );
     roundtrip_server(
         ServerFrame::push(ServerEvent::Error {
@@ -258,7 +258,7 @@ fn every_server_event_round_trips() {
             message: "userName must be 1 to 32 characters".into(),
             retry_after_ms: None,
         }),
-        json!({"action":"error","code":"invalid_field","message":"userName must be 1 to 32 characters"}),
+        &json!({"action":"error","code":"invalid_field","message":"userName must be 1 to 32 characters"}),
     );
     roundtrip_server(
         ServerFrame {
@@ -269,7 +269,7 @@ fn every_server_event_round_trips() {
             },
             request_id: Some("m7".into()),
         },
-        json!({"action":"error","code":"rate_limited","message":"too many message frames","retryAfterMs":85,"requestId":"m7"}),
+        &json!({"action":"error","code":"rate_limited","message":"too many message frames","retryAfterMs":85,"requestId":"m7"}),
     );
 }
 
@@ -422,10 +422,10 @@ fn frames_that_are_not_json_answer_bad_json() {
 #[test]
 fn frames_without_a_known_action_answer_unknown_action() {
     for bad in [
-        r#"{}"#,
+        r"{}",
         r#"{"action":5}"#,
         r#"{"action":"shout"}"#,
-        r#"[1,2]"#,
+        r"[1,2]",
         r#""list""#,
         r#"{"action":null}"#,
         r#"{"action":"LIST"}"#,
@@ -717,12 +717,12 @@ fn person_addressed_events_round_trip_through_both_readers() {
         },
         message: "hi Bob".into(),
         message_id: "01KB0000000000000000000000".into(),
-        timestamp: 1764316800000,
+        timestamp: 1_764_316_800_000,
         private: true,
         to: Some("Bob".into()),
     };
-    let pushed = json!({"action":"message","room":conversation,"sender":"Ann","senderId":"A1","receiver":{"connectionId":"B1","userName":"Bob"},"message":"hi Bob","messageId":"01KB0000000000000000000000","timestamp":1764316800000u64,"private":true,"to":"Bob"});
-    roundtrip_server(ServerFrame::push(message.clone()), pushed.clone());
+    let pushed = json!({"action":"message","room":conversation,"sender":"Ann","senderId":"A1","receiver":{"connectionId":"B1","userName":"Bob"},"message":"hi Bob","messageId":"01KB0000000000000000000000","timestamp":1_764_316_800_000_u64,"private":true,"to":"Bob"});
+    roundtrip_server(ServerFrame::push(message.clone()), &pushed.clone());
     roundtrip_server(
         ServerFrame {
             event: ServerEvent::History {
@@ -733,7 +733,7 @@ fn person_addressed_events_round_trip_through_both_readers() {
             },
             request_id: Some("h".into()),
         },
-        json!({"action":"history","room":conversation,"with":"Ann","messages":[pushed],"more":false,"requestId":"h"}),
+        &json!({"action":"history","room":conversation,"with":"Ann","messages":[pushed],"more":false,"requestId":"h"}),
     );
     roundtrip_server(
         ServerFrame {
@@ -748,7 +748,7 @@ fn person_addressed_events_round_trip_through_both_readers() {
             },
             request_id: Some("r".into()),
         },
-        json!({"action":"registered","userName":"Bob","connectionId":"B1","resumeToken":"00ff","conversations":[{"with":"Ann","lastMessageId":"01KB0000000000000000000000"}],"requestId":"r"}),
+        &json!({"action":"registered","userName":"Bob","connectionId":"B1","resumeToken":"00ff","conversations":[{"with":"Ann","lastMessageId":"01KB0000000000000000000000"}],"requestId":"r"}),
     );
     roundtrip_server(
         ServerFrame::push(ServerEvent::Registered {
@@ -757,7 +757,7 @@ fn person_addressed_events_round_trip_through_both_readers() {
             resume_token: None,
             conversations: Some(vec![]),
         }),
-        json!({"action":"registered","userName":"Bob","connectionId":"B1","conversations":[]}),
+        &json!({"action":"registered","userName":"Bob","connectionId":"B1","conversations":[]}),
     );
     roundtrip_server(
         ServerFrame::push(ServerEvent::Error {
@@ -765,6 +765,6 @@ fn person_addressed_events_round_trip_through_both_readers() {
             message: "no signed-in person goes by \"Zed\"".into(),
             retry_after_ms: None,
         }),
-        json!({"action":"error","code":"unknown_user","message":"no signed-in person goes by \"Zed\""}),
+        &json!({"action":"error","code":"unknown_user","message":"no signed-in person goes by \"Zed\""}),
     );
 }

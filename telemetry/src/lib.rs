@@ -6,6 +6,8 @@
 //!   the recorders that publish them (CloudWatch Embedded Metric Format on Lambda,
 //!   Prometheus text in `webchat-local`).
 
+#![warn(missing_docs)]
+
 pub mod metrics;
 
 use std::error::Error;

@@ -52,6 +52,7 @@ pub const SIGN_IN_UNAVAILABLE: &str = "sign_in_unavailable";
 /// What a metric counts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A count of events.
     Counter,
     /// A distribution of milliseconds.
     Milliseconds,
@@ -60,8 +61,11 @@ pub enum Kind {
 /// One metric: its name, what it counts in, and what it means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Metric {
+    /// The name, the same in CloudWatch and Prometheus.
     pub name: &'static str,
+    /// What it counts in.
     pub kind: Kind,
+    /// What it means, for `/metrics`' `# HELP` and the docs.
     pub help: &'static str,
 }
 
@@ -109,7 +113,7 @@ fn describe_all() {
     for metric in ALL {
         match metric.kind {
             Kind::Counter => {
-                ::metrics::describe_counter!(metric.name, ::metrics::Unit::Count, metric.help)
+                ::metrics::describe_counter!(metric.name, ::metrics::Unit::Count, metric.help);
             }
             Kind::Milliseconds => ::metrics::describe_histogram!(
                 metric.name,
@@ -197,7 +201,7 @@ mod tests {
     #[test]
     fn every_metric_is_listed_once_under_a_cloudwatch_and_prometheus_safe_name() {
         let mut names: Vec<&str> = ALL.iter().map(|m| m.name).collect();
-        names.sort();
+        names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ALL.len(), "a name listed twice");
         for name in names {

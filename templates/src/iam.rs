@@ -12,21 +12,28 @@ use crate::Template;
 pub struct IamStatement {
     /// Logical id of the resource that holds the policy (role, bucket policy).
     pub owner: String,
+    /// `PolicyName` of an inline policy, when it has one.
     pub policy_name: Option<String>,
+    /// `Sid`, when the statement has one.
     pub sid: Option<String>,
     /// Position within its policy document.
     pub index: usize,
+    /// `Effect`: `Allow` or `Deny`.
     pub effect: String,
     /// `Action` (or `NotAction`, then `has_not_action`), one string each.
     pub actions: Vec<String>,
     /// `Resource` (or `NotResource`, then `has_not_resource`) as written.
     pub resources: Vec<Value>,
+    /// Whether it is written with `NotAction` (grants everything but the list).
     pub has_not_action: bool,
+    /// Whether it is written with `NotResource` (applies to everything but the list).
     pub has_not_resource: bool,
+    /// `Principal` as written (resource policies only).
     pub principal: Option<Value>,
 }
 
 impl IamStatement {
+    /// Whether it grants rather than denies.
     pub fn is_allow(&self) -> bool {
         self.effect == "Allow"
     }
@@ -77,7 +84,7 @@ impl Template {
                     }
                 }
                 "AWS::S3::BucketPolicy" => {
-                    push_statements(&mut out, id, None, &props["PolicyDocument"])
+                    push_statements(&mut out, id, None, &props["PolicyDocument"]);
                 }
                 _ => {}
             }
@@ -228,15 +235,12 @@ fn without_placeholders(text: &str) -> String {
     let mut rest = text;
     while let Some((before, after)) = rest.split_once("${") {
         out.push_str(before);
-        match after.split_once('}') {
-            Some((_, tail)) => {
-                out.push('X');
-                rest = tail;
-            }
-            None => {
-                out.push_str("${");
-                rest = after;
-            }
+        if let Some((_, tail)) = after.split_once('}') {
+            out.push('X');
+            rest = tail;
+        } else {
+            out.push_str("${");
+            rest = after;
         }
     }
     out.push_str(rest);
@@ -334,7 +338,7 @@ Resources:
     fn policies_this_crate_does_not_read_are_opaque() {
         let t = Template::parse(
             "o.yml",
-            r#"
+            r"
 Resources:
   F:
     Type: AWS::Serverless::Function
@@ -345,7 +349,7 @@ Resources:
   Q:
     Type: AWS::SQS::QueuePolicy
     Properties: { PolicyDocument: { Statement: [] }, Queues: [q] }
-"#,
+",
         )
         .unwrap();
         let opaque = t.opaque_policies();

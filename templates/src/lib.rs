@@ -14,6 +14,8 @@
 //! assert!(api.routes().iter().any(|r| r.key == "$connect" && !r.two_way));
 //! ```
 
+#![warn(missing_docs)]
+
 mod conditions;
 pub mod iam;
 pub mod intrinsic;
@@ -32,15 +34,30 @@ pub use yaml::edit_strings;
 /// Why a template could not be read or understood.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
+    /// The file is not YAML the reader understands.
     #[error("{name} is not valid YAML: {problem}")]
-    Yaml { name: String, problem: String },
+    Yaml {
+        /// The template's file name.
+        name: String,
+        /// What the parser found wrong.
+        problem: String,
+    },
+    /// The YAML is not shaped as the template should be (no `Resources` mapping, say).
     #[error("{name}: {problem}")]
-    Shape { name: String, problem: String },
+    Shape {
+        /// The template's file name.
+        name: String,
+        /// What is missing or out of place.
+        problem: String,
+    },
 }
 
 /// The directory that holds the templates (this crate's directory).
@@ -52,8 +69,7 @@ pub fn templates_dir() -> PathBuf {
 pub fn workspace_root() -> PathBuf {
     templates_dir()
         .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(templates_dir)
+        .map_or_else(templates_dir, Path::to_path_buf)
 }
 
 /// Loads `templates/<file_name>`.
@@ -74,16 +90,17 @@ pub struct Template {
 }
 
 impl Template {
+    /// Reads the template at `path`, short-form tags (`!Ref`, ...) turned into their long form.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, TemplateError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         Self::parse(&name, &text)
     }
 
@@ -106,6 +123,7 @@ impl Template {
         })
     }
 
+    /// The file name, for messages.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -131,18 +149,22 @@ impl Template {
         self.resources().filter(move |(_, r)| r["Type"] == ty)
     }
 
+    /// The resource with this logical id.
     pub fn resource(&self, logical_id: &str) -> Option<&Value> {
         self.doc["Resources"].get(logical_id)
     }
 
+    /// The `Type` of the resource with this logical id.
     pub fn resource_type(&self, logical_id: &str) -> Option<&str> {
         self.resource(logical_id)?.get("Type")?.as_str()
     }
 
+    /// The parameter declared under this name.
     pub fn parameter(&self, name: &str) -> Option<&Value> {
         self.doc.get("Parameters")?.get(name)
     }
 
+    /// The output declared under this name.
     pub fn output(&self, name: &str) -> Option<&Value> {
         self.doc.get("Outputs")?.get(name)
     }
@@ -255,7 +277,9 @@ Resources:
             }
             assert_eq!(edited.lines().count(), text.lines().count(), "{name}");
             for (before, after) in text.lines().zip(edited.lines()) {
-                if before != after {
+                if before == after {
+                    checked += 1;
+                } else {
                     // Only values changed: the indentation and a comment after them stayed.
                     let indent = |line: &str| line.len() - line.trim_start().len();
                     assert!(
@@ -265,8 +289,6 @@ Resources:
                     if let Some(comment) = before.find(" #").map(|at| &before[at..]) {
                         assert!(after.ends_with(comment), "{name}: {before} → {after}");
                     }
-                } else {
-                    checked += 1;
                 }
             }
         }

@@ -19,8 +19,11 @@ pub struct RouteWiring {
     /// Whether a route response is configured, so the function's response body goes back
     /// to the caller.
     pub two_way: bool,
+    /// Logical id of the `AWS::ApiGatewayV2::Route`.
     pub route_logical_id: String,
+    /// `IntegrationType` of its integration (`AWS_PROXY` for a Lambda).
     pub integration_type: String,
+    /// Logical id of the function its integration invokes.
     pub function_logical_id: String,
     /// `RouteResponseSelectionExpression` of the route.
     pub response_selection_expression: Option<String>,
@@ -31,10 +34,15 @@ pub struct RouteWiring {
 /// A SAM function, with `Globals.Function` merged in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
+    /// Logical id of the `AWS::Serverless::Function`.
     pub logical_id: String,
+    /// `Runtime` (`provided.al2023` for the Rust binaries).
     pub runtime: Option<String>,
+    /// `Architectures`, e.g. `arm64`.
     pub architectures: Vec<String>,
+    /// `Handler`, when set.
     pub handler: Option<String>,
+    /// `CodeUri`, when set.
     pub code_uri: Option<String>,
     /// Seconds.
     pub timeout: Option<u64>,
@@ -51,9 +59,13 @@ pub struct Function {
 /// An `AWS::Lambda::Permission`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LambdaPermission {
+    /// Logical id of the permission.
     pub logical_id: String,
+    /// Logical id of the function it lets be invoked, when it names one of this template's.
     pub function_logical_id: Option<String>,
+    /// `Action`, e.g. `lambda:InvokeFunction`.
     pub action: String,
+    /// `Principal`, e.g. `apigateway.amazonaws.com`.
     pub principal: String,
     /// `SourceArn`, rendered with [`render`].
     pub source_arn: Option<String>,
@@ -103,6 +115,7 @@ impl WebsocketTemplate {
         })
     }
 
+    /// The template as a whole, for what this view does not cover.
     pub fn template(&self) -> &Template {
         &self.template
     }
@@ -117,6 +130,7 @@ impl WebsocketTemplate {
         self.stage_name.clone()
     }
 
+    /// Logical id of the `AWS::ApiGatewayV2::Api`.
     pub fn api_logical_id(&self) -> &str {
         &self.api_logical_id
     }
@@ -126,6 +140,7 @@ impl WebsocketTemplate {
         &self.template.json()["Resources"][&self.api_logical_id]["Properties"]
     }
 
+    /// Logical id of the `AWS::ApiGatewayV2::Stage`.
     pub fn stage_logical_id(&self) -> &str {
         &self.stage_logical_id
     }

@@ -152,7 +152,7 @@ fn collect_edits(
             };
             let pointer: String = keys
                 .iter()
-                .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
+                .flat_map(|k| ["/".to_owned(), k.replace('~', "~0").replace('/', "~1")])
                 .collect();
             if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
                 return Err(format!(
@@ -199,7 +199,7 @@ mod tests {
             (["A", "B"], "..") => Some("/w/it's \"a\".zip".into()),
             (["A", "L", "0"], "a") => Some("é".into()),
             (["Z"], _) => Some("z2".into()),
-            (["A", "E"] | ["A", "N"] | ["A", "L", "1"], _) => panic!("not a string: {path:?}"),
+            (["A", "E" | "N"] | ["A", "L", "1"], _) => panic!("not a string: {path:?}"),
             _ => None,
         })
         .unwrap();

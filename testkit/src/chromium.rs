@@ -40,14 +40,20 @@ pub struct Driver {
 /// Why chromedriver could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
+    /// Starting chromedriver failed.
     #[error(transparent)]
     Launch(#[from] crate::process::LaunchError),
+    /// No port could be found for chromedriver to listen on.
     #[error("no free port for chromedriver: {0}")]
     Port(std::io::Error),
+    /// chromedriver started but did not take connections in time.
     #[error("chromedriver did not listen on port {port} within {within:?}{log}")]
     NotListening {
+        /// The port it was told to listen on.
         port: u16,
+        /// How long it was given.
         within: std::time::Duration,
+        /// The tail of its log, for the reason.
         log: String,
     },
 }

@@ -27,41 +27,70 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long one frame or reply may take. Generous: the tests run in debug builds, next to
 /// other test binaries, on two cores, with up to a thousand clients.
-pub const WAIT: Duration = Duration::from_secs(60);
+pub const WAIT: Duration = Duration::from_mins(1);
 
 /// How often, and how patiently, a handshake is tried: a thousand handshakes at once can
 /// overflow the listen backlog, which a real client would also retry.
 const HANDSHAKE_ATTEMPTS: u32 = 20;
 const HANDSHAKE_WAIT: Duration = Duration::from_secs(20);
 
+/// Why a test client could not do what a test asked.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The handshake never got through, even with retries.
     #[error("could not open {url} ({attempts} attempts): {last}")]
     Unreachable {
+        /// The URL dialled.
         url: String,
+        /// How many handshakes were tried.
         attempts: u32,
+        /// The last failure.
         last: String,
     },
+    /// The server answered the handshake with an HTTP error (sign-in refused, say).
     #[error("{url} refused the WebSocket handshake with HTTP {status}")]
-    Refused { url: String, status: u16 },
+    Refused {
+        /// The URL dialled.
+        url: String,
+        /// The HTTP status it answered with.
+        status: u16,
+    },
+    /// A frame could not be written to the socket.
     #[error("{who}: could not send a frame: {reason}")]
-    Send { who: String, reason: String },
+    Send {
+        /// The client, by name or index.
+        who: String,
+        /// Why the write failed.
+        reason: String,
+    },
+    /// Nothing arrived in time.
     #[error("{who}: nothing within {wait:?} while waiting for {what}")]
     Timeout {
+        /// The client, by name or index.
         who: String,
+        /// What it was waiting for.
         what: String,
+        /// How long it waited.
         wait: Duration,
     },
+    /// The socket closed or failed while waiting.
     #[error("{who}: the socket {how} while waiting for {what}")]
     Ended {
+        /// The client, by name or index.
         who: String,
+        /// What it was waiting for.
         what: String,
+        /// How the socket ended.
         how: String,
     },
+    /// A frame arrived, but not the one expected.
     #[error("{who}: waiting for {what}, got {got}")]
     Unexpected {
+        /// The client, by name or index.
         who: String,
+        /// What it was waiting for.
         what: String,
+        /// The frame that came instead.
         got: String,
     },
 }
@@ -69,7 +98,9 @@ pub enum ClientError {
 /// What the reader queued, in arrival order.
 #[derive(Debug)]
 pub enum Incoming {
+    /// A text frame, as received.
     Text(String),
+    /// A binary frame (the protocol never sends one).
     Binary(Vec<u8>),
     /// The server's close frame (1005 when it carried no code).
     Closed(u16),
@@ -86,11 +117,17 @@ pub struct Delivery {
     pub arrived: Instant,
     /// `receiver.connectionId` as the frame states it.
     pub receiver_id: String,
+    /// `receiver.userName` as the frame states it.
     pub receiver_name: String,
+    /// The `sender` the server set.
     pub sender: String,
+    /// The sender's connection id.
     pub sender_id: String,
+    /// The text.
     pub message: String,
+    /// The server's id for the message.
     pub message_id: String,
+    /// Whether it was sent to listed receivers or a person.
     pub private: bool,
 }
 
@@ -103,6 +140,7 @@ pub struct Inbox {
 }
 
 impl Inbox {
+    /// An empty inbox to share between clients.
     pub fn new() -> Arc<Inbox> {
         Arc::new(Inbox::default())
     }
@@ -115,7 +153,7 @@ impl Inbox {
     fn push(&self, delivery: Delivery) {
         self.deliveries
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(delivery);
         self.count.fetch_add(1, Ordering::SeqCst);
         self.arrived.notify_waiters();
@@ -143,14 +181,19 @@ impl Inbox {
 
     /// Everything received since the last `take`.
     pub fn take(&self) -> Vec<Delivery> {
-        std::mem::take(&mut *self.deliveries.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(
+            &mut *self
+                .deliveries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Everything received since the last `take`, left in place.
     pub fn snapshot(&self) -> Vec<Delivery> {
         self.deliveries
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 }
@@ -196,6 +239,7 @@ pub struct Client {
     pub index: usize,
     /// The registered name (empty until registered).
     pub name: String,
+    /// The server's id for this connection (empty until registered).
     pub connection_id: String,
     sink: SplitSink<Ws, Message>,
     queue: mpsc::UnboundedReceiver<Incoming>,
@@ -315,10 +359,12 @@ impl Client {
         }
     }
 
+    /// Sends `frame` as one JSON text frame.
     pub async fn send(&mut self, frame: Value) -> Result<(), ClientError> {
         self.send_message(Message::text(frame.to_string())).await
     }
 
+    /// Sends `text` as it is, valid JSON or not.
     pub async fn send_text(&mut self, text: &str) -> Result<(), ClientError> {
         self.send_message(Message::text(text)).await
     }
@@ -449,7 +495,7 @@ impl Client {
             let wait = deadline.saturating_duration_since(Instant::now());
             match self.next(wait).await {
                 Some(Incoming::Closed(code)) => return Ok(code),
-                Some(Incoming::Text(_) | Incoming::Binary(_)) => continue,
+                Some(Incoming::Text(_) | Incoming::Binary(_)) => {}
                 Some(Incoming::Ended(how)) => {
                     return Err(ClientError::Ended {
                         who: self.who(),
@@ -468,8 +514,12 @@ impl Client {
         }
     }
 
+    /// What the reader has recorded so far.
     pub fn seen(&self) -> Seen {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Ends the connection without a close frame, as a killed client or a lost network
@@ -525,8 +575,11 @@ async fn read(
     seen: Arc<Mutex<Seen>>,
     mut stop: oneshot::Receiver<()>,
 ) -> Option<SplitStream<Ws>> {
-    let note =
-        |f: &mut dyn FnMut(&mut Seen)| f(&mut seen.lock().unwrap_or_else(|p| p.into_inner()));
+    let note = |f: &mut dyn FnMut(&mut Seen)| {
+        f(&mut seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    };
     let sorting = inbox.is_some();
     loop {
         let received = tokio::select! {
@@ -544,7 +597,7 @@ async fn read(
                 continue;
             }
             Some(Ok(Message::Close(frame))) => {
-                let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
+                let code = frame.map_or(1005, |f| u16::from(f.code));
                 let _ = queue.send(Incoming::Closed(code));
                 continue;
             }
@@ -576,7 +629,7 @@ async fn read(
             if let Ok(exit) = serde_json::from_str::<ExitFrame>(text) {
                 note(&mut |s| {
                     s.user_exits
-                        .push((exit.user_name.clone(), exit.connection_id.clone()))
+                        .push((exit.user_name.clone(), exit.connection_id.clone()));
                 });
                 if sorting {
                     continue;

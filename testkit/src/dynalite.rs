@@ -9,9 +9,10 @@ use std::time::Duration;
 
 /// Where `cargo xtask test` installs dynalite's node modules.
 pub fn dynalite_modules() -> PathBuf {
-    std::env::var_os("WEBCHAT_DYNALITE_MODULES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".tools/dynalite/node_modules"))
+    std::env::var_os("WEBCHAT_DYNALITE_MODULES").map_or_else(
+        || workspace_root().join(".tools/dynalite/node_modules"),
+        PathBuf::from,
+    )
 }
 
 /// A dynalite server on 127.0.0.1, stopped when dropped.
@@ -26,14 +27,14 @@ const READY: &str = "dynalite-port ";
 
 // dynalite's own CLI listens on every interface; this binds loopback only, creates
 // tables instantly, and prints the port it got so tests can ask for port 0.
-const LAUNCHER: &str = r#"
+const LAUNCHER: &str = r"
 const opts = { createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 };
 if (process.env.DYNALITE_PATH) opts.path = process.env.DYNALITE_PATH;
 const server = require('dynalite')(opts);
 server.listen(Number(process.env.DYNALITE_PORT || 0), '127.0.0.1', () => {
   console.log('dynalite-port ' + server.address().port);
 });
-"#;
+";
 
 impl Dynalite {
     /// Starts an in-memory dynalite on a free port.

@@ -9,9 +9,11 @@ use tokio::net::TcpStream;
 /// What the server answered.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
     /// Header names lower-cased, in the order received.
     pub headers: Vec<(String, String)>,
+    /// The body, as text.
     pub body: String,
 }
 
@@ -42,7 +44,7 @@ pub async fn request(
             body.len()
         );
         for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            head.extend([name.as_str(), ": ", value.as_str(), "\r\n"]);
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).await?;

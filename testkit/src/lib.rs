@@ -1,6 +1,8 @@
 //! Test support shared by the webchat test suites and the bench: dynalite on a free port,
 //! child processes that announce when they are ready, and one WebSocket chat client.
 
+#![warn(missing_docs)]
+
 pub mod chromium;
 pub mod client;
 mod dynalite;

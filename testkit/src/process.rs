@@ -14,27 +14,42 @@ use std::time::{Duration, Instant};
 /// How many of the last output lines an error quotes.
 const TAIL_LINES: usize = 60;
 
+/// Why a child process did not come up.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
+    /// The program could not be started at all.
     #[error("could not start {name} ({program}): {source}")]
     Spawn {
+        /// What the process is called in messages.
         name: String,
+        /// The program run.
         program: String,
+        /// Why it could not start.
         #[source]
         source: std::io::Error,
     },
+    /// It ran but did not announce itself in time.
     #[error("{name} printed no `{prefix}` line within {within:?}; its output so far:\n{output}")]
     NotReady {
+        /// What the process is called in messages.
         name: String,
+        /// The start of the line that says it is ready.
         prefix: String,
+        /// How long it was given.
         within: Duration,
+        /// The last lines it printed.
         output: String,
     },
+    /// It ended before announcing itself.
     #[error("{name} ended ({status}) before printing `{prefix}`; its output:\n{output}")]
     Exited {
+        /// What the process is called in messages.
         name: String,
+        /// The start of the line that says it is ready.
         prefix: String,
+        /// How it ended.
         status: String,
+        /// The last lines it printed.
         output: String,
     },
 }
@@ -48,6 +63,7 @@ pub struct Launch {
 }
 
 impl Launch {
+    /// Starts `command` when asked, calling it `name` in messages and logs.
     pub fn new(name: impl Into<String>, command: Command) -> Launch {
         Launch {
             name: name.into(),
@@ -58,6 +74,7 @@ impl Launch {
     }
 
     /// Also appends every line the process prints to `path`, for a look afterwards.
+    #[must_use]
     pub fn log_to(mut self, path: &Path) -> Launch {
         self.log = Some(path.to_path_buf());
         self
@@ -66,6 +83,7 @@ impl Launch {
     /// Runs it in a process group of its own and kills the whole group: chromedriver's
     /// browsers must go down with it. Not the default, so that Ctrl-C in a terminal still
     /// reaches the other children.
+    #[must_use]
     pub fn own_process_group(mut self) -> Launch {
         self.own_group = true;
         self
@@ -185,7 +203,11 @@ fn drain(
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             if let Some(log) = &log {
-                let _ = writeln!(log.lock().unwrap_or_else(|p| p.into_inner()), "{line}");
+                let _ = writeln!(
+                    log.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    "{line}"
+                );
             }
             if let Some(rest) = ready
                 .as_ref()
@@ -194,7 +216,10 @@ fn drain(
                 let (_, tx) = ready.take().expect("checked above");
                 let _ = tx.send(rest.trim().to_string());
             }
-            let mut tail = output.tail.lock().unwrap_or_else(|p| p.into_inner());
+            let mut tail = output
+                .tail
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if tail.len() == TAIL_LINES {
                 tail.pop_front();
             }
@@ -218,13 +243,18 @@ impl Process {
         &self.ready
     }
 
+    /// The child's process id.
     pub fn id(&self) -> u32 {
         self.child.id()
     }
 
     /// The last lines it printed (stdout and stderr), for an error message.
     fn output(&self) -> String {
-        let tail = self.output.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let tail = self
+            .output
+            .tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if tail.is_empty() {
             "(nothing)".to_string()
         } else {

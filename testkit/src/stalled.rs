@@ -10,10 +10,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 /// The stalled client's receive buffer.
-pub const TINY_RECEIVE_BUFFER: u32 = 4096;
+pub(crate) const TINY_RECEIVE_BUFFER: u32 = 4096;
 
 /// A registered connection that reads nothing more; dropping it closes the socket.
 pub struct StalledReader {
+    /// The server's id for this connection.
     pub connection_id: String,
     _socket: WebSocketStream<TcpStream>,
 }

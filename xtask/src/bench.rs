@@ -4,6 +4,7 @@
 //! with the date and the machine.
 
 use anyhow::{bail, Context, Result};
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Instant, SystemTime};
@@ -11,7 +12,7 @@ use std::time::{Instant, SystemTime};
 const START: &str = "<!-- bench:start -->";
 const END: &str = "<!-- bench:end -->";
 
-pub fn run(root: &Path) -> Result<()> {
+pub(crate) fn run(root: &Path) -> Result<()> {
     let started = Instant::now();
     let mut build = crate::tools::cargo(root);
     build.args([
@@ -103,17 +104,20 @@ fn readme_section(figures: &[serde_json::Value], date: &str, machine: &str) -> S
             Some(false) => "**no**",
             None => "–",
         };
-        out.push_str(&format!(
-            "| {} | {} | {} | {meets} |\n",
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {meets} |",
             text("name").replace('|', "\\|"),
             value.replace('|', "\\|"),
             with_unit(text("goal")),
-        ));
+        );
     }
-    out.push_str(&format!(
+    let _ = writeln!(
+        out,
         "\nMeasured {date} on {machine} with `cargo xtask bench` (release builds; \
-         `webchat-local` as a child process, clients on 127.0.0.1).\n"
-    ));
+         `webchat-local` as a child process, clients on 127.0.0.1)."
+    );
     out
 }
 
@@ -131,16 +135,16 @@ fn replace_between_markers(readme: &str, section: &str) -> Option<String> {
 
 /// `nproc` cores, the CPU model and the memory, from /proc.
 fn machine() -> String {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
         .find(|l| l.starts_with("model name"))
         .and_then(|l| l.split_once(':'))
-        .map(|(_, m)| m.split_whitespace().collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown CPU".to_string());
+        .map_or_else(
+            || "unknown CPU".to_string(),
+            |(_, m)| m.split_whitespace().collect::<Vec<_>>().join(" "),
+        );
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {

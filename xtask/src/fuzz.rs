@@ -14,13 +14,13 @@ use anyhow::{bail, Context, Result};
 
 use crate::tools::{cargo, run};
 
-pub const USAGE: &str =
+pub(crate) const USAGE: &str =
     "  fuzz      run the cargo-fuzz target decode_frame from its seeds (installs cargo-fuzz;
             needs a nightly toolchain); a crash fails, naming the input and its replay
               --seconds N           how long to fuzz (default 60)";
 
 /// How long `cargo xtask fuzz` and `cargo xtask test` fuzz by default.
-pub const DEFAULT_SECONDS: u64 = 60;
+pub(crate) const DEFAULT_SECONDS: u64 = 60;
 
 const TARGET: &str = "decode_frame";
 /// What libFuzzer learns goes here (git-ignored), so the committed seeds stay small.
@@ -30,7 +30,7 @@ const SEEDS: &str = "fuzz/seeds/decode_frame";
 const ARTIFACTS: &str = "fuzz/artifacts/decode_frame";
 
 /// Runs `cargo xtask fuzz ARGS`.
-pub fn run_task(root: &Path, args: &[String]) -> Result<()> {
+pub(crate) fn run_task(root: &Path, args: &[String]) -> Result<()> {
     fuzz(root, parse_seconds(args)?)
 }
 
@@ -54,7 +54,7 @@ fn parse_seconds(args: &[String]) -> Result<u64> {
 }
 
 /// Installs cargo-fuzz if missing, then fuzzes `decode_frame` for `seconds`.
-pub fn fuzz(root: &Path, seconds: u64) -> Result<()> {
+pub(crate) fn fuzz(root: &Path, seconds: u64) -> Result<()> {
     ensure_nightly(root)?;
     ensure_cargo_fuzz(root)?;
     std::fs::create_dir_all(root.join(CORPUS)).with_context(|| format!("creating {CORPUS}"))?;
@@ -175,7 +175,7 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+        list.iter().map(ToString::to_string).collect()
     }
 
     #[test]

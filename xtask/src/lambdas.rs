@@ -45,7 +45,7 @@ impl std::fmt::Display for Pin {
 }
 
 /// Runs cfn-lint on every `templates/*.yml`; fails if it reports anything.
-pub fn cfn_lint(root: &Path) -> Result<()> {
+pub(crate) fn cfn_lint(root: &Path) -> Result<()> {
     let venv = Venv::ensure(root)?;
     venv.ensure_packages(&[CFN_LINT])?;
 
@@ -73,7 +73,7 @@ pub fn cfn_lint(root: &Path) -> Result<()> {
 
 /// Runs `sam validate --lint` (SAM's own template checks, through cfn-lint) on every
 /// `templates/*.yml`, root stack included; fails if any is reported.
-pub fn sam_validate(root: &Path) -> Result<()> {
+pub(crate) fn sam_validate(root: &Path) -> Result<()> {
     let sam = sam_cli(root)?;
     let templates = templates(root)?;
     for template in &templates {
@@ -105,7 +105,7 @@ pub fn sam_validate(root: &Path) -> Result<()> {
 }
 
 /// The SAM CLI of `.tools/venv`, installed at its pinned version when missing.
-pub fn sam_cli(root: &Path) -> Result<PathBuf> {
+pub(crate) fn sam_cli(root: &Path) -> Result<PathBuf> {
     let venv = Venv::ensure(root)?;
     // Together, so pip keeps the pinned cfn-lint that aws-sam-cli also uses.
     venv.ensure_packages(&[CFN_LINT, AWS_SAM_CLI])?;
@@ -113,12 +113,12 @@ pub fn sam_cli(root: &Path) -> Result<PathBuf> {
 }
 
 /// `aws-sam-cli==…`, for messages.
-pub fn sam_cli_pin() -> String {
+pub(crate) fn sam_cli_pin() -> String {
     AWS_SAM_CLI.to_string()
 }
 
 /// The zips `cargo xtask lambdas` builds.
-pub struct LambdaZips {
+pub(crate) struct LambdaZips {
     /// `webchat-lambda`: every route's function.
     pub chat: PathBuf,
     /// `webchat-authorizer`: the `$connect` authorizer, deployed with sign-in on.
@@ -128,7 +128,7 @@ pub struct LambdaZips {
 /// Builds `webchat-lambda` and `webchat-authorizer` for arm64 Lambda (provided.al2023)
 /// with cargo-lambda, in one cargo build, and prints the zips' paths and sizes. Every
 /// route's function in templates/websocket.yml runs the first; the authorizer the second.
-pub fn build_lambdas(root: &Path) -> Result<LambdaZips> {
+pub(crate) fn build_lambdas(root: &Path) -> Result<LambdaZips> {
     let started = Instant::now();
     let venv = Venv::ensure(root)?;
     venv.ensure_packages(&[CARGO_LAMBDA, ZIGLANG])?;
@@ -309,7 +309,7 @@ fn bootstrap_of(zip: impl Read + Seek) -> zip::result::ZipResult<Vec<u8>> {
     Ok(bytes)
 }
 
-/// An ELF executable for aarch64: magic, and e_machine (offset 18, little-endian) 183.
+/// An ELF executable for aarch64: magic, and `e_machine` (offset 18, little-endian) 183.
 fn is_aarch64_elf(bytes: &[u8]) -> bool {
     bytes.len() > 20 && bytes.starts_with(b"\x7fELF") && bytes[18] == 183 && bytes[19] == 0
 }

@@ -4,7 +4,7 @@
 //!   protocol crate, cfn-lint, every test, a minute of fuzzing, the full-size load tests,
 //!   and the real-browser test. CI runs this.
 //! - `dev`: installs the UI tools, builds the UI, and serves the whole chat with
-//!   `webchat-local` at http://127.0.0.1:8080/; `dev --auth` with sign-in at its
+//!   `webchat-local` at <http://127.0.0.1:8080/>; `dev --auth` with sign-in at its
 //!   development issuer (`webchat-local --auth dev`).
 //! - `ui`: installs the UI tools and builds the release UI into `dist/`, checking its
 //!   download against the size budget.
@@ -203,7 +203,7 @@ mod tests {
     use super::dev_args;
 
     fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+        list.iter().map(ToString::to_string).collect()
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// `cargo` as the one running xtask, so the pinned toolchain is used throughout.
-pub fn cargo(root: &Path) -> Command {
+pub(crate) fn cargo(root: &Path) -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(root);
     command
@@ -15,7 +15,7 @@ pub fn cargo(root: &Path) -> Command {
 
 /// Runs a named step with its output shown, printing how long it took; fails with its
 /// name.
-pub fn step(name: &str, mut command: Command) -> Result<()> {
+pub(crate) fn step(name: &str, mut command: Command) -> Result<()> {
     println!("xtask: {name}");
     let started = Instant::now();
     run(&mut command).with_context(|| format!("`{name}` failed; see its output above"))?;
@@ -27,7 +27,7 @@ pub fn step(name: &str, mut command: Command) -> Result<()> {
 }
 
 /// Runs a command with its output shown; fails on a non-zero exit.
-pub fn run(command: &mut Command) -> Result<()> {
+pub(crate) fn run(command: &mut Command) -> Result<()> {
     let shown = format!("{command:?}");
     let status = command
         .stdin(Stdio::null())
@@ -40,7 +40,7 @@ pub fn run(command: &mut Command) -> Result<()> {
 }
 
 /// A command's standard output; its errors are shown as they come.
-pub fn output(command: &mut Command) -> Result<String> {
+pub(crate) fn output(command: &mut Command) -> Result<String> {
     let shown = format!("{command:?}");
     let out = command
         .stdin(Stdio::null())
@@ -54,7 +54,7 @@ pub fn output(command: &mut Command) -> Result<String> {
 }
 
 /// The build directory, honouring `CARGO_TARGET_DIR`.
-pub fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => root.join(dir),
         _ => root.join("target"),
@@ -63,7 +63,7 @@ pub fn target_dir(root: &Path) -> PathBuf {
 
 /// Adds a Rust target's standard library through rustup when the toolchain in use (the
 /// one rust-toolchain.toml pins) lacks it.
-pub fn ensure_rust_target(root: &Path, target: &str) -> Result<()> {
+pub(crate) fn ensure_rust_target(root: &Path, target: &str) -> Result<()> {
     // Run at the root so rustup answers for the pinned toolchain.
     let Ok(installed) = output(
         Command::new("rustup")
@@ -85,7 +85,7 @@ pub fn ensure_rust_target(root: &Path, target: &str) -> Result<()> {
 
 /// PATH with `dirs` first, then the PATH xtask was given: how xtask's commands find the
 /// tools it installed under `.tools/`.
-pub fn path_with(dirs: impl IntoIterator<Item = PathBuf>) -> Result<OsString> {
+pub(crate) fn path_with(dirs: impl IntoIterator<Item = PathBuf>) -> Result<OsString> {
     let mut paths: Vec<PathBuf> = dirs.into_iter().collect();
     if let Some(path) = std::env::var_os("PATH") {
         paths.extend(std::env::split_paths(&path));
@@ -96,7 +96,7 @@ pub fn path_with(dirs: impl IntoIterator<Item = PathBuf>) -> Result<OsString> {
 /// Installs an npm `package` (`name@version`) into `prefix` under the workspace root,
 /// e.g. `.tools/dynalite`: project-local, git-ignored, nothing global. `purpose` says in
 /// the progress line what it is for.
-pub fn npm_install(root: &Path, prefix: &str, package: &str, purpose: &str) -> Result<()> {
+pub(crate) fn npm_install(root: &Path, prefix: &str, package: &str, purpose: &str) -> Result<()> {
     let mut npm = Command::new("npm");
     npm.args(["install", "--no-audit", "--no-fund", "--prefix"])
         .arg(root.join(prefix))

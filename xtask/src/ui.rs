@@ -25,7 +25,7 @@ use crate::tools::{
 };
 
 /// trunk 0.22 needs a newer Rust than the workspace pins.
-pub const TRUNK_VERSION: &str = "0.21.14";
+pub(crate) const TRUNK_VERSION: &str = "0.21.14";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// Where the browser test looks for chromedriver unless `CHROMEDRIVER` says otherwise.
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -37,7 +37,7 @@ const AXE_CORE: &str = "axe-core@4.14.1";
 const AXE_CORE_PREFIX: &str = ".tools/axe-core";
 
 /// Installs whatever the UI build needs and is missing.
-pub fn ensure_ui_tools(root: &Path) -> Result<()> {
+pub(crate) fn ensure_ui_tools(root: &Path) -> Result<()> {
     ensure_rust_target(root, WASM_TARGET)?;
     ensure_trunk(root)?;
     ensure_wasm_bindgen(root)?;
@@ -47,7 +47,7 @@ pub fn ensure_ui_tools(root: &Path) -> Result<()> {
 
 /// Installs what the browser test needs and is missing: axe-core into
 /// `.tools/axe-core`, and Debian's Chromium and chromedriver if chromedriver is missing.
-pub fn ensure_browser(root: &Path) -> Result<()> {
+pub(crate) fn ensure_browser(root: &Path) -> Result<()> {
     ensure_axe_core(root)?;
     // The browser test honours CHROMEDRIVER and CHROMIUM: someone who set them brought
     // their own.
@@ -120,7 +120,7 @@ fn ensure_axe_core(root: &Path) -> Result<()> {
 
 /// Builds the UI with `trunk build --offline [--release]` at the root; returns `dist/`.
 /// A release build also checks the download against the size budget.
-pub fn build_ui(root: &Path, release: bool) -> Result<PathBuf> {
+pub(crate) fn build_ui(root: &Path, release: bool) -> Result<PathBuf> {
     let started = Instant::now();
     let mut args = vec!["build", "--offline"];
     if release {
@@ -187,7 +187,7 @@ const COMPRESSIBLE: &[&str] = &[
 const PRECOMPRESSED: &[&str] = &["br", "gz"];
 
 /// Whether `path` is a precompressed sibling that [`precompress`] wrote.
-pub fn is_precompressed(path: &Path) -> bool {
+pub(crate) fn is_precompressed(path: &Path) -> bool {
     has_extension(path, PRECOMPRESSED)
 }
 
@@ -204,7 +204,7 @@ fn has_extension(path: &Path, set: &[&str]) -> bool {
 /// file or hold its old content. A sibling no smaller than its file is not written (the
 /// file itself is the better answer). Hidden directories (trunk's `.stage/`) are left
 /// alone.
-pub fn precompress(dist: &Path) -> Result<()> {
+pub(crate) fn precompress(dist: &Path) -> Result<()> {
     let started = Instant::now();
     let mut files = Vec::new();
     list_files(dist, &mut files)?;
@@ -261,7 +261,7 @@ fn list_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
 
 /// The real-browser test: tools, browser, release UI, `webchat-local`, then
 /// `cargo test -p webchat-e2e` against them.
-pub fn browser_test(root: &Path) -> Result<()> {
+pub(crate) fn browser_test(root: &Path) -> Result<()> {
     ensure_ui_tools(root)?;
     ensure_browser(root)?;
     let dist = build_ui(root, true)?;
@@ -332,17 +332,17 @@ fn ensure_wasm_bindgen(root: &Path) -> Result<()> {
 /// The binaryen release whose `wasm-opt` trunk uses (`Trunk.toml` pins `version_123`).
 /// Not Debian 12's `binaryen` (108): it points wasm-bindgen's `__wbindgen_externrefs`
 /// export at the function table, and the app dies at start-up with
-/// "WebAssembly.Table.set(): Argument 1 is invalid for table". The npm package is
+/// "`WebAssembly.Table.set()`: Argument 1 is invalid for table". The npm package is
 /// binaryen compiled to WebAssembly: a minute to install, where building binaryen's C++
 /// from crates.io (`cargo install wasm-opt`) takes most of an hour on two cores.
-pub const WASM_OPT_VERSION: u32 = 123;
+pub(crate) const WASM_OPT_VERSION: u32 = 123;
 
 /// Where npm puts binaryen's commands; first on trunk's PATH.
 fn binaryen_bin(root: &Path) -> PathBuf {
     root.join(BINARYEN).join("node_modules").join(".bin")
 }
 
-/// The binaryen version of a `wasm-opt` ("wasm-opt version 123 (version_123)").
+/// The binaryen version of a `wasm-opt` ("wasm-opt version 123 (`version_123`)").
 fn wasm_opt_version(wasm_opt: &Path) -> Option<u32> {
     first_line_of_version(Command::new(wasm_opt))?
         .split_whitespace()
@@ -382,9 +382,7 @@ fn ensure_wasm_opt(root: &Path) -> Result<()> {
 /// `PROGRAM ARGS…`, through `sudo -n` when not root (it fails rather than waits for a
 /// password nobody can type: stdin is closed).
 fn as_root(args: &[&str]) -> Result<Command> {
-    let root_user = output(Command::new("id").arg("-u"))
-        .map(|uid| uid.trim() == "0")
-        .unwrap_or(false);
+    let root_user = output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0");
     let mut command = if root_user {
         Command::new(args[0])
     } else {

@@ -70,9 +70,9 @@ impl Bench {
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         std::fs::create_dir_all(dir.join("dist")).unwrap();
         for program in ["aws", "sam"] {
+            use std::os::unix::fs::PermissionsExt;
             let path = dir.join("bin").join(program);
             std::fs::write(&path, STAND_IN).unwrap();
-            use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         std::fs::write(dir.join("bootstrap.zip"), b"PK\x03\x04 a prebuilt zip").unwrap();

@@ -17,11 +17,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use webchat_authorizer::{AuthConfig, Verifier};
 
-pub const AUDIENCE: &str = "webchat-test-client";
+pub(crate) const AUDIENCE: &str = "webchat-test-client";
 
 /// A signing key and its public JWK.
 #[derive(Clone)]
-pub struct TestKey {
+pub(crate) struct TestKey {
     pub kid: String,
     pub alg: Algorithm,
     pub encoding: EncodingKey,
@@ -31,7 +31,7 @@ pub struct TestKey {
 }
 
 /// One 2048-bit RSA key per test binary: generating it is the slow part.
-pub fn rsa_key(kid: &str) -> TestKey {
+pub(crate) fn rsa_key(kid: &str) -> TestKey {
     static RSA: OnceLock<rsa::PrivateKey> = OnceLock::new();
     static RSA2: OnceLock<rsa::PrivateKey> = OnceLock::new();
     let cell = if kid.ends_with("-2") { &RSA2 } else { &RSA };
@@ -52,7 +52,7 @@ pub fn rsa_key(kid: &str) -> TestKey {
     }
 }
 
-pub fn ec_key(kid: &str) -> TestKey {
+pub(crate) fn ec_key(kid: &str) -> TestKey {
     use p256::pkcs8::EncodePrivateKey;
     let signing: p256::ecdsa::SigningKey = rsa::Generate::generate_from_rng(&mut UnwrapErr(SysRng));
     let der = signing.to_pkcs8_der().expect("PKCS#8");
@@ -70,21 +70,21 @@ pub fn ec_key(kid: &str) -> TestKey {
     }
 }
 
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
 }
 
-pub fn sign(key: &TestKey, claims: &Value) -> String {
+pub(crate) fn sign(key: &TestKey, claims: &Value) -> String {
     let mut header = Header::new(key.alg);
     header.kid = Some(key.kid.clone());
     jsonwebtoken::encode(&header, claims, &key.encoding).expect("sign")
 }
 
 /// A token of the given header and claims, with `signature` as its third part.
-pub fn raw_token(header: &Value, claims: &Value, signature: &[u8]) -> String {
+pub(crate) fn raw_token(header: &Value, claims: &Value, signature: &[u8]) -> String {
     format!(
         "{}.{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -101,13 +101,13 @@ struct IssuerState {
 }
 
 /// An issuer on 127.0.0.1 whose JWKS can change under the verifier.
-pub struct TestIssuer {
+pub(crate) struct TestIssuer {
     pub url: String,
     state: IssuerState,
 }
 
 impl TestIssuer {
-    pub async fn start(keys: &[&TestKey]) -> TestIssuer {
+    pub(crate) async fn start(keys: &[&TestKey]) -> TestIssuer {
         let state = IssuerState {
             issuer: Arc::new(OnceLock::new()),
             keys: Arc::new(Mutex::new(keys.iter().map(|k| k.jwk.clone()).collect())),
@@ -140,20 +140,20 @@ impl TestIssuer {
         TestIssuer { url, state }
     }
 
-    pub fn set_keys(&self, keys: &[&TestKey]) {
+    pub(crate) fn set_keys(&self, keys: &[&TestKey]) {
         *self.state.keys.lock().unwrap() = keys.iter().map(|k| k.jwk.clone()).collect();
     }
 
-    pub fn jwks_fetches(&self) -> u64 {
+    pub(crate) fn jwks_fetches(&self) -> u64 {
         self.state.jwks_fetches.load(Ordering::SeqCst)
     }
 
-    pub fn verifier(&self) -> Verifier {
+    pub(crate) fn verifier(&self) -> Verifier {
         Verifier::new(AuthConfig::new(&self.url, AUDIENCE, None).unwrap()).unwrap()
     }
 
     /// Claims that pass every check.
-    pub fn claims(&self, name: &str) -> Value {
+    pub(crate) fn claims(&self, name: &str) -> Value {
         let now = now();
         json!({
             "iss": self.url, "aud": AUDIENCE, "sub": format!("sub-{name}"),

@@ -22,9 +22,11 @@ const PUSH_RETRY_WINDOW: Duration = Duration::from_secs(3);
 /// What one fan-out achieved.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct FanOut {
+    /// Recipients the frame reached.
     pub delivered: u32,
     /// Recipients API Gateway reported as closed (410).
     pub gone: Vec<String>,
+    /// Recipients the frame did not reach for any other reason, after retries.
     pub failed: u32,
 }
 
@@ -82,10 +84,12 @@ pub struct Retrying<G> {
 }
 
 impl<G> Retrying<G> {
+    /// Retries pushes through `inner`.
     pub fn new(inner: G) -> Self {
         Retrying { inner }
     }
 
+    /// The gateway underneath, for what needs no retry (deleting a connection, say).
     pub fn inner(&self) -> &G {
         &self.inner
     }

@@ -127,11 +127,13 @@ pub struct ManagementGateways {
     by_endpoint: Mutex<HashMap<String, ManagementGateway>>,
 }
 
+/// No management endpoint to push to: neither configured nor derivable from the event.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot tell the management endpoint: set MANAGEMENT_ENDPOINT or send events with requestContext.domainName and stage")]
 pub struct NoEndpoint;
 
 impl ManagementGateways {
+    /// Clients on `sdk_config`; `fixed_endpoint` (when set and not empty) serves every event.
     pub fn new(sdk_config: &aws_config::SdkConfig, fixed_endpoint: Option<String>) -> Self {
         let fixed = fixed_endpoint
             .filter(|endpoint| !endpoint.is_empty())
@@ -152,6 +154,7 @@ impl ManagementGateways {
         ManagementGateway::from_config(endpoint, config, sdk_config.credentials_provider())
     }
 
+    /// The client for the API the event came through, built on first use.
     pub fn for_event(
         &self,
         event: &ApiGatewayWebsocketProxyRequest,
@@ -166,7 +169,10 @@ impl ManagementGateways {
             return Err(NoEndpoint);
         };
         let endpoint = format!("https://{domain}/{stage}");
-        let mut cache = self.by_endpoint.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self
+            .by_endpoint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(cache
             .entry(endpoint)
             .or_insert_with_key(|endpoint| Self::build(&self.sdk_config, endpoint))

@@ -12,6 +12,7 @@ pub use management::{ManagementGateway, ManagementGateways, NoEndpoint};
 
 use std::future::Future;
 
+/// Why a push to a connection failed, and so whether trying again could help.
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
     /// 410: the connection is closed; its row is stale.
@@ -26,6 +27,7 @@ pub enum PostError {
     Unavailable {
         /// What was tried.
         context: String,
+        /// The error underneath, when there is one.
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
@@ -35,6 +37,7 @@ pub enum PostError {
     Failed {
         /// What was tried and what came of it.
         context: String,
+        /// The error underneath, when there is one.
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
@@ -66,6 +69,8 @@ impl PostError {
 /// What a failed management call tried, and the error underneath when there is one.
 type Failure = (String, Option<Box<dyn std::error::Error + Send + Sync>>);
 
+/// How the chat reaches other connections: API Gateway's management API on AWS, a
+/// socket locally, a recorder in tests.
 pub trait ConnectionGateway: Send + Sync {
     /// Sends one text frame to a connection.
     fn post(

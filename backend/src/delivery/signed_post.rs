@@ -27,7 +27,7 @@ const SERVICE: &str = "execute-api";
 const CONTENT_TYPE: &str = "application/octet-stream";
 /// Credentials without an expiry are fetched again after this long, as the SDK's
 /// identity cache does.
-const NO_EXPIRY_REFRESH: Duration = Duration::from_secs(15 * 60);
+const NO_EXPIRY_REFRESH: Duration = Duration::from_mins(15);
 /// Credentials are renewed this long before they expire, as the SDK's identity cache does.
 const EXPIRY_BUFFER: Duration = Duration::from_secs(10);
 
@@ -76,7 +76,9 @@ impl SignedPost {
     ) -> Self {
         let timeouts = config.timeout_config();
         let mut settings = HttpConnectorSettings::builder();
-        settings.set_connect_timeout(timeouts.and_then(|t| t.connect_timeout()));
+        settings.set_connect_timeout(
+            timeouts.and_then(aws_smithy_types::timeout::TimeoutConfig::connect_timeout),
+        );
         let connector = aws_smithy_http_client::Connector::builder()
             .connector_settings(settings.build())
             .tls_provider(tls::Provider::Rustls(
@@ -257,7 +259,10 @@ impl SignedPost {
             Some(expiry) => expiry.checked_sub(EXPIRY_BUFFER).unwrap_or(expiry),
             None => now + NO_EXPIRY_REFRESH,
         };
-        *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = Some(Fetched {
+        *self
+            .credentials
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Fetched {
             credentials: credentials.clone(),
             renew_at,
         });
@@ -268,7 +273,7 @@ impl SignedPost {
         let now = SystemTime::now();
         self.credentials
             .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
             .filter(|f| now < f.renew_at)
             .map(|f| f.credentials.clone())
@@ -451,7 +456,7 @@ mod tests {
     #[tokio::test]
     async fn credentials_are_fetched_once_and_again_only_when_about_to_expire() {
         assert_eq!(
-            asked_after_three_pushes(Some(Duration::from_secs(3600))).await,
+            asked_after_three_pushes(Some(Duration::from_hours(1))).await,
             1
         );
         assert_eq!(asked_after_three_pushes(None).await, 1);

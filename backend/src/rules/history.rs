@@ -1,6 +1,11 @@
 //! Stored messages: a room's history and a conversation's, page by page.
 
-use super::*;
+use super::{
+    conversation_key, internal, message_event, not_a_member, unknown_user, Connection,
+    ConnectionGateway, ConnectionStore, ErrorCode, HistoryPage, HistoryStore, Identity, Person,
+    Refusal, Rules, ServerEvent,
+};
+use webchat_telemetry::metrics as m;
 
 impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G> {
     pub(super) async fn history(

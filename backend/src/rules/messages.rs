@@ -1,8 +1,13 @@
 //! Messages: to a room, to its members named as receivers, or to a person.
 
-use super::*;
+use super::{
+    conversation_key, fan_out, internal, message_event, not_a_member, person_partition,
+    ConnectionGateway, ConnectionStore, ConversationNote, HistoryStore, Refusal, Rules,
+    ServerEvent, ServerFrame, StoredMessage, User,
+};
+use webchat_telemetry::metrics as m;
 
-impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G> {
+impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
     /// `message {to}`: kept in the pair's conversation and noted in both people's
     /// conversation indexes, then pushed to every open connection of the addressed
     /// person and every other one of the sender.

@@ -33,6 +33,7 @@ const CLEANUP_ROUNDS: usize = 4;
 /// One frame as a client sent it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame<'a> {
+    /// A text frame, as the client sent it (JSON, if the client keeps to the protocol).
     Text(&'a str),
     /// The protocol is JSON text; a binary frame is only ever refused.
     Binary,
@@ -119,11 +120,14 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
     }
 
     /// The frames come from a signed-in connection: its name is the identity's.
+    #[must_use]
     pub fn with_identity(mut self, identity: Option<&'a Identity>) -> Self {
         self.identity = identity;
         self
     }
 
+    /// Applies `limits` instead of [`Limits::DEFAULT`].
+    #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -131,17 +135,19 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
 
     /// Measures time (rate limits, message timestamps, history expiry) on `clock`
     /// instead of the system clock.
+    #[must_use]
     pub fn with_clock(mut self, clock: &'a dyn Clock) -> Self {
         self.clock = clock;
         self
     }
 
     fn now_ms(&self) -> u64 {
-        self.clock.now().div_euclid(1000).max(0) as u64
+        // Before 1970 only on a broken clock; such a clock reads as the epoch.
+        u64::try_from(self.clock.now().div_euclid(1000)).unwrap_or(0)
     }
 
     fn now_secs(&self) -> i64 {
-        (self.now_ms() / 1000) as i64
+        self.clock.now().div_euclid(1_000_000).max(0)
     }
 
     /// A message `sender` sends now: its id and time, and when it expires from history.
@@ -160,7 +166,8 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
             sender_id: sender.connection_id.clone(),
             message,
             timestamp,
-            expires_at: (timestamp / 1000) as i64
+            // Milliseconds in a u64 are seconds well inside an i64.
+            expires_at: i64::try_from(timestamp / 1000).unwrap_or(i64::MAX)
                 + i64::from(self.limits.history_days) * 24 * 60 * 60,
             to,
         }
@@ -173,7 +180,8 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
         connection_id: &str,
         connected_at_ms: Option<i64>,
     ) -> Result<(), StoreError> {
-        let connected_at = connected_at_ms.unwrap_or_else(|| self.now_ms() as i64);
+        let connected_at =
+            connected_at_ms.unwrap_or_else(|| i64::try_from(self.now_ms()).unwrap_or(i64::MAX));
         self.store
             .add(Connection::new(connection_id, connected_at))
             .await
@@ -385,7 +393,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
                     }
                     Ok(None) => {}
                     Err(err) => {
-                        tracing::error!(connection_id, error = %Causes(&err), "could not remove a gone connection")
+                        tracing::error!(connection_id, error = %Causes(&err), "could not remove a gone connection");
                     }
                 }
             }

@@ -1,7 +1,11 @@
 //! Registering a name: a fresh resume token, taking a name over from a connection that
 //! lost it, and telling the rooms.
 
-use super::*;
+use super::{
+    internal, name_key, user_exit, Causes, Claim, ConnectionGateway, ConnectionStore, Digest,
+    ErrorCode, HistoryStore, Refusal, Registration, Rules, ServerEvent, Sha256, StoreError, User,
+    LOBBY, MAX_CONVERSATIONS,
+};
 
 /// A resume token: 128 random bits, as 32 hex digits. Only its hash is stored, so a
 /// copy of the table does not let anyone take names over.
@@ -13,7 +17,7 @@ fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G> {
+impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
     pub(super) async fn register(
         &self,
         connection_id: &str,

@@ -1,8 +1,12 @@
 //! Rooms: who is in one, joining and leaving.
 
-use super::*;
+use super::{
+    internal, not_a_member, not_registered, user_exit, ConnectionGateway, ConnectionStore,
+    ErrorCode, HistoryStore, Joined, Refusal, Rules, ServerEvent, StoreError, User, LOBBY,
+    MAX_ROOMS_PER_CONNECTION,
+};
 
-impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G> {
+impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
     pub(super) async fn list(
         &self,
         connection_id: &str,

@@ -11,6 +11,8 @@ use webchat_shared_types::{
     name_key, Conversation, HistoryPage, User, LOBBY, MAX_ROOMS_PER_CONNECTION,
 };
 
+/// The stores in one process's memory: for `webchat-local` and tests. Nothing outlives
+/// the process.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
@@ -43,6 +45,7 @@ struct Inner {
 }
 
 impl MemoryStore {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
@@ -52,7 +55,7 @@ impl MemoryStore {
         // operation mutates after all its checks), so a poisoned lock is still usable.
         self.inner
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -166,7 +169,7 @@ impl ConnectionStore for MemoryStore {
         }
         if let Some(connection) = inner.connections.get_mut(connection_id) {
             connection.user_name = Some(claim.user_name.to_string());
-            connection.rooms = rooms.clone();
+            connection.rooms.clone_from(&rooms);
             connection.owner = owner;
         }
         Ok(Registration {
@@ -296,7 +299,7 @@ impl HistoryStore for MemoryStore {
         // webchat-local keeps only the history it still serves. Ids sort by time, and
         // expiry follows time, so the expired ones are the first.
         while room.first_key_value().is_some_and(|(_, oldest)| {
-            oldest.expires_at < message.timestamp.div_euclid(1000) as i64
+            i128::from(oldest.expires_at) < i128::from(message.timestamp / 1000)
         }) {
             room.pop_first();
         }

@@ -14,9 +14,11 @@ pub const CONNECTION_TTL_SECS: i64 = 3 * 60 * 60;
 /// One open WebSocket connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
+    /// API Gateway's id for it: what pushes address.
     pub connection_id: String,
     /// Milliseconds since the epoch, from API Gateway's `connectedAt`.
     pub connected_at: i64,
+    /// Its registered name; `None` before `register`.
     pub user_name: Option<String>,
     /// The rooms it is in, sorted: none before `register`, the lobby from then on.
     pub rooms: Vec<String>,
@@ -53,6 +55,7 @@ impl Connection {
         })
     }
 
+    /// Whether it is a member of `room`.
     pub fn is_in(&self, room: &str) -> bool {
         self.rooms.iter().any(|r| r == room)
     }
@@ -98,6 +101,7 @@ pub fn conversations_partition(sub: &str) -> String {
 /// A signed-in person, as the name they own says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
+    /// Their stable id from the identity provider.
     pub sub: String,
     /// Their name, spelled as they registered it.
     pub user_name: String,
@@ -112,6 +116,7 @@ pub struct ConversationNote<'a> {
     pub conversation: &'a str,
     /// The other person's name (the person's own for notes to self).
     pub with: &'a str,
+    /// The newest message of the conversation.
     pub message_id: &'a str,
     /// When the entry may expire: with the message it points at.
     pub expires_at: i64,
@@ -120,6 +125,7 @@ pub struct ConversationNote<'a> {
 /// What `register` asks the store to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claim<'a> {
+    /// The name to register, as the client wrote it (trimmed).
     pub user_name: &'a str,
     /// The hash of the resume token this registration issues; it replaces the claim's.
     pub token_hash: &'a str,
@@ -150,6 +156,7 @@ pub struct Registration {
 /// What `join` changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Joined {
+    /// The connection is in the room now, and was not before: the room hears `newUser`.
     Added,
     /// The connection was in the room already.
     Already,
@@ -162,8 +169,11 @@ pub struct StoredMessage {
     pub room: String,
     /// A ULID: history is sorted by it.
     pub message_id: String,
+    /// The sender's registered name then.
     pub sender: String,
+    /// The sender's connection id.
     pub sender_id: String,
+    /// The text, trimmed.
     pub message: String,
     /// Milliseconds since the epoch.
     pub timestamp: u64,
@@ -199,12 +209,16 @@ impl HistorySlice {
     }
 }
 
+/// Why a store refused or failed; the rules turn each into the protocol's error.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The name is held by another live connection, or bound to another person.
     #[error("the name is held by another live connection")]
     NameTaken,
+    /// The connection has no row: closed, or never recorded.
     #[error("connection {0} is not open")]
     NoSuchConnection(String),
+    /// A `join` beyond [`webchat_shared_types::MAX_ROOMS_PER_CONNECTION`] rooms.
     #[error("the connection is in as many rooms as it may be")]
     RoomLimit,
     /// The store could not do what was asked: it did not answer, refused, or kept
@@ -213,6 +227,7 @@ pub enum StoreError {
     Unavailable {
         /// What was asked of the store.
         operation: String,
+        /// The error underneath.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },

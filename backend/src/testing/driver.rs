@@ -20,10 +20,13 @@ pub const CONNECTED_AT_MS: i64 = 1_764_316_800_000;
 
 /// The chat rules over one store and one gateway, as tests drive them.
 pub struct Driver<S = MemoryStore, G = RecordingGateway> {
+    /// The store the rules run over, for tests to inspect.
     pub store: S,
+    /// The gateway pushes go to, for tests to inspect.
     pub gateway: G,
     /// The time the rules see.
     pub clock: ManualClock,
+    /// The limits the rules apply.
     pub limits: Limits,
     /// Signed-in connections and who they are.
     identities: Mutex<HashMap<String, Identity>>,
@@ -80,6 +83,8 @@ impl<S, G> Driver<S, G> {
         }
     }
 
+    /// Applies `limits` instead of [`Limits::DEFAULT`].
+    #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -87,12 +92,18 @@ impl<S, G> Driver<S, G> {
 
     /// Starts the clock at `now` instead (a store that checks expiry against the system
     /// clock needs the system's time).
+    #[must_use]
     pub fn with_clock_at(mut self, now: Micros) -> Self {
         self.clock = ManualClock::new(now);
         self
     }
 
     /// Keeps `running` (a local DynamoDB, say) for as long as the driver lives.
+    #[must_use]
+    #[allow(
+        clippy::used_underscore_binding,
+        reason = "held for its lifetime, never read"
+    )]
     pub fn keeping(mut self, running: impl std::any::Any) -> Self {
         self._keep = Some(Box::new(running));
         self
@@ -111,6 +122,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Driver<S, G> {
             .with_identity(identity)
     }
 
+    /// Opens connection `id` (`$connect`), anonymous.
     pub async fn connect(&self, id: &str) {
         let gateway = Retrying::new(&self.gateway);
         self.rules(&gateway, None)
@@ -123,7 +135,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Driver<S, G> {
     pub async fn connect_as(&self, id: &str, sub: &str, name: &str) {
         self.identities
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(
                 id.to_string(),
                 Identity {
@@ -134,6 +146,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Driver<S, G> {
         self.connect(id).await;
     }
 
+    /// Ends connection `id` (`$disconnect`).
     pub async fn disconnect(&self, id: &str) {
         let gateway = Retrying::new(&self.gateway);
         self.rules(&gateway, None)
@@ -148,7 +161,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Driver<S, G> {
         let identity = self
             .identities
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(id)
             .cloned();
         as_json(
@@ -164,6 +177,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Driver<S, G> {
             .await
     }
 
+    /// Sends `frame` as JSON on its route and returns the reply.
     pub async fn send(&self, id: &str, frame: Value) -> Option<Value> {
         self.send_text(id, &frame.to_string()).await
     }
@@ -200,6 +214,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Driver<S, G> {
         reply
     }
 
+    /// Joins `room` and returns the `joined` reply; panics on any other.
     pub async fn join(&self, id: &str, room: &str) -> Value {
         let reply = self.ask(id, json!({"action":"join","room":room})).await;
         assert_eq!(reply["action"], "joined", "{reply}");
@@ -247,6 +262,7 @@ impl<S> Driver<S, RecordingGateway> {
         self.gateway.events_for(id)
     }
 
+    /// Drops the events recorded so far, so a test reads only what follows.
     pub fn forget_events(&self) {
         self.gateway.clear();
     }

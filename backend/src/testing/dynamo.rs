@@ -2,7 +2,10 @@
 //! reads, and a table seeded with registered connections the way `register` leaves them
 //! (with the row layout of [`crate::store::dynamo::items`]).
 
-use crate::store::dynamo::items::*;
+use crate::store::dynamo::items::{
+    number, string, string_set, to_item, Item, MemberRow, CONNECTED_AT, CONNECTION_ID, NAME_KEY,
+    ROOMS, TOKEN_HASH, TTL, USER_NAME,
+};
 use crate::store::dynamo::{unavailable, BATCH_WRITE_LIMIT};
 use crate::store::{DynamoStore, StoreError, CONNECTION_TTL_SECS};
 use aws_sdk_dynamodb::config::interceptors::AfterDeserializationInterceptorContextRef;
@@ -16,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use webchat_shared_types::{name_key, LOBBY};
 
 /// Counts what DynamoDB read for each response: the items a Query or Scan evaluated
-/// (`ScannedCount`, what it is billed for), a GetItem's item and a BatchGetItem's items.
+/// (`ScannedCount`, what it is billed for), a `GetItem`'s item and a `BatchGetItem`'s items.
 #[derive(Debug, Clone, Default)]
 pub struct ItemsRead {
     items: Arc<AtomicU64>,
@@ -29,7 +32,12 @@ impl ItemsRead {
     pub fn take(&self) -> (u64, Vec<&'static str>) {
         (
             self.items.swap(0, Ordering::SeqCst),
-            std::mem::take(&mut *self.operations.lock().unwrap_or_else(|p| p.into_inner())),
+            std::mem::take(
+                &mut *self
+                    .operations
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ),
         )
     }
 }
@@ -53,23 +61,22 @@ impl Intercept for ItemsRead {
             return Ok(());
         };
         let (operation, read) = if let Some(query) = output.downcast_ref::<QueryOutput>() {
-            ("Query", query.scanned_count() as u64)
+            ("Query", u64::try_from(query.scanned_count()).unwrap_or(0))
         } else if let Some(scan) = output.downcast_ref::<ScanOutput>() {
-            ("Scan", scan.scanned_count() as u64)
+            ("Scan", u64::try_from(scan.scanned_count()).unwrap_or(0))
         } else if let Some(get) = output.downcast_ref::<GetItemOutput>() {
             ("GetItem", u64::from(get.item().is_some()))
         } else if let Some(batch) = output.downcast_ref::<BatchGetItemOutput>() {
-            let items = batch
-                .responses()
-                .map(|tables| tables.values().map(|items| items.len() as u64).sum())
-                .unwrap_or(0);
+            let items = batch.responses().map_or(0, |tables| {
+                tables.values().map(|items| items.len() as u64).sum()
+            });
             ("BatchGetItem", items)
         } else {
             return Ok(());
         };
         self.operations
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(operation);
         self.items.fetch_add(read, Ordering::SeqCst);
         Ok(())
@@ -97,7 +104,9 @@ impl DynamoStore {
         let connected_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
-            .as_millis() as i64;
+            .as_millis()
+            .try_into()
+            .unwrap_or(i64::MAX);
         let expires_at = connected_at.div_euclid(1000) + CONNECTION_TTL_SECS;
         let ttl = number(expires_at);
         let ids: Vec<String> = (0..count).map(|i| format!("c{i:05}")).collect();

@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use webchat_shared_types::{decode_server_frame, ServerEvent};
 
+/// A [`ConnectionGateway`] that records pushes instead of sending them, and can be told
+/// which connections are gone or failing.
 #[derive(Debug, Default)]
 pub struct RecordingGateway {
     state: Mutex<State>,
@@ -23,12 +25,15 @@ struct State {
 }
 
 impl RecordingGateway {
+    /// A gateway where every connection is open and every push succeeds.
     pub fn new() -> Self {
         Self::default()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// From now on, pushes to this connection answer 410 Gone.
@@ -67,6 +72,7 @@ impl RecordingGateway {
         self.state().pushed.clone()
     }
 
+    /// Connections deleted through it (as the management API's `DELETE` would), in order.
     pub fn deleted(&self) -> Vec<String> {
         self.state().deleted.clone()
     }

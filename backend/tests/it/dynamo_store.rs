@@ -10,9 +10,9 @@ use webchat_backend::limits::Micros;
 use webchat_backend::local_client;
 use webchat_backend::new_message_id;
 use webchat_backend::{
-    Admission, Bucket, Claim, Connection, ConnectionStore, DynamoStore, Frame, HistoryStore,
-    Joined, Limits, RateLimit, RecordingGateway, Registration, Retrying, Rules, StoreError,
-    StoredMessage, TableNames,
+    Admission, Bucket, Claim, Connection, ConnectionStore, DynamoStore, Frame, HistorySlice,
+    HistoryStore, Joined, Limits, RateLimit, RecordingGateway, Registration, Retrying, Rules,
+    StoreError, StoredMessage, TableNames,
 };
 use webchat_shared_types::{HistoryPage, Route, User, LOBBY};
 use webchat_testkit::Dynalite;
@@ -47,7 +47,9 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis() as i64
+        .as_millis()
+        .try_into()
+        .unwrap()
 }
 
 fn now_secs() -> i64 {
@@ -111,7 +113,7 @@ async fn members(store: &DynamoStore, room: &str) -> Vec<User> {
 }
 
 fn rooms(names: &[&str]) -> Vec<String> {
-    names.iter().map(|r| r.to_string()).collect()
+    names.iter().map(ToString::to_string).collect()
 }
 
 /// One row as DynamoDB holds it.
@@ -224,13 +226,13 @@ async fn rows_carry_connected_at_and_a_ttl_three_hours_later() {
 
 #[tokio::test]
 async fn rows_past_their_ttl_count_as_gone_and_free_their_name() {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
     let dynalite = Dynalite::start();
     let store = store(&dynalite).await;
     let four_hours_ago = now_ms() - 4 * 3600 * 1000;
     store.add(connection("old", four_hours_ago)).await.unwrap();
     // What a lost $disconnect leaves behind: the row, its name claim and its member
     // row, all expired.
-    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
     let expired = (four_hours_ago / 1000 + 3 * 3600).to_string();
     let client = local_client(&dynalite.endpoint());
     client
@@ -862,7 +864,7 @@ async fn history_pages_both_ways_oldest_first_and_says_when_more_follow() {
             .history("empty", &HistoryPage::Latest, 5, now)
             .await
             .unwrap(),
-        Default::default()
+        HistorySlice::default()
     );
 }
 
@@ -1006,11 +1008,11 @@ async fn the_chat_on_dynamodb_refuses_rooms_it_is_not_in_and_a_twenty_first_room
 /// registered connections, a message to a 10-member room reads about ten items.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_to_a_small_room_reads_its_members_not_everyone() {
+    const EVERYONE: usize = 10_000;
     let dynalite = Dynalite::start();
     let (client, counter) = counting_client(&dynalite.endpoint());
     let store = store_on(client).await;
 
-    const EVERYONE: usize = 10_000;
     let started = std::time::Instant::now();
     let ids = store.seed_registered(EVERYONE).await.unwrap();
     // Ten of them (spread over the table) are in a small room.

@@ -137,7 +137,7 @@ async fn serve(
             body.len()
         );
         if let Some(error_type) = error_type {
-            response.push_str(&format!("x-amzn-ErrorType: {error_type}\r\n"));
+            response.extend(["x-amzn-ErrorType: ", error_type, "\r\n"]);
         }
         response.push_str("\r\n");
         response.push_str(body);

@@ -288,7 +288,7 @@ async fn clients_vanishing_during_fan_outs_never_cost_the_others_a_message() -> 
         for count in delivered {
             // Every other survivor, plus any doomed client still open at that moment.
             assert!(
-                (CLIENTS - DOOMED - 1..CLIENTS).contains(&(count as usize)),
+                (CLIENTS - DOOMED - 1..CLIENTS).contains(&usize::try_from(count).unwrap()),
                 "delivered {count}"
             );
         }

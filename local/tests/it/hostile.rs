@@ -145,11 +145,11 @@ fn raw_frame(first: u8, masked: bool, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![first];
     let mask_bit = if masked { 0x80 } else { 0 };
     match payload.len() {
-        len @ 0..=125 => out.push(mask_bit | len as u8),
+        len @ 0..=125 => out.push(mask_bit | u8::try_from(len).unwrap()),
         len @ 126..=65535 => {
             // 0x7E (126): a 16-bit length follows (RFC 6455 5.2); 0x7F: a 64-bit one.
             out.push(mask_bit | 0x7E);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
+            out.extend_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
         }
         len => {
             out.push(mask_bit | 0x7F);

@@ -285,7 +285,7 @@ async fn load_run(config: Config, clients: usize, private: usize, broadcasts: us
             peer,
             queue,
             ids.clone(),
-            (clients - 1) as u32,
+            u32::try_from(clients - 1).unwrap(),
             turns.clone(),
         )));
     }

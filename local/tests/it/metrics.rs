@@ -5,6 +5,9 @@
 //! is a process's one recorder, and the other tests of this binary chat at the same time,
 //! so only a process of its own counts this chat alone.
 
+// The figures compared are counts, whole numbers that an f64 holds exactly.
+#![allow(clippy::float_cmp)]
+
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::collections::BTreeMap;

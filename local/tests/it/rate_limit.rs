@@ -23,6 +23,8 @@ struct Flood {
 /// Broadcasts in batches of 50 without waiting between them, until `stop`; every reply
 /// must be `sent` or `rate_limited` with a wait no longer than one message interval.
 async fn flood(client: &mut Client, stop: &AtomicBool) -> Result<Flood> {
+    // A positive whole number of milliseconds (100 at the default rate).
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let interval_ms = (1000.0 / Limits::DEFAULT.message.per_second()).ceil() as u64;
     let mut seen = Flood::default();
     let mut batch = 0;

@@ -267,7 +267,7 @@ fn the_ui_bucket_is_private_and_only_its_cloudfront_distribution_reads_it_throug
     let mut grants: Vec<_> = t
         .iam_statements()
         .into_iter()
-        .filter(|s| s.is_allow())
+        .filter(webchat_templates::IamStatement::is_allow)
         .map(|g| {
             assert_eq!(
                 g.principal,
@@ -309,8 +309,8 @@ fn the_ui_bucket_is_private_and_only_its_cloudfront_distribution_reads_it_throug
 }
 
 /// CloudFront's managed cache policies whose cache key holds both `Accept-Encoding`
-/// normalisations, gzip and brotli: CachingOptimized. (CachingOptimizedForUncompressedObjects
-/// and CachingDisabled hold neither, so CloudFront would serve nothing compressed.)
+/// normalisations, gzip and brotli: `CachingOptimized`. (`CachingOptimizedForUncompressedObjects`
+/// and `CachingDisabled` hold neither, so CloudFront would serve nothing compressed.)
 const MANAGED_POLICIES_WITH_GZIP_AND_BROTLI: &[&str] = &["658327ea-f89d-4fab-a63d-7e88639e58f6"];
 
 /// Why a cache behaviour of `template`'s distributions would not serve gzip and brotli:

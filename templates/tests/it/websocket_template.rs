@@ -15,7 +15,7 @@ fn api() -> WebsocketTemplate {
     websocket_template().expect("templates/websocket.yml loads and resolves")
 }
 
-/// The ARNs ManageConnections may be granted on for calls with `method` (`POST`, `GET`, `DELETE`)
+/// The ARNs `ManageConnections` may be granted on for calls with `method` (`POST`, `GET`, `DELETE`)
 /// on `@connections` of this API's stage, the stage named by parameter first, by the stage
 /// resource second.
 fn manage_connections_arns(api: &WebsocketTemplate, method: &str) -> [String; 2] {
@@ -118,7 +118,7 @@ fn wildcard_problems(api: &WebsocketTemplate) -> Vec<String> {
     problems
 }
 
-/// ManageConnections only for routes whose function was recorded calling the management
+/// `ManageConnections` only for routes whose function was recorded calling the management
 /// API, and only on `@connections` with the methods it called (POST pushes, GET asks
 /// whether a connection is open, DELETE closes one).
 fn manage_connections_problems(api: &WebsocketTemplate, record: &Record) -> Vec<String> {
@@ -318,9 +318,10 @@ fn function_problems(api: &WebsocketTemplate) -> Vec<String> {
         if f.build_method.as_deref() != Some("rust-cargolambda") {
             problems.push(format!("{id}: build method {:?}", f.build_method));
         }
-        let binary = match authorizers.contains(id) {
-            true => AUTHORIZER_BINARY,
-            false => "webchat-lambda",
+        let binary = if authorizers.contains(id) {
+            AUTHORIZER_BINARY
+        } else {
+            "webchat-lambda"
         };
         if f.binary.as_deref() != Some(binary) {
             problems.push(format!("{id}: binary {:?}", f.binary));
@@ -454,7 +455,7 @@ fn fill_access_log_format(format: &str) -> Result<String, Vec<String>> {
     }
 }
 
-/// The stage: deployed on every change (AutoDeploy, no deployment snapshot that goes
+/// The stage: deployed on every change (`AutoDeploy`, no deployment snapshot that goes
 /// stale), created after every route and route response, and JSON access logs that stay
 /// JSON whatever the values hold.
 fn stage_problems(api: &WebsocketTemplate) -> Vec<String> {
@@ -1233,38 +1234,39 @@ fn the_sign_in_token_cannot_reach_the_stage_logs() {
 /// Breaks copies of websocket.yml in known ways; each check must notice its breakage.
 #[test]
 fn the_checks_catch_a_broken_template() {
-    let original = api().template().json().clone();
+    type Grow = fn(&mut Record);
     type Edit = fn(&mut Value);
+    let original = api().template().json().clone();
     let breakages: Vec<(&str, &str, Edit)> = vec![
         ("routes", "a route renamed", |d| {
-            d["Resources"]["PingRoute"]["Properties"]["RouteKey"] = json!("pong")
+            d["Resources"]["PingRoute"]["Properties"]["RouteKey"] = json!("pong");
         }),
         ("routes", "a non-proxy integration", |d| {
-            d["Resources"]["ListIntegration"]["Properties"]["IntegrationType"] = json!("AWS")
+            d["Resources"]["ListIntegration"]["Properties"]["IntegrationType"] = json!("AWS");
         }),
         ("two_way", "a two-way route without route response", |d| {
             d["Resources"]["PingRouteResponse"]["Properties"]["RouteId"] =
-                json!({"Ref": "ListRoute"})
+                json!({"Ref": "ListRoute"});
         }),
         (
             "two_way",
             "a one-way route with a selection expression",
             |d| {
                 d["Resources"]["ConnectRoute"]["Properties"]["RouteResponseSelectionExpression"] =
-                    json!("$default")
+                    json!("$default");
             },
         ),
         ("wildcards", "a wildcard resource", |d| {
             d["Resources"]["ListFunctionRole"]["Properties"]["Policies"][1]["PolicyDocument"]
-                ["Statement"][0]["Resource"] = json!("*")
+                ["Statement"][0]["Resource"] = json!("*");
         }),
         ("wildcards", "a wildcard action", |d| {
             d["Resources"]["ListFunctionRole"]["Properties"]["Policies"][1]["PolicyDocument"]
-                ["Statement"][0]["Action"] = json!(["dynamodb:*"])
+                ["Statement"][0]["Action"] = json!(["dynamodb:*"]);
         }),
         ("wildcards", "a managed policy", |d| {
             d["Resources"]["PingFunctionRole"]["Properties"]["ManagedPolicyArns"] =
-                json!(["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"])
+                json!(["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]);
         }),
         (
             "manage_connections",
@@ -1286,17 +1288,17 @@ fn the_checks_catch_a_broken_template() {
         }),
         ("grants", "an action the function does not call", |d| {
             d["Resources"]["ListFunctionRole"]["Properties"]["Policies"][1]["PolicyDocument"]
-                ["Statement"][0]["Action"] = json!(["dynamodb:Scan", "dynamodb:PutItem"])
+                ["Statement"][0]["Action"] = json!(["dynamodb:Scan", "dynamodb:PutItem"]);
         }),
         ("grants", "an action the function needs, missing", |d| {
             d["Resources"]["ConnectFunctionRole"]["Properties"]["Policies"]
                 .as_array_mut()
                 .unwrap()
-                .truncate(1)
+                .truncate(1);
         }),
         ("roles", "two functions sharing a role", |d| {
             d["Resources"]["PingFunction"]["Properties"]["Role"] =
-                json!({"Fn::GetAtt": ["DefaultFunctionRole", "Arn"]})
+                json!({"Fn::GetAtt": ["DefaultFunctionRole", "Arn"]});
         }),
         ("permissions", "a permission without SourceArn", |d| {
             d["Resources"]["MessagePermission"]["Properties"]
@@ -1305,28 +1307,29 @@ fn the_checks_catch_a_broken_template() {
                 .remove("SourceArn");
         }),
         ("permissions", "a permission for any API", |d| {
-            d["Resources"]["ListPermission"]["Properties"]["SourceArn"] = json!({"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:*"})
+            d["Resources"]["ListPermission"]["Properties"]["SourceArn"] = json!({"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:*"});
         }),
         ("functions", "x86_64", |d| {
-            d["Globals"]["Function"]["Architectures"] = json!(["x86_64"])
+            d["Globals"]["Function"]["Architectures"] = json!(["x86_64"]);
         }),
         ("functions", "a 29 s timeout", |d| {
-            d["Resources"]["MessageFunction"]["Properties"]["Timeout"] = json!(29)
+            d["Resources"]["MessageFunction"]["Properties"]["Timeout"] = json!(29);
         }),
         ("functions", "another binary", |d| {
-            d["Resources"]["ListFunction"]["Metadata"]["BuildProperties"]["Binary"] = json!("other")
+            d["Resources"]["ListFunction"]["Metadata"]["BuildProperties"]["Binary"] =
+                json!("other");
         }),
         ("functions", "the wrong CodeUri", |d| {
-            d["Globals"]["Function"]["CodeUri"] = json!(".")
+            d["Globals"]["Function"]["CodeUri"] = json!(".");
         }),
         ("stage", "no AutoDeploy", |d| {
-            d["Resources"]["Stage"]["Properties"]["AutoDeploy"] = json!(false)
+            d["Resources"]["Stage"]["Properties"]["AutoDeploy"] = json!(false);
         }),
         ("stage", "a stage that does not wait for a route", |d| {
             d["Resources"]["Stage"]["DependsOn"]
                 .as_array_mut()
                 .unwrap()
-                .retain(|id| id != "PingRoute")
+                .retain(|id| id != "PingRoute");
         }),
         ("stage", "a deployment snapshot", |d| {
             d["Resources"]["Deployment"] = json!({
@@ -1353,7 +1356,7 @@ fn the_checks_catch_a_broken_template() {
                 ["Statement"]
                 .as_array_mut()
                 .unwrap()
-                .retain(|s| s["Sid"] != "MessagesTable")
+                .retain(|s| s["Sid"] != "MessagesTable");
         }),
         (
             "stage",
@@ -1362,12 +1365,12 @@ fn the_checks_catch_a_broken_template() {
                 d["Resources"]["Stage"]["DependsOn"]
                     .as_array_mut()
                     .unwrap()
-                    .retain(|id| id != "HistoryRouteResponse")
+                    .retain(|id| id != "HistoryRouteResponse");
             },
         ),
         ("environment", "a missing variable", |d| {
             d["Resources"]["ListFunction"]["Properties"]["Environment"] =
-                json!({"Variables": {"NAMES_TABLE": "x"}})
+                json!({"Variables": {"NAMES_TABLE": "x"}});
         }),
         ("authorizer", "the authorizer on register too", |d| {
             let register = &mut d["Resources"]["RegisterRoute"]["Properties"];
@@ -1382,10 +1385,10 @@ fn the_checks_catch_a_broken_template() {
         }),
         ("authorizer", "the token read from a header", |d| {
             d["Resources"]["Authorizer"]["Properties"]["IdentitySource"] =
-                json!(["route.request.header.Authorization"])
+                json!(["route.request.header.Authorization"]);
         }),
         ("authorizer", "a TOKEN-less JWT authorizer type", |d| {
-            d["Resources"]["Authorizer"]["Properties"]["AuthorizerType"] = json!("JWT")
+            d["Resources"]["Authorizer"]["Properties"]["AuthorizerType"] = json!("JWT");
         }),
         ("authorizer", "the authorizer reading the tables", |d| {
             d["Resources"]["AuthorizerFunctionRole"]["Properties"]["Policies"]
@@ -1393,7 +1396,7 @@ fn the_checks_catch_a_broken_template() {
                 .unwrap()
                 .push(json!({"PolicyName": "dynamodb", "PolicyDocument": {"Version": "2012-10-17",
                     "Statement": [{"Effect": "Allow", "Action": "dynamodb:GetItem",
-                    "Resource": {"Fn::ImportValue": {"Fn::Sub": "${TableStackName}:NamesTableArn"}}}]}}))
+                    "Resource": {"Fn::ImportValue": {"Fn::Sub": "${TableStackName}:NamesTableArn"}}}]}}));
         }),
         ("authorizer", "the authorizer pushing to connections", |d| {
             d["Resources"]["AuthorizerFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
@@ -1401,7 +1404,7 @@ fn the_checks_catch_a_broken_template() {
                 .as_array_mut()
                 .unwrap()
                 .push(json!({"Effect": "Allow", "Action": "execute-api:ManageConnections",
-                    "Resource": {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${StageName}/POST/@connections/*"}}))
+                    "Resource": {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${StageName}/POST/@connections/*"}}));
         }),
         ("authorizer", "an authorizer any API may invoke", |d| {
             d["Resources"]["AuthorizerPermission"]["Properties"]
@@ -1410,22 +1413,22 @@ fn the_checks_catch_a_broken_template() {
                 .remove("SourceArn");
         }),
         ("authorizer", "an app client with a secret", |d| {
-            d["Resources"]["UserPoolClient"]["Properties"]["GenerateSecret"] = json!(true)
+            d["Resources"]["UserPoolClient"]["Properties"]["GenerateSecret"] = json!(true);
         }),
         ("authorizer", "the implicit flow", |d| {
             d["Resources"]["UserPoolClient"]["Properties"]["AllowedOAuthFlows"] =
-                json!(["code", "implicit"])
+                json!(["code", "implicit"]);
         }),
         ("authorizer", "the audience of another client", |d| {
             d["Resources"]["AuthorizerFunction"]["Properties"]["Environment"]["Variables"]
-                ["AUTH_AUDIENCE"] = json!({"Ref": "Audience"})
+                ["AUTH_AUDIENCE"] = json!({"Ref": "Audience"});
         }),
         (
             "functions",
             "the authorizer built from the chat's binary",
             |d| {
                 d["Resources"]["AuthorizerFunction"]["Metadata"]["BuildProperties"]["Binary"] =
-                    json!("webchat-lambda")
+                    json!("webchat-lambda");
             },
         ),
         ("auth_off", "a user pool without its condition", |d| {
@@ -1436,10 +1439,10 @@ fn the_checks_catch_a_broken_template() {
         }),
         ("auth_off", "the authorizer attached without Fn::If", |d| {
             d["Resources"]["ConnectRoute"]["Properties"]["AuthorizerId"] =
-                json!({"Ref": "Authorizer"})
+                json!({"Ref": "Authorizer"});
         }),
         ("auth_off", "sign-in on by default", |d| {
-            d["Parameters"]["Auth"]["Default"] = json!("cognito")
+            d["Parameters"]["Auth"]["Default"] = json!("cognito");
         }),
         ("stage", "the query string in the access log", |d| {
             let format = &mut d["Resources"]["Stage"]["Properties"]["AccessLogSettings"]["Format"];
@@ -1450,7 +1453,7 @@ fn the_checks_catch_a_broken_template() {
         }),
         ("stage", "data trace on", |d| {
             d["Resources"]["Stage"]["Properties"]["DefaultRouteSettings"]["DataTraceEnabled"] =
-                json!(true)
+                json!(true);
         }),
     ];
     let checks = all_checks();
@@ -1466,7 +1469,6 @@ fn the_checks_catch_a_broken_template() {
         );
     }
     // A backend that calls more than the template grants is caught too.
-    type Grow = fn(&mut Record);
     let growths: Vec<(&str, &str, Grow)> = vec![
         ("grants", "list writing a connection", |r| {
             let list = r.entry(Route::List).or_default();

@@ -194,7 +194,7 @@ impl Run {
     /// Runs a call with its output shown.
     fn call(&self, call: &Call) -> Result<()> {
         let mut command = self.command(call)?;
-        let status = command.status().map_err(|e| not_started(call, e))?;
+        let status = command.status().map_err(|e| not_started(call, &e))?;
         if !status.success() {
             bail!(
                 "`{}` failed ({status}); see its output above",
@@ -207,7 +207,7 @@ impl Run {
     /// Runs a call and keeps its output; its standard error is shown if it fails.
     fn output(&self, call: &Call) -> Result<Captured> {
         let mut command = self.command(call)?;
-        let out = command.output().map_err(|e| not_started(call, e))?;
+        let out = command.output().map_err(|e| not_started(call, &e))?;
         let captured = Captured {
             success: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -298,7 +298,7 @@ struct Captured {
     stderr: String,
 }
 
-fn not_started(call: &Call, error: std::io::Error) -> anyhow::Error {
+fn not_started(call: &Call, error: &std::io::Error) -> anyhow::Error {
     let what = match (&call.program, error.kind()) {
         (Program::Aws, std::io::ErrorKind::NotFound) => {
             "the AWS CLI (`aws`) is not on PATH: install AWS CLI v2 (see \

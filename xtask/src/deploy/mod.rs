@@ -31,7 +31,7 @@ use crate::tools::target_dir;
 use options::{parse_options, Options};
 use plan::{deploy_plan, destroy_plan, print_plan, Call, Program};
 
-pub const USAGE: &str =
+pub(crate) const USAGE: &str =
     "  deploy    build the Lambda and the UI, deploy the stacks, upload the UI; prints its URL
               --stack-prefix NAME   stacks NAME-artifacts and NAME (default webchat)
               --region REGION       default: AWS_REGION, AWS_DEFAULT_REGION, the profile's
@@ -50,7 +50,7 @@ pub const USAGE: &str =
               --yes                 really delete (without it, prints what would go)";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Task {
+pub(crate) enum Task {
     Deploy,
     Destroy,
 }
@@ -65,7 +65,7 @@ impl Task {
 }
 
 /// Runs `cargo xtask deploy|destroy ARGS`.
-pub fn run(root: &Path, task: Task, args: &[String]) -> Result<()> {
+pub(crate) fn run(root: &Path, task: Task, args: &[String]) -> Result<()> {
     let options = parse_options(task, args)?;
     let target = Target::resolve(root, &options)?;
     let work = target_dir(root).join("deploy").join(&options.stack_prefix);
@@ -159,7 +159,7 @@ impl Target {
     }
 
     fn call(&self, program: Program, args: &[&str]) -> Call {
-        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let mut args: Vec<String> = args.iter().map(ToString::to_string).collect();
         args.extend(["--region".to_string(), self.region.clone()]);
         if let Some(profile) = &self.profile {
             args.extend(["--profile".to_string(), profile.clone()]);

@@ -98,7 +98,7 @@ pub(super) fn parse_options(task: Task, args: &[String]) -> Result<Options> {
                 options.oidc.push((parameter, value));
             }
             Long("authorizer-zip") if deploy => {
-                options.authorizer_zip = Some(parser.value()?.into())
+                options.authorizer_zip = Some(parser.value()?.into());
             }
             Long("lambda-zip") if deploy => options.lambda_zip = Some(parser.value()?.into()),
             Long("ui-dir") if deploy => options.ui_dir = Some(parser.value()?.into()),
@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn auth_options_go_together() {
         let parse = |args: &[&str]| {
-            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let args: Vec<String> = args.iter().map(ToString::to_string).collect();
             parse_options(Task::Deploy, &args)
         };
         assert_eq!(

@@ -526,7 +526,7 @@ mod tests {
     }
 
     fn parse(task: Task, args: &[&str]) -> Options {
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let args: Vec<String> = args.iter().map(ToString::to_string).collect();
         parse_options(task, &args).unwrap()
     }
 

@@ -1,6 +1,10 @@
 //! Connections, names and room memberships: the [`ConnectionStore`] on DynamoDB.
 
-use super::items::*;
+use super::items::{
+    connection_from_item, count, is_expired, member_from_item, member_key, number, rooms_of,
+    string, string_of, string_set, to_item, Item, MemberRow, CONNECTED_AT, CONNECTION_ID, NAME_KEY,
+    OWNER, ROOM, TOKEN_HASH, TTL, USER_NAME, WRITE_ID,
+};
 use super::{conditional, now_secs, unavailable, DynamoStore, BATCH_ATTEMPTS};
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use crate::store::{
@@ -16,7 +20,7 @@ use webchat_telemetry::Causes;
 /// Conditional updates of the `rooms` set one `register` may take while concurrent
 /// `join`s and `leave`s change it.
 const REGISTER_ATTEMPTS: usize = 5;
-/// BatchGetItem's own limit, which is also the protocol's receiver limit.
+/// `BatchGetItem`'s own limit, which is also the protocol's receiver limit.
 const BATCH_GET_LIMIT: usize = 100;
 
 impl DynamoStore {
@@ -274,7 +278,7 @@ impl DynamoStore {
             } else {
                 request
                     .condition_expression("attribute_exists(connectionId) AND size(rooms) = :n")
-                    .expression_attribute_values(":n", number(me.rooms.len() as i64))
+                    .expression_attribute_values(":n", count(me.rooms.len()))
             };
             match conditional("UpdateItem (connection)", request.send().await)? {
                 Some(output) => {
@@ -499,7 +503,7 @@ impl ConnectionStore for DynamoStore {
             )
             .expression_attribute_values(":rooms", string_set(&[room.to_string()]))
             .expression_attribute_values(":room", string(room))
-            .expression_attribute_values(":max", number(MAX_ROOMS_PER_CONNECTION as i64))
+            .expression_attribute_values(":max", count(MAX_ROOMS_PER_CONNECTION))
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
@@ -546,22 +550,19 @@ impl ConnectionStore for DynamoStore {
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        match conditional("UpdateItem (leave)", removed)? {
-            Some(output) => {
-                let was_in = output
-                    .attributes()
-                    .is_some_and(|before| rooms_of(before).iter().any(|r| r == room));
-                if was_in {
-                    self.drop_member_unless_in(connection_id, room).await?;
-                }
-                Ok(was_in)
+        if let Some(output) = conditional("UpdateItem (leave)", removed)? {
+            let was_in = output
+                .attributes()
+                .is_some_and(|before| rooms_of(before).iter().any(|r| r == room));
+            if was_in {
+                self.drop_member_unless_in(connection_id, room).await?;
             }
+            Ok(was_in)
+        } else {
             // No row: no join can add it back, so any member row left is an orphan.
-            None => {
-                self.delete_members(connection_id, &[room.to_string()])
-                    .await?;
-                Ok(false)
-            }
+            self.delete_members(connection_id, &[room.to_string()])
+                .await?;
+            Ok(false)
         }
     }
 

@@ -1,7 +1,10 @@
 //! Room and conversation messages, and each person's conversation index: the
 //! [`HistoryStore`] on DynamoDB.
 
-use super::items::*;
+use super::items::{
+    is_expired, member_key, message_from_item, message_item, number, string, string_of, Item,
+    LAST_MESSAGE_ID, ROOM, TTL, WITH,
+};
 use super::{conditional, unavailable, DynamoStore};
 use crate::store::{
     conversations_partition, ConversationNote, HistorySlice, HistoryStore, StoreError,
@@ -93,7 +96,7 @@ impl HistoryStore for DynamoStore {
         Ok(HistorySlice::from_read(read, limit, page))
     }
 
-    /// One conditional UpdateItem of the person's index row for the conversation: it
+    /// One conditional `UpdateItem` of the person's index row for the conversation: it
     /// only ever moves to a newer message, however the senders race.
     async fn note_conversation(&self, note: ConversationNote<'_>) -> Result<(), StoreError> {
         let updated = self

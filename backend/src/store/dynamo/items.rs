@@ -32,6 +32,11 @@ pub(crate) fn number(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// A count or a limit as a DynamoDB number, exactly as it is.
+pub(crate) fn count(value: usize) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
 /// A string set; DynamoDB has no empty sets, so callers never pass none.
 pub(crate) fn string_set(values: &[String]) -> AttributeValue {
     AttributeValue::Ss(values.to_vec())

@@ -54,20 +54,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Requests one batch may take while DynamoDB leaves part of it unprocessed.
 const BATCH_ATTEMPTS: usize = 8;
-/// BatchWriteItem's own limit.
+/// `BatchWriteItem`'s own limit.
 pub(crate) const BATCH_WRITE_LIMIT: usize = 25;
 
 /// The four table names, from `CONNECTIONS_TABLE`, `NAMES_TABLE`, `MEMBERS_TABLE` and
 /// `MESSAGES_TABLE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
+    /// Connections and their rooms, one row each (`CONNECTIONS_TABLE`).
     pub connections: String,
+    /// Name claims, one row per name (`NAMES_TABLE`).
     pub names: String,
+    /// Room members, partitioned by room (`MEMBERS_TABLE`).
     pub members: String,
+    /// Stored messages, partitioned by room or conversation (`MESSAGES_TABLE`).
     pub messages: String,
 }
 
 impl TableNames {
+    /// Reads the four names from the environment; any one unset is an error.
     pub fn from_env() -> Result<Self, ConfigError> {
         let var = |name: &str| required_var(name, "the DynamoDB table name");
         Ok(TableNames {
@@ -79,6 +84,7 @@ impl TableNames {
     }
 }
 
+/// The connection and history stores on DynamoDB, for the Lambdas (and dynalite in tests).
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
@@ -116,10 +122,13 @@ fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
-        .as_secs() as i64
+        .as_secs()
+        .try_into()
+        .unwrap_or(i64::MAX)
 }
 
 impl DynamoStore {
+    /// A store on `client` over `tables`, which must exist.
     pub fn new(client: Client, tables: TableNames) -> Self {
         DynamoStore {
             client,
@@ -129,11 +138,13 @@ impl DynamoStore {
     }
 
     /// Reads a room's members `page_size` rows per Query page.
+    #[must_use]
     pub fn with_page_size(mut self, page_size: i32) -> Self {
         self.page_size = Some(page_size);
         self
     }
 
+    /// The tables it reads and writes.
     pub fn tables(&self) -> &TableNames {
         &self.tables
     }

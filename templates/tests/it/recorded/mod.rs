@@ -22,13 +22,13 @@ use webchat_testkit::Dynalite;
 /// `templates/dynamodb.yml` (the recording names its tables so), or the HTTP method of a
 /// management API call on `@connections`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Call {
+pub(crate) struct Call {
     pub action: String,
     pub on: String,
 }
 
 impl Call {
-    pub fn new(action: &str, on: &str) -> Call {
+    pub(crate) fn new(action: &str, on: &str) -> Call {
         Call {
             action: action.to_string(),
             on: on.to_string(),
@@ -37,10 +37,10 @@ impl Call {
 }
 
 /// The calls of each route.
-pub type Record = BTreeMap<Route, BTreeSet<Call>>;
+pub(crate) type Record = BTreeMap<Route, BTreeSet<Call>>;
 
 /// The record, made once per test binary (dynalite runs only while it is made).
-pub fn recorded() -> &'static Record {
+pub(crate) fn recorded() -> &'static Record {
     static RECORD: OnceLock<Record> = OnceLock::new();
     RECORD.get_or_init(|| {
         // The handlers' futures, unoptimized, nest deeper than a test thread's 2 MB stack
@@ -118,7 +118,7 @@ impl Intercept for DynamoCalls {
         let found = calls_of(operation, &body)?;
         self.0
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .extend(found);
         Ok(())
     }
@@ -168,12 +168,17 @@ fn calls_of(operation: &str, body: &Value) -> Result<Vec<Call>, BoxError> {
 
 impl DynamoCalls {
     fn take(&self) -> Vec<Call> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
 /// A [`RecordingGateway`] that also records each management API call as the permission it
-/// needs: `execute-api:ManageConnections` on `POST` (post), `GET` (is_open) or `DELETE`
+/// needs: `execute-api:ManageConnections` on `POST` (post), `GET` (`is_open`) or `DELETE`
 /// (delete).
 #[derive(Debug, Default)]
 struct Management {
@@ -186,12 +191,17 @@ impl Management {
         let call = Call::new("execute-api:ManageConnections", method);
         self.calls
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(call);
     }
 
     fn take(&self) -> Vec<Call> {
-        std::mem::take(&mut *self.calls.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(
+            &mut *self
+                .calls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
