@@ -7,4 +7,5 @@ mod dynamo_store;
 mod lambda_config;
 mod layout;
 mod management_push;
+mod metrics_emf;
 mod rooms;

@@ -2,8 +2,8 @@
 //! `message` frame, read as CloudWatch Logs reads them and checked against the format's
 //! specification (docs.aws.amazon.com, "Specification: Embedded metric format").
 //!
-//! Its own test binary: the EMF recorder is the process's one global recorder, as in
-//! the Lambda.
+//! In a process of its own: the EMF recorder is the process's one global recorder, as in
+//! the Lambda, and the other tests of this binary would count into it as they run.
 
 // The figures compared are counts, whole numbers that an f64 holds exactly.
 #![allow(clippy::float_cmp)]
@@ -170,8 +170,34 @@ fn dims(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Runs this test binary again with only [`emf_of_one_message_frame`], so the recorder it
+/// installs counts that test alone.
+#[test]
+fn a_message_frame_writes_emf_lines_that_count_what_happened() {
+    let output = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "--exact",
+            "metrics_emf::emf_of_one_message_frame",
+            "--include-ignored",
+            "--test-threads=1",
+        ])
+        .output()
+        .expect("this test binary runs again");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{report}");
+    assert!(
+        report.contains("1 passed"),
+        "the check did not run: {report}"
+    );
+}
+
 #[tokio::test]
-async fn a_message_frame_writes_emf_lines_that_count_what_happened() {
+#[ignore = "runs in a process of its own, started by a_message_frame_writes_emf_lines_that_count_what_happened"]
+async fn emf_of_one_message_frame() {
     let collector = m::install_emf(FUNCTION_NAME).expect("the only recorder");
     let store = MemoryStore::new();
     let recording = RecordingGateway::new();
