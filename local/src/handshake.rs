@@ -113,10 +113,15 @@ pub(crate) async fn upgrade(
         .on_upgrade(move |socket| socket::run(gateway, info, socket))
 }
 
-/// A refused handshake, as API Gateway answers one: the status, and its canonical
-/// reason as the message.
+/// A refused handshake, as API Gateway answers one: the status, and its reason as the
+/// message, in API Gateway's words for a 500 (its `Internal server error`) and the
+/// canonical reason for any other status.
 fn refusal(status: StatusCode) -> Response {
-    let reason = status.canonical_reason().unwrap_or("Error");
+    let reason = if status == StatusCode::INTERNAL_SERVER_ERROR {
+        "Internal server error"
+    } else {
+        status.canonical_reason().unwrap_or("Error")
+    };
     (
         status,
         [(http::header::CONTENT_TYPE, "application/json")],

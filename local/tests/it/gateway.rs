@@ -213,7 +213,7 @@ async fn a_failing_connect_handler_refuses_the_handshake_with_its_status() -> Re
     dynalite.stop();
     assert_eq!(
         handshake(&gateway.websocket_url()).await,
-        Handshake::refused(500, "Internal Server Error")
+        Handshake::refused(500, "Internal server error")
     );
     Ok(())
 }
