@@ -1186,6 +1186,15 @@ impl ChatState {
                 *own = true;
             }
         }
+        // Messages that were stored before this one but pushed while it waited for its
+        // answer came in below it; the room's order is the server's (ids sort by time),
+        // so it moves down past them, as every other page shows it.
+        let mut at = keep;
+        while at + 1 < room.entries.len() && stored_before(&room.entries[at + 1], &room.entries[at])
+        {
+            room.entries.swap(at, at + 1);
+            at += 1;
+        }
     }
 
     fn take_pending(&mut self, request_id: Option<&str>) -> Option<Pending> {
@@ -2131,6 +2140,12 @@ pub fn without_sign_in_params(search: &str) -> String {
     } else {
         format!("?{}", kept.join("&"))
     }
+}
+
+/// Whether `a` is a stored message that the server stored before the stored message `b`:
+/// message ids sort by time.
+fn stored_before(a: &Entry, b: &Entry) -> bool {
+    matches!((&a.message_id, &b.message_id), (Some(a), Some(b)) if a < b)
 }
 
 #[cfg(test)]

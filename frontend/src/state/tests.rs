@@ -375,6 +375,56 @@ fn own_message_is_pending_until_sent_then_shows_the_delivered_count() {
 }
 
 #[test]
+fn a_message_stored_before_an_own_one_but_pushed_while_it_waited_goes_above_it() {
+    let mut chat = joined("cid", "C", &[user("ana", "A")]);
+    let (commands, _) = chat.send_message("second", 5.0);
+    let frame = only_frame(&commands);
+    // ana's message was stored first, and its push came before cid's answer.
+    chat.frame(&push(ServerEvent::Message {
+        room: LOBBY.into(),
+        sender: "ana".into(),
+        sender_id: "A".into(),
+        receiver: user("cid", "C"),
+        message: "first".into(),
+        message_id: "01KC0000000000000000000001".into(),
+        timestamp: 1,
+        private: false,
+        to: None,
+    }));
+    chat.frame(&reply(
+        ServerEvent::Sent {
+            message_id: "01KC0000000000000000000002".into(),
+            timestamp: 2,
+            delivered: 1,
+        },
+        &request_id(&frame),
+    ));
+    let texts: Vec<&str> = chat
+        .room()
+        .entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Message { text, .. } => Some(text.as_str()),
+            EntryKind::System { .. } => None,
+        })
+        .collect();
+    assert_eq!(texts, ["first", "second"], "the server's order");
+    // One stored later stays below.
+    chat.frame(&push(ServerEvent::Message {
+        room: LOBBY.into(),
+        sender: "ana".into(),
+        sender_id: "A".into(),
+        receiver: user("cid", "C"),
+        message: "third".into(),
+        message_id: "01KC0000000000000000000003".into(),
+        timestamp: 3,
+        private: false,
+        to: None,
+    }));
+    assert_eq!(last_message(&chat).1, "third");
+}
+
+#[test]
 fn a_rate_limited_message_stays_pending_and_is_sent_again_after_the_wait() {
     let mut chat = joined("alice", "A", &[user("bob", "B")]);
     let (commands, _) = chat.send_message("hi", 0.0);
