@@ -8,15 +8,14 @@
 // The figures compared are counts, whole numbers that an f64 holds exactly.
 #![allow(clippy::float_cmp)]
 
+use crate::common::gateway_process;
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::Command;
-use std::time::Duration;
 use webchat_local::METRICS_PATH;
 use webchat_telemetry::metrics as m;
-use webchat_testkit::{Client, Launch};
+use webchat_testkit::Client;
 
 /// One sample of the Prometheus text format: `name{label="value",...} number`.
 #[derive(Debug, PartialEq)]
@@ -71,25 +70,8 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[tokio::test]
 async fn metrics_count_a_scripted_chat() -> Result<()> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_webchat-local"));
     // One message at once per connection, and nearly none refilled during the test.
-    command.args([
-        "--addr",
-        "127.0.0.1:0",
-        "--message-rate",
-        "0.001",
-        "--message-burst",
-        "1",
-    ]);
-    let mut gateway = Launch::new("webchat-local", command)
-        .until_ready(webchat_local::READY_LINE_PREFIX, Duration::from_secs(30))
-        .context("webchat-local starts")?;
-    let url = gateway
-        .ready_line()
-        .split_whitespace()
-        .find(|word| word.starts_with("ws://"))
-        .context("the ready line names the WebSocket URL")?
-        .to_string();
+    let (mut gateway, url) = gateway_process(&["--message-rate", "0.001", "--message-burst", "1"])?;
     let addr: SocketAddr = url
         .trim_start_matches("ws://")
         .split('/')

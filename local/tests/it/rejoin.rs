@@ -1,13 +1,12 @@
 //! Rejoining under the same name after a reconnect, and rooms next to the original
 //! client's frames, over real sockets.
 
-use crate::common::start;
-use anyhow::{Context, Result};
+use crate::common::{self, start};
+use anyhow::Result;
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::Duration;
 use webchat_local::Config;
-use webchat_testkit::{Client, Dynalite, Launch};
+use webchat_testkit::{Client, Dynalite};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -173,23 +172,7 @@ async fn the_original_clients_frames_work_unchanged_next_to_room_users() -> Resu
 
 /// `webchat-local` as its own process on `dynalite`, so the test can kill it.
 fn gateway_process(dynalite: &Dynalite) -> Result<(webchat_testkit::Process, String)> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_webchat-local"));
-    command.args([
-        "--addr",
-        "127.0.0.1:0",
-        "--dynamodb-endpoint",
-        &dynalite.endpoint(),
-    ]);
-    let process = Launch::new("webchat-local", command)
-        .until_ready(webchat_local::READY_LINE_PREFIX, Duration::from_secs(30))
-        .context("webchat-local starts on dynalite")?;
-    let url = process
-        .ready_line()
-        .split_whitespace()
-        .find(|word| word.starts_with("ws://"))
-        .context("the ready line names the WebSocket URL")?
-        .to_string();
-    Ok((process, url))
+    common::gateway_process(&["--dynamodb-endpoint", &dynalite.endpoint()])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

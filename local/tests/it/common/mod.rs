@@ -50,3 +50,24 @@ pub(crate) async fn handshake(url: &str) -> Handshake {
         Err(other) => panic!("handshake failed otherwise: {other}"),
     }
 }
+
+/// The `webchat-local` binary as its own process on a free port with these further
+/// arguments, once its ready line is out; and the WebSocket URL that line names.
+pub(crate) fn gateway_process(args: &[&str]) -> anyhow::Result<(webchat_testkit::Process, String)> {
+    use anyhow::Context;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_webchat-local"));
+    command.args(["--addr", "127.0.0.1:0"]).args(args);
+    let process = webchat_testkit::Launch::new("webchat-local", command)
+        .until_ready(
+            webchat_local::READY_LINE_PREFIX,
+            std::time::Duration::from_secs(30),
+        )
+        .context("webchat-local starts")?;
+    let url = process
+        .ready_line()
+        .split_whitespace()
+        .find(|word| word.starts_with("ws://"))
+        .context("the ready line names the WebSocket URL")?
+        .to_string();
+    Ok((process, url))
+}
