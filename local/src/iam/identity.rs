@@ -40,6 +40,18 @@ impl Identity {
         )
     }
 
+    /// The credentials as Lambda puts them in the function's environment.
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            ("AWS_ACCESS_KEY_ID", self.key.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.key.secret_access_key.clone()),
+        ];
+        if let Some(token) = &self.key.session_token {
+            vars.push(("AWS_SESSION_TOKEN", token.clone()));
+        }
+        vars
+    }
+
     /// Decides `action` on `resource` by its role's statements.
     pub fn decide(&self, action: &str, resource: &str) -> Decision {
         self.policy.decide(action, resource)
