@@ -269,7 +269,15 @@ fn an_unresolvable_reference_names_the_template_resource_and_property() {
         err.contains("websocket.yml: ConnectFunction: Environment.Variables.RUST_LOG: Ref LogLevle: websocket.yml has no parameter or resource LogLevle"),
         "{err}"
     );
-    assert!(err.starts_with("root.yml: "), "{err}");
+    assert!(err.starts_with("root.yml: websocket.yml: "), "{err}");
+    let err = resolve(&dir.join("websocket.yml"), &[], &local())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "websocket.yml: ConnectFunction: Environment.Variables.RUST_LOG: Ref LogLevle: \
+         websocket.yml has no parameter or resource LogLevle"
+    );
 
     let dir = edited_copy("unresolvable-import", |t| {
         t.replacen(
