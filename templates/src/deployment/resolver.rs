@@ -115,6 +115,11 @@ impl<'a> Resolver<'a> {
                     known.join(", ")
                 )));
             };
+            if definition["Type"] == "Number" && value.trim().parse::<f64>().is_err() {
+                return Err(parameter_error(format!(
+                    "{key}={value} is not a number, which its Type Number requires"
+                )));
+            }
             if let Some(allowed) = definition["AllowedValues"].as_array() {
                 let allowed: Vec<String> = allowed.iter().map(scalar_text).collect();
                 if !allowed.contains(value) {

@@ -231,6 +231,10 @@ fn a_bad_parameter_is_a_clear_error() {
         err.contains("Auth=maybe is not one of its AllowedValues: none, cognito, oidc"),
         "{err}"
     );
+    let err = deploy("root.yml", &["HistoryDays=seven"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("HistoryDays=seven is not a number"), "{err}");
     for spelling in ["Auth:oidc", "--Auth=oidc", "Auth=\"oidc"] {
         let err = deploy("root.yml", &[spelling]).unwrap_err().to_string();
         assert!(
