@@ -85,3 +85,29 @@ impl Denial {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denials_read_as_aws_words_them() {
+        let mut denial = Denial {
+            principal: "arn:aws:sts::123456789012:assumed-role/R/F".into(),
+            function: "F".into(),
+            action: "dynamodb:PutItem".into(),
+            resource: "arn:aws:dynamodb:us-east-1:123456789012:table/T".into(),
+            denied_by: None,
+        };
+        assert_eq!(
+            denial.message(),
+            "User: arn:aws:sts::123456789012:assumed-role/R/F is not authorized to perform: \
+             dynamodb:PutItem on resource: arn:aws:dynamodb:us-east-1:123456789012:table/T \
+             because no identity-based policy allows the dynamodb:PutItem action"
+        );
+        denial.denied_by = Some("Role/p/#0".into());
+        assert!(denial
+            .message()
+            .ends_with("table/T with an explicit deny in an identity-based policy"));
+    }
+}
