@@ -167,8 +167,10 @@ async fn handle(State(proxy): State<Arc<DynamoProxy>>, request: Request) -> Resp
             "no X-Amz-Target DynamoDB_20120810.<operation>",
         );
     }
-    // A body that is not JSON touches nothing; the endpoint answers it as malformed.
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // A body that is not JSON touches nothing: the endpoint answers it as malformed.
+    let Ok(json) = serde_json::from_slice::<Value>(&body) else {
+        return forward(&proxy, parts.headers, body).await;
+    };
     for (action, resource) in requested(operation, &json, &proxy.identities) {
         if let Some(denial) = Denial::check(&identity, &action, &resource) {
             return dynamodb_error(
