@@ -5,8 +5,10 @@
 //! keeping the rest as written: how `cargo xtask deploy` stages websocket.yml), [`intrinsic`] renders `Ref`/`Fn::GetAtt`/`Fn::Sub`/
 //! `Fn::ImportValue` as text, [`iam`] reads role and bucket policies, and [`websocket`]
 //! resolves `websocket.yml`'s wiring (route → integration → function, route responses,
-//! stage), which other crates' tests reuse, e.g. to check that the local gateway emulates
-//! the same stage:
+//! stage), which other crates' tests reuse; [`deployment`] resolves a whole deployment
+//! (nested stacks, parameters, every intrinsic) to local values for
+//! `webchat-local --template`. E.g. to check that the local gateway emulates the same
+//! stage:
 //!
 //! ```
 //! let api = webchat_templates::websocket_template().unwrap();
@@ -17,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod conditions;
+pub mod deployment;
 pub mod iam;
 pub mod intrinsic;
 pub mod websocket;
@@ -56,6 +59,30 @@ pub enum TemplateError {
         /// The template's file name.
         name: String,
         /// What is missing or out of place.
+        problem: String,
+    },
+    /// A parameter value that the template does not take.
+    #[error("{template}: {problem}")]
+    Parameter {
+        /// The template's file name.
+        template: String,
+        /// Which parameter, and why.
+        problem: String,
+    },
+    /// A `--parameter-overrides` argument that is not `Key=Value`.
+    #[error("bad parameter override {token:?}: {problem} (as sam deploy --parameter-overrides spells them)")]
+    Override {
+        /// The argument as given.
+        token: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Something the deployment needs that cannot be resolved.
+    #[error("{template}: {problem}")]
+    Resolve {
+        /// The template `resolve` was given.
+        template: String,
+        /// Which template, resource and property, and why.
         problem: String,
     },
 }
