@@ -115,14 +115,15 @@ fn check_built(dist: &Path) -> Result<()> {
 
 /// The figure's runs, sorted: [`RUNS`] cold visits of the UI in `dist`.
 pub(crate) async fn measure(local_bin: &Path, dist: &Path, browser: &Browser) -> Result<Vec<f64>> {
-    let [times] = interleaved(local_bin, [dist], RUNS, browser).await?;
+    let [mut times] = interleaved(local_bin, [dist], RUNS, browser).await?;
+    times.sort_by(f64::total_cmp);
     Ok(times)
 }
 
 /// Two builds of the UI measured in one run, so that both see the same machine: `rounds`
 /// cold visits of each, interleaved (one of each per round, which goes first alternating),
 /// each build served by its own `webchat-local` of the same binary. Returns the runs of
-/// `old` and of `new`, each sorted.
+/// `old` and of `new`, each in the order of the rounds.
 pub(crate) async fn measure_paired(
     local_bin: &Path,
     old: &Path,
@@ -134,7 +135,7 @@ pub(crate) async fn measure_paired(
 }
 
 /// `rounds` cold visits of each UI in `dists`, in rounds of one visit each, the order
-/// rotating from round to round; each UI's runs sorted.
+/// rotating from round to round; each UI's runs in the order of the rounds.
 async fn interleaved<const N: usize>(
     local_bin: &Path,
     dists: [&Path; N],
@@ -183,8 +184,5 @@ async fn interleaved<const N: usize>(
     drop(gateways);
     let _ = std::fs::remove_dir_all(&profiles);
     outcome?;
-    for runs in &mut times {
-        runs.sort_by(f64::total_cmp);
-    }
     Ok(times)
 }

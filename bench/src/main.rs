@@ -1021,8 +1021,17 @@ async fn first_paint_paired(
         old.display(),
         new.display()
     ));
-    let [old_times, new_times] =
+    let [mut old_times, mut new_times] =
         first_paint::measure_paired(&options.local_bin, old, &new, rounds, &browser).await?;
+    // Each round's two visits saw the same moment of a shared machine.
+    let mut differences: Vec<f64> = new_times
+        .iter()
+        .zip(&old_times)
+        .map(|(new, old)| new - old)
+        .collect();
+    differences.sort_by(f64::total_cmp);
+    old_times.sort_by(f64::total_cmp);
+    new_times.sort_by(f64::total_cmp);
     for (which, times) in [("old", &old_times), ("new", &new_times)] {
         let (median, p90) = (percentile(times, 50.0), percentile(times, 90.0));
         let (min, max) = (times[0], times[times.len() - 1]);
@@ -1054,6 +1063,18 @@ async fn first_paint_paired(
             Goal::None,
         ));
     }
+    let median_difference = percentile(&differences, 50.0);
+    let slower = differences.iter().filter(|d| **d > 0.0).count();
+    step(&format!(
+        "first paint, new minus old in the same round: median {median_difference:+.1} ms, \
+         new slower in {slower} of {rounds} rounds"
+    ));
+    figures.push(measured(
+        &label("new minus old in the same round:", "median"),
+        round(median_difference, 1),
+        "ms",
+        Goal::None,
+    ));
     Ok(())
 }
 

@@ -5,8 +5,10 @@
 //! `wasm32-unknown-unknown` target (rustup); `trunk` and `wasm-bindgen-cli` (cargo
 //! install, into `$CARGO_HOME/bin`, once per machine); `wasm-opt` from npm's `binaryen`
 //! 123 into the project's `.tools/binaryen` (Debian 12's `binaryen` 108 writes broken
-//! output, see [`WASM_OPT_VERSION`]); and for the browser test Debian's `chromium` and
-//! `chromium-driver` and npm's `axe-core` (pinned, [`AXE_CORE`]) into `.tools/axe-core`.
+//! output, see [`WASM_OPT_VERSION`]); npm's `terser` (pinned, [`TERSER`]) into
+//! `.tools/terser` for the release build's JavaScript ([`minify_glue`]); and for the
+//! browser test Debian's `chromium` and `chromium-driver` and npm's `axe-core` (pinned,
+//! [`AXE_CORE`]) into `.tools/axe-core`.
 //! A release build also writes `.br` and `.gz` beside each compressible file of `dist/`
 //! ([`precompress`]). trunk always runs offline: it takes wasm-bindgen and wasm-opt from
 //! the first match on its PATH (if the version differs it fails, never downloads), so
