@@ -613,6 +613,15 @@ mod tests {
     }
 
     #[test]
+    fn integrity_is_written_as_trunk_writes_it() {
+        // `openssl dgst -sha384 -binary | base64` of the same bytes.
+        assert_eq!(
+            integrity(b"export const a = 1;\n"),
+            "sha384-ahaEXmBsbkboBjx3r5Cwgp0YemMIe12Xuh6StMdeTQrr1ocwQmyv+hkfTwmx/5NP"
+        );
+    }
+
+    #[test]
     fn versions_come_from_the_workspace_lockfile() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         assert_eq!(
