@@ -103,38 +103,86 @@ async fn visit(driver: &Driver, chromium: &Path, profile: &Path, page: &str) -> 
     result
 }
 
-/// The figure's runs, sorted: [`RUNS`] cold visits of the UI in `dist`.
-pub(crate) async fn measure(local_bin: &Path, dist: &Path, browser: &Browser) -> Result<Vec<f64>> {
+fn check_built(dist: &Path) -> Result<()> {
     if !dist.join("index.html").is_file() {
         bail!(
             "{} has no built UI; run `trunk build --release`",
             dist.display()
         );
     }
-    let gateway = LocalGateway::serving(local_bin, dist)?;
-    let page = gateway.page_url();
+    Ok(())
+}
+
+/// The figure's runs, sorted: [`RUNS`] cold visits of the UI in `dist`.
+pub(crate) async fn measure(local_bin: &Path, dist: &Path, browser: &Browser) -> Result<Vec<f64>> {
+    let [mut times] = interleaved(local_bin, [dist], RUNS, browser).await?;
+    times.sort_by(f64::total_cmp);
+    Ok(times)
+}
+
+/// Two builds of the UI measured in one run, so that both see the same machine: `rounds`
+/// cold visits of each, interleaved (one of each per round, which goes first alternating),
+/// each build served by its own `webchat-local` of the same binary. Returns the runs of
+/// `old` and of `new`, each in the order of the rounds.
+pub(crate) async fn measure_paired(
+    local_bin: &Path,
+    old: &Path,
+    new: &Path,
+    rounds: usize,
+    browser: &Browser,
+) -> Result<[Vec<f64>; 2]> {
+    interleaved(local_bin, [old, new], rounds, browser).await
+}
+
+/// `rounds` cold visits of each UI in `dists`, in rounds of one visit each, the order
+/// rotating from round to round; each UI's runs in the order of the rounds.
+async fn interleaved<const N: usize>(
+    local_bin: &Path,
+    dists: [&Path; N],
+    rounds: usize,
+    browser: &Browser,
+) -> Result<[Vec<f64>; N]> {
+    for dist in dists {
+        check_built(dist)?;
+    }
+    let gateways = dists
+        .iter()
+        .map(|dist| LocalGateway::serving(local_bin, dist))
+        .collect::<Result<Vec<_>>>()?;
+    let pages: Vec<String> = gateways.iter().map(LocalGateway::page_url).collect();
     let driver = Driver::start(&browser.chromedriver, None)?;
     let profiles = std::env::temp_dir().join(format!("webchat-first-paint-{}", std::process::id()));
-    let mut times = Vec::with_capacity(RUNS);
+    let mut times: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(rounds));
     let mut outcome = Ok(());
-    for run in 0..RUNS {
-        let profile = profiles.join(run.to_string());
-        std::fs::create_dir_all(&profile)?;
-        match visit(&driver, &browser.chromium, &profile, &page).await {
-            Ok(ms) => {
-                println!("    run {}: {ms:.1} ms", run + 1);
-                times.push(ms);
-            }
-            Err(err) => {
-                outcome = Err(err.context(format!("first paint, run {}", run + 1)));
-                break;
+    'rounds: for round in 0..rounds {
+        for turn in 0..N {
+            let which = (round + turn) % N;
+            let profile = profiles.join(format!("{round}-{which}"));
+            std::fs::create_dir_all(&profile)?;
+            match visit(&driver, &browser.chromium, &profile, &pages[which]).await {
+                Ok(ms) => {
+                    let label = if N == 1 {
+                        String::new()
+                    } else {
+                        format!(" ({})", dists[which].display())
+                    };
+                    println!("    run {}{label}: {ms:.1} ms", round + 1);
+                    times[which].push(ms);
+                }
+                Err(err) => {
+                    outcome = Err(err.context(format!(
+                        "first paint of {}, run {}",
+                        dists[which].display(),
+                        round + 1
+                    )));
+                    break 'rounds;
+                }
             }
         }
     }
     drop(driver);
-    drop(gateway);
+    drop(gateways);
     let _ = std::fs::remove_dir_all(&profiles);
     outcome?;
-    times.sort_by(f64::total_cmp);
     Ok(times)
 }

@@ -20,7 +20,9 @@
 //!   `webchat_testkit::ui_bundle`), and what a browser downloads of them from
 //!   `webchat-local` with `Accept-Encoding: br, gzip` (`download.rs`);
 //! - `webchat-local` peak RSS with 1,000 connections (≤ 100 MB);
-//! - the UI's first paint in headless Chromium (no goal; see `first_paint.rs`);
+//! - the UI's first paint in headless Chromium (no goal; see `first_paint.rs`), or with
+//!   `--paired-dist OLD` that of another build of the UI and of `dist/` in one interleaved
+//!   run, so that a change to the UI is compared on the same machine at the same time;
 //! - `webchat-local`'s RSS growth while one client reads nothing and another floods 20,000
 //!   × 4 KB broadcasts (≤ 16 MB), and the other clients' delivery latency meanwhile.
 //!
@@ -142,6 +144,9 @@ struct Options {
     room_others: usize,
     room_series: usize,
     history_stored: usize,
+    /// Another build of the UI to measure first paint against, paired with `dist/`.
+    paired_dist: Option<PathBuf>,
+    paired_rounds: usize,
     only: Option<Vec<String>>,
 }
 
@@ -149,7 +154,7 @@ const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin
               [--fanout-clients N] [--broadcasts N] [--throughput-clients N]
               [--throughput-secs N] [--dynamo-clients N] [--dynamo-broadcasts N]
               [--room-broadcasts N (0: none)] [--room-others N] [--room-series N]
-              [--history-stored N]
+              [--history-stored N] [--paired-dist OLD_DIST [--paired-rounds N]]
               [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,metrics]";
 
 fn options() -> Result<Options> {
@@ -175,6 +180,8 @@ fn options() -> Result<Options> {
         room_others: 1000,
         room_series: 100,
         history_stored: 550,
+        paired_dist: None,
+        paired_rounds: 10,
         only: None,
     };
     let mut args = std::env::args().skip(1);
@@ -198,6 +205,8 @@ fn options() -> Result<Options> {
             "--room-others" => options.room_others = value()?.parse()?,
             "--room-series" => options.room_series = value()?.parse()?,
             "--history-stored" => options.history_stored = value()?.parse()?,
+            "--paired-dist" => options.paired_dist = Some(PathBuf::from(value()?)),
+            "--paired-rounds" => options.paired_rounds = value()?.parse()?,
             "--only" => {
                 options.only = Some(value()?.split(',').map(str::to_string).collect());
             }
@@ -215,6 +224,9 @@ fn options() -> Result<Options> {
         || options.dynamo_broadcasts == 0
     {
         bail!("need at least 2 clients and 1 broadcast");
+    }
+    if options.paired_rounds == 0 {
+        bail!("--paired-rounds needs at least 1 round");
     }
     if options.room_others < rooms::SMALL_ROOM
         || options.room_series == 0
@@ -960,6 +972,9 @@ fn latency_figures(figures: &mut Vec<Figure>, label: &str, (p50, p99): (f64, f64
 }
 
 async fn first_paint(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
+    if let Some(old) = &options.paired_dist {
+        return first_paint_paired(options, old, figures).await;
+    }
     let name = format!(
         "UI first paint: navigation to an interactive join form, headless Chromium (median of {})",
         first_paint::RUNS
@@ -978,6 +993,85 @@ async fn first_paint(options: &Options, figures: &mut Vec<Figure>) -> Result<()>
     figures.push(measured(
         &name,
         round(percentile(&times, 50.0), 1),
+        "ms",
+        Goal::None,
+    ));
+    Ok(())
+}
+
+/// `--paired-dist OLD`: first paint of `OLD` and of `dist/` in one interleaved run (see
+/// [`first_paint::measure_paired`]): median, p90 and the range of each.
+async fn first_paint_paired(
+    options: &Options,
+    old: &Path,
+    figures: &mut Vec<Figure>,
+) -> Result<()> {
+    let new = options.root.join("dist");
+    let rounds = options.paired_rounds;
+    let browser = first_paint::Browser::from_env();
+    let label = |which: &str, what: &str| {
+        format!("UI first paint, paired ({rounds} interleaved cold visits each): {which} {what}")
+    };
+    if let Some(why) = browser.missing() {
+        figures.push(unmeasured(&label("old", "median"), &why, "ms", Goal::None));
+        return Ok(());
+    }
+    step(&format!(
+        "first paint, paired: {rounds} rounds of one cold visit to {} and one to {}, alternating",
+        old.display(),
+        new.display()
+    ));
+    let [mut old_times, mut new_times] =
+        first_paint::measure_paired(&options.local_bin, old, &new, rounds, &browser).await?;
+    // Each round's two visits saw the same moment of a shared machine.
+    let mut differences: Vec<f64> = new_times
+        .iter()
+        .zip(&old_times)
+        .map(|(new, old)| new - old)
+        .collect();
+    differences.sort_by(f64::total_cmp);
+    old_times.sort_by(f64::total_cmp);
+    new_times.sort_by(f64::total_cmp);
+    for (which, times) in [("old", &old_times), ("new", &new_times)] {
+        let (median, p90) = (percentile(times, 50.0), percentile(times, 90.0));
+        let (min, max) = (times[0], times[times.len() - 1]);
+        step(&format!(
+            "first paint, {which}: median {median:.1} ms, p90 {p90:.1} ms, range {min:.1} to {max:.1} ms"
+        ));
+        figures.push(measured(
+            &label(which, "median"),
+            round(median, 1),
+            "ms",
+            Goal::None,
+        ));
+        figures.push(measured(
+            &label(which, "p90"),
+            round(p90, 1),
+            "ms",
+            Goal::None,
+        ));
+        figures.push(measured(
+            &label(which, "fastest"),
+            round(min, 1),
+            "ms",
+            Goal::None,
+        ));
+        figures.push(measured(
+            &label(which, "slowest"),
+            round(max, 1),
+            "ms",
+            Goal::None,
+        ));
+    }
+    let median_difference = percentile(&differences, 50.0);
+    let slower = differences.iter().filter(|d| **d > 0.0).count();
+    step(&format!(
+        "first paint, new minus old in the same round: median {median_difference:+.1} ms, \
+         new slower in {slower} of {rounds} rounds"
+    ));
+    figures.push(measured(
+        &label("new minus old in the same round:", "median"),
+        round(median_difference, 1),
         "ms",
         Goal::None,
     ));

@@ -5,8 +5,10 @@
 //! `wasm32-unknown-unknown` target (rustup); `trunk` and `wasm-bindgen-cli` (cargo
 //! install, into `$CARGO_HOME/bin`, once per machine); `wasm-opt` from npm's `binaryen`
 //! 123 into the project's `.tools/binaryen` (Debian 12's `binaryen` 108 writes broken
-//! output, see [`WASM_OPT_VERSION`]); and for the browser test Debian's `chromium` and
-//! `chromium-driver` and npm's `axe-core` (pinned, [`AXE_CORE`]) into `.tools/axe-core`.
+//! output, see [`WASM_OPT_VERSION`]); npm's `terser` (pinned, [`TERSER`]) into
+//! `.tools/terser` for the release build's JavaScript ([`minify_glue`]); and for the
+//! browser test Debian's `chromium` and `chromium-driver` and npm's `axe-core` (pinned,
+//! [`AXE_CORE`]) into `.tools/axe-core`.
 //! A release build also writes `.br` and `.gz` beside each compressible file of `dist/`
 //! ([`precompress`]). trunk always runs offline: it takes wasm-bindgen and wasm-opt from
 //! the first match on its PATH (if the version differs it fails, never downloads), so
@@ -35,6 +37,11 @@ const BINARYEN: &str = ".tools/binaryen";
 const AXE_CORE: &str = "axe-core@4.14.1";
 /// axe-core's npm prefix, under the workspace root.
 const AXE_CORE_PREFIX: &str = ".tools/axe-core";
+/// The minifier of wasm-bindgen's JavaScript glue in release builds, from npm: trunk's own
+/// (`minify = "on_release"`) fails on that glue and ships it as it is.
+const TERSER: &str = "terser@5.51.4";
+/// terser's npm prefix, under the workspace root.
+const TERSER_PREFIX: &str = ".tools/terser";
 
 /// Installs whatever the UI build needs and is missing.
 pub(crate) fn ensure_ui_tools(root: &Path) -> Result<()> {
@@ -42,6 +49,13 @@ pub(crate) fn ensure_ui_tools(root: &Path) -> Result<()> {
     ensure_trunk(root)?;
     ensure_wasm_bindgen(root)?;
     ensure_wasm_opt(root)?;
+    ensure_npm_package(
+        root,
+        TERSER,
+        TERSER_PREFIX,
+        &terser_script(root),
+        "the release UI's JavaScript minifier",
+    )?;
     Ok(())
 }
 
@@ -88,31 +102,51 @@ fn axe_script(root: &Path) -> PathBuf {
 
 /// Installs the pinned axe-core into `.tools/axe-core` unless that version is there.
 fn ensure_axe_core(root: &Path) -> Result<()> {
-    let (_, version) = AXE_CORE.split_once('@').expect("name@version");
+    ensure_npm_package(
+        root,
+        AXE_CORE,
+        AXE_CORE_PREFIX,
+        &axe_script(root),
+        "the accessibility checks of the browser test",
+    )
+}
+
+fn terser_script(root: &Path) -> PathBuf {
+    root.join(TERSER_PREFIX)
+        .join("node_modules/terser/bin/terser")
+}
+
+/// Installs npm's `spec` (`name@version`) into `prefix` unless that version is there
+/// with its file `needed`.
+fn ensure_npm_package(
+    root: &Path,
+    spec: &str,
+    prefix: &str,
+    needed: &Path,
+    purpose: &str,
+) -> Result<()> {
+    let (name, version) = spec.split_once('@').expect("name@version");
     let installed = || {
         let manifest = root
-            .join(AXE_CORE_PREFIX)
-            .join("node_modules/axe-core/package.json");
+            .join(prefix)
+            .join("node_modules")
+            .join(name)
+            .join("package.json");
         std::fs::read_to_string(manifest)
             .ok()
             .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
             .is_some_and(|package| package["version"] == version)
-            && axe_script(root).is_file()
+            && needed.is_file()
     };
     if installed() {
         return Ok(());
     }
-    npm_install(
-        root,
-        AXE_CORE_PREFIX,
-        AXE_CORE,
-        "the accessibility checks of the browser test",
-    )?;
+    npm_install(root, prefix, spec, purpose)?;
     if !installed() {
         bail!(
-            "installed {AXE_CORE} into {AXE_CORE_PREFIX} but {} is missing or another \
-             version; delete {AXE_CORE_PREFIX} and retry",
-            axe_script(root).display()
+            "installed {spec} into {prefix} but {} is missing or another version; delete \
+             {prefix} and retry",
+            needed.display()
         );
     }
     Ok(())
@@ -146,6 +180,9 @@ pub(crate) fn build_ui(root: &Path, release: bool) -> Result<PathBuf> {
     if !dist.join("index.html").exists() {
         bail!("trunk finished but {} has no index.html", dist.display());
     }
+    if release {
+        minify_glue(root, &dist)?;
+    }
     let size = ui_bundle::measure(&dist)?;
     println!(
         "xtask: UI built into {} in {:.0?}: wasm + js {} raw, {} gzip (budget {})",
@@ -165,6 +202,45 @@ pub(crate) fn build_ui(root: &Path, release: bool) -> Result<PathBuf> {
     }
     precompress(&dist)?;
     Ok(dist)
+}
+
+/// Minifies wasm-bindgen's JavaScript glue (the `.js` files at the top of `dist`) with
+/// terser in place, and gives index.html's `integrity` attributes, which trunk computed
+/// for the files as they were, the new files' hashes. Exported names stay (the page
+/// imports them), and so do property names (the wasm's imports are looked up by them).
+fn minify_glue(root: &Path, dist: &Path) -> Result<()> {
+    let index_path = dist.join("index.html");
+    let mut index = std::fs::read_to_string(&index_path)
+        .with_context(|| format!("reading {}", index_path.display()))?;
+    let entries = std::fs::read_dir(dist).with_context(|| format!("listing {}", dist.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if !path.is_file() || !has_extension(&path, &["js"]) {
+            continue;
+        }
+        let before = std::fs::read(&path)?;
+        let mut terser = Command::new("node");
+        terser
+            .arg(terser_script(root))
+            .arg(&path)
+            .args(["--module", "--compress", "--mangle", "--output"])
+            .arg(&path)
+            .stdin(Stdio::null());
+        run(&mut terser).with_context(|| format!("minifying {} with terser", path.display()))?;
+        let after = std::fs::read(&path)?;
+        index = index.replace(&integrity(&before), &integrity(&after));
+    }
+    std::fs::write(&index_path, index).with_context(|| format!("writing {}", index_path.display()))
+}
+
+/// A subresource integrity value as trunk writes it: `sha384-` and the digest in base64.
+fn integrity(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(bytes))
+    )
 }
 
 /// The built files worth compressing for the wire: WebAssembly and text. Images and
@@ -534,6 +610,15 @@ mod tests {
         precompress(&dist).unwrap();
         assert_eq!(read("app.js.gz"), Some(ui_bundle::gzip(&js).unwrap()));
         let _ = std::fs::remove_dir_all(&dist);
+    }
+
+    #[test]
+    fn integrity_is_written_as_trunk_writes_it() {
+        // `openssl dgst -sha384 -binary | base64` of the same bytes.
+        assert_eq!(
+            integrity(b"export const a = 1;\n"),
+            "sha384-ahaEXmBsbkboBjx3r5Cwgp0YemMIe12Xuh6StMdeTQrr1ocwQmyv+hkfTwmx/5NP"
+        );
     }
 
     #[test]
