@@ -15,12 +15,14 @@ pub mod dev_issuer;
 mod events;
 mod gateway;
 mod handshake;
+pub mod lambda;
 mod management;
 mod metrics;
 pub mod outbox;
 pub mod sigv4;
 mod socket;
 mod store;
+pub mod template_mode;
 mod ui;
 
 pub use config::{

@@ -94,6 +94,25 @@ struct Args {
     /// Seconds the development issuer's tokens last (a few, to watch a client renew them).
     #[arg(long, value_name = "SECS", default_value_t = webchat_local::dev_issuer::DEFAULT_TOKEN_LIFETIME_SECS)]
     auth_token_lifetime: u64,
+    /// Run the routes as this SAM template wires them (e.g. templates/root.yml): each
+    /// function's real binary behind a Lambda Runtime API, its environment, its tables.
+    /// Needs --dynamodb-endpoint.
+    #[arg(long, value_name = "FILE")]
+    template: Option<PathBuf>,
+    /// With --template: the template's parameters, `Key=Value` as `sam deploy` takes them.
+    #[arg(long, value_name = "KEY=VALUE", num_args = 1.., requires = "template")]
+    parameter_overrides: Vec<String>,
+    /// With --template: instances each function may run at once.
+    #[arg(long, value_name = "N", default_value_t = webchat_local::lambda::DEFAULT_MAX_INSTANCES,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    max_instances: u16,
+    /// With --template: functions reach DynamoDB and @connections only as their roles allow.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    enforce_iam: bool,
+    /// With --template: where the functions' binaries are (DIR/<binary>/bootstrap, as
+    /// `cargo xtask lambdas --host` builds them, or DIR/<binary>).
+    #[arg(long, value_name = "DIR", default_value = "target/lambda")]
+    functions_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -152,6 +171,18 @@ async fn main() -> anyhow::Result<()> {
             },
         },
         auth_token_lifetime: Duration::from_secs(args.auth_token_lifetime),
+        template: match args.template {
+            None => None,
+            Some(path) => Some(webchat_local::template_mode::TemplateOptions {
+                path,
+                parameter_overrides: webchat_templates::deployment::parse_parameter_overrides(
+                    &args.parameter_overrides,
+                )?,
+                max_instances: usize::from(args.max_instances),
+                enforce_iam: args.enforce_iam,
+                functions_dir: args.functions_dir,
+            }),
+        },
     };
     let auth_lines = describe_auth(&config);
     let mut warnings = Vec::new();
@@ -172,6 +203,10 @@ async fn main() -> anyhow::Result<()> {
                 .to_string(),
         );
     }
+    let template = config
+        .template
+        .as_ref()
+        .map(|t| t.path.display().to_string());
     let store = match &config.dynamodb_endpoint {
         Some(endpoint) => format!("DynamoDB at {endpoint}"),
         None => "in memory".to_string(),
@@ -190,10 +225,15 @@ async fn main() -> anyhow::Result<()> {
         running.management_endpoint()
     );
     println!("connections kept {store}");
-    println!(
-        "rate limits per connection: message {}, other frames {}",
-        config_limits.message, config_limits.action
-    );
+    match template {
+        Some(template) => println!(
+            "routes run by the functions of {template}, as child processes (rate limits as its parameters say)"
+        ),
+        None => println!(
+            "rate limits per connection: message {}, other frames {}",
+            config_limits.message, config_limits.action
+        ),
+    }
     if let Some(issuer) = running.issuer_url() {
         println!(
             "development sign-in: issuer {issuer} ({issuer}/.well-known/openid-configuration); \

@@ -1,0 +1,483 @@
+//! `--template`: the routes, functions and authorizer as the SAM template wires them,
+//! each function its real binary behind a Lambda Runtime API ([`crate::lambda`]).
+
+use crate::lambda::{Function, FunctionConfig, InvokeError};
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
+    ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+};
+use axum::body::Bytes;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The route selection expression this gateway implements.
+pub const ROUTE_SELECTION_EXPRESSION: &str = "$request.body.action";
+
+/// The `$default` route key.
+const DEFAULT_ROUTE: &str = "$default";
+
+/// One route of the template: the function behind it, and whether its answer goes back
+/// to the client (a route response).
+#[derive(Debug, Clone)]
+pub struct WiredRoute {
+    /// The function's logical id.
+    pub function: String,
+    /// A two-way route: the function's response body is sent to the client.
+    pub two_way: bool,
+}
+
+/// What the template wires: routes to functions, and the `$connect` authorizer.
+#[derive(Debug, Clone, Default)]
+pub struct Wiring {
+    /// Route key → its function.
+    pub routes: BTreeMap<String, WiredRoute>,
+    /// Logical id → how to run the function.
+    pub functions: BTreeMap<String, FunctionConfig>,
+    /// The logical id of the `$connect` REQUEST authorizer's function, when on.
+    pub authorizer: Option<String>,
+}
+
+/// Why the template's wiring cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    /// A route or authorizer names a function the template does not define.
+    #[error("route {route} is wired to function {function}, which the template does not define (or whose Condition is false)")]
+    UnknownFunction {
+        /// The route key (or `authorizer`).
+        route: String,
+        /// The logical id it names.
+        function: String,
+    },
+    /// A function's binary is not where `--functions-dir` says.
+    #[error("function {function}: no binary at {path} (build it with `cargo xtask lambdas --host`, or point --functions-dir at the directory holding <binary>/bootstrap)")]
+    MissingBinary {
+        /// The function's logical id.
+        function: String,
+        /// Where it was looked for.
+        path: String,
+    },
+    /// The template selects routes on another expression than this gateway does.
+    #[error("the template's RouteSelectionExpression is {0}; webchat-local routes on {ROUTE_SELECTION_EXPRESSION} only")]
+    RouteSelection(String),
+}
+
+/// The functions behind the routes, each with its own instances.
+pub(crate) struct Dispatcher {
+    routes: HashMap<String, (Arc<Function>, bool)>,
+    authorizer: Option<Arc<Function>>,
+    functions: BTreeMap<String, Arc<Function>>,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(wiring: Wiring) -> Result<Dispatcher, WiringError> {
+        let functions: BTreeMap<String, Arc<Function>> = wiring
+            .functions
+            .into_iter()
+            .map(|(id, config)| (id, Arc::new(Function::new(config))))
+            .collect();
+        let find = |route: &str, id: &str| {
+            functions
+                .get(id)
+                .cloned()
+                .ok_or_else(|| WiringError::UnknownFunction {
+                    route: route.to_string(),
+                    function: id.to_string(),
+                })
+        };
+        let mut routes = HashMap::new();
+        for (key, route) in &wiring.routes {
+            routes.insert(key.clone(), (find(key, &route.function)?, route.two_way));
+        }
+        let authorizer = match &wiring.authorizer {
+            Some(id) => Some(find("$connect authorizer", id)?),
+            None => None,
+        };
+        Ok(Dispatcher {
+            routes,
+            authorizer,
+            functions,
+        })
+    }
+
+    /// The route that serves `key`: its own, else `$default`, else none (as on AWS).
+    fn route(&self, key: &str) -> Option<(&str, &(Arc<Function>, bool))> {
+        if let Some(route) = self.routes.get_key_value(key) {
+            return Some((route.0.as_str(), route.1));
+        }
+        if key == "$connect" || key == "$disconnect" {
+            return None;
+        }
+        self.routes
+            .get_key_value(DEFAULT_ROUTE)
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Whether a frame on `key` gets its function's answer (or API Gateway's error) back.
+    pub(crate) fn replies(&self, key: &str) -> bool {
+        self.route(key).is_none_or(|(_, (_, two_way))| *two_way)
+    }
+
+    /// Whether `$connect` runs the template's authorizer first.
+    pub(crate) fn has_authorizer(&self) -> bool {
+        self.authorizer.is_some()
+    }
+
+    /// Every function, by logical id.
+    pub(crate) fn functions(&self) -> &BTreeMap<String, Arc<Function>> {
+        &self.functions
+    }
+
+    /// Runs the function the template wires to the event's route, answering as API
+    /// Gateway does when it fails or no route matches.
+    pub(crate) async fn invoke(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        let context = &event.request_context;
+        let key = context.route_key.as_deref().unwrap_or(DEFAULT_ROUTE);
+        let Some((served_by, (function, _))) = self.route(key) else {
+            if key == "$connect" || key == "$disconnect" {
+                // No integration: API Gateway lets the connection through.
+                return status_only(200);
+            }
+            return gateway_error(403, "Forbidden", event);
+        };
+        let payload = if served_by == key {
+            serde_json::to_vec(event)
+        } else {
+            let mut event = event.clone();
+            event.request_context.route_key = Some(served_by.to_string());
+            serde_json::to_vec(&event)
+        };
+        let payload = match payload {
+            Ok(payload) => Bytes::from(payload),
+            Err(err) => {
+                tracing::error!(
+                    error = &err as &dyn std::error::Error,
+                    "cannot encode the event"
+                );
+                return gateway_error(500, "Internal server error", event);
+            }
+        };
+        match function.invoke(&lambda_request_id(), payload).await {
+            Ok(invoked) => {
+                match serde_json::from_slice::<ApiGatewayProxyResponse>(&invoked.response) {
+                    Ok(response) => response,
+                    Err(err) => {
+                        tracing::warn!(
+                            target: crate::lambda::REPORT_TARGET,
+                            "[{}] the function's response is not an API Gateway response: {err}",
+                            function.config().function_name
+                        );
+                        gateway_error(500, "Internal server error", event)
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(
+                    target: crate::lambda::REPORT_TARGET,
+                    "[{}] {} {} failed: {err}",
+                    function.config().function_name,
+                    key,
+                    context.connection_id.as_deref().unwrap_or("?")
+                );
+                gateway_error(500, "Internal server error", event)
+            }
+        }
+    }
+
+    /// Runs the template's authorizer function: `Ok` with its policy, or the status API
+    /// Gateway refuses the handshake with (401 for `Unauthorized`, else 500).
+    pub(crate) async fn authorize(
+        &self,
+        request: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ) -> Result<ApiGatewayCustomAuthorizerResponse<serde_json::Value>, http::StatusCode> {
+        let Some(function) = &self.authorizer else {
+            return Err(http::StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        let payload =
+            serde_json::to_vec(request).map_err(|_| http::StatusCode::INTERNAL_SERVER_ERROR)?;
+        match function
+            .invoke(&lambda_request_id(), Bytes::from(payload))
+            .await
+        {
+            Ok(invoked) => serde_json::from_slice(&invoked.response).map_err(|err| {
+                tracing::warn!(
+                    target: crate::lambda::REPORT_TARGET,
+                    "[{}] the authorizer's response is not a policy: {err}",
+                    function.config().function_name
+                );
+                http::StatusCode::INTERNAL_SERVER_ERROR
+            }),
+            Err(InvokeError::Function { error_message, .. }) if error_message == "Unauthorized" => {
+                Err(http::StatusCode::UNAUTHORIZED)
+            }
+            Err(err) => {
+                tracing::warn!(
+                    target: crate::lambda::REPORT_TARGET,
+                    "[{}] authorizer failed: {err}",
+                    function.config().function_name
+                );
+                Err(http::StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+
+    /// Ends every idle instance.
+    pub(crate) fn stop(&self) {
+        for function in self.functions.values() {
+            function.stop();
+        }
+    }
+}
+
+fn status_only(status: i64) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = status;
+    response
+}
+
+/// API Gateway's own answer when the integration fails (or no route matches): its
+/// message, with the connection and request ids.
+fn gateway_error(
+    status: i64,
+    message: &str,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let context = &event.request_context;
+    let body = serde_json::json!({
+        "message": message,
+        "connectionId": context.connection_id,
+        "requestId": context.request_id,
+    });
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = status;
+    response.body = Some(aws_lambda_events::encodings::Body::Text(body.to_string()));
+    response
+}
+
+/// A Lambda request id: a UUID (version 4 layout).
+fn lambda_request_id() -> String {
+    use rand::Rng;
+    let bits: u128 = rand::rng().random();
+    let hex = format!("{bits:032x}");
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+/// What `--template` asks for.
+#[derive(Debug, Clone)]
+pub struct TemplateOptions {
+    /// `templates/root.yml` (with its nested stacks) or one stack's template.
+    pub path: PathBuf,
+    /// `--parameter-overrides`, as `Key=Value` pairs.
+    pub parameter_overrides: Vec<(String, String)>,
+    /// Instances per function at most (`--max-instances`).
+    pub max_instances: usize,
+    /// Whether functions reach DynamoDB and `@connections` only as their roles allow.
+    pub enforce_iam: bool,
+    /// Where the binaries are: `DIR/<binary>/bootstrap` as `cargo lambda build` lays
+    /// them out, or `DIR/<binary>` (a Cargo target directory).
+    pub functions_dir: PathBuf,
+}
+
+/// The account id the template's ARNs carry locally.
+pub const LOCAL_ACCOUNT_ID: &str = "000000000000";
+
+/// The stack name the template is deployed as locally.
+pub const LOCAL_STACK_NAME: &str = "webchat";
+
+/// The binary `binary` under `functions_dir`.
+pub fn executable(functions_dir: &Path, binary: &str) -> Option<PathBuf> {
+    [
+        functions_dir.join(binary).join("bootstrap"),
+        functions_dir.join(binary),
+    ]
+    .into_iter()
+    .find(|path| path.is_file())
+    // The instance runs in its task root, so a relative path would not resolve there.
+    .and_then(|path| std::fs::canonicalize(path).ok())
+}
+
+/// The template resolved against this gateway: its wiring, the stage and API id it
+/// deploys, and its tables.
+pub(crate) struct Prepared {
+    pub dispatcher: Dispatcher,
+    pub api_id: String,
+    pub stage: String,
+    pub tables: webchat_backend::TableNames,
+}
+
+/// Why `--template` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateModeError {
+    /// The template does not resolve.
+    #[error(transparent)]
+    Template(#[from] webchat_templates::TemplateError),
+    /// It resolves to something this gateway cannot run.
+    #[error(transparent)]
+    Wiring(#[from] WiringError),
+    /// It defines no WebSocket API... or its functions need tables it does not define.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Template mode keeps everything in DynamoDB.
+    #[error("--template needs --dynamodb-endpoint (the functions keep their state in DynamoDB; `cargo xtask dev --template` starts dynalite)")]
+    NoDynamoDb,
+    /// The template's tables could not be created.
+    #[error("cannot create the template's tables on {endpoint}")]
+    Tables {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Where the template's functions meet this gateway.
+pub(crate) struct LocalEndpoints<'a> {
+    /// `http://127.0.0.1:PORT`: this gateway.
+    pub gateway: String,
+    /// DynamoDB (dynalite) for the functions.
+    pub dynamodb: &'a str,
+    /// The region.
+    pub region: &'a str,
+    /// The key functions sign with while IAM is not enforced.
+    pub credentials: crate::sigv4::AccessKey,
+    /// With `--auth dev`: the issuer and the audience its tokens carry.
+    pub dev_issuer: Option<(String, String)>,
+}
+
+/// Resolves the template, creates its tables and readies its functions.
+pub(crate) async fn prepare(
+    options: &TemplateOptions,
+    endpoints: &LocalEndpoints<'_>,
+) -> Result<Prepared, TemplateModeError> {
+    let local = webchat_templates::deployment::LocalValues {
+        region: endpoints.region.to_string(),
+        account_id: LOCAL_ACCOUNT_ID.to_string(),
+        stack_name: LOCAL_STACK_NAME.to_string(),
+        ..webchat_templates::deployment::LocalValues::default()
+    };
+    let mut overrides = options.parameter_overrides.clone();
+    if let Some((issuer, audience)) = &endpoints.dev_issuer {
+        // `--auth dev`: the template's own OIDC authorizer, trusting the development issuer.
+        for (key, value) in [("Auth", "oidc"), ("Issuer", issuer), ("Audience", audience)] {
+            if !overrides.iter().any(|(k, _)| k == key) {
+                overrides.push((key.to_string(), value.to_string()));
+            }
+        }
+    }
+    let deployment = webchat_templates::deployment::resolve(&options.path, &overrides, &local)?;
+    let api = &deployment.api;
+    if api.route_selection_expression != ROUTE_SELECTION_EXPRESSION {
+        return Err(WiringError::RouteSelection(api.route_selection_expression.clone()).into());
+    }
+
+    let deployed_management = api.management_endpoint(&local);
+    let local_management = format!("{}/{}", endpoints.gateway, api.stage);
+    let mut wiring = Wiring::default();
+    for (id, spec) in &deployment.functions {
+        let executable = executable(&options.functions_dir, &spec.binary).ok_or_else(|| {
+            WiringError::MissingBinary {
+                function: id.clone(),
+                path: options
+                    .functions_dir
+                    .join(&spec.binary)
+                    .join("bootstrap")
+                    .display()
+                    .to_string(),
+            }
+        })?;
+        let mut environment: BTreeMap<String, String> = spec
+            .environment
+            .iter()
+            .map(|(key, value)| {
+                // The deployed API's URL is this gateway here.
+                (
+                    key.clone(),
+                    value.replace(&deployed_management, &local_management),
+                )
+            })
+            .collect();
+        environment
+            .entry("AWS_ENDPOINT_URL_DYNAMODB".to_string())
+            .or_insert_with(|| endpoints.dynamodb.to_string());
+        environment.insert(
+            "AWS_ACCESS_KEY_ID".to_string(),
+            endpoints.credentials.access_key_id.clone(),
+        );
+        environment.insert(
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+            endpoints.credentials.secret_access_key.clone(),
+        );
+        if let Some(token) = &endpoints.credentials.session_token {
+            environment.insert("AWS_SESSION_TOKEN".to_string(), token.clone());
+        }
+        wiring.functions.insert(
+            id.clone(),
+            FunctionConfig {
+                function_name: spec.function_name.clone(),
+                executable,
+                environment,
+                timeout: Duration::from_secs(spec.timeout_seconds),
+                memory_mb: spec.memory_mb,
+                handler: spec.handler.clone(),
+                region: local.region.clone(),
+                account_id: local.account_id.clone(),
+                max_instances: options.max_instances,
+            },
+        );
+    }
+    for route in &api.routes {
+        wiring.routes.insert(
+            route.key.clone(),
+            WiredRoute {
+                function: route.function.clone(),
+                two_way: route.two_way,
+            },
+        );
+    }
+    wiring.authorizer = api.authorizer.as_ref().map(|a| a.function.clone());
+    let tables = table_names(&wiring)?;
+    Ok(Prepared {
+        dispatcher: Dispatcher::new(wiring)?,
+        api_id: api.api_id.clone(),
+        stage: api.stage.clone(),
+        tables,
+    })
+}
+
+/// The tables the `$connect` function is configured with: the gateway removes the
+/// connections it still holds from them when it stops.
+fn table_names(wiring: &Wiring) -> Result<webchat_backend::TableNames, TemplateModeError> {
+    let connect = wiring
+        .routes
+        .get("$connect")
+        .and_then(|route| wiring.functions.get(&route.function))
+        .ok_or_else(|| {
+            TemplateModeError::Unsupported("the template has no $connect route".into())
+        })?;
+    let var = |name: &str| {
+        connect.environment.get(name).cloned().ok_or_else(|| {
+            TemplateModeError::Unsupported(format!(
+                "function {} has no {name} variable",
+                connect.function_name
+            ))
+        })
+    };
+    Ok(webchat_backend::TableNames {
+        connections: var("CONNECTIONS_TABLE")?,
+        names: var("NAMES_TABLE")?,
+        members: var("MEMBERS_TABLE")?,
+        messages: var("MESSAGES_TABLE")?,
+    })
+}
