@@ -181,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
                 max_instances: usize::from(args.max_instances),
                 enforce_iam: args.enforce_iam,
                 functions_dir: args.functions_dir,
+                stack_name: webchat_local::template_mode::LOCAL_STACK_NAME.to_string(),
             }),
         },
     };

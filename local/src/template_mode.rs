@@ -287,6 +287,24 @@ pub struct TemplateOptions {
     /// Where the binaries are: `DIR/<binary>/bootstrap` as `cargo lambda build` lays
     /// them out, or `DIR/<binary>` (a Cargo target directory).
     pub functions_dir: PathBuf,
+    /// The stack name it is deployed as: physical names (tables, functions) derive from
+    /// it, so two gateways with different ones share a DynamoDB without meeting.
+    pub stack_name: String,
+}
+
+impl TemplateOptions {
+    /// `path` with no overrides, the default limits, IAM enforced, binaries in
+    /// `functions_dir`, deployed as stack [`LOCAL_STACK_NAME`].
+    pub fn new(path: impl Into<PathBuf>, functions_dir: impl Into<PathBuf>) -> TemplateOptions {
+        TemplateOptions {
+            path: path.into(),
+            parameter_overrides: Vec::new(),
+            max_instances: usize::from(crate::lambda::DEFAULT_MAX_INSTANCES),
+            enforce_iam: true,
+            functions_dir: functions_dir.into(),
+            stack_name: LOCAL_STACK_NAME.to_string(),
+        }
+    }
 }
 
 /// The account id the template's ARNs carry locally.
@@ -364,7 +382,7 @@ pub(crate) async fn prepare(
     let local = webchat_templates::deployment::LocalValues {
         region: endpoints.region.to_string(),
         account_id: LOCAL_ACCOUNT_ID.to_string(),
-        stack_name: LOCAL_STACK_NAME.to_string(),
+        stack_name: options.stack_name.clone(),
         ..webchat_templates::deployment::LocalValues::default()
     };
     let mut overrides = options.parameter_overrides.clone();
