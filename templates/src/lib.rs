@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod conditions;
+pub mod deployment;
 pub mod iam;
 pub mod intrinsic;
 pub mod websocket;
@@ -56,6 +57,30 @@ pub enum TemplateError {
         /// The template's file name.
         name: String,
         /// What is missing or out of place.
+        problem: String,
+    },
+    /// A parameter value that the template does not take.
+    #[error("{template}: {problem}")]
+    Parameter {
+        /// The template's file name.
+        template: String,
+        /// Which parameter, and why.
+        problem: String,
+    },
+    /// A `--parameter-overrides` argument that is not `Key=Value`.
+    #[error("bad parameter override {token:?}: {problem} (as sam deploy --parameter-overrides spells them)")]
+    Override {
+        /// The argument as given.
+        token: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Something the deployment needs that cannot be resolved.
+    #[error("{template}: {problem}")]
+    Resolve {
+        /// The template `resolve` was given.
+        template: String,
+        /// Which template, resource and property, and why.
         problem: String,
     },
 }

@@ -235,7 +235,11 @@ fn only_one<'a>(template: &'a Template, ty: &'a str) -> Result<(&'a str, &'a Val
 }
 
 /// Follows one route to its integration, function and route responses.
-fn wire(template: &Template, route_id: &str, props: &Value) -> Result<RouteWiring, String> {
+pub(crate) fn wire(
+    template: &Template,
+    route_id: &str,
+    props: &Value,
+) -> Result<RouteWiring, String> {
     let key = props["RouteKey"]
         .as_str()
         .ok_or_else(|| format!("route {route_id} has no literal RouteKey"))?;

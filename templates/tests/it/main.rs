@@ -2,6 +2,7 @@
 //! checks, and `recorded` is what the chat's routes really call, which the grant checks
 //! compare the template against.
 
+mod deployment;
 mod observability;
 mod recorded;
 mod stacks;
