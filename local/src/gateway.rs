@@ -322,7 +322,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             // The API is the template's: its stage, its id, its tables.
             api_id = prepared.api_id;
             config.stage = prepared.stage;
-            config.tables = prepared.tables;
+            match prepared.tables {
+                Some(tables) => config.tables = tables,
+                // Nothing of ours to clean up at stop in tables nobody can name.
+                None => config.dynamodb_endpoint = None,
+            }
             Handlers::Template(prepared.dispatcher)
         }
     };

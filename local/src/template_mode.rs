@@ -331,7 +331,7 @@ pub(crate) struct Prepared {
     pub dispatcher: Dispatcher,
     pub api_id: String,
     pub stage: String,
-    pub tables: webchat_backend::TableNames,
+    pub tables: Option<webchat_backend::TableNames>,
 }
 
 /// Why `--template` could not start.
@@ -465,7 +465,7 @@ pub(crate) async fn prepare(
         );
     }
     wiring.authorizer = api.authorizer.as_ref().map(|a| a.function.clone());
-    let tables = table_names(&wiring)?;
+    let tables = table_names(&wiring);
     Ok(Prepared {
         dispatcher: Dispatcher::new(wiring)?,
         api_id: api.api_id.clone(),
@@ -474,25 +474,16 @@ pub(crate) async fn prepare(
     })
 }
 
-/// The tables the `$connect` function is configured with: the gateway removes the
-/// connections it still holds from them when it stops.
-fn table_names(wiring: &Wiring) -> Result<webchat_backend::TableNames, TemplateModeError> {
+/// The tables the `$connect` function is configured with, when it names all four: the
+/// gateway removes the connections it still holds from them when it stops. (A function
+/// missing one fails its own cold start, which is the error to show.)
+fn table_names(wiring: &Wiring) -> Option<webchat_backend::TableNames> {
     let connect = wiring
         .routes
         .get("$connect")
-        .and_then(|route| wiring.functions.get(&route.function))
-        .ok_or_else(|| {
-            TemplateModeError::Unsupported("the template has no $connect route".into())
-        })?;
-    let var = |name: &str| {
-        connect.environment.get(name).cloned().ok_or_else(|| {
-            TemplateModeError::Unsupported(format!(
-                "function {} has no {name} variable",
-                connect.function_name
-            ))
-        })
-    };
-    Ok(webchat_backend::TableNames {
+        .and_then(|route| wiring.functions.get(&route.function))?;
+    let var = |name: &str| connect.environment.get(name).cloned();
+    Some(webchat_backend::TableNames {
         connections: var("CONNECTIONS_TABLE")?,
         names: var("NAMES_TABLE")?,
         members: var("MEMBERS_TABLE")?,
