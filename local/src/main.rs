@@ -111,7 +111,7 @@ struct Args {
     enforce_iam: bool,
     /// With --template: where the functions' binaries are (DIR/<binary>/bootstrap, as
     /// `cargo xtask lambdas --host` builds them, or DIR/<binary>).
-    #[arg(long, value_name = "DIR", default_value = "target/lambda")]
+    #[arg(long, value_name = "DIR", default_value = "target/lambda-host")]
     functions_dir: PathBuf,
 }
 
