@@ -356,7 +356,7 @@ pub(crate) fn build_host_lambdas(root: &Path, release: bool) -> Result<PathBuf> 
         std::fs::copy(build_dir.join(binary), &bootstrap).with_context(|| {
             format!(
                 "copying {} to {}",
-                built.join(binary).display(),
+                build_dir.join(binary).display(),
                 bootstrap.display()
             )
         })?;
