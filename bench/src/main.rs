@@ -21,6 +21,9 @@
 //!   `webchat-local` with `Accept-Encoding: br, gzip` (`download.rs`);
 //! - `webchat-local` peak RSS with 1,000 connections (≤ 100 MB);
 //! - the UI's first paint in headless Chromium (no goal; see `first_paint.rs`);
+//! - `webchat-local --template` (the functions' real binaries behind the Lambda Runtime
+//!   API): cold start, a warm invocation and the 1,000-client broadcast
+//!   (`template_mode.rs`);
 //! - `webchat-local`'s RSS growth while one client reads nothing and another floods 20,000
 //!   × 4 KB broadcasts (≤ 16 MB), and the other clients' delivery latency meanwhile.
 //!
@@ -36,6 +39,7 @@ mod metrics_cost;
 mod push;
 mod rooms;
 mod slow_reader;
+mod template_mode;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -142,6 +146,8 @@ struct Options {
     room_others: usize,
     room_series: usize,
     history_stored: usize,
+    template_clients: usize,
+    template_broadcasts: usize,
     only: Option<Vec<String>>,
 }
 
@@ -149,8 +155,8 @@ const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin
               [--fanout-clients N] [--broadcasts N] [--throughput-clients N]
               [--throughput-secs N] [--dynamo-clients N] [--dynamo-broadcasts N]
               [--room-broadcasts N (0: none)] [--room-others N] [--room-series N]
-              [--history-stored N]
-              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,metrics]";
+              [--history-stored N] [--template-clients N] [--template-broadcasts N]
+              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,template,metrics]";
 
 fn options() -> Result<Options> {
     let default_root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -175,6 +181,8 @@ fn options() -> Result<Options> {
         room_others: 1000,
         room_series: 100,
         history_stored: 550,
+        template_clients: 1000,
+        template_broadcasts: 50,
         only: None,
     };
     let mut args = std::env::args().skip(1);
@@ -198,6 +206,8 @@ fn options() -> Result<Options> {
             "--room-others" => options.room_others = value()?.parse()?,
             "--room-series" => options.room_series = value()?.parse()?,
             "--history-stored" => options.history_stored = value()?.parse()?,
+            "--template-clients" => options.template_clients = value()?.parse()?,
+            "--template-broadcasts" => options.template_broadcasts = value()?.parse()?,
             "--only" => {
                 options.only = Some(value()?.split(',').map(str::to_string).collect());
             }
@@ -213,6 +223,8 @@ fn options() -> Result<Options> {
         || options.dynamo_clients < 2
         || options.broadcasts == 0
         || options.dynamo_broadcasts == 0
+        || options.template_clients < 2
+        || options.template_broadcasts == 0
     {
         bail!("need at least 2 clients and 1 broadcast");
     }
@@ -1067,6 +1079,10 @@ async fn run(options: Options) -> Result<()> {
     if options.wants("throughput") {
         let result = throughput(&options, &mut figures).await;
         attempt("throughput", result, &mut figures);
+    }
+    if options.wants("template") {
+        let result = template_mode::figures(&options, &mut figures).await;
+        attempt("template mode", result, &mut figures);
     }
     if options.wants("slowreader") {
         let result = slow_reader_figures(&options, &mut figures).await;

@@ -124,11 +124,6 @@ impl Dispatcher {
         self.authorizer.is_some()
     }
 
-    /// Every function, by logical id.
-    pub(crate) fn functions(&self) -> &BTreeMap<String, Arc<Function>> {
-        &self.functions
-    }
-
     /// Runs the function the template wires to the event's route, answering as API
     /// Gateway does when it fails or no route matches.
     pub(crate) async fn invoke(
