@@ -40,6 +40,10 @@ pub struct Config {
     pub region: String,
     /// Who may use the `@connections` API.
     pub management_auth: ManagementAuth,
+    /// IAM as the template deploys it (`--template`): `@connections` calls are signed by
+    /// the functions' own keys and checked against their roles, instead of
+    /// `management_auth`'s one key.
+    pub management_iam: Option<std::sync::Arc<crate::iam::Identities>>,
     /// When false, closed sockets never reach `$disconnect`: what happens on AWS when
     /// the event is lost, leaving stale rows for the next fan-out to find gone (410).
     pub deliver_disconnects: bool,
@@ -86,6 +90,7 @@ impl Default for Config {
             deliver_disconnects: true,
             region: DEFAULT_REGION.to_string(),
             management_auth: ManagementAuth::SigV4(AccessKey::development()),
+            management_iam: None,
             limits: Limits::DEFAULT,
             auth: Auth::Off,
             auth_token_lifetime: Duration::from_secs(dev_issuer::DEFAULT_TOKEN_LIFETIME_SECS),

@@ -15,6 +15,7 @@ pub mod dev_issuer;
 mod events;
 mod gateway;
 mod handshake;
+pub mod iam;
 pub mod lambda;
 mod management;
 mod metrics;
@@ -23,6 +24,7 @@ pub mod sigv4;
 mod socket;
 mod store;
 pub mod template_mode;
+pub mod template_tables;
 mod ui;
 
 pub use config::{

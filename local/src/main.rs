@@ -159,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
                 ManagementAuth::SigV4(AccessKey::from_env().unwrap_or_else(AccessKey::development))
             }
         },
+        management_iam: None,
         limits: Limits {
             message: RateLimit::new(args.message_rate, args.message_burst),
             action: RateLimit::new(args.action_rate, args.action_burst),

@@ -6,6 +6,7 @@
 
 use crate::config::ManagementAuth;
 use crate::gateway::Gateway;
+use crate::iam;
 use crate::outbox::Frame;
 use crate::sigv4;
 use axum::body::{Body, Bytes};
@@ -43,8 +44,12 @@ async fn require_signature(
     request: Request,
     next: Next,
 ) -> Response {
-    let ManagementAuth::SigV4(key) = &gateway.config.management_auth else {
-        return next.run(request).await;
+    // In template mode each function signs with its own key and its role decides.
+    let iam = gateway.config.management_iam.clone();
+    let key = match (&iam, &gateway.config.management_auth) {
+        (Some(_), _) => None,
+        (None, ManagementAuth::SigV4(key)) => Some(key),
+        (None, ManagementAuth::Off) => return next.run(request).await,
     };
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, SIGNED_BODY_LIMIT).await else {
@@ -54,20 +59,34 @@ async fn require_signature(
             &format!("the request body is over {SIGNED_BODY_LIMIT} bytes"),
         );
     };
-    let checked = sigv4::verify(
-        &sigv4::Request {
-            method: parts.method.as_str(),
-            path_and_query: parts
-                .uri
-                .path_and_query()
-                .map_or("/", http::uri::PathAndQuery::as_str),
-            headers: &parts.headers,
-            body: &body,
-        },
-        key,
-        &gateway.config.region,
-        std::time::SystemTime::now(),
-    );
+    let signed = sigv4::Request {
+        method: parts.method.as_str(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let now = std::time::SystemTime::now();
+    let checked = match (&iam, key) {
+        (Some(identities), _) => identities
+            .verify(&signed, sigv4::SERVICE, now)
+            .map(|identity| Some((identities, identity))),
+        (None, Some(key)) => {
+            sigv4::verify(&signed, key, &gateway.config.region, now).map(|()| None)
+        }
+        (None, None) => Ok(None),
+    };
+    if let Ok(Some((identities, identity))) = &checked {
+        let id = parts.uri.path().rsplit('/').next().unwrap_or_default();
+        let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
+        if let Err(denied) =
+            iam::check_manage_connections(identities, identity, parts.method.as_str(), &id)
+        {
+            return denied.into_response();
+        }
+    }
     if let Err(refusal) = checked {
         tracing::info!(
             target: "webchat_local::management",

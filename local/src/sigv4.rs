@@ -196,7 +196,19 @@ pub fn verify(
     verify_for(request, key, region, SERVICE, now)
 }
 
-fn verify_for(
+/// The access key id a request's `Authorization` header names, to pick the key it must
+/// be verified with when several are accepted.
+pub fn access_key_id(headers: &HeaderMap) -> Result<&str, Refusal> {
+    let header = headers
+        .get("authorization")
+        .ok_or(Refusal::Missing)?
+        .to_str()
+        .map_err(|_| Refusal::Incomplete("Authorization header is not visible ASCII".into()))?;
+    Ok(parse_authorization(header)?.access_key_id)
+}
+
+/// [`verify`] for another service's signatures (e.g. `dynamodb`).
+pub fn verify_for(
     request: &Request<'_>,
     key: &AccessKey,
     region: &str,

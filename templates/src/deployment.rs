@@ -350,7 +350,7 @@ pub fn resolve(
     let mut index = 0;
     while index < resolver.stack_count() {
         let stack = resolver.stack(index);
-        let at = |id: &str, e: String| fail(format!("{}: {id}: {e}", stack.file));
+        let at = |id: &str, e: String| fail(resolver.located(index, &format!("{id}: {e}")));
         for (id, resource) in stack.template.resources() {
             match resource["Type"].as_str().unwrap_or_default() {
                 "AWS::ApiGatewayV2::Api" => {

@@ -5,8 +5,10 @@
 //! keeping the rest as written: how `cargo xtask deploy` stages websocket.yml), [`intrinsic`] renders `Ref`/`Fn::GetAtt`/`Fn::Sub`/
 //! `Fn::ImportValue` as text, [`iam`] reads role and bucket policies, and [`websocket`]
 //! resolves `websocket.yml`'s wiring (route → integration → function, route responses,
-//! stage), which other crates' tests reuse, e.g. to check that the local gateway emulates
-//! the same stage:
+//! stage), which other crates' tests reuse; [`deployment`] resolves a whole deployment
+//! (nested stacks, parameters, every intrinsic) to local values for
+//! `webchat-local --template`. E.g. to check that the local gateway emulates the same
+//! stage:
 //!
 //! ```
 //! let api = webchat_templates::websocket_template().unwrap();

@@ -13,6 +13,7 @@ mod backpressure;
 mod faults;
 mod gateway;
 mod hostile;
+mod iam;
 mod load;
 mod management_auth;
 mod metrics;

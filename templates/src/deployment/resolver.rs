@@ -75,6 +75,16 @@ impl<'a> Resolver<'a> {
         Rc::clone(&self.stacks.borrow()[index])
     }
 
+    /// `what` prefixed with its stack's template file, unless it is the first stack's
+    /// (whose file every error of `resolve` names already).
+    pub(super) fn located(&self, stack: usize, what: &str) -> String {
+        if stack == 0 {
+            what.to_string()
+        } else {
+            format!("{}: {what}", self.stack(stack).file)
+        }
+    }
+
     pub(super) fn stack_count(&self) -> usize {
         self.stacks.borrow().len()
     }
@@ -105,6 +115,11 @@ impl<'a> Resolver<'a> {
                     known.join(", ")
                 )));
             };
+            if definition["Type"] == "Number" && value.trim().parse::<f64>().is_err() {
+                return Err(parameter_error(format!(
+                    "{key}={value} is not a number, which its Type Number requires"
+                )));
+            }
             if let Some(allowed) = definition["AllowedValues"].as_array() {
                 let allowed: Vec<String> = allowed.iter().map(scalar_text).collect();
                 if !allowed.contains(value) {
@@ -179,7 +194,7 @@ impl<'a> Resolver<'a> {
             return Ok(child);
         }
         let stack = self.stack(parent);
-        let at = format!("{}: {id}", stack.file);
+        let at = self.located(parent, id);
         if !self.making.borrow_mut().insert(key.clone()) {
             return Err(format!(
                 "{at}: its parameters depend on its own outputs (a cycle)"
@@ -444,13 +459,13 @@ impl<'a> Resolver<'a> {
         let s = self.stack(stack);
         let (ty, resource) = s
             .resource(id)
-            .ok_or_else(|| format!("{}: no resource {id}", s.file))?;
+            .ok_or_else(|| self.located(stack, &format!("no resource {id}")))?;
         let props = &resource["Properties"];
         let named = |property: &str, max: usize| -> Eval<String> {
             match props.get(property) {
                 Some(v) => self
                     .text(stack, v)
-                    .map_err(|e| format!("{}: {id}: {property}: {e}", s.file)),
+                    .map_err(|e| self.located(stack, &format!("{id}: {property}: {e}"))),
                 None => Ok(generated_name(&s.name, id, max)),
             }
         };
@@ -612,7 +627,7 @@ impl<'a> Resolver<'a> {
             .output(name)
             .ok_or_else(|| format!("{} has no output {name} (with these parameters)", s.file))?;
         self.eval(stack, &output["Value"])
-            .map_err(|e| format!("{}: Outputs.{name}: {e}", s.file))
+            .map_err(|e| self.located(stack, &format!("Outputs.{name}: {e}")))
     }
 
     /// The value some stack exports as `name`, making the stacks that could export it.
@@ -641,9 +656,9 @@ impl<'a> Resolver<'a> {
                 let Some(export) = output.get("Export").map(|e| &e["Name"]) else {
                     continue;
                 };
-                let exported = self
-                    .text(index, export)
-                    .map_err(|e| format!("{}: Outputs.{output_name}.Export.Name: {e}", s.file))?;
+                let exported = self.text(index, export).map_err(|e| {
+                    self.located(index, &format!("Outputs.{output_name}.Export.Name: {e}"))
+                })?;
                 if exported == name {
                     return self.output(index, output_name).map(Some);
                 }

@@ -231,6 +231,10 @@ fn a_bad_parameter_is_a_clear_error() {
         err.contains("Auth=maybe is not one of its AllowedValues: none, cognito, oidc"),
         "{err}"
     );
+    let err = deploy("root.yml", &["HistoryDays=seven"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("HistoryDays=seven is not a number"), "{err}");
     for spelling in ["Auth:oidc", "--Auth=oidc", "Auth=\"oidc"] {
         let err = deploy("root.yml", &[spelling]).unwrap_err().to_string();
         assert!(
@@ -269,7 +273,15 @@ fn an_unresolvable_reference_names_the_template_resource_and_property() {
         err.contains("websocket.yml: ConnectFunction: Environment.Variables.RUST_LOG: Ref LogLevle: websocket.yml has no parameter or resource LogLevle"),
         "{err}"
     );
-    assert!(err.starts_with("root.yml: "), "{err}");
+    assert!(err.starts_with("root.yml: websocket.yml: "), "{err}");
+    let err = resolve(&dir.join("websocket.yml"), &[], &local())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "websocket.yml: ConnectFunction: Environment.Variables.RUST_LOG: Ref LogLevle: \
+         websocket.yml has no parameter or resource LogLevle"
+    );
 
     let dir = edited_copy("unresolvable-import", |t| {
         t.replacen(
