@@ -322,6 +322,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             // The API is the template's: its stage, its id, its tables.
             api_id = prepared.api_id;
             config.stage = prepared.stage;
+            config.management_iam = prepared.management_iam;
             match prepared.tables {
                 Some(tables) => config.tables = tables,
                 // Nothing of ours to clean up at stop in tables nobody can name.

@@ -8,6 +8,7 @@ use aws_lambda_events::apigw::{
 };
 use axum::body::Bytes;
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +69,8 @@ pub(crate) struct Dispatcher {
     routes: HashMap<String, (Arc<Function>, bool)>,
     authorizer: Option<Arc<Function>>,
     functions: BTreeMap<String, Arc<Function>>,
+    /// With IAM enforced: the DynamoDB endpoint the functions are given.
+    proxy: Option<crate::iam::dynamodb::RunningProxy>,
 }
 
 impl Dispatcher {
@@ -98,6 +101,7 @@ impl Dispatcher {
             routes,
             authorizer,
             functions,
+            proxy: None,
         })
     }
 
@@ -327,6 +331,8 @@ pub(crate) struct Prepared {
     pub api_id: String,
     pub stage: String,
     pub tables: Option<webchat_backend::TableNames>,
+    /// With IAM enforced: who may call `@connections`, and what.
+    pub management_iam: Option<Arc<crate::iam::Identities>>,
 }
 
 /// Why `--template` could not start.
@@ -395,6 +401,31 @@ pub(crate) async fn prepare(
         return Err(WiringError::RouteSelection(api.route_selection_expression.clone()).into());
     }
 
+    let client = webchat_backend::local_client(endpoints.dynamodb);
+    crate::template_tables::create_tables(&client, &deployment.tables)
+        .await
+        .map_err(|source| TemplateModeError::Tables {
+            endpoint: endpoints.dynamodb.to_string(),
+            source: Box::new(source),
+        })?;
+    let identities = Arc::new(crate::iam::Identities::from_deployment(&deployment, &local));
+    // With IAM enforced, the functions reach DynamoDB through the checking proxy, each
+    // with its own key; without, straight, all with the gateway's key.
+    let proxy = if options.enforce_iam {
+        let proxy = crate::iam::dynamodb::DynamoProxy::new(identities.clone(), endpoints.dynamodb)
+            .start(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(|err| {
+                TemplateModeError::Unsupported(format!("cannot start the DynamoDB proxy: {err}"))
+            })?;
+        Some(proxy)
+    } else {
+        None
+    };
+    let dynamodb_for_functions = proxy.as_ref().map_or_else(
+        || endpoints.dynamodb.to_string(),
+        crate::iam::dynamodb::RunningProxy::endpoint,
+    );
     let deployed_management = api.management_endpoint(&local);
     let local_management = format!("{}/{}", endpoints.gateway, api.stage);
     let mut wiring = Wiring::default();
@@ -421,19 +452,21 @@ pub(crate) async fn prepare(
                 )
             })
             .collect();
+        // A template that sets it itself means it (and tests use that to stall one).
         environment
             .entry("AWS_ENDPOINT_URL_DYNAMODB".to_string())
-            .or_insert_with(|| endpoints.dynamodb.to_string());
-        environment.insert(
-            "AWS_ACCESS_KEY_ID".to_string(),
-            endpoints.credentials.access_key_id.clone(),
-        );
+            .or_insert_with(|| dynamodb_for_functions.clone());
+        let credentials = match identities.for_function(id) {
+            Some(identity) if options.enforce_iam => identity.key.clone(),
+            _ => endpoints.credentials.clone(),
+        };
+        environment.insert("AWS_ACCESS_KEY_ID".to_string(), credentials.access_key_id);
         environment.insert(
             "AWS_SECRET_ACCESS_KEY".to_string(),
-            endpoints.credentials.secret_access_key.clone(),
+            credentials.secret_access_key,
         );
-        if let Some(token) = &endpoints.credentials.session_token {
-            environment.insert("AWS_SESSION_TOKEN".to_string(), token.clone());
+        if let Some(token) = credentials.session_token {
+            environment.insert("AWS_SESSION_TOKEN".to_string(), token);
         }
         wiring.functions.insert(
             id.clone(),
@@ -461,11 +494,14 @@ pub(crate) async fn prepare(
     }
     wiring.authorizer = api.authorizer.as_ref().map(|a| a.function.clone());
     let tables = table_names(&wiring);
+    let mut dispatcher = Dispatcher::new(wiring)?;
+    dispatcher.proxy = proxy;
     Ok(Prepared {
-        dispatcher: Dispatcher::new(wiring)?,
+        dispatcher,
         api_id: api.api_id.clone(),
         stage: api.stage.clone(),
         tables,
+        management_iam: options.enforce_iam.then_some(identities),
     })
 }
 
