@@ -203,3 +203,134 @@ async fn a_function_past_its_timeout_is_killed_and_the_client_gets_internal_serv
     drop(silent);
     Ok(())
 }
+
+/// `text` through `webchat_templates::edit_strings`, replacing each value `from` whose
+/// path starts with `under` by `to`; at least one must be.
+fn edit_values(file: &str, text: &str, under: &[&str], from: &str, to: &str) -> String {
+    let mut edited = 0;
+    let out = webchat_templates::edit_strings(file, text, |path, value| {
+        (path.starts_with(under) && value == from).then(|| {
+            edited += 1;
+            to.to_string()
+        })
+    })
+    .expect("the template edits");
+    assert!(edited > 0, "{file} has {from:?} under {under:?}");
+    out
+}
+
+/// Connects and registers `name`, expecting it to work.
+async fn registered(url: &str, name: &str) -> Result<Client> {
+    let mut client = Client::connect(url).await?;
+    let reply = client
+        .request(json!({"action":"register","userName":name,"requestId":"r"}))
+        .await?;
+    assert_eq!(reply["action"], "registered", "{reply}");
+    Ok(client)
+}
+
+#[tokio::test]
+async fn a_route_wired_to_the_wrong_function_meets_that_functions_role() -> Result<()> {
+    // `list` runs the ping function, whose role may not read the room's members.
+    let copy = TemplateCopy::new("wrong-route", |file, text| {
+        if file == "websocket.yml" {
+            replace_once(
+                &text,
+                "      Target: !Sub \"integrations/${ListIntegration}\"\n",
+                "      Target: !Sub \"integrations/${PingIntegration}\"\n",
+            )
+        } else {
+            text
+        }
+    })?;
+    let gateway = Broken::start(copy)?;
+    let mut ana = registered(&gateway.url, "ana").await?;
+    let reply = ana
+        .request(json!({"action":"list","requestId":"l"}))
+        .await?;
+    assert_eq!(
+        reply["action"], "error",
+        "list answered by the ping function's role fails: {reply}"
+    );
+    let line = gateway
+        .log_line_with(&["AccessDeniedException", "PingFunction", "dynamodb:Query"])
+        .await;
+    assert!(
+        line.is_some(),
+        "the log names the denial, the function and the action:\n{}",
+        gateway.log_text()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_removed_grant_answers_the_request_with_an_error_and_logs_access_denied() -> Result<()> {
+    let copy = TemplateCopy::new("removed-grant", |file, text| {
+        if file == "websocket.yml" {
+            edit_values(
+                file,
+                &text,
+                &["Resources", "RegisterFunctionRole"],
+                "dynamodb:PutItem",
+                "dynamodb:DescribeTable",
+            )
+        } else {
+            text
+        }
+    })?;
+    let gateway = Broken::start(copy)?;
+    let mut client = Client::connect(&gateway.url).await?;
+    let reply = client
+        .request(json!({"action":"register","userName":"ana","requestId":"r"}))
+        .await?;
+    assert_eq!(
+        reply["action"], "error",
+        "register without its PutItem grant fails: {reply}"
+    );
+    let line = gateway
+        .log_line_with(&[
+            "AccessDeniedException",
+            "RegisterFunction",
+            "dynamodb:PutItem",
+        ])
+        .await;
+    assert!(
+        line.is_some(),
+        "the log names AccessDeniedException, the function and the action:\n{}",
+        gateway.log_text()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_table_whose_sort_key_changed_fails_the_writes_that_use_the_old_one() -> Result<()> {
+    let copy = TemplateCopy::new("sort-key", |file, text| {
+        if file == "dynamodb.yml" {
+            edit_values(
+                file,
+                &text,
+                &["Resources", "MembersTable", "Properties"],
+                "connectionId",
+                "memberId",
+            )
+        } else {
+            text
+        }
+    })?;
+    let gateway = Broken::start(copy)?;
+    let mut ana = Client::connect(&gateway.url).await?;
+    let reply = ana
+        .request(json!({"action":"register","userName":"ana","requestId":"r"}))
+        .await?;
+    assert_eq!(
+        reply["action"], "error",
+        "register, which joins the lobby's Members partition, fails: {reply}"
+    );
+    let line = gateway.log_line_with(&["ValidationException"]).await;
+    assert!(
+        line.is_some(),
+        "the log says DynamoDB refused the key:\n{}",
+        gateway.log_text()
+    );
+    Ok(())
+}
