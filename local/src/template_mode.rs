@@ -306,9 +306,6 @@ impl TemplateOptions {
     }
 }
 
-/// The account id the template's ARNs carry locally.
-pub const LOCAL_ACCOUNT_ID: &str = "000000000000";
-
 /// The stack name the template is deployed as locally.
 pub const LOCAL_STACK_NAME: &str = "webchat";
 
@@ -382,7 +379,6 @@ pub(crate) async fn prepare(
 ) -> Result<Prepared, TemplateModeError> {
     let local = webchat_templates::deployment::LocalValues {
         region: endpoints.region.to_string(),
-        account_id: LOCAL_ACCOUNT_ID.to_string(),
         stack_name: options.stack_name.clone(),
         ..webchat_templates::deployment::LocalValues::default()
     };
