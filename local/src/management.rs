@@ -48,13 +48,12 @@ async fn require_signature(
     let iam = gateway.config.management_iam.clone();
     // The gateway's own key (the operator's, as an administrator's on AWS) still works.
     let key = match (&iam, &gateway.config.management_auth) {
-        (Some(_), ManagementAuth::SigV4(key)) => Some(key),
+        (_, ManagementAuth::SigV4(key)) => Some(key),
         // `--management-auth none`: anyone unsigned may; a function's call is still checked.
         (Some(_), ManagementAuth::Off) if !request.headers().contains_key("authorization") => {
             return next.run(request).await
         }
         (Some(_), ManagementAuth::Off) => None,
-        (None, ManagementAuth::SigV4(key)) => Some(key),
         (None, ManagementAuth::Off) => return next.run(request).await,
     };
     let (parts, body) = request.into_parts();

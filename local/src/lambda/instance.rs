@@ -201,7 +201,8 @@ impl Instance {
     /// The `REPORT` line Lambda writes after each invocation.
     fn report(&mut self, config: &FunctionConfig, request_id: &str, duration: Duration) {
         let millis = duration.as_secs_f64() * 1000.0;
-        let billed = (millis.ceil() as u64).max(1);
+        // Lambda bills every started millisecond, at least one.
+        let billed = duration.as_micros().div_ceil(1000).max(1);
         let max_memory = self
             .pid
             .and_then(peak_memory_mb)

@@ -181,16 +181,15 @@ impl Function {
             self.running
                 .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         };
-        let mut instance = match warm {
-            Some(instance) => instance,
-            None => {
-                let instance = Instance::start(&self.config).await.inspect_err(|err| {
-                    tracing::warn!(target: REPORT_TARGET, "[{}] {err}", self.config.function_name);
-                })?;
-                self.running
-                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                instance
-            }
+        let mut instance = if let Some(instance) = warm {
+            instance
+        } else {
+            let instance = Instance::start(&self.config).await.inspect_err(|err| {
+                tracing::warn!(target: REPORT_TARGET, "[{}] {err}", self.config.function_name);
+            })?;
+            self.running
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            instance
         };
         let init_duration = instance.init_duration();
         match instance.invoke(&self.config, request_id, payload).await {

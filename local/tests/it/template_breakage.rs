@@ -5,7 +5,7 @@
 use crate::common::{self, template_options};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use webchat_local::Config;
 use webchat_testkit::{Client, Dynalite};

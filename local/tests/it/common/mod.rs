@@ -102,19 +102,8 @@ pub(crate) fn template_options(config: &Config) -> TemplateOptions {
         ("ActionBurst".into(), limits.action.burst().to_string()),
         ("HistoryDays".into(), limits.history_days.to_string()),
     ];
-    options.stack_name = format!("t{:08x}", rand_suffix());
+    options.stack_name = format!("t{:08x}", rand::random::<u32>());
     options
-}
-
-fn rand_suffix() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish() as u32
 }
 
 /// How a WebSocket handshake ended.
