@@ -240,3 +240,228 @@ pub(crate) fn trace_id() -> String {
         rng.random::<u64>()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    //! The Runtime API and the instances with a tiny fake runtime (a Python script); the
+    //! real `webchat-lambda` runs behind them in the `template_breakage` tests and every
+    //! suite's template mode.
+
+    use super::{Function, FunctionConfig, InvokeError};
+    use axum::body::Bytes;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    /// Polls `next`, then does what `FAKE_MODE` says: `echo` answers with the event and
+    /// the headers it came with (after `FAKE_DELAY` seconds), `error` reports a handler
+    /// error, `exit` exits 3 mid-invocation, `hang` never answers, `init-error` reports
+    /// a failed start.
+    const FAKE_RUNTIME: &str = r#"#!/usr/bin/env python3
+import json, os, sys, time, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
+mode = os.environ["FAKE_MODE"]
+def post(path, body, headers={}):
+    request = urllib.request.Request(api + path, data=json.dumps(body).encode(), method="POST", headers=headers)
+    urllib.request.urlopen(request).read()
+if mode == "init-error":
+    post("/init/error", {"errorType": "Runtime.ConfigError", "errorMessage": "no config"})
+    sys.exit(1)
+while True:
+    with urllib.request.urlopen(api + "/invocation/next") as answer:
+        event = answer.read().decode()
+        headers = {k.lower(): v for k, v in answer.headers.items()}
+    rid = headers["lambda-runtime-aws-request-id"]
+    if mode == "echo":
+        time.sleep(float(os.environ.get("FAKE_DELAY", "0")))
+        post("/invocation/" + rid + "/response", {"event": event, "headers": headers, "name": os.environ["AWS_LAMBDA_FUNCTION_NAME"], "memory": os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "home": os.environ.get("HOME")})
+    elif mode == "error":
+        post("/invocation/" + rid + "/error", {"errorType": "Boom", "errorMessage": "bad"}, {"Lambda-Runtime-Function-Error-Type": "Boom"})
+    elif mode == "exit":
+        sys.exit(3)
+    elif mode == "hang":
+        time.sleep(60)
+"#;
+
+    /// The fake runtime as an executable file, removed when dropped.
+    struct FakeRuntime(PathBuf);
+
+    impl FakeRuntime {
+        fn new() -> FakeRuntime {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = std::env::temp_dir().join(format!(
+                "webchat-fake-runtime-{}-{}",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("bootstrap");
+            std::fs::write(&path, FAKE_RUNTIME).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            FakeRuntime(path)
+        }
+
+        fn function(&self, mode: &str, timeout: Duration, max_instances: usize) -> Function {
+            self.function_with(mode, timeout, max_instances, &[])
+        }
+
+        fn function_with(
+            &self,
+            mode: &str,
+            timeout: Duration,
+            max_instances: usize,
+            extra: &[(&str, &str)],
+        ) -> Function {
+            let mut environment = BTreeMap::from([("FAKE_MODE".to_string(), mode.to_string())]);
+            for (key, value) in extra {
+                environment.insert((*key).to_string(), (*value).to_string());
+            }
+            Function::new(FunctionConfig {
+                function_name: "fake-function".to_string(),
+                executable: self.0.clone(),
+                environment,
+                timeout,
+                memory_mb: 256,
+                handler: "bootstrap".to_string(),
+                region: "eu-west-1".to_string(),
+                account_id: "123456789012".to_string(),
+                max_instances,
+            })
+        }
+    }
+
+    impl Drop for FakeRuntime {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    const EVENT: &str = r#"{"hello":"world"}"#;
+
+    #[tokio::test]
+    async fn an_event_reaches_the_runtime_with_lambdas_headers_and_the_instance_stays_warm() {
+        let fake = FakeRuntime::new();
+        let function = fake.function("echo", Duration::from_secs(10), 10);
+        let cold = function.invoke("req-1", Bytes::from(EVENT)).await.unwrap();
+        assert!(
+            cold.init_duration.is_some(),
+            "a cold start reports its init"
+        );
+        let answer: serde_json::Value = serde_json::from_slice(&cold.response).unwrap();
+        assert_eq!(answer["event"], EVENT);
+        let headers = &answer["headers"];
+        assert_eq!(headers["lambda-runtime-aws-request-id"], "req-1");
+        assert_eq!(
+            headers["lambda-runtime-invoked-function-arn"],
+            "arn:aws:lambda:eu-west-1:123456789012:function:fake-function"
+        );
+        assert!(headers["lambda-runtime-trace-id"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Root=1-")));
+        let deadline: u128 = headers["lambda-runtime-deadline-ms"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        assert!(
+            deadline > now && deadline <= now + 10_000,
+            "{deadline} vs {now}"
+        );
+        assert_eq!(answer["name"], "fake-function");
+        assert_eq!(answer["memory"], "256");
+        assert_eq!(
+            answer["home"],
+            serde_json::Value::Null,
+            "only Lambda's environment"
+        );
+
+        let warm = function.invoke("req-2", Bytes::from(EVENT)).await.unwrap();
+        assert!(warm.init_duration.is_none(), "the same instance, warm");
+        assert_eq!(function.instances(), 1);
+        function.stop();
+    }
+
+    #[tokio::test]
+    async fn busy_instances_make_more_up_to_the_limit() {
+        let fake = FakeRuntime::new();
+        let function =
+            fake.function_with("echo", Duration::from_secs(10), 2, &[("FAKE_DELAY", "0.3")]);
+        let ids: Vec<String> = (0..4).map(|i| format!("req-{i}")).collect();
+        let answers =
+            futures::future::join_all(ids.iter().map(|id| function.invoke(id, Bytes::from(EVENT))))
+                .await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        assert_eq!(function.instances(), 2, "no more than --max-instances");
+        function.stop();
+    }
+
+    #[tokio::test]
+    async fn a_handler_error_fails_the_invocation_and_keeps_the_instance() {
+        let fake = FakeRuntime::new();
+        let function = fake.function("error", Duration::from_secs(10), 10);
+        match function.invoke("req-1", Bytes::from(EVENT)).await {
+            Err(InvokeError::Function {
+                error_type,
+                error_message,
+            }) => assert_eq!(
+                (error_type.as_str(), error_message.as_str()),
+                ("Boom", "bad")
+            ),
+            other => panic!("expected the handler's error, got {other:?}"),
+        }
+        assert_eq!(function.instances(), 1);
+        function.stop();
+    }
+
+    #[tokio::test]
+    async fn a_crash_fails_the_invocation_and_the_next_one_gets_a_new_instance() {
+        let fake = FakeRuntime::new();
+        let function = fake.function("exit", Duration::from_secs(10), 10);
+        match function.invoke("req-1", Bytes::from(EVENT)).await {
+            Err(InvokeError::Crashed(why)) => {
+                assert_eq!(why, "Runtime exited with error: exit status 3");
+            }
+            other => panic!("expected a crash, got {other:?}"),
+        }
+        assert_eq!(function.instances(), 0);
+        let again = function.invoke("req-2", Bytes::from(EVENT)).await;
+        assert!(matches!(again, Err(InvokeError::Crashed(_))), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn an_invocation_past_the_timeout_kills_the_instance() {
+        let fake = FakeRuntime::new();
+        let function = fake.function("hang", Duration::from_secs(1), 10);
+        let started = std::time::Instant::now();
+        let result = function.invoke("req-1", Bytes::from(EVENT)).await;
+        assert!(
+            matches!(result, Err(InvokeError::TimedOut(t)) if t == Duration::from_secs(1)),
+            "{result:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(function.instances(), 0);
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "Task timed out after 1.00 seconds"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_init_error_fails_the_start_with_what_the_runtime_said() {
+        let fake = FakeRuntime::new();
+        let function = fake.function("init-error", Duration::from_secs(10), 10);
+        match function.invoke("req-1", Bytes::from(EVENT)).await {
+            Err(InvokeError::Start(why)) => {
+                assert!(why.contains("Runtime.ConfigError: no config"), "{why}");
+            }
+            other => panic!("expected a failed start, got {other:?}"),
+        }
+        assert_eq!(function.instances(), 0);
+    }
+}
