@@ -44,7 +44,7 @@ tasks:
   bench     measure speed and size figures into target/bench/results.json and the README
   lambdas   build the Lambda binaries (webchat-lambda, webchat-authorizer) for arm64 with
             cargo-lambda (zips in target/lambda/<binary>/); --host: for this machine, for
-            webchat-local --template (target/lambda-host/<binary>/bootstrap)
+            webchat-local --template (target/lambda-host/<binary>/bootstrap; --debug: unoptimised)
 {}
 {}",
         fuzz::USAGE,
@@ -74,7 +74,8 @@ fn main() -> Result<()> {
         }
         Some("bench") => bench::run(&root),
         Some("lambdas") if rest.iter().any(|arg| arg == "--host") => {
-            lambdas::build_host_lambdas(&root, true).map(drop)
+            let release = !rest.iter().any(|arg| arg == "--debug");
+            lambdas::build_host_lambdas(&root, release).map(drop)
         }
         Some("lambdas") => lambdas::build_lambdas(&root).map(|_| ()),
         Some("deploy") => deploy::run(&root, deploy::Task::Deploy, &rest),
@@ -153,7 +154,12 @@ fn test(root: &Path) -> Result<()> {
 
     // The suites that matter once more, with the template's functions behind the routes
     // (`webchat-local --template`): the same test bodies, another launcher.
-    let functions = lambdas::build_host_lambdas(root, false)?;
+    // Debug builds, run from the target directory (`--functions-dir` takes `DIR/<binary>`).
+    let mut functions = cargo(root);
+    functions.args(["build", "-p", "webchat-backend", "--bin", "webchat-lambda"]);
+    functions.args(["-p", "webchat-authorizer", "--bin", "webchat-authorizer"]);
+    step("the Lambda binaries for this machine (debug)", functions)?;
+    let functions = tools::target_dir(root).join("debug");
     let mut template_mode = cargo(root);
     template_mode
         .args(["test", "-p", "webchat-local", "--test", "it", "--"])
