@@ -148,18 +148,21 @@ fn test(root: &Path) -> Result<()> {
     // The frame decoder under libFuzzer from the committed seeds; a crash fails the run.
     fuzz::fuzz(root, fuzz::DEFAULT_SECONDS)?;
 
-    let mut tests = cargo(root);
-    tests.args(["test", "--workspace", "--exclude", "webchat-e2e"]);
-    step("cargo test", tests)?;
-
-    // The suites that matter once more, with the template's functions behind the routes
-    // (`webchat-local --template`): the same test bodies, another launcher.
-    // Debug builds, run from the target directory (`--functions-dir` takes `DIR/<binary>`).
+    // The Lambda binaries that template mode runs (its suites below, and the breakage
+    // tests among the others): debug builds, run from the target directory.
     let mut functions = cargo(root);
     functions.args(["build", "-p", "webchat-backend", "--bin", "webchat-lambda"]);
     functions.args(["-p", "webchat-authorizer", "--bin", "webchat-authorizer"]);
     step("the Lambda binaries for this machine (debug)", functions)?;
     let functions = tools::target_dir(root).join("debug");
+    let mut tests = cargo(root);
+    tests
+        .args(["test", "--workspace", "--exclude", "webchat-e2e"])
+        .env("WEBCHAT_FUNCTIONS_DIR", &functions);
+    step("cargo test", tests)?;
+
+    // The suites that matter once more, with the template's functions behind the routes
+    // (`webchat-local --template`): the same test bodies, another launcher.
     let mut template_mode = cargo(root);
     template_mode
         .args(["test", "-p", "webchat-local", "--test", "it", "--"])

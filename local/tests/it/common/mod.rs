@@ -87,6 +87,14 @@ pub(crate) fn template_options(config: &Config) -> TemplateOptions {
     let root = webchat_testkit::workspace_root();
     let functions_dir = std::env::var_os(FUNCTIONS_DIR_VAR)
         .map_or_else(|| root.join("target/debug"), PathBuf::from);
+    assert!(
+        webchat_local::template_mode::executable(&functions_dir, "webchat-lambda").is_some()
+            && webchat_local::template_mode::executable(&functions_dir, "webchat-authorizer")
+                .is_some(),
+        "template mode runs the Lambda binaries from {} ({FUNCTIONS_DIR_VAR}); build them \
+         first: cargo build -p webchat-backend -p webchat-authorizer --bins",
+        functions_dir.display()
+    );
     let limits = &config.limits;
     let mut options = TemplateOptions::new(root.join("templates/root.yml"), functions_dir);
     options.parameter_overrides = vec![
