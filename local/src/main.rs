@@ -205,10 +205,26 @@ async fn main() -> anyhow::Result<()> {
                 .to_string(),
         );
     }
-    let template = config
-        .template
-        .as_ref()
-        .map(|t| t.path.display().to_string());
+    let template = config.template.as_ref().map(|t| {
+        format!(
+            "{} (binaries from {}, up to {} instances per function, IAM {})",
+            t.path.display(),
+            t.functions_dir.display(),
+            t.max_instances,
+            if t.enforce_iam {
+                "enforced"
+            } else {
+                "not enforced"
+            }
+        )
+    });
+    if config.template.as_ref().is_some_and(|t| !t.enforce_iam) {
+        warnings.push(
+            "WARNING: --enforce-iam false: the functions' DynamoDB and @connections calls are \
+             not checked against their roles; a missing grant will only show on AWS"
+                .to_string(),
+        );
+    }
     let store = match &config.dynamodb_endpoint {
         Some(endpoint) => format!("DynamoDB at {endpoint}"),
         None => "in memory".to_string(),
@@ -228,9 +244,11 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("connections kept {store}");
     match template {
-        Some(template) => println!(
-            "routes run by the functions of {template}, as child processes (rate limits as its parameters say)"
-        ),
+        Some(template) => {
+            println!(
+                "routes run by the functions of {template}; rate limits as its parameters say"
+            );
+        }
         None => println!(
             "rate limits per connection: message {}, other frames {}",
             config_limits.message, config_limits.action
