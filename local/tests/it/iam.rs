@@ -10,6 +10,7 @@ use aws_sdk_apigatewaymanagement::operation::get_connection::GetConnectionError;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType, TimeToLiveStatus};
 use webchat_local::iam::dynamodb::DynamoProxy;
 use webchat_local::iam::{Identities, Identity};
@@ -162,6 +163,21 @@ async fn a_function_reaches_dynamodb_only_as_its_role_allows() {
         .send()
         .await
         .expect("PutItem on Connections is granted to $connect");
+
+    // dynalite's own answers come back as they were: a failed condition stays one.
+    let err = connect
+        .put_item()
+        .table_name(&connections)
+        .item("connectionId", AttributeValue::S("c1".into()))
+        .condition_expression("attribute_not_exists(connectionId)")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .is_some_and(PutItemError::is_conditional_check_failed_exception),
+        "{err:?}"
+    );
 
     // ... and nothing else: another action on that table, or the same on another table.
     let err = connect
