@@ -338,13 +338,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 webchat_backend::local_client(endpoint),
                 config.tables.clone(),
             );
-            store
-                .create_tables_if_missing()
-                .await
-                .map_err(|source| StartError::Tables {
-                    endpoint: endpoint.clone(),
-                    source,
-                })?;
+            // In template mode the template's own definitions made them already.
+            if matches!(handlers, Handlers::InProcess) {
+                store
+                    .create_tables_if_missing()
+                    .await
+                    .map_err(|source| StartError::Tables {
+                        endpoint: endpoint.clone(),
+                        source,
+                    })?;
+            }
             AnyStore::Dynamo(store)
         }
     };
