@@ -1,6 +1,7 @@
 //! `--template` catches what would otherwise show up only on AWS: each test runs
 //! `webchat-local --template` on a copy of the templates with one mistake in it, and a
-//! client (and the log) sees it as it would after a deploy.
+//! client (and the log) sees it as it would after a deploy; and the unbroken template's
+//! authorizer guards `$connect` with sign-in on.
 
 use crate::common::{self, template_options};
 use anyhow::{Context, Result};
@@ -70,6 +71,10 @@ struct Broken {
 
 impl Broken {
     fn start(copy: TemplateCopy) -> Result<Broken> {
+        Broken::start_with(copy, &[])
+    }
+
+    fn start_with(copy: TemplateCopy, args: &[&str]) -> Result<Broken> {
         let dynalite = Dynalite::start();
         let options = template_options(&Config::default());
         let log = copy.dir.join("webchat-local.log");
@@ -84,7 +89,8 @@ impl Broken {
             .arg("--template")
             .arg(copy.root())
             .arg("--functions-dir")
-            .arg(&options.functions_dir);
+            .arg(&options.functions_dir)
+            .args(args);
         let process = webchat_testkit::Launch::new("webchat-local --template", command)
             .log_to(&log)
             .until_ready(webchat_local::READY_LINE_PREFIX, Duration::from_secs(30))?;
@@ -330,6 +336,26 @@ async fn a_table_whose_sort_key_changed_fails_the_writes_that_use_the_old_one() 
     assert!(
         line.is_some(),
         "the log says DynamoDB refused the key:\n{}",
+        gateway.log_text()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_sign_in_the_templates_own_authorizer_function_guards_connect() -> Result<()> {
+    let copy = TemplateCopy::new("sign-in", |_, text| text)?;
+    let gateway = Broken::start_with(copy, &["--auth", "dev"])?;
+    assert_eq!(
+        common::handshake(&gateway.url).await,
+        common::Handshake::refused(401, "Unauthorized"),
+        "no token: the authorizer answers Unauthorized"
+    );
+    let line = gateway
+        .log_line_with(&["AuthorizerFunction", "REPORT RequestId"])
+        .await;
+    assert!(
+        line.is_some(),
+        "the template's AuthorizerFunction ran:\n{}",
         gateway.log_text()
     );
     Ok(())
