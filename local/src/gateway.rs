@@ -53,7 +53,7 @@ pub enum StartError {
     #[error("--auth dev is a development sign-in that lets anyone sign in as any name; it only listens on a loopback address, not {0} (use --addr 127.0.0.1:PORT)")]
     /// `--auth dev` was asked for on an address other machines can reach.
     AuthBeyondLoopback(SocketAddr),
-    #[error("--template: {0}")]
+    #[error("--template: the template cannot run here")]
     /// The template cannot run here.
     Template(#[source] crate::template_mode::TemplateModeError),
     #[error("cannot set up the development sign-in (--auth dev; --auth off connects without it)")]

@@ -341,9 +341,9 @@ pub enum TemplateModeError {
     /// It resolves to something this gateway cannot run.
     #[error(transparent)]
     Wiring(#[from] WiringError),
-    /// It defines no WebSocket API... or its functions need tables it does not define.
-    #[error("{0}")]
-    Unsupported(String),
+    /// The DynamoDB proxy could not listen.
+    #[error("cannot start the DynamoDB proxy the functions call through: {0}")]
+    Proxy(#[source] std::io::Error),
     /// Template mode keeps everything in DynamoDB.
     #[error("--template needs --dynamodb-endpoint (the functions keep their state in DynamoDB; `cargo xtask dev --template` starts dynalite)")]
     NoDynamoDb,
@@ -411,9 +411,7 @@ pub(crate) async fn prepare(
         let proxy = crate::iam::dynamodb::DynamoProxy::new(identities.clone(), endpoints.dynamodb)
             .start(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
-            .map_err(|err| {
-                TemplateModeError::Unsupported(format!("cannot start the DynamoDB proxy: {err}"))
-            })?;
+            .map_err(TemplateModeError::Proxy)?;
         Some(proxy)
     } else {
         None
