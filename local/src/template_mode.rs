@@ -515,3 +515,118 @@ fn table_names(wiring: &Wiring) -> Option<webchat_backend::TableNames> {
         messages: var("MESSAGES_TABLE")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Dispatcher, WiredRoute, Wiring, WiringError};
+    use crate::lambda::FunctionConfig;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    /// A function that is never started here.
+    fn function(name: &str) -> FunctionConfig {
+        FunctionConfig {
+            function_name: name.to_string(),
+            executable: "/nonexistent/bootstrap".into(),
+            environment: BTreeMap::new(),
+            timeout: Duration::from_secs(3),
+            memory_mb: 128,
+            handler: "bootstrap".to_string(),
+            region: "us-east-1".to_string(),
+            account_id: "123456789012".to_string(),
+            max_instances: 1,
+        }
+    }
+
+    fn wiring(routes: &[(&str, &str, bool)]) -> Wiring {
+        let mut wiring = Wiring::default();
+        for (key, id, two_way) in routes {
+            wiring.functions.insert((*id).to_string(), function(id));
+            wiring.routes.insert(
+                (*key).to_string(),
+                WiredRoute {
+                    function: (*id).to_string(),
+                    two_way: *two_way,
+                },
+            );
+        }
+        wiring
+    }
+
+    fn event(route_key: &str) -> aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest {
+        let mut event = aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest::default();
+        event.request_context.route_key = Some(route_key.to_string());
+        event.request_context.connection_id = Some("L0SM9cOFvHcCIhw=".to_string());
+        event.request_context.request_id = Some("abcdefg=".to_string());
+        event
+    }
+
+    #[test]
+    fn a_route_the_template_lacks_goes_to_default_and_replies_as_default_does() {
+        let dispatcher = Dispatcher::new(wiring(&[
+            ("$connect", "Connect", false),
+            ("ping", "Ping", true),
+            ("$default", "Default", true),
+            ("leave", "Leave", false),
+        ]))
+        .unwrap();
+        assert_eq!(dispatcher.route("history").map(|r| r.0), Some("$default"));
+        assert_eq!(dispatcher.route("ping").map(|r| r.0), Some("ping"));
+        assert!(dispatcher.route("$disconnect").is_none());
+        assert!(dispatcher.replies("ping"));
+        assert!(!dispatcher.replies("leave"));
+        assert!(dispatcher.replies("history"));
+    }
+
+    #[tokio::test]
+    async fn with_no_route_and_no_default_the_client_gets_api_gateways_forbidden() {
+        let dispatcher = Dispatcher::new(wiring(&[("$connect", "Connect", false)])).unwrap();
+        let response = dispatcher.invoke(&event("history")).await;
+        assert_eq!(response.status_code, 403);
+        let Some(aws_lambda_events::encodings::Body::Text(body)) = response.body else {
+            panic!("a text body");
+        };
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+            serde_json::json!({"message": "Forbidden", "connectionId": "L0SM9cOFvHcCIhw=", "requestId": "abcdefg="})
+        );
+        // No `$disconnect` route: nothing runs, nothing fails.
+        assert_eq!(
+            dispatcher.invoke(&event("$disconnect")).await.status_code,
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn a_function_that_cannot_start_answers_internal_server_error() {
+        let dispatcher = Dispatcher::new(wiring(&[("ping", "Ping", true)])).unwrap();
+        let response = dispatcher.invoke(&event("ping")).await;
+        assert_eq!(response.status_code, 500);
+        let Some(aws_lambda_events::encodings::Body::Text(body)) = response.body else {
+            panic!("a text body");
+        };
+        assert!(
+            body.contains(r#""message":"Internal server error""#),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn a_route_to_a_function_the_template_lacks_is_refused_naming_both() {
+        let mut wiring = wiring(&[("ping", "Ping", true)]);
+        wiring.routes.insert(
+            "list".to_string(),
+            WiredRoute {
+                function: "ListFunction".to_string(),
+                two_way: true,
+            },
+        );
+        let Err(err) = Dispatcher::new(wiring) else {
+            panic!("refused");
+        };
+        assert!(matches!(err, WiringError::UnknownFunction { .. }));
+        assert!(err
+            .to_string()
+            .contains("route list is wired to function ListFunction"));
+    }
+}
