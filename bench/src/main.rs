@@ -23,6 +23,9 @@
 //! - the UI's first paint in headless Chromium (no goal; see `first_paint.rs`), or with
 //!   `--paired-dist OLD` that of another build of the UI and of `dist/` in one interleaved
 //!   run, so that a change to the UI is compared on the same machine at the same time;
+//! - `webchat-local --template` (the functions' real binaries behind the Lambda Runtime
+//!   API): cold start, a warm invocation and the 1,000-client broadcast
+//!   (`template_mode.rs`);
 //! - `webchat-local`'s RSS growth while one client reads nothing and another floods 20,000
 //!   × 4 KB broadcasts (≤ 16 MB), and the other clients' delivery latency meanwhile.
 //!
@@ -38,6 +41,7 @@ mod metrics_cost;
 mod push;
 mod rooms;
 mod slow_reader;
+mod template_mode;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -147,6 +151,8 @@ struct Options {
     /// Another build of the UI to measure first paint against, paired with `dist/`.
     paired_dist: Option<PathBuf>,
     paired_rounds: usize,
+    template_clients: usize,
+    template_broadcasts: usize,
     only: Option<Vec<String>>,
 }
 
@@ -155,7 +161,8 @@ const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin
               [--throughput-secs N] [--dynamo-clients N] [--dynamo-broadcasts N]
               [--room-broadcasts N (0: none)] [--room-others N] [--room-series N]
               [--history-stored N] [--paired-dist OLD_DIST [--paired-rounds N]]
-              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,metrics]";
+              [--template-clients N] [--template-broadcasts N]
+              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,template,metrics]";
 
 fn options() -> Result<Options> {
     let default_root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -182,6 +189,8 @@ fn options() -> Result<Options> {
         history_stored: 550,
         paired_dist: None,
         paired_rounds: 10,
+        template_clients: 1000,
+        template_broadcasts: 50,
         only: None,
     };
     let mut args = std::env::args().skip(1);
@@ -207,6 +216,8 @@ fn options() -> Result<Options> {
             "--history-stored" => options.history_stored = value()?.parse()?,
             "--paired-dist" => options.paired_dist = Some(PathBuf::from(value()?)),
             "--paired-rounds" => options.paired_rounds = value()?.parse()?,
+            "--template-clients" => options.template_clients = value()?.parse()?,
+            "--template-broadcasts" => options.template_broadcasts = value()?.parse()?,
             "--only" => {
                 options.only = Some(value()?.split(',').map(str::to_string).collect());
             }
@@ -222,6 +233,8 @@ fn options() -> Result<Options> {
         || options.dynamo_clients < 2
         || options.broadcasts == 0
         || options.dynamo_broadcasts == 0
+        || options.template_clients < 2
+        || options.template_broadcasts == 0
     {
         bail!("need at least 2 clients and 1 broadcast");
     }
@@ -1161,6 +1174,10 @@ async fn run(options: Options) -> Result<()> {
     if options.wants("throughput") {
         let result = throughput(&options, &mut figures).await;
         attempt("throughput", result, &mut figures);
+    }
+    if options.wants("template") {
+        let result = template_mode::figures(&options, &mut figures).await;
+        attempt("template mode", result, &mut figures);
     }
     if options.wants("slowreader") {
         let result = slow_reader_figures(&options, &mut figures).await;

@@ -54,6 +54,8 @@ pub struct Config {
     /// How long the development issuer's tokens last (`--auth dev`); short ones let a
     /// test watch the UI renew them.
     pub auth_token_lifetime: Duration,
+    /// `--template`: the SAM template's functions run the routes, not this process.
+    pub template: Option<crate::template_mode::TemplateOptions>,
 }
 
 /// Sign-in on `$connect`.
@@ -92,6 +94,7 @@ impl Default for Config {
             limits: Limits::DEFAULT,
             auth: Auth::Off,
             auth_token_lifetime: Duration::from_secs(dev_issuer::DEFAULT_TOKEN_LIFETIME_SECS),
+            template: None,
         }
     }
 }

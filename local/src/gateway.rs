@@ -53,6 +53,9 @@ pub enum StartError {
     #[error("--auth dev is a development sign-in that lets anyone sign in as any name; it only listens on a loopback address, not {0} (use --addr 127.0.0.1:PORT)")]
     /// `--auth dev` was asked for on an address other machines can reach.
     AuthBeyondLoopback(SocketAddr),
+    #[error("--template: the template cannot run here")]
+    /// The template cannot run here.
+    Template(#[source] crate::template_mode::TemplateModeError),
     #[error("cannot set up the development sign-in (--auth dev; --auth off connects without it)")]
     /// The development issuer could not be set up.
     Auth(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -119,6 +122,16 @@ pub(crate) struct Gateway {
     pub stopping: AtomicBool,
     /// With sign-in on: the authorizer `$connect` runs first, and the issuer it trusts.
     pub sign_in: Option<SignIn>,
+    /// Who runs the routes' handlers.
+    pub handlers: Handlers,
+}
+
+/// Who runs the routes' handlers.
+pub(crate) enum Handlers {
+    /// The backend's handlers in this process (the fast default).
+    InProcess,
+    /// The functions the SAM template wires, as child processes (`--template`).
+    Template(crate::template_mode::Dispatcher),
 }
 
 impl Gateway {
@@ -140,9 +153,13 @@ impl Gateway {
         event: &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
     ) -> aws_lambda_events::apigw::ApiGatewayProxyResponse {
         let started = std::time::Instant::now();
-        let response =
-            webchat_backend::handle(&self.store, &self.management, &self.config.limits, event)
-                .await;
+        let response = match &self.handlers {
+            Handlers::InProcess => {
+                webchat_backend::handle(&self.store, &self.management, &self.config.limits, event)
+                    .await
+            }
+            Handlers::Template(dispatcher) => dispatcher.invoke(event).await,
+        };
         let context = &event.request_context;
         tracing::info!(
             target: "webchat_local::route",
@@ -153,6 +170,14 @@ impl Gateway {
             started.elapsed().as_secs_f64() * 1000.0
         );
         response
+    }
+
+    /// Whether the client gets the answer to a frame on `route` (a two-way route).
+    pub(crate) fn replies(&self, route: webchat_shared_types::Route) -> bool {
+        match &self.handlers {
+            Handlers::InProcess => route.replies(),
+            Handlers::Template(dispatcher) => dispatcher.replies(route.key()),
+        }
     }
 }
 
@@ -242,6 +267,9 @@ impl Running {
                 }
             })
             .await;
+        if let Handlers::Template(dispatcher) = &self.gateway.handlers {
+            dispatcher.stop();
+        }
     }
 }
 
@@ -267,6 +295,42 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
 
+    let mut config = config;
+    let mut api_id = api_id();
+    let handlers = match &config.template {
+        None => Handlers::InProcess,
+        Some(options) => {
+            let dynamodb = config
+                .dynamodb_endpoint
+                .as_deref()
+                .ok_or(StartError::Template(
+                    crate::template_mode::TemplateModeError::NoDynamoDb,
+                ))?;
+            let endpoints = crate::template_mode::LocalEndpoints {
+                gateway: format!("http://{addr}"),
+                dynamodb,
+                region: &config.region,
+                credentials: config.management_auth.signing_key(),
+                dev_issuer: match &config.auth {
+                    Auth::Off => None,
+                    Auth::Dev { client_id } => Some((format!("http://{addr}"), client_id.clone())),
+                },
+            };
+            let prepared = crate::template_mode::prepare(options, &endpoints)
+                .await
+                .map_err(StartError::Template)?;
+            // The API is the template's: its stage, its id, its tables.
+            api_id = prepared.api_id;
+            config.stage = prepared.stage;
+            config.management_iam = prepared.management_iam;
+            match prepared.tables {
+                Some(tables) => config.tables = tables,
+                // Nothing of ours to clean up at stop in tables nobody can name.
+                None => config.dynamodb_endpoint = None,
+            }
+            Handlers::Template(prepared.dispatcher)
+        }
+    };
     let store = match &config.dynamodb_endpoint {
         None => AnyStore::Memory(MemoryStore::new()),
         Some(endpoint) => {
@@ -274,13 +338,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 webchat_backend::local_client(endpoint),
                 config.tables.clone(),
             );
-            store
-                .create_tables_if_missing()
-                .await
-                .map_err(|source| StartError::Tables {
-                    endpoint: endpoint.clone(),
-                    source,
-                })?;
+            // In template mode the template's own definitions made them already.
+            if matches!(handlers, Handlers::InProcess) {
+                store
+                    .create_tables_if_missing()
+                    .await
+                    .map_err(|source| StartError::Tables {
+                        endpoint: endpoint.clone(),
+                        source,
+                    })?;
+            }
             AnyStore::Dynamo(store)
         }
     };
@@ -298,7 +365,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let stage = config.stage.clone();
     let gateway = Arc::new(Gateway {
         api: ApiInfo {
-            api_id: api_id(),
+            api_id,
             stage: stage.clone(),
             domain_name: addr.to_string(),
         },
@@ -314,6 +381,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         connections: Mutex::new(HashMap::new()),
         stopping: AtomicBool::new(false),
         sign_in,
+        handlers,
         config,
     });
 

@@ -3,7 +3,7 @@
 
 use crate::dev_issuer;
 use crate::events::{self, ConnectionInfo};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Handlers};
 use crate::socket;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
@@ -68,9 +68,11 @@ pub(crate) async fn upgrade(
     }
     let mut event = events::connect_event(&gateway.api, &info, &headers, query_map);
     tracing::info!(target: "webchat_local::connection", "connect {} from {}", info.connection_id, info.source_ip);
-    if let Some(sign_in) = &gateway.sign_in {
+    let template_authorizer =
+        matches!(&gateway.handlers, Handlers::Template(d) if d.has_authorizer());
+    if gateway.sign_in.is_some() || template_authorizer {
         let started = std::time::Instant::now();
-        match authorize(&gateway, sign_in, &event).await {
+        match authorize(&gateway, &event).await {
             Ok(authorizer) => {
                 let latency = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
                 info.authorizer = Some(authorizer);
@@ -134,9 +136,9 @@ fn refusal(status: StatusCode) -> Response {
 /// connection its identity; `Unauthorized` answers 401, `Deny` 403, any other failure 500.
 async fn authorize(
     gateway: &Gateway,
-    sign_in: &SignIn,
     connect: &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
 ) -> Result<events::AuthorizerInfo, StatusCode> {
+    use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerResponse;
     use aws_lambda_events::iam::IamPolicyEffect;
     let internal = StatusCode::INTERNAL_SERVER_ERROR;
     let method_arn = format!(
@@ -147,28 +149,39 @@ async fn authorize(
         Route::Connect.key()
     );
     let request = events::authorizer_request(connect, &method_arn).ok_or(internal)?;
-    match webchat_authorizer::authorize(&sign_in.verifier, &request).await {
-        Err(webchat_authorizer::AuthorizerError::Unauthorized) => Err(StatusCode::UNAUTHORIZED),
-        Err(webchat_authorizer::AuthorizerError::Unavailable) => Err(internal),
-        Ok(response) => {
-            let statements = &response.policy_document.statement;
-            let allowed = !statements.is_empty()
-                && statements
-                    .iter()
-                    .all(|s| s.effect == IamPolicyEffect::Allow);
-            if !allowed {
-                return Err(StatusCode::FORBIDDEN);
+    let response: ApiGatewayCustomAuthorizerResponse<serde_json::Value> =
+        match (&gateway.handlers, &gateway.sign_in) {
+            (Handlers::Template(dispatcher), _) if dispatcher.has_authorizer() => {
+                dispatcher.authorize(&request).await?
             }
-            let Ok(serde_json::Value::Object(context)) = serde_json::to_value(&response.context)
-            else {
-                return Err(internal);
-            };
-            Ok(events::AuthorizerInfo {
-                principal_id: response.principal_id.unwrap_or_default(),
-                context,
-            })
-        }
+            (_, Some(sign_in)) => {
+                match webchat_authorizer::authorize(&sign_in.verifier, &request).await {
+                    Err(webchat_authorizer::AuthorizerError::Unauthorized) => {
+                        return Err(StatusCode::UNAUTHORIZED)
+                    }
+                    Err(webchat_authorizer::AuthorizerError::Unavailable) => return Err(internal),
+                    Ok(response) => serde_json::to_value(response)
+                        .and_then(serde_json::from_value)
+                        .map_err(|_| internal)?,
+                }
+            }
+            _ => return Err(internal),
+        };
+    let statements = &response.policy_document.statement;
+    let allowed = !statements.is_empty()
+        && statements
+            .iter()
+            .all(|s| s.effect == IamPolicyEffect::Allow);
+    if !allowed {
+        return Err(StatusCode::FORBIDDEN);
     }
+    let serde_json::Value::Object(context) = response.context else {
+        return Err(internal);
+    };
+    Ok(events::AuthorizerInfo {
+        principal_id: response.principal_id.unwrap_or_default(),
+        context,
+    })
 }
 
 #[cfg(test)]

@@ -16,12 +16,14 @@ mod events;
 mod gateway;
 mod handshake;
 pub mod iam;
+pub mod lambda;
 mod management;
 mod metrics;
 pub mod outbox;
 pub mod sigv4;
 mod socket;
 mod store;
+pub mod template_mode;
 pub mod template_tables;
 mod ui;
 

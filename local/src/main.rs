@@ -94,6 +94,25 @@ struct Args {
     /// Seconds the development issuer's tokens last (a few, to watch a client renew them).
     #[arg(long, value_name = "SECS", default_value_t = webchat_local::dev_issuer::DEFAULT_TOKEN_LIFETIME_SECS)]
     auth_token_lifetime: u64,
+    /// Run the routes as this SAM template wires them (e.g. templates/root.yml): each
+    /// function's real binary behind a Lambda Runtime API, its environment, its tables.
+    /// Needs --dynamodb-endpoint.
+    #[arg(long, value_name = "FILE")]
+    template: Option<PathBuf>,
+    /// With --template: the template's parameters, `Key=Value` as `sam deploy` takes them.
+    #[arg(long, value_name = "KEY=VALUE", num_args = 1.., requires = "template")]
+    parameter_overrides: Vec<String>,
+    /// With --template: instances each function may run at once.
+    #[arg(long, value_name = "N", default_value_t = webchat_local::lambda::DEFAULT_MAX_INSTANCES,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    max_instances: u16,
+    /// With --template: functions reach DynamoDB and @connections only as their roles allow.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    enforce_iam: bool,
+    /// With --template: where the functions' binaries are (DIR/<binary>/bootstrap, as
+    /// `cargo xtask lambdas --host` builds them, or DIR/<binary>).
+    #[arg(long, value_name = "DIR", default_value = "target/lambda-host")]
+    functions_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -153,6 +172,19 @@ async fn main() -> anyhow::Result<()> {
             },
         },
         auth_token_lifetime: Duration::from_secs(args.auth_token_lifetime),
+        template: match args.template {
+            None => None,
+            Some(path) => Some(webchat_local::template_mode::TemplateOptions {
+                path,
+                parameter_overrides: webchat_templates::deployment::parse_parameter_overrides(
+                    &args.parameter_overrides,
+                )?,
+                max_instances: usize::from(args.max_instances),
+                enforce_iam: args.enforce_iam,
+                functions_dir: args.functions_dir,
+                stack_name: webchat_local::template_mode::LOCAL_STACK_NAME.to_string(),
+            }),
+        },
     };
     let auth_lines = describe_auth(&config);
     let mut warnings = Vec::new();
@@ -170,6 +202,26 @@ async fn main() -> anyhow::Result<()> {
         warnings.push(
             "WARNING: --auth dev: a development sign-in with no password; anyone who reaches \
              this machine's loopback can sign in as any name. Never use it for a deployment."
+                .to_string(),
+        );
+    }
+    let template = config.template.as_ref().map(|t| {
+        format!(
+            "{} (binaries from {}, up to {} instances per function, IAM {})",
+            t.path.display(),
+            t.functions_dir.display(),
+            t.max_instances,
+            if t.enforce_iam {
+                "enforced"
+            } else {
+                "not enforced"
+            }
+        )
+    });
+    if config.template.as_ref().is_some_and(|t| !t.enforce_iam) {
+        warnings.push(
+            "WARNING: --enforce-iam false: the functions' DynamoDB and @connections calls are \
+             not checked against their roles; a missing grant will only show on AWS"
                 .to_string(),
         );
     }
@@ -191,10 +243,17 @@ async fn main() -> anyhow::Result<()> {
         running.management_endpoint()
     );
     println!("connections kept {store}");
-    println!(
-        "rate limits per connection: message {}, other frames {}",
-        config_limits.message, config_limits.action
-    );
+    match template {
+        Some(template) => {
+            println!(
+                "routes run by the functions of {template}; rate limits as its parameters say"
+            );
+        }
+        None => println!(
+            "rate limits per connection: message {}, other frames {}",
+            config_limits.message, config_limits.action
+        ),
+    }
     if let Some(issuer) = running.issuer_url() {
         println!(
             "development sign-in: issuer {issuer} ({issuer}/.well-known/openid-configuration); \

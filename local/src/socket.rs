@@ -193,7 +193,7 @@ async fn handle_frames(
             frame.is_base64_encoded,
         );
         let response = gateway.invoke(&event).await;
-        if !frame.route.replies() {
+        if !gateway.replies(frame.route) {
             continue;
         }
         // A reply that does not fit closes the connection like any other push.

@@ -33,6 +33,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     )?;
     // Sizes are of what this checkout builds now, not of whatever an earlier build left.
     crate::lambdas::build_lambdas(root)?;
+    // Template mode's figures run the same binaries built for this machine.
+    crate::lambdas::build_host_lambdas(root, true)?;
     crate::ui::ensure_ui_tools(root)?;
     crate::ui::build_ui(root, true)?;
 

@@ -322,6 +322,53 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
+/// Where `cargo xtask lambdas --host` puts each binary (under the target directory), as
+/// `<binary>/bootstrap` the way cargo-lambda lays out a build, for `webchat-local
+/// --template --functions-dir`.
+pub(crate) const HOST_LAMBDA_DIR: &str = "lambda-host";
+
+/// The Lambda binaries for this machine, for `webchat-local --template`: built by Cargo
+/// (cargo-lambda's host build is the same `cargo build`, and cargo-lambda is not
+/// installed unless a deploy asked for it) and copied to
+/// `target/lambda-host/<binary>/bootstrap`. Returns that directory.
+pub(crate) fn build_host_lambdas(root: &Path, release: bool) -> Result<PathBuf> {
+    let started = Instant::now();
+    let mut build = crate::tools::cargo(root);
+    build.args(["build", "-p", "webchat-backend", "--bin", LAMBDA_BINARY]);
+    build.args(["-p", "webchat-authorizer", "--bin", AUTHORIZER_BINARY]);
+    if release {
+        build.arg("--release");
+    }
+    println!(
+        "xtask: building {LAMBDA_BINARY} and {AUTHORIZER_BINARY} for this machine ({})",
+        if release { "release" } else { "debug" }
+    );
+    run(&mut build)?;
+    let build_dir = crate::tools::target_dir(root).join(if release { "release" } else { "debug" });
+    let dir = crate::tools::target_dir(root).join(HOST_LAMBDA_DIR);
+    for binary in [LAMBDA_BINARY, AUTHORIZER_BINARY] {
+        let target = dir.join(binary);
+        std::fs::create_dir_all(&target)
+            .with_context(|| format!("creating {}", target.display()))?;
+        let bootstrap = target.join("bootstrap");
+        // Replaced, not overwritten: an instance of the old one may still be running.
+        let _ = std::fs::remove_file(&bootstrap);
+        std::fs::copy(build_dir.join(binary), &bootstrap).with_context(|| {
+            format!(
+                "copying {} to {}",
+                build_dir.join(binary).display(),
+                bootstrap.display()
+            )
+        })?;
+    }
+    println!(
+        "xtask: {} holds {LAMBDA_BINARY}/bootstrap and {AUTHORIZER_BINARY}/bootstrap ({:.0} s)",
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,11 +5,15 @@
 //!   and the real-browser test. CI runs this.
 //! - `dev`: installs the UI tools, builds the UI, and serves the whole chat with
 //!   `webchat-local` at <http://127.0.0.1:8080/>; `dev --auth` with sign-in at its
-//!   development issuer (`webchat-local --auth dev`).
+//!   development issuer (`webchat-local --auth dev`); `dev --template` runs the routes as
+//!   `templates/root.yml` wires them, each function's real binary as its own process, on
+//!   dynalite.
 //! - `ui`: installs the UI tools and builds the release UI into `dist/`, checking its
 //!   download against the size budget.
 //! - `bench`: the speed and size figures, written to `target/bench/results.json`.
-//! - `lambdas`: the arm64 Lambda builds (the chat and the sign-in authorizer) with cargo-lambda.
+//! - `lambdas`: the arm64 Lambda builds (the chat and the sign-in authorizer) with
+//!   cargo-lambda; `lambdas --host` the same binaries for this machine, for
+//!   `webchat-local --template`.
 //! - `deploy`, `destroy`: the whole chat onto AWS, or off it (docs/deploy.md).
 //! - `fuzz`: the cargo-fuzz target on frame decoding, for a minute (`--seconds N`).
 
@@ -33,18 +37,24 @@ tasks:
   test      install what is missing, then fmt, clippy, wasm build, cfn-lint and sam validate,
             all tests, 60 s of fuzzing, the full-size load tests, browser test
   dev       build the UI and serve the chat at http://127.0.0.1:8080/ (extra args go to webchat-local;
-            --auth: sign in first, at webchat-local's development issuer)
+            --auth: sign in first, at webchat-local's development issuer; --template [FILE]: the
+            functions' real binaries, built for this machine, wired by templates/root.yml, on dynalite)
   ui        build the release UI into dist/ (with .br and .gz copies to serve) and check its size
             against the budget
   bench     measure speed and size figures into target/bench/results.json and the README
   lambdas   build the Lambda binaries (webchat-lambda, webchat-authorizer) for arm64 with
-            cargo-lambda (zips in target/lambda/<binary>/)
+            cargo-lambda (zips in target/lambda/<binary>/); --host: for this machine, for
+            webchat-local --template (target/lambda-host/<binary>/bootstrap; --debug: unoptimised)
 {}
 {}",
         fuzz::USAGE,
         deploy::USAGE
     )
 }
+
+/// The local test suites that run in template mode too: the protocol, rooms and rejoin,
+/// rate limits, sign-in and the management API.
+const TEMPLATE_MODE_SUITES: &[&str] = &["gateway::", "rejoin::", "rate_limit::", "auth::"];
 
 /// dynalite, the DynamoDB implementation the tests run against.
 const DYNALITE: &str = "dynalite@3.2.2";
@@ -63,6 +73,10 @@ fn main() -> Result<()> {
             ui::build_ui(&root, true).map(drop)
         }
         Some("bench") => bench::run(&root),
+        Some("lambdas") if rest.iter().any(|arg| arg == "--host") => {
+            let release = !rest.iter().any(|arg| arg == "--debug");
+            lambdas::build_host_lambdas(&root, release).map(drop)
+        }
         Some("lambdas") => lambdas::build_lambdas(&root).map(|_| ()),
         Some("deploy") => deploy::run(&root, deploy::Task::Deploy, &rest),
         Some("destroy") => deploy::run(&root, deploy::Task::Destroy, &rest),
@@ -134,9 +148,31 @@ fn test(root: &Path) -> Result<()> {
     // The frame decoder under libFuzzer from the committed seeds; a crash fails the run.
     fuzz::fuzz(root, fuzz::DEFAULT_SECONDS)?;
 
+    // The Lambda binaries that template mode runs (its suites below, and the breakage
+    // tests among the others): debug builds, run from the target directory.
+    let mut functions = cargo(root);
+    functions.args(["build", "-p", "webchat-backend", "--bin", "webchat-lambda"]);
+    functions.args(["-p", "webchat-authorizer", "--bin", "webchat-authorizer"]);
+    step("the Lambda binaries for this machine (debug)", functions)?;
+    let functions = tools::target_dir(root).join("debug");
     let mut tests = cargo(root);
-    tests.args(["test", "--workspace", "--exclude", "webchat-e2e"]);
+    tests
+        .args(["test", "--workspace", "--exclude", "webchat-e2e"])
+        .env("WEBCHAT_FUNCTIONS_DIR", &functions);
     step("cargo test", tests)?;
+
+    // The suites that matter once more, with the template's functions behind the routes
+    // (`webchat-local --template`): the same test bodies, another launcher.
+    let mut template_mode = cargo(root);
+    template_mode
+        .args(["test", "-p", "webchat-local", "--test", "it", "--"])
+        .args(TEMPLATE_MODE_SUITES)
+        .env("WEBCHAT_LOCAL_MODE", "template")
+        .env("WEBCHAT_FUNCTIONS_DIR", &functions);
+    step(
+        "the suites in template mode (webchat-local --template)",
+        template_mode,
+    )?;
 
     // A million pushes through the SDK and back: minutes unoptimised, about two in
     // the `load-test` profile (Cargo.toml says why it exists).
@@ -177,10 +213,44 @@ fn dev_args(extra: &[String]) -> Vec<String> {
     args
 }
 
+/// `--template [FILE]` taken out of `dev`'s arguments: the template to run, if asked.
+fn take_template(args: &mut Vec<String>) -> Option<PathBuf> {
+    let at = args.iter().position(|arg| arg == "--template")?;
+    args.remove(at);
+    if at < args.len() && !args[at].starts_with("--") {
+        Some(PathBuf::from(args.remove(at)))
+    } else {
+        Some(PathBuf::from("templates/root.yml"))
+    }
+}
+
 fn dev(root: &Path, extra: &[String]) -> Result<()> {
-    let extra = dev_args(extra);
+    let mut extra = dev_args(extra);
+    let template = take_template(&mut extra);
     ui::ensure_ui_tools(root)?;
     let dist = ui::build_ui(root, true)?;
+    // Kept until webchat-local ends: its tables, and what the functions store.
+    let mut _dynalite = None;
+    if let Some(template) = template {
+        let functions = lambdas::build_host_lambdas(root, true)?;
+        ensure_dynalite(root)?;
+        let dynalite = webchat_testkit::Dynalite::start();
+        println!(
+            "xtask: template mode: {} wired by {} on dynalite at {}",
+            functions.display(),
+            template.display(),
+            dynalite.endpoint()
+        );
+        extra.extend([
+            "--template".to_string(),
+            template.display().to_string(),
+            "--functions-dir".to_string(),
+            functions.display().to_string(),
+            "--dynamodb-endpoint".to_string(),
+            dynalite.endpoint(),
+        ]);
+        _dynalite = Some(dynalite);
+    }
     println!("xtask: starting webchat-local; open http://127.0.0.1:8080/ (Ctrl-C stops it)");
     println!("xtask: its metrics (Prometheus text): http://127.0.0.1:8080/metrics");
     let mut serve = cargo(root);
@@ -200,7 +270,25 @@ fn dev(root: &Path, extra: &[String]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::dev_args;
+    use super::{dev_args, take_template};
+    use std::path::PathBuf;
+
+    #[test]
+    fn dev_template_alone_means_the_root_template() {
+        let mut given = args(&["--template", "--auth", "dev"]);
+        assert_eq!(
+            take_template(&mut given),
+            Some(PathBuf::from("templates/root.yml"))
+        );
+        assert_eq!(given, args(&["--auth", "dev"]));
+        let mut given = args(&["--template", "templates/websocket.yml"]);
+        assert_eq!(
+            take_template(&mut given),
+            Some(PathBuf::from("templates/websocket.yml"))
+        );
+        assert!(given.is_empty());
+        assert_eq!(take_template(&mut args(&["--auth", "dev"])), None);
+    }
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(ToString::to_string).collect()

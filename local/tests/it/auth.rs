@@ -15,7 +15,7 @@ use webchat_testkit::http;
 const CLIENT_ID: &str = "webchat-local";
 const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 
-async fn start_with_sign_in() -> Running {
+async fn start_with_sign_in() -> common::TestGateway {
     common::start(Config {
         auth: Auth::Dev {
             client_id: CLIENT_ID.to_string(),

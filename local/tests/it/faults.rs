@@ -15,7 +15,7 @@ use webchat_testkit::{join_many, Client, ClientError, Dynalite, Inbox};
 
 /// A gateway on a free port with `clients` peers registered on it.
 struct Room {
-    gateway: Running,
+    gateway: crate::common::TestGateway,
     url: String,
     inbox: Arc<Inbox>,
     peers: Vec<Client>,

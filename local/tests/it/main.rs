@@ -21,6 +21,7 @@ mod rate_limit;
 mod rejoin;
 mod static_ui;
 mod template;
+mod template_breakage;
 
 // As in the `webchat-local` binary (src/main.rs says why): the gateway runs in this
 // process here.
