@@ -112,7 +112,7 @@ pub struct Fanout<'a> {
     pub queue: &'a dyn FanoutQueue,
     /// Rooms with more members than this are handed to the workers.
     pub inline_limit: usize,
-    /// Members per job: a room of N members is split into ⌈N / shard_size⌉ shards
+    /// Members per job: a room of N members is split into ⌈N / `shard_size`⌉ shards
     /// ([`crate::store::SHARD_SIZE`] unless a test wants many shards of a small room).
     pub shard_size: usize,
 }

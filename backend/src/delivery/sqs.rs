@@ -53,7 +53,7 @@ impl SqsQueue {
                 .collect::<Result<Vec<_>, _>>();
             let entries = match entries {
                 Ok(entries) => entries,
-                Err(err) => return fail_all(pending, "SendMessageBatch entry", Some(err.into())),
+                Err(err) => return fail_all(pending, "SendMessageBatch entry", &err),
             };
             let sent = self
                 .client
@@ -91,7 +91,7 @@ impl SqsQueue {
                     refused.extend(fail_all(
                         std::mem::take(&mut pending),
                         "SendMessageBatch",
-                        Some(err.into()),
+                        &err,
                     ));
                     Vec::new()
                 }
@@ -124,12 +124,9 @@ fn queue_error(
 fn fail_all(
     jobs: Vec<(usize, FanoutJob)>,
     what: &str,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    source: &(dyn std::error::Error + 'static),
 ) -> Vec<(FanoutJob, QueueError)> {
-    let context = match &source {
-        Some(source) => format!("{what} failed: {}", Causes(source.as_ref())),
-        None => format!("{what} failed"),
-    };
+    let context = format!("{what} failed: {}", Causes(source));
     jobs.into_iter()
         .map(|(_, job)| (job, queue_error(context.clone(), None)))
         .collect()
