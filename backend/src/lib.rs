@@ -6,6 +6,7 @@
 //! - [`delivery`]: the gateway port, the management API client, retries and fan-out;
 //! - [`rules`]: the chat itself, one method per route;
 //! - [`apigw`]: one API Gateway event in, one response out;
+//! - [`fanout_edge`]: one SQS batch of fan-out jobs in, the failed ones out;
 //! - [`limits`]: rate limits and retention, and their settings;
 //! - [`config`]: what is wrong with a setting.
 //!
@@ -19,6 +20,7 @@
 pub mod apigw;
 pub mod config;
 pub mod delivery;
+pub mod fanout_edge;
 pub mod limits;
 pub mod rules;
 pub mod sdk;

@@ -50,6 +50,12 @@ pub struct Config {
     /// How long the development issuer's tokens last (`--auth dev`); short ones let a
     /// test watch the UI renew them.
     pub auth_token_lifetime: Duration,
+    /// Rooms with more members than this are pushed to by the fan-out workers, one job
+    /// per shard, instead of by the handler (`FANOUT_INLINE` on AWS).
+    pub fanout_inline: usize,
+    /// Members per fan-out job ([`webchat_backend::store::SHARD_SIZE`] unless a test
+    /// wants many shards of a small room).
+    pub fanout_shard_size: usize,
 }
 
 /// Sign-in on `$connect`.
@@ -87,6 +93,8 @@ impl Default for Config {
             limits: Limits::DEFAULT,
             auth: Auth::Off,
             auth_token_lifetime: Duration::from_secs(dev_issuer::DEFAULT_TOKEN_LIFETIME_SECS),
+            fanout_inline: webchat_backend::delivery::DEFAULT_FANOUT_INLINE,
+            fanout_shard_size: webchat_backend::store::SHARD_SIZE,
         }
     }
 }

@@ -119,6 +119,8 @@ pub(crate) struct Gateway {
     pub stopping: AtomicBool,
     /// With sign-in on: the authorizer `$connect` runs first, and the issuer it trusts.
     pub sign_in: Option<SignIn>,
+    /// Where pushes to big rooms go: the in-process fan-out workers.
+    pub fanout: crate::fanout::LocalQueue,
 }
 
 impl Gateway {
@@ -140,9 +142,19 @@ impl Gateway {
         event: &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
     ) -> aws_lambda_events::apigw::ApiGatewayProxyResponse {
         let started = std::time::Instant::now();
-        let response =
-            webchat_backend::handle(&self.store, &self.management, &self.config.limits, event)
-                .await;
+        let fanout = webchat_backend::Fanout {
+            queue: &self.fanout,
+            inline_limit: self.config.fanout_inline,
+            shard_size: self.config.fanout_shard_size,
+        };
+        let response = webchat_backend::handle_with_fanout(
+            &self.store,
+            &self.management,
+            &self.config.limits,
+            Some(fanout),
+            event,
+        )
+        .await;
         let context = &event.request_context;
         tracing::info!(
             target: "webchat_local::route",
@@ -296,6 +308,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ),
     };
     let stage = config.stage.clone();
+    let (fanout, fanout_jobs) = crate::fanout::queue();
     let gateway = Arc::new(Gateway {
         api: ApiInfo {
             api_id: api_id(),
@@ -314,8 +327,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         connections: Mutex::new(HashMap::new()),
         stopping: AtomicBool::new(false),
         sign_in,
+        fanout,
         config,
     });
+    crate::fanout::spawn_workers(&gateway, fanout_jobs);
 
     let app = router(gateway.clone());
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();

@@ -6,8 +6,9 @@
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use webchat_backend::delivery::sqs::{handle_sqs, is_sqs_event, SqsQueue};
+use webchat_backend::delivery::sqs::SqsQueue;
 use webchat_backend::delivery::{fanout_inline_from_env, FANOUT_QUEUE_URL_VAR};
+use webchat_backend::fanout_edge::{handle_sqs, is_sqs_event};
 use webchat_backend::{DynamoStore, Fanout, Limits, ManagementGateways, Retrying, TableNames};
 
 #[tokio::main]

@@ -5,9 +5,9 @@ use super::{
     ConnectionGateway, ConnectionStore, ConversationNote, HistoryStore, Refusal, Rules,
     ServerEvent, ServerFrame, StoreError, StoredMessage, User,
 };
+use crate::delivery::FanOut;
 use crate::delivery::{Fanout, FanoutJob, RoomPush};
 use crate::store::{shard_count, Shard};
-use crate::FanOut;
 use webchat_telemetry::metrics as m;
 use webchat_telemetry::Causes;
 

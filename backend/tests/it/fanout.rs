@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
-use webchat_backend::delivery::sqs::{handle_sqs, is_sqs_event};
+use webchat_backend::fanout_edge::{handle_sqs, is_sqs_event};
 use webchat_backend::store::shards::shard_count;
 use webchat_backend::{
     local_client, ConnectionStore, DownStore, DynamoStore, Fanout, FanoutJob, FanoutQueue, Frame,
