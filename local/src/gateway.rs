@@ -280,7 +280,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })?;
 
     let store = match &config.dynamodb_endpoint {
-        None => AnyStore::Memory(MemoryStore::new()),
+        None => AnyStore::Memory(Box::new(MemoryStore::new())),
         Some(endpoint) => {
             let store = DynamoStore::new(
                 webchat_backend::local_client(endpoint),
