@@ -83,7 +83,7 @@ async fn a_big_rooms_messages_reach_every_member_once(config: Config) -> Result<
         got.sort();
         assert_eq!(got, expected, "every message once");
         // The gone member's shard job removed it and the room heard it leave.
-        assert_eq!(exits, [gone_id.clone()]);
+        assert_eq!(exits, std::slice::from_ref(&gone_id));
         // ...and nothing more: no message twice.
         while let Some(Incoming::Text(late)) = member.next(Duration::from_millis(300)).await {
             let frame: Value = serde_json::from_str(&late)?;
