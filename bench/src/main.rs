@@ -21,6 +21,9 @@
 //!   `webchat-local` with `Accept-Encoding: br, gzip` (`download.rs`);
 //! - `webchat-local` peak RSS with 1,000 connections (≤ 100 MB);
 //! - the UI's first paint in headless Chromium (no goal; see `first_paint.rs`);
+//! - big rooms of 1,000, 5,000 and 10,000 members: broadcast p50 and p99 through the
+//!   fan-out workers (p99 ≤ 1 s at 10,000), and `target/bench/big-rooms.svg`, every
+//!   `big room` row plotted against the room's size (`big_rooms.rs`);
 //! - `webchat-local`'s RSS growth while one client reads nothing and another floods 20,000
 //!   × 4 KB broadcasts (≤ 16 MB), and the other clients' delivery latency meanwhile.
 //!
@@ -28,6 +31,7 @@
 //! bench's clients never share its runtime; everything stays on 127.0.0.1, and every loop
 //! is bounded in count and time. `cargo xtask bench` builds what it needs and runs this.
 
+mod big_rooms;
 mod download;
 mod first_paint;
 mod lambda;
@@ -142,6 +146,8 @@ struct Options {
     room_others: usize,
     room_series: usize,
     history_stored: usize,
+    big_rooms: Vec<usize>,
+    big_room_broadcasts: usize,
     only: Option<Vec<String>>,
 }
 
@@ -149,8 +155,8 @@ const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin
               [--fanout-clients N] [--broadcasts N] [--throughput-clients N]
               [--throughput-secs N] [--dynamo-clients N] [--dynamo-broadcasts N]
               [--room-broadcasts N (0: none)] [--room-others N] [--room-series N]
-              [--history-stored N]
-              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,metrics]";
+              [--history-stored N] [--big-rooms N,N,… (members)] [--big-room-broadcasts N]
+              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,bigrooms,metrics]";
 
 fn options() -> Result<Options> {
     let default_root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -175,6 +181,8 @@ fn options() -> Result<Options> {
         room_others: 1000,
         room_series: 100,
         history_stored: 550,
+        big_rooms: big_rooms::SIZES.to_vec(),
+        big_room_broadcasts: 20,
         only: None,
     };
     let mut args = std::env::args().skip(1);
@@ -198,6 +206,13 @@ fn options() -> Result<Options> {
             "--room-others" => options.room_others = value()?.parse()?,
             "--room-series" => options.room_series = value()?.parse()?,
             "--history-stored" => options.history_stored = value()?.parse()?,
+            "--big-rooms" => {
+                options.big_rooms = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
+            "--big-room-broadcasts" => options.big_room_broadcasts = value()?.parse()?,
             "--only" => {
                 options.only = Some(value()?.split(',').map(str::to_string).collect());
             }
@@ -1068,6 +1083,16 @@ async fn run(options: Options) -> Result<()> {
         let result = throughput(&options, &mut figures).await;
         attempt("throughput", result, &mut figures);
     }
+    if options.wants("bigrooms") && options.big_room_broadcasts > 0 {
+        let result = big_rooms::figures(
+            &options,
+            &options.big_rooms,
+            options.big_room_broadcasts,
+            &mut figures,
+        )
+        .await;
+        attempt("big rooms", result, &mut figures);
+    }
     if options.wants("slowreader") {
         let result = slow_reader_figures(&options, &mut figures).await;
         attempt("slow reader", result, &mut figures);
@@ -1084,6 +1109,12 @@ async fn run(options: Options) -> Result<()> {
     }
     std::fs::write(&options.out, serde_json::to_string_pretty(&figures)? + "\n")
         .with_context(|| format!("writing {}", options.out.display()))?;
+    let svg = options.out.with_file_name("big-rooms.svg");
+    match big_rooms::plot(&options.out, &svg) {
+        Ok(true) => println!("bench: big rooms plotted in {}", svg.display()),
+        Ok(false) => {}
+        Err(err) => println!("bench: could not plot the big rooms: {err:#}"),
+    }
     println!();
     print!("{}", table(&figures));
     println!(
