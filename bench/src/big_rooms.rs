@@ -152,7 +152,10 @@ pub(crate) fn plot(results: &Path, svg: &Path) -> Result<bool> {
     let mut series: BTreeMap<String, (String, Vec<(f64, f64)>)> = BTreeMap::new();
     for (members, what, value, unit) in big_room_rows(&figures) {
         let entry = series.entry(what).or_insert_with(|| (unit, Vec::new()));
-        #[allow(clippy::cast_precision_loss, reason = "member counts are far below 2^52")]
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "member counts are far below 2^52"
+        )]
         entry.1.push((members as f64, value));
     }
     if series.is_empty() {
@@ -208,7 +211,10 @@ mod tests {
         ];
         let rows = big_room_rows(&figures);
         assert_eq!(rows.len(), 3);
-        assert_eq!(rows[2], (5000, "register all (s)".to_string(), 3.0, "s".into()));
+        assert_eq!(
+            rows[2],
+            (5000, "register all (s)".to_string(), 3.0, "s".into())
+        );
 
         let dir = std::env::temp_dir().join(format!("big-rooms-plot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -217,7 +223,11 @@ mod tests {
         let svg = dir.join("big-rooms.svg");
         assert!(plot(&results, &svg).unwrap());
         let drawn = std::fs::read_to_string(&svg).unwrap();
-        assert!(drawn.starts_with("<svg"), "{}", &drawn[..80.min(drawn.len())]);
+        assert!(
+            drawn.starts_with("<svg"),
+            "{}",
+            &drawn[..80.min(drawn.len())]
+        );
         assert!(drawn.contains("register all (s)") && drawn.contains("broadcast p99 (ms)"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
