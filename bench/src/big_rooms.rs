@@ -182,6 +182,7 @@ pub(crate) fn plot(results: &Path, svg: &Path) -> Result<bool> {
         chart
             .configure_mesh()
             .x_desc("members in the room")
+            .x_label_formatter(&|members| format!("{members:.0}"))
             .y_desc(unit.as_str())
             .draw()?;
         chart.draw_series(LineSeries::new(points.iter().copied(), &BLUE))?;
