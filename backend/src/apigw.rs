@@ -2,7 +2,7 @@
 //! Lambda binary and `webchat-local` both hand their events to [`handle`], so the
 //! mapping between API Gateway and the chat rules exists once.
 
-use crate::delivery::ConnectionGateway;
+use crate::delivery::{ConnectionGateway, Fanout};
 use crate::limits::Limits;
 use crate::rules::{Frame, Identity, Rules};
 use crate::store::{ConnectionStore, HistoryStore};
@@ -26,6 +26,21 @@ where
     S: ConnectionStore + HistoryStore,
     G: ConnectionGateway,
 {
+    handle_with_fanout(store, gateway, limits, None, event).await
+}
+
+/// [`handle`], with pushes to rooms above `fanout`'s threshold handed to its queue.
+pub async fn handle_with_fanout<S, G>(
+    store: &S,
+    gateway: &G,
+    limits: &Limits,
+    fanout: Option<Fanout<'_>>,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse
+where
+    S: ConnectionStore + HistoryStore,
+    G: ConnectionGateway,
+{
     let context = &event.request_context;
     let Some(connection_id) = context.connection_id.as_deref() else {
         tracing::warn!("event without requestContext.connectionId");
@@ -40,7 +55,8 @@ where
     let identity = identity(context);
     let rules = Rules::new(store, gateway)
         .with_limits(*limits)
-        .with_identity(identity.as_ref());
+        .with_identity(identity.as_ref())
+        .with_fanout(fanout);
     match route {
         Route::Connect => {
             let connected_at = (context.connected_at > 0).then_some(context.connected_at);

@@ -6,6 +6,7 @@
 //! - [`delivery`]: the gateway port, the management API client, retries and fan-out;
 //! - [`rules`]: the chat itself, one method per route;
 //! - [`apigw`]: one API Gateway event in, one response out;
+//! - [`fanout_edge`]: one SQS batch of fan-out jobs in, the failed ones out;
 //! - [`limits`]: rate limits and retention, and their settings;
 //! - [`config`]: what is wrong with a setting.
 //!
@@ -19,6 +20,7 @@
 pub mod apigw;
 pub mod config;
 pub mod delivery;
+pub mod fanout_edge;
 pub mod limits;
 pub mod rules;
 pub mod sdk;
@@ -26,10 +28,11 @@ pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
-pub use apigw::handle;
+pub use apigw::{handle, handle_with_fanout};
 pub use config::ConfigError;
 pub use delivery::{
-    fan_out, ConnectionGateway, FanOut, ManagementGateway, ManagementGateways, PostError, Retrying,
+    fan_out, ConnectionGateway, FanOut, Fanout, FanoutJob, FanoutQueue, ManagementGateway,
+    ManagementGateways, PostError, QueueError, Retrying, RoomPush,
 };
 pub use limits::{Admission, Bucket, Clock, Limits, ManualClock, RateLimit, SystemClock};
 pub use rules::{new_message_id, Frame, Identity, Rules};
@@ -37,8 +40,8 @@ pub use rules::{new_message_id, Frame, Identity, Rules};
 pub use store::dynamo::local_client;
 pub use store::{
     conversation_key, person_partition, Claim, Connection, ConnectionStore, ConversationNote,
-    DynamoStore, HistorySlice, HistoryStore, Joined, MemoryStore, Person, Registration, StoreError,
-    StoredMessage, TableNames,
+    DynamoStore, HistorySlice, HistoryStore, Joined, MemoryStore, Person, Registration, Shard,
+    StoreError, StoredMessage, TableNames,
 };
 #[cfg(feature = "test-support")]
 pub use testing::{counting_client, DownStore, Driver, ItemsRead, RecordingGateway};

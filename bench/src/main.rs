@@ -26,6 +26,9 @@
 //! - `webchat-local --template` (the functions' real binaries behind the Lambda Runtime
 //!   API): cold start, a warm invocation and the 1,000-client broadcast
 //!   (`template_mode.rs`);
+//! - big rooms of 1,000, 5,000 and 10,000 members: broadcast p50 and p99 through the
+//!   fan-out workers (p99 ≤ 1 s at 10,000), and `target/bench/big-rooms.svg`, every
+//!   `big room` row plotted against the room's size (`big_rooms.rs`);
 //! - `webchat-local`'s RSS growth while one client reads nothing and another floods 20,000
 //!   × 4 KB broadcasts (≤ 16 MB), and the other clients' delivery latency meanwhile.
 //!
@@ -33,6 +36,7 @@
 //! bench's clients never share its runtime; everything stays on 127.0.0.1, and every loop
 //! is bounded in count and time. `cargo xtask bench` builds what it needs and runs this.
 
+mod big_rooms;
 mod download;
 mod first_paint;
 mod lambda;
@@ -153,6 +157,8 @@ struct Options {
     paired_rounds: usize,
     template_clients: usize,
     template_broadcasts: usize,
+    big_rooms: Vec<usize>,
+    big_room_broadcasts: usize,
     only: Option<Vec<String>>,
 }
 
@@ -162,7 +168,8 @@ const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin
               [--room-broadcasts N (0: none)] [--room-others N] [--room-series N]
               [--history-stored N] [--paired-dist OLD_DIST [--paired-rounds N]]
               [--template-clients N] [--template-broadcasts N]
-              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,template,metrics]";
+              [--big-rooms N,N,… (members)] [--big-room-broadcasts N]
+              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,template,bigrooms,metrics]";
 
 fn options() -> Result<Options> {
     let default_root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -191,6 +198,8 @@ fn options() -> Result<Options> {
         paired_rounds: 10,
         template_clients: 1000,
         template_broadcasts: 50,
+        big_rooms: big_rooms::SIZES.to_vec(),
+        big_room_broadcasts: 20,
         only: None,
     };
     let mut args = std::env::args().skip(1);
@@ -218,6 +227,13 @@ fn options() -> Result<Options> {
             "--paired-rounds" => options.paired_rounds = value()?.parse()?,
             "--template-clients" => options.template_clients = value()?.parse()?,
             "--template-broadcasts" => options.template_broadcasts = value()?.parse()?,
+            "--big-rooms" => {
+                options.big_rooms = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
+            "--big-room-broadcasts" => options.big_room_broadcasts = value()?.parse()?,
             "--only" => {
                 options.only = Some(value()?.split(',').map(str::to_string).collect());
             }
@@ -1179,6 +1195,16 @@ async fn run(options: Options) -> Result<()> {
         let result = template_mode::figures(&options, &mut figures).await;
         attempt("template mode", result, &mut figures);
     }
+    if options.wants("bigrooms") && options.big_room_broadcasts > 0 {
+        let result = big_rooms::figures(
+            &options,
+            &options.big_rooms,
+            options.big_room_broadcasts,
+            &mut figures,
+        )
+        .await;
+        attempt("big rooms", result, &mut figures);
+    }
     if options.wants("slowreader") {
         let result = slow_reader_figures(&options, &mut figures).await;
         attempt("slow reader", result, &mut figures);
@@ -1195,6 +1221,12 @@ async fn run(options: Options) -> Result<()> {
     }
     std::fs::write(&options.out, serde_json::to_string_pretty(&figures)? + "\n")
         .with_context(|| format!("writing {}", options.out.display()))?;
+    let svg = options.out.with_file_name("big-rooms.svg");
+    match big_rooms::plot(&options.out, &svg) {
+        Ok(true) => println!("bench: big rooms plotted in {}", svg.display()),
+        Ok(false) => {}
+        Err(err) => println!("bench: could not plot the big rooms: {err:#}"),
+    }
     println!();
     print!("{}", table(&figures));
     println!(

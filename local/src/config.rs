@@ -56,6 +56,12 @@ pub struct Config {
     pub auth_token_lifetime: Duration,
     /// `--template`: the SAM template's functions run the routes, not this process.
     pub template: Option<crate::template_mode::TemplateOptions>,
+    /// Rooms with more members than this are pushed to by the fan-out workers, one job
+    /// per shard, instead of by the handler (`FANOUT_INLINE` on AWS).
+    pub fanout_inline: usize,
+    /// Members per fan-out job ([`webchat_backend::store::SHARD_SIZE`] unless a test
+    /// wants many shards of a small room).
+    pub fanout_shard_size: usize,
 }
 
 /// Sign-in on `$connect`.
@@ -95,6 +101,8 @@ impl Default for Config {
             auth: Auth::Off,
             auth_token_lifetime: Duration::from_secs(dev_issuer::DEFAULT_TOKEN_LIFETIME_SECS),
             template: None,
+            fanout_inline: webchat_backend::delivery::DEFAULT_FANOUT_INLINE,
+            fanout_shard_size: webchat_backend::store::SHARD_SIZE,
         }
     }
 }

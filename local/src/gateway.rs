@@ -122,6 +122,8 @@ pub(crate) struct Gateway {
     pub stopping: AtomicBool,
     /// With sign-in on: the authorizer `$connect` runs first, and the issuer it trusts.
     pub sign_in: Option<SignIn>,
+    /// Where pushes to big rooms go: the in-process fan-out workers.
+    pub fanout: crate::fanout::LocalQueue,
     /// Who runs the routes' handlers.
     pub handlers: Handlers,
 }
@@ -155,8 +157,19 @@ impl Gateway {
         let started = std::time::Instant::now();
         let response = match &self.handlers {
             Handlers::InProcess => {
-                webchat_backend::handle(&self.store, &self.management, &self.config.limits, event)
-                    .await
+                let fanout = webchat_backend::Fanout {
+                    queue: &self.fanout,
+                    inline_limit: self.config.fanout_inline,
+                    shard_size: self.config.fanout_shard_size,
+                };
+                webchat_backend::handle_with_fanout(
+                    &self.store,
+                    &self.management,
+                    &self.config.limits,
+                    Some(fanout),
+                    event,
+                )
+                .await
             }
             Handlers::Template(dispatcher) => dispatcher.invoke(event).await,
         };
@@ -332,7 +345,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }
     };
     let store = match &config.dynamodb_endpoint {
-        None => AnyStore::Memory(MemoryStore::new()),
+        None => AnyStore::Memory(Box::new(MemoryStore::new())),
         Some(endpoint) => {
             let store = DynamoStore::new(
                 webchat_backend::local_client(endpoint),
@@ -363,6 +376,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ),
     };
     let stage = config.stage.clone();
+    let (fanout, fanout_jobs) = crate::fanout::queue();
     let gateway = Arc::new(Gateway {
         api: ApiInfo {
             api_id,
@@ -382,8 +396,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stopping: AtomicBool::new(false),
         sign_in,
         handlers,
+        fanout,
         config,
     });
+    crate::fanout::spawn_workers(&gateway, fanout_jobs);
 
     let app = router(gateway.clone());
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();

@@ -13,6 +13,7 @@
 mod config;
 pub mod dev_issuer;
 mod events;
+mod fanout;
 mod gateway;
 mod handshake;
 pub mod iam;

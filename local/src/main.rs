@@ -113,6 +113,17 @@ struct Args {
     /// `cargo xtask lambdas --host` builds them, or DIR/<binary>).
     #[arg(long, value_name = "DIR", default_value = "target/lambda-host")]
     functions_dir: PathBuf,
+    /// Rooms with more members than this are pushed to by the fan-out workers (one job
+    /// per shard of the room, on an in-process queue) instead of by the message handler.
+    #[arg(long, value_name = "MEMBERS", env = webchat_backend::delivery::FANOUT_INLINE_VAR,
+          default_value_t = webchat_backend::delivery::DEFAULT_FANOUT_INLINE,
+          value_parser = |v: &str| webchat_backend::delivery::parse_fanout_inline("--fanout-inline", v))]
+    fanout_inline: usize,
+    /// Members per fan-out job (shard); tests use a few to split small rooms.
+    #[arg(long, value_name = "MEMBERS", hide = true,
+          default_value_t = webchat_backend::store::SHARD_SIZE,
+          value_parser = |v: &str| v.parse::<usize>().ok().filter(|n| *n > 0).ok_or("a whole number of members, at least 1"))]
+    fanout_shard_size: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -185,6 +196,8 @@ async fn main() -> anyhow::Result<()> {
                 stack_name: webchat_local::template_mode::LOCAL_STACK_NAME.to_string(),
             }),
         },
+        fanout_inline: args.fanout_inline,
+        fanout_shard_size: args.fanout_shard_size,
     };
     let auth_lines = describe_auth(&config);
     let mut warnings = Vec::new();

@@ -3,15 +3,16 @@
 use webchat_backend::limits::Micros;
 use webchat_backend::{
     Admission, Bucket, Claim, Connection, ConnectionStore, ConversationNote, DynamoStore,
-    HistorySlice, HistoryStore, Joined, MemoryStore, Person, RateLimit, Registration, StoreError,
-    StoredMessage,
+    HistorySlice, HistoryStore, Joined, MemoryStore, Person, RateLimit, Registration, Shard,
+    StoreError, StoredMessage,
 };
 use webchat_shared_types::{Conversation, HistoryPage, User};
 
 /// The store chosen at start: in memory, or DynamoDB at `--dynamodb-endpoint`.
 pub enum AnyStore {
-    /// Everything in this process; gone when it stops.
-    Memory(MemoryStore),
+    /// Everything in this process; gone when it stops (boxed: its maps make it several
+    /// times the size of the DynamoDB client).
+    Memory(Box<MemoryStore>),
     /// The same tables the Lambdas use.
     Dynamo(DynamoStore),
 }
@@ -73,6 +74,22 @@ impl ConnectionStore for AnyStore {
 
     async fn members_among(&self, room: &str, ids: &[String]) -> Result<Vec<User>, StoreError> {
         delegate!(self, s => s.members_among(room, ids))
+    }
+
+    async fn members_up_to(
+        &self,
+        room: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<User>>, StoreError> {
+        delegate!(self, s => s.members_up_to(room, limit))
+    }
+
+    async fn room_size(&self, room: &str) -> Result<usize, StoreError> {
+        delegate!(self, s => s.room_size(room))
+    }
+
+    async fn shard_members(&self, room: &str, shard: Shard) -> Result<Vec<User>, StoreError> {
+        delegate!(self, s => s.shard_members(room, shard))
     }
 
     async fn admit(

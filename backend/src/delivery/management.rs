@@ -154,6 +154,12 @@ impl ManagementGateways {
         ManagementGateway::from_config(endpoint, config, sdk_config.credentials_provider())
     }
 
+    /// The client for the configured endpoint (`MANAGEMENT_ENDPOINT`): what serves
+    /// events that did not come through the API, such as fan-out jobs.
+    pub fn configured(&self) -> Result<ManagementGateway, NoEndpoint> {
+        self.fixed.clone().ok_or(NoEndpoint)
+    }
+
     /// The client for the API the event came through, built on first use.
     pub fn for_event(
         &self,

@@ -5,10 +5,16 @@
 
 mod fan_out;
 mod management;
+mod queue;
 mod signed_post;
+pub mod sqs;
 
 pub use fan_out::{fan_out, FanOut, Retrying, FANOUT_CONCURRENCY};
 pub use management::{ManagementGateway, ManagementGateways, NoEndpoint};
+pub use queue::{
+    fanout_inline_from_env, parse_fanout_inline, Fanout, FanoutJob, FanoutQueue, QueueError,
+    RoomPush, DEFAULT_FANOUT_INLINE, FANOUT_INLINE_VAR, FANOUT_QUEUE_URL_VAR,
+};
 
 use std::future::Future;
 

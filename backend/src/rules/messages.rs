@@ -3,9 +3,22 @@
 use super::{
     conversation_key, fan_out, internal, message_event, not_a_member, person_partition,
     ConnectionGateway, ConnectionStore, ConversationNote, HistoryStore, Refusal, Rules,
-    ServerEvent, ServerFrame, StoredMessage, User,
+    ServerEvent, ServerFrame, StoreError, StoredMessage, User,
 };
+use crate::delivery::FanOut;
+use crate::delivery::{Fanout, FanoutJob, RoomPush};
+use crate::store::{shard_count, Shard};
 use webchat_telemetry::metrics as m;
+use webchat_telemetry::Causes;
+
+/// What a push to a whole room came to.
+#[derive(Debug, Default)]
+pub(super) struct RoomOutcome {
+    /// Members it reached, or, handed to the fan-out workers, the members it goes to.
+    pub reached: u32,
+    /// Members API Gateway reported gone, for the caller to clean up after.
+    pub gone: Vec<String>,
+}
 
 impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
     /// `message {to}`: kept in the pair's conversation and noted in both people's
@@ -74,23 +87,126 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
         if !sender.is_in(&room) {
             return Err(not_a_member(&room));
         }
-        let private = receivers.is_some();
         let sent = self.new_message(room, &sender, message, None);
-        let recipients = match receivers {
-            None => {
-                // Stored before any push, so whoever gets the push (or reconnects
-                // while it is under way) finds it in history.
-                self.store.append(&sent).await.map_err(|e| internal(&e))?;
-                metrics::counter!(m::MESSAGES_STORED).increment(1);
-                self.store.members(&sent.room).await
-            }
-            Some(ids) => {
-                let ids: Vec<String> = ids.into_iter().filter(|id| id != connection_id).collect();
-                self.store.members_among(&sent.room, &ids).await
+        let Some(ids) = receivers else {
+            // Stored before any push, so whoever gets the push (or reconnects while it
+            // is under way) finds it in history.
+            self.store.append(&sent).await.map_err(|e| internal(&e))?;
+            metrics::counter!(m::MESSAGES_STORED).increment(1);
+            let push = RoomPush::Message {
+                message: sent.clone(),
+            };
+            let outcome = self
+                .push_room(&sent.room, &push, Some(connection_id))
+                .await
+                .map_err(|e| internal(&e))?;
+            self.remove_gone(outcome.gone).await;
+            return Ok(ServerEvent::Sent {
+                message_id: sent.message_id,
+                timestamp: sent.timestamp,
+                delivered: outcome.reached,
+            });
+        };
+        let ids: Vec<String> = ids.into_iter().filter(|id| id != connection_id).collect();
+        let recipients = self
+            .store
+            .members_among(&sent.room, &ids)
+            .await
+            .map_err(|e| internal(&e))?;
+        Ok(self.deliver(&sent, true, recipients).await)
+    }
+
+    /// Pushes `push` to every member of `room` but `except`: itself when the room has at
+    /// most the fan-out threshold of members (or no fan-out queue is set up), else one
+    /// job per shard of the room for the fan-out workers, which then do the pushing and
+    /// the cleanup of gone connections. The one place that decides how a room is
+    /// reached, so every push to a whole room takes the same path.
+    pub(super) async fn push_room(
+        &self,
+        room: &str,
+        push: &RoomPush,
+        except: Option<&str>,
+    ) -> Result<RoomOutcome, StoreError> {
+        let members = match self.fanout {
+            None => self.store.members(room).await?,
+            Some(fanout) => match self.store.members_up_to(room, fanout.inline_limit).await? {
+                Some(members) => members,
+                None => return self.queue_room(fanout, room, push, except).await,
+            },
+        };
+        let outcome = self.push_to(members, push, except).await;
+        Ok(RoomOutcome {
+            reached: outcome.delivered,
+            gone: outcome.gone,
+        })
+    }
+
+    /// Queues one fan-out job per shard of a big room; a job the queue refuses is
+    /// pushed here instead, so a queue outage slows a message down but loses nothing.
+    async fn queue_room(
+        &self,
+        fanout: Fanout<'_>,
+        room: &str,
+        push: &RoomPush,
+        except: Option<&str>,
+    ) -> Result<RoomOutcome, StoreError> {
+        let size = self.store.room_size(room).await?;
+        let jobs: Vec<FanoutJob> = Shard::all(shard_count(size, fanout.shard_size))
+            .map(|shard| FanoutJob {
+                room: room.to_string(),
+                shard,
+                except: except.map(str::to_string),
+                push: push.clone(),
+            })
+            .collect();
+        for (job, err) in fanout.queue.enqueue(jobs).await {
+            tracing::warn!(room, shard = job.shard.index, error = %Causes(&err), "pushing a fan-out job the queue refused from the handler");
+            if let Err(err) = self.deliver_shard(&job).await {
+                tracing::error!(room, shard = job.shard.index, error = %Causes(&err), "could not push a fan-out job the queue refused");
             }
         }
-        .map_err(|e| internal(&e))?;
-        Ok(self.deliver(&sent, private, recipients).await)
+        // The sender is a member, and gets `sent` instead.
+        let recipients = size.saturating_sub(usize::from(except.is_some()));
+        Ok(RoomOutcome {
+            reached: u32::try_from(recipients).unwrap_or(u32::MAX),
+            gone: Vec::new(),
+        })
+    }
+
+    /// A fan-out worker's job: pushes to the members of one shard of a room, then
+    /// removes those API Gateway reports gone. An error means the shard's members could
+    /// not be read and nothing was pushed, so the job may be tried again whole.
+    pub async fn deliver_shard(&self, job: &FanoutJob) -> Result<FanOut, StoreError> {
+        let members = self.store.shard_members(&job.room, job.shard).await?;
+        let mut outcome = self
+            .push_to(members, &job.push, job.except.as_deref())
+            .await;
+        self.remove_gone(outcome.gone.clone()).await;
+        outcome.gone.sort();
+        Ok(outcome)
+    }
+
+    /// Pushes `push` to each of `members` but `except`, without cleaning up after gone
+    /// ones (the caller does).
+    async fn push_to(&self, members: Vec<User>, push: &RoomPush, except: Option<&str>) -> FanOut {
+        let deliveries = members
+            .into_iter()
+            .filter(|member| Some(member.connection_id.as_str()) != except)
+            .map(|member| {
+                let frame = match push {
+                    RoomPush::Message { message } => {
+                        let id = member.connection_id.clone();
+                        return (
+                            id,
+                            ServerFrame::push(message_event(message, member, false)).to_json(),
+                        );
+                    }
+                    RoomPush::Frame { frame } => frame.clone(),
+                };
+                (member.connection_id, frame)
+            })
+            .collect();
+        fan_out(self.gateway, deliveries).await
     }
 
     /// Pushes `message` to each of `recipients` but its sender, and answers the sender

@@ -8,7 +8,7 @@
 //! group: `register`, `rooms` (join, leave, list), `history` and `messages`.
 
 use crate::delivery::fan_out;
-use crate::delivery::ConnectionGateway;
+use crate::delivery::{ConnectionGateway, Fanout};
 use crate::limits::{Admission, Bucket, Clock, Limits, SystemClock};
 use crate::store::{
     conversation_key, person_partition, Claim, Connection, ConnectionStore, ConversationNote,
@@ -105,6 +105,8 @@ pub struct Rules<'a, S, G> {
     limits: Limits,
     clock: &'a dyn Clock,
     identity: Option<&'a Identity>,
+    /// Where pushes to big rooms go; without it every room is pushed to inline.
+    fanout: Option<Fanout<'a>>,
 }
 
 impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G> {
@@ -116,7 +118,15 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
             limits: Limits::DEFAULT,
             clock: &SystemClock,
             identity: None,
+            fanout: None,
         }
+    }
+
+    /// Hands pushes to rooms above `fanout.inline_limit` members to its queue's workers.
+    #[must_use]
+    pub fn with_fanout(mut self, fanout: Option<Fanout<'a>>) -> Self {
+        self.fanout = fanout;
+        self
     }
 
     /// The frames come from a signed-in connection: its name is the identity's.

@@ -5,7 +5,8 @@ use crate::store::{
     person_partition, Claim, Connection, ConnectionStore, ConversationNote, HistorySlice,
     HistoryStore, Joined, Person, Registration, StoreError, StoredMessage,
 };
-use std::collections::{BTreeMap, HashMap};
+use crate::store::{shards::shard_hash, Shard};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use webchat_shared_types::{
     name_key, Conversation, HistoryPage, User, LOBBY, MAX_ROOMS_PER_CONNECTION,
@@ -36,6 +37,8 @@ struct Inner {
     names: HashMap<String, NameClaim>,
     /// Room (or person partition) → its members' connection ids → their names.
     rooms: HashMap<String, BTreeMap<String, String>>,
+    /// Room → its members by [`shard_hash`], so a shard is one range of it.
+    shards: HashMap<String, BTreeSet<(u32, String)>>,
     /// Room → message id → message; ULIDs sort by time.
     history: HashMap<String, BTreeMap<String, StoredMessage>>,
     /// Each open connection's bucket state (see [`crate::limits`]).
@@ -65,6 +68,10 @@ impl Inner {
             .entry(room.to_string())
             .or_default()
             .insert(connection_id.to_string(), user_name.to_string());
+        self.shards
+            .entry(room.to_string())
+            .or_default()
+            .insert((shard_hash(connection_id), connection_id.to_string()));
     }
 
     fn remove_member(&mut self, room: &str, connection_id: &str) {
@@ -72,6 +79,12 @@ impl Inner {
             members.remove(connection_id);
             if members.is_empty() {
                 self.rooms.remove(room);
+            }
+        }
+        if let Some(shards) = self.shards.get_mut(room) {
+            shards.remove(&(shard_hash(connection_id), connection_id.to_string()));
+            if shards.is_empty() {
+                self.shards.remove(room);
             }
         }
     }
@@ -261,6 +274,50 @@ impl ConnectionStore for MemoryStore {
         Ok(ids
             .iter()
             .filter_map(|id| {
+                members.get(id).map(|name| User {
+                    user_name: name.clone(),
+                    connection_id: id.clone(),
+                })
+            })
+            .collect())
+    }
+
+    async fn members_up_to(
+        &self,
+        room: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<User>>, StoreError> {
+        let inner = self.lock();
+        let members = inner.rooms.get(room);
+        if members.is_some_and(|members| members.len() > limit) {
+            return Ok(None);
+        }
+        Ok(Some(
+            members
+                .into_iter()
+                .flatten()
+                .map(|(id, name)| User {
+                    user_name: name.clone(),
+                    connection_id: id.clone(),
+                })
+                .collect(),
+        ))
+    }
+
+    async fn room_size(&self, room: &str) -> Result<usize, StoreError> {
+        Ok(self.lock().rooms.get(room).map_or(0, BTreeMap::len))
+    }
+
+    async fn shard_members(&self, room: &str, shard: Shard) -> Result<Vec<User>, StoreError> {
+        let inner = self.lock();
+        let (Some(members), Some(shards)) = (inner.rooms.get(room), inner.shards.get(room)) else {
+            return Ok(Vec::new());
+        };
+        let (low, high) = shard.hash_range();
+        let range = (low, String::new())..=(high, char::MAX.to_string());
+        Ok(shards
+            .range(range)
+            .filter_map(|(_, id)| {
                 members.get(id).map(|name| User {
                     user_name: name.clone(),
                     connection_id: id.clone(),

@@ -4,7 +4,9 @@
 pub mod dynamo;
 pub mod memory;
 mod ports;
+pub mod shards;
 
 pub use dynamo::{DynamoStore, TableNames};
 pub use memory::MemoryStore;
 pub use ports::*;
+pub use shards::{shard_count, Shard, SHARD_SIZE};

@@ -3,6 +3,7 @@
 //! with `--dynamodb-endpoint`) and in memory (local gateway default, unit tests).
 
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
+use crate::store::Shard;
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use webchat_shared_types::{Conversation, HistoryPage, User};
@@ -162,8 +163,10 @@ pub enum Joined {
     Already,
 }
 
-/// One stored message, of a room or of a conversation between two people.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One stored message, of a room or of a conversation between two people. It travels
+/// in fan-out jobs as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StoredMessage {
     /// The room, or the conversation's key ([`conversation_key`]).
     pub room: String,
@@ -317,6 +320,38 @@ pub trait ConnectionStore: Send + Sync {
         room: &str,
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
+
+    /// The members of a room when it has at most `limit`, `None` when it has more: how
+    /// the message route tells a room it pushes to itself from one it hands to the
+    /// fan-out workers, without reading a big room whole.
+    fn members_up_to(
+        &self,
+        room: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Option<Vec<User>>, StoreError>> + Send {
+        async move {
+            let members = self.members(room).await?;
+            Ok((members.len() <= limit).then_some(members))
+        }
+    }
+
+    /// How many members a room has, which sets how many shards its fan-out takes.
+    fn room_size(&self, room: &str) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        async move { Ok(self.members(room).await?.len()) }
+    }
+
+    /// The members of a room in one of its shards ([`Shard`]).
+    fn shard_members(
+        &self,
+        room: &str,
+        shard: Shard,
+    ) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send {
+        async move {
+            let mut members = self.members(room).await?;
+            members.retain(|member| shard.contains(&member.connection_id));
+            Ok(members)
+        }
+    }
 
     /// Takes one frame arriving at `now` from the connection's `bucket` under `limit`
     /// ([`RateLimit::decide`]), atomically: concurrent calls for one connection (several

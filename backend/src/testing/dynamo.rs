@@ -152,6 +152,12 @@ impl DynamoStore {
             })
             .map_err(|e| unavailable("BatchWriteItem (seed)", e))?;
             writes.push((&self.tables().members, put(member)?));
+            if let Some(shard) =
+                crate::store::dynamo::shards::shard_item(LOBBY, id, &name, expires_at, None)
+            {
+                let shard = shard.map_err(|e| unavailable("BatchWriteItem (seed)", e))?;
+                writes.push((&self.tables().members, put(shard)?));
+            }
         }
         let mut by_table: HashMap<&str, Vec<WriteRequest>> = HashMap::new();
         for (table, write) in writes {

@@ -71,3 +71,14 @@ fn a_missing_table_name_fails_the_cold_start_naming_the_variable() {
         );
     }
 }
+
+#[test]
+fn an_invalid_fanout_threshold_fails_the_cold_start_naming_the_variable() {
+    let (succeeded, output) = cold_start(&[("FANOUT_INLINE", "lots")]);
+    assert!(!succeeded, "FANOUT_INLINE=lots started: {output}");
+    assert!(
+        output.contains(r#"FANOUT_INLINE=\"lots\" is not a whole number of members"#)
+            || output.contains(r#"FANOUT_INLINE="lots" is not a whole number of members"#),
+        "{output}"
+    );
+}

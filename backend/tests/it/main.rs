@@ -4,6 +4,7 @@
 mod apigw;
 mod chat;
 mod dynamo_store;
+mod fanout;
 mod lambda_config;
 mod layout;
 mod management_push;

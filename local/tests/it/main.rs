@@ -10,6 +10,7 @@ mod common;
 
 mod auth;
 mod backpressure;
+mod fanout;
 mod faults;
 mod gateway;
 mod hostile;

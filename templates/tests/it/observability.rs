@@ -12,6 +12,7 @@ use webchat_templates::{load, render, workspace_root, Template};
 /// metrics"), Lambda's ("Types of metrics for Lambda functions") and DynamoDB's
 /// ("DynamoDB Metrics and dimensions").
 const AWS_METRICS: &[(&str, &[&str])] = &[
+    ("AWS/SQS", &["ApproximateNumberOfMessagesVisible"]),
     (
         "AWS/ApiGateway",
         &[
@@ -190,7 +191,8 @@ fn the_function_alarms_cover_every_route_function_and_only_this_stacks() {
         .map(|(id, _)| id.to_string())
         .filter(|id| id != "AuthorizerFunction")
         .collect();
-    assert_eq!(route_functions.len(), 10);
+    // The ten routes' and the fan-out's.
+    assert_eq!(route_functions.len(), 11);
     for id in ["FunctionErrorsAlarm", "FunctionThrottlesAlarm"] {
         let alarm = t.resource(id).unwrap_or_else(|| panic!("{id}"));
         let query = text(&alarm["Properties"]["Metrics"][0]["Expression"]);

@@ -38,6 +38,8 @@ fn calls<'a>(record: &'a Record, key: &str) -> impl Iterator<Item = &'a Call> {
 fn needed_grant(api: &WebsocketTemplate, call: &Call) -> (String, String) {
     let resource = match call.action.split_once(':') {
         Some(("dynamodb", _)) => format!("import(${{TableStackName}}:{}Arn)", call.on),
+        // A queue of this template, by its logical id.
+        Some(("sqs", _)) => format!("${{{}.Arn}}", call.on),
         _ => manage_connections_arns(api, &call.on)[0].clone(),
     };
     (call.action.clone(), resource)
@@ -296,11 +298,13 @@ fn function_problems(api: &WebsocketTemplate) -> Vec<String> {
     let mut problems = Vec::new();
     let functions = api.functions();
     let authorizers = authorizer_functions(api);
-    if functions.len() != Route::ALL.len() + authorizers.len() {
+    let fed_by_queues = queue_fed_functions(api);
+    if functions.len() != Route::ALL.len() + authorizers.len() + fed_by_queues.len() {
         problems.push(format!(
-            "{} functions, expected one per route and {} authorizer",
+            "{} functions, expected one per route, {} authorizer and {} fed by a queue",
             functions.len(),
-            authorizers.len()
+            authorizers.len(),
+            fed_by_queues.len()
         ));
     }
     let root = webchat_templates::templates_dir();
@@ -345,6 +349,16 @@ fn function_problems(api: &WebsocketTemplate) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The functions an event source mapping feeds (the fan-out function).
+fn queue_fed_functions(api: &WebsocketTemplate) -> BTreeSet<String> {
+    api.template()
+        .resources_of_type("AWS::Lambda::EventSourceMapping")
+        .filter_map(|(_, mapping)| {
+            webchat_templates::referenced_id(&mapping["Properties"]["FunctionName"])
+        })
+        .collect()
 }
 
 fn environment_problems(api: &WebsocketTemplate) -> Vec<String> {

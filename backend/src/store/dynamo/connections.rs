@@ -5,10 +5,12 @@ use super::items::{
     string, string_of, string_set, to_item, Item, MemberRow, CONNECTED_AT, CONNECTION_ID, NAME_KEY,
     OWNER, ROOM, TOKEN_HASH, TTL, USER_NAME, WRITE_ID,
 };
+use super::shards::{shard_item, shard_key};
 use super::{conditional, now_secs, unavailable, DynamoStore, BATCH_ATTEMPTS};
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use crate::store::{
-    person_partition, Claim, Connection, ConnectionStore, Joined, Person, Registration, StoreError,
+    person_partition, Claim, Connection, ConnectionStore, Joined, Person, Registration, Shard,
+    StoreError,
 };
 use aws_sdk_dynamodb::types::{
     DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
@@ -66,11 +68,22 @@ impl DynamoStore {
                 write_id: Some(write_id.clone()),
             })
             .map_err(|e| unavailable("BatchWriteItem (members)", e))?;
-            let put = PutRequest::builder()
-                .set_item(Some(item))
-                .build()
-                .map_err(|e| unavailable("BatchWriteItem (members)", e))?;
-            requests.push(WriteRequest::builder().put_request(put).build());
+            let shard = shard_item(
+                room,
+                &connection.connection_id,
+                user_name,
+                connection.expires_at(),
+                Some(&write_id),
+            )
+            .transpose()
+            .map_err(|e| unavailable("BatchWriteItem (members)", e))?;
+            for item in std::iter::once(item).chain(shard) {
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| unavailable("BatchWriteItem (members)", e))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
         }
         self.batch_write(&self.tables.members, requests).await?;
 
@@ -80,16 +93,20 @@ impl DynamoStore {
             .map(|c| c.partitions())
             .unwrap_or_default();
         for room in rooms.iter().filter(|room| !now_in.contains(room)) {
-            let deleted = self
-                .client
-                .delete_item()
-                .table_name(&self.tables.members)
-                .set_key(Some(member_key(room, &connection.connection_id)))
-                .condition_expression("writeId = :mine")
-                .expression_attribute_values(":mine", string(&write_id))
-                .send()
-                .await;
-            conditional("DeleteItem (member)", deleted)?;
+            let keys = std::iter::once(member_key(room, &connection.connection_id))
+                .chain(shard_key(room, &connection.connection_id));
+            for key in keys {
+                let deleted = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.tables.members)
+                    .set_key(Some(key))
+                    .condition_expression("writeId = :mine")
+                    .expression_attribute_values(":mine", string(&write_id))
+                    .send()
+                    .await;
+                conditional("DeleteItem (member)", deleted)?;
+            }
         }
         Ok(())
     }
@@ -123,18 +140,23 @@ impl DynamoStore {
         {
             return Ok(());
         }
-        let delete = self
-            .client
-            .delete_item()
-            .table_name(&self.tables.members)
-            .set_key(Some(member_key(room, connection_id)));
-        let delete = match string_of(member, WRITE_ID) {
-            Some(write_id) => delete
-                .condition_expression("writeId = :seen")
-                .expression_attribute_values(":seen", string(&write_id)),
-            None => delete.condition_expression("attribute_not_exists(writeId)"),
-        };
-        conditional("DeleteItem (member)", delete.send().await)?;
+        // The shard row was put by the same write as the member row, with its writeId.
+        let keys =
+            std::iter::once(member_key(room, connection_id)).chain(shard_key(room, connection_id));
+        for key in keys {
+            let delete = self
+                .client
+                .delete_item()
+                .table_name(&self.tables.members)
+                .set_key(Some(key));
+            let delete = match string_of(member, WRITE_ID) {
+                Some(write_id) => delete
+                    .condition_expression("writeId = :seen")
+                    .expression_attribute_values(":seen", string(&write_id)),
+                None => delete.condition_expression("attribute_not_exists(writeId)"),
+            };
+            conditional("DeleteItem (member)", delete.send().await)?;
+        }
         Ok(())
     }
 
@@ -145,11 +167,15 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         let mut requests = Vec::with_capacity(rooms.len());
         for room in rooms {
-            let delete = DeleteRequest::builder()
-                .set_key(Some(member_key(room, connection_id)))
-                .build()
-                .map_err(|e| unavailable("BatchWriteItem (members)", e))?;
-            requests.push(WriteRequest::builder().delete_request(delete).build());
+            let keys = std::iter::once(member_key(room, connection_id))
+                .chain(shard_key(room, connection_id));
+            for key in keys {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map_err(|e| unavailable("BatchWriteItem (members)", e))?;
+                requests.push(WriteRequest::builder().delete_request(delete).build());
+            }
         }
         self.batch_write(&self.tables.members, requests).await
     }
@@ -646,6 +672,22 @@ impl ConnectionStore for DynamoStore {
             }
         }
         Ok(found)
+    }
+
+    async fn members_up_to(
+        &self,
+        room: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<User>>, StoreError> {
+        self.members_if_at_most(room, limit).await
+    }
+
+    async fn room_size(&self, room: &str) -> Result<usize, StoreError> {
+        self.count_members(room).await
+    }
+
+    async fn shard_members(&self, room: &str, shard: Shard) -> Result<Vec<User>, StoreError> {
+        self.query_shard(room, shard).await
     }
 
     /// See [`DynamoStore::admit_frame`].

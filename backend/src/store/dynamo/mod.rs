@@ -44,6 +44,7 @@ mod connections;
 mod history;
 pub(crate) mod items;
 mod schema;
+pub(crate) mod shards;
 
 use crate::config::{required_var, ConfigError};
 use crate::store::StoreError;

@@ -4,6 +4,7 @@
 //! The grant checks compare the template against this record, both ways.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
@@ -14,7 +15,10 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use serde_json::{json, Value};
 use webchat_backend::local_client;
-use webchat_backend::{ConnectionGateway, DynamoStore, PostError, RecordingGateway, TableNames};
+use webchat_backend::{
+    ConnectionGateway, DynamoStore, Fanout, FanoutJob, FanoutQueue, PostError, QueueError,
+    RecordingGateway, TableNames,
+};
 use webchat_shared_types::Route;
 use webchat_testkit::Dynalite;
 
@@ -66,6 +70,7 @@ pub(crate) fn recorded() -> &'static Record {
 async fn invoke(
     store: &DynamoStore,
     gateway: &Management,
+    fanout: Fanout<'_>,
     route: Route,
     connection_id: &str,
     body: Option<&str>,
@@ -82,8 +87,14 @@ async fn invoke(
         fields.insert("sub".into(), json!(sub));
         fields.insert("userName".into(), json!(user_name));
     }
-    let response =
-        webchat_backend::handle(store, gateway, &webchat_backend::Limits::DEFAULT, &event).await;
+    let response = webchat_backend::handle_with_fanout(
+        store,
+        gateway,
+        &webchat_backend::Limits::DEFAULT,
+        Some(fanout),
+        &event,
+    )
+    .await;
     assert_eq!(response.status_code, 200, "{route} for {connection_id}");
     match response.body {
         Some(Body::Text(text)) => Some(serde_json::from_str(&text).expect("replies are JSON")),
@@ -205,6 +216,40 @@ impl Management {
     }
 }
 
+/// The fan-out queue as the message function reaches it: each `SendMessageBatch` needs
+/// `sqs:SendMessage` on the queue (`FanoutQueue` in templates/websocket.yml). The jobs
+/// are kept, not run.
+#[derive(Debug, Default)]
+struct Queue {
+    calls: Mutex<Vec<Call>>,
+}
+
+impl FanoutQueue for Queue {
+    fn enqueue(
+        &self,
+        jobs: Vec<FanoutJob>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Vec<(FanoutJob, QueueError)>> + Send + '_>> {
+        if !jobs.is_empty() {
+            self.calls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(Call::new("sqs:SendMessage", "FanoutQueue"));
+        }
+        Box::pin(std::future::ready(Vec::new()))
+    }
+}
+
+impl Queue {
+    fn take(&self) -> Vec<Call> {
+        std::mem::take(
+            &mut *self
+                .calls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
 impl ConnectionGateway for Management {
     async fn post(&self, connection_id: &str, data: &str) -> Result<(), PostError> {
         self.note("POST");
@@ -227,6 +272,9 @@ struct World {
     store: DynamoStore,
     dynamo: DynamoCalls,
     management: Management,
+    queue: Queue,
+    /// Rooms with more members than this go to the fan-out queue.
+    fanout_inline: usize,
     record: Record,
     /// Connections signed in, and as whom (`sub`, `userName`).
     people: BTreeMap<String, (String, String)>,
@@ -243,16 +291,23 @@ impl World {
             .people
             .get(connection_id)
             .map(|(sub, name)| (sub.as_str(), name.as_str()));
+        let fanout = Fanout::new(&self.queue, self.fanout_inline);
         let reply = invoke(
             &self.store,
             &self.management,
+            fanout,
             route,
             connection_id,
             body,
             person,
         )
         .await;
-        let calls = self.dynamo.take().into_iter().chain(self.management.take());
+        let calls = self
+            .dynamo
+            .take()
+            .into_iter()
+            .chain(self.management.take())
+            .chain(self.queue.take());
         self.record.entry(route).or_default().extend(calls);
         reply
     }
@@ -371,6 +426,8 @@ async fn record() -> Record {
         store,
         dynamo,
         management: Management::default(),
+        queue: Queue::default(),
+        fanout_inline: webchat_backend::delivery::DEFAULT_FANOUT_INLINE,
         record: Record::new(),
         people: BTreeMap::new(),
     };
@@ -392,6 +449,10 @@ async fn record() -> Record {
         "pong"
     );
     assert_eq!(w.say("A", broadcast()).await, "sent");
+    // A room above the fan-out threshold: the message goes to the queue, one job a shard.
+    w.fanout_inline = 1;
+    assert_eq!(w.say("A", broadcast()).await, "sent");
+    w.fanout_inline = webchat_backend::delivery::DEFAULT_FANOUT_INLINE;
     let receivers = json!([{"connectionId": "B"}, {"connectionId": "gone"}, {"connectionId": "A"}]);
     let private =
         json!({"action": "message", "message": "hi", "receivers": receivers, "requestId": "m"});
