@@ -37,8 +37,8 @@ pub use rules::{new_message_id, Frame, Identity, Rules};
 pub use store::dynamo::local_client;
 pub use store::{
     conversation_key, person_partition, Claim, Connection, ConnectionStore, ConversationNote,
-    DynamoStore, HistorySlice, HistoryStore, Joined, MemoryStore, Person, Registration, StoreError,
-    StoredMessage, TableNames,
+    DynamoStore, HistorySlice, HistoryStore, Joined, MembersPage, MemoryStore, Person,
+    Registration, StoreError, StoredMessage, TableNames,
 };
 #[cfg(feature = "test-support")]
 pub use testing::{counting_client, DownStore, Driver, ItemsRead, RecordingGateway};

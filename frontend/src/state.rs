@@ -629,7 +629,10 @@ impl ChatState {
         let request_id = self.next_request_id();
         Command::Send(
             ClientFrame {
-                action: ClientAction::List { room: None },
+                action: ClientAction::List {
+                    room: None,
+                    cursor: None,
+                },
                 request_id: Some(request_id),
             }
             .to_json(),
@@ -1320,11 +1323,14 @@ impl ChatState {
                 }
                 self.send_next_message()
             }
-            ServerEvent::List { room, users } => {
+            ServerEvent::List { room, users, .. } => {
                 self.set_members(&room, users);
                 Vec::new()
             }
-            ServerEvent::Joined { room, users } => self.on_joined(&room, users, pending.as_ref()),
+            ServerEvent::Joined { room, users, .. } => {
+                self.on_joined(&room, users, pending.as_ref())
+            }
+            ServerEvent::Members { .. } => Vec::new(),
             ServerEvent::Left { .. } | ServerEvent::Pong {} => Vec::new(),
             ServerEvent::History {
                 room,

@@ -20,12 +20,14 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
         let (me, sender, other) = self
             .conversation_partners(connection_id, &to, "sending a message to a person")
             .await?;
-        let stored = self.new_message(
-            conversation_key(&me.sub, &other.sub),
-            &sender,
-            message,
-            Some(other.user_name.clone()),
-        );
+        let stored = self
+            .new_stored_message(
+                conversation_key(&me.sub, &other.sub),
+                &sender,
+                message,
+                Some(other.user_name.clone()),
+            )
+            .await?;
         self.store.append(&stored).await.map_err(|e| internal(&e))?;
         metrics::counter!(m::MESSAGES_STORED).increment(1);
         let note = |sub, with| ConversationNote {
@@ -75,7 +77,13 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
             return Err(not_a_member(&room));
         }
         let private = receivers.is_some();
-        let sent = self.new_message(room, &sender, message, None);
+        // Only stored messages need a place in their sender's order: history sorts by id.
+        let sent = if private {
+            self.new_message(room, &sender, message, None)
+        } else {
+            self.new_stored_message(room, &sender, message, None)
+                .await?
+        };
         let recipients = match receivers {
             None => {
                 // Stored before any push, so whoever gets the push (or reconnects

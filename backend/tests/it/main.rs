@@ -8,4 +8,5 @@ mod lambda_config;
 mod layout;
 mod management_push;
 mod metrics_emf;
+mod presence;
 mod rooms;

@@ -96,6 +96,8 @@ fn joined(name: &str, id: &str, others: &[User]) -> ChatState {
         ServerEvent::List {
             room: LOBBY.into(),
             users: others.to_vec(),
+            cursor: None,
+            count: None,
         },
         &request_id(&list),
     ));
@@ -652,6 +654,8 @@ fn after_a_reconnect_it_registers_the_same_name_refreshes_the_list_and_resets_th
         ServerEvent::List {
             room: LOBBY.into(),
             users: vec![user("bob", "B2")],
+            cursor: None,
+            count: None,
         },
         &request_id(&list),
     ));
@@ -1034,6 +1038,8 @@ fn enter_room(chat: &mut ChatState, room: &str, others: &[User]) -> Value {
         ServerEvent::Joined {
             room: room.into(),
             users: others.to_vec(),
+            cursor: None,
+            count: None,
         },
         &request_id(&join),
     ));
@@ -1066,6 +1072,8 @@ fn a_room_name_is_checked_locally_then_joined_shown_with_its_members_and_its_lat
         ServerEvent::Joined {
             room: "rust".into(),
             users: vec![user("carol", "C")],
+            cursor: None,
+            count: None,
         },
         &request_id(&join),
     ));
@@ -1213,6 +1221,8 @@ fn scrolling_to_the_top_asks_for_the_page_before_the_first_message_while_there_i
         ServerEvent::Joined {
             room: "rust".into(),
             users: Vec::new(),
+            cursor: None,
+            count: None,
         },
         &request_id(&join),
     ));
@@ -1253,6 +1263,8 @@ fn reconnect(chat: &mut ChatState) -> (Value, Value) {
         ServerEvent::Joined {
             room: "rust".into(),
             users: Vec::new(),
+            cursor: None,
+            count: None,
         },
         &request_id(&join),
     ));
@@ -1497,6 +1509,8 @@ fn every_event() -> Vec<ServerEvent> {
         ServerEvent::List {
             room: LOBBY.into(),
             users: vec![user("bob", "B")],
+            cursor: None,
+            count: None,
         },
         registered("alice", "A"),
         ServerEvent::Registered {
@@ -1508,6 +1522,18 @@ fn every_event() -> Vec<ServerEvent> {
         ServerEvent::Joined {
             room: "rust".into(),
             users: vec![user("bob", "B"), user("carol", "C")],
+            cursor: None,
+            count: None,
+        },
+        ServerEvent::Joined {
+            room: "big".into(),
+            users: vec![user("bob", "B")],
+            cursor: Some("42".into()),
+            count: Some(250),
+        },
+        ServerEvent::Members {
+            room: "big".into(),
+            count: 251,
         },
         ServerEvent::Left {
             room: "rust".into(),
@@ -1546,6 +1572,7 @@ fn every_event() -> Vec<ServerEvent> {
             | ServerEvent::List { .. }
             | ServerEvent::Registered { .. }
             | ServerEvent::Joined { .. }
+            | ServerEvent::Members { .. }
             | ServerEvent::Left { .. }
             | ServerEvent::History { .. }
             | ServerEvent::Sent { .. }

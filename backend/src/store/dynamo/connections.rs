@@ -8,7 +8,8 @@ use super::items::{
 use super::{conditional, now_secs, unavailable, DynamoStore, BATCH_ATTEMPTS};
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use crate::store::{
-    person_partition, Claim, Connection, ConnectionStore, Joined, Person, Registration, StoreError,
+    person_partition, Claim, Connection, ConnectionStore, Joined, MembersPage, Person,
+    Registration, StoreError,
 };
 use aws_sdk_dynamodb::types::{
     DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
@@ -175,6 +176,7 @@ impl DynamoStore {
         let old = conditional("DeleteItem (connection taken over)", deleted)?
             .and_then(|output| output.attributes().and_then(connection_from_item));
         if let Some(old) = &old {
+            self.count_members(&old.rooms, -1).await?;
             self.delete_members(&old.connection_id, &old.partitions())
                 .await?;
         }
@@ -403,6 +405,12 @@ impl ConnectionStore for DynamoStore {
                 return Err(err);
             }
         };
+        let arrived: Vec<String> = rooms
+            .iter()
+            .filter(|room| !before.is_in(room))
+            .cloned()
+            .collect();
+        self.count_members(&arrived, 1).await?;
         // A signed-in connection is also one of its person's connections.
         let partitions: Vec<String> = rooms
             .iter()
@@ -476,6 +484,7 @@ impl ConnectionStore for DynamoStore {
         if let Some(name) = removed.user_name.as_deref() {
             self.release_name(name, connection_id).await?;
         }
+        self.count_members(&removed.rooms, -1).await?;
         self.delete_members(connection_id, &removed.partitions())
             .await?;
         Ok(Some(removed))
@@ -528,9 +537,12 @@ impl ConnectionStore for DynamoStore {
                 };
             }
         };
+        let rooms = [room.to_string()];
+        if joined == Joined::Added {
+            self.count_members(&rooms, 1).await?;
+        }
         // Written also when it was in already: that heals a join that stopped between
         // its two writes.
-        let rooms = [room.to_string()];
         self.write_members(&connection, user_name, &rooms).await?;
         Ok(joined)
     }
@@ -555,6 +567,7 @@ impl ConnectionStore for DynamoStore {
                 .attributes()
                 .is_some_and(|before| rooms_of(before).iter().any(|r| r == room));
             if was_in {
+                self.count_members(&[room.to_string()], -1).await?;
                 self.drop_member_unless_in(connection_id, room).await?;
             }
             Ok(was_in)
@@ -657,5 +670,38 @@ impl ConnectionStore for DynamoStore {
         now: Micros,
     ) -> Result<Admission, StoreError> {
         self.admit_frame(connection_id, bucket, limit, now).await
+    }
+
+    /// One `GetItem` of the room's count row.
+    async fn member_count(&self, room: &str) -> Result<u64, StoreError> {
+        self.read_member_count(room).await
+    }
+
+    /// One Query of the room's partition with `ExclusiveStartKey`.
+    async fn members_page(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<MembersPage, StoreError> {
+        self.read_members_page(room, after, limit).await
+    }
+
+    async fn claim_count_push(
+        &self,
+        room: &str,
+        count: u64,
+        now_ms: i64,
+        due_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.claim_count_push_row(room, count, now_ms, due_ms).await
+    }
+
+    async fn record_message_id(
+        &self,
+        connection_id: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.record_sent_id(connection_id, message_id).await
     }
 }
