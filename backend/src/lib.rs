@@ -32,7 +32,7 @@ pub use delivery::{
     fan_out, ConnectionGateway, FanOut, ManagementGateway, ManagementGateways, PostError, Retrying,
 };
 pub use limits::{Admission, Bucket, Clock, Limits, ManualClock, RateLimit, SystemClock};
-pub use rules::{new_message_id, Frame, Identity, Rules};
+pub use rules::{new_message_id, next_message_id, Frame, Identity, Rules};
 #[cfg(feature = "local-endpoints")]
 pub use store::dynamo::local_client;
 pub use store::{

@@ -63,10 +63,17 @@ fn advance_past(id: ulid::Ulid) -> ulid::Ulid {
     next
 }
 
-/// A ULID: sortable by time, unique without coordination between Lambdas, and greater
-/// than every id this process gave before, so one sender's messages sort as sent even
-/// within one millisecond (random parts alone would sort them at random).
+/// A ULID for `timestamp_ms`: sortable by time, unique without coordination between
+/// Lambdas. Two drawn in one millisecond sort at random; messages take
+/// [`next_message_id`].
 pub fn new_message_id(timestamp_ms: u64) -> String {
+    ulid::Ulid::from_parts(timestamp_ms, rand::random()).to_string()
+}
+
+/// A ULID for `timestamp_ms` greater than every id this process gave before (the next
+/// after the newest, when that is not older), so one sender's messages sort as sent even
+/// within one millisecond.
+pub fn next_message_id(timestamp_ms: u64) -> String {
     advance_past(ulid::Ulid::from_parts(timestamp_ms, rand::random())).to_string()
 }
 
@@ -184,7 +191,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
         sender_id: &str,
         timestamp_ms: u64,
     ) -> Result<String, Refusal> {
-        let mut id = new_message_id(timestamp_ms);
+        let mut id = next_message_id(timestamp_ms);
         for _ in 0..MESSAGE_ID_ATTEMPTS {
             match self.store.record_message_id(sender_id, &id).await {
                 Ok(None) => return Ok(id),
@@ -228,7 +235,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
         let timestamp = self.now_ms();
         StoredMessage {
             room,
-            message_id: new_message_id(timestamp),
+            message_id: next_message_id(timestamp),
             sender: sender.user_name.clone().unwrap_or_default(),
             sender_id: sender.connection_id.clone(),
             message,

@@ -16,6 +16,7 @@ mod hostile;
 mod load;
 mod management_auth;
 mod metrics;
+mod presence;
 mod rate_limit;
 mod rejoin;
 mod static_ui;
