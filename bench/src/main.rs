@@ -21,6 +21,9 @@
 //!   `webchat-local` with `Accept-Encoding: br, gzip` (`download.rs`);
 //! - `webchat-local` peak RSS with 1,000 connections (≤ 100 MB);
 //! - the UI's first paint in headless Chromium (no goal; see `first_paint.rs`);
+//! - big rooms (`presence.rs`): 1,000 / 5,000 / 10,000 clients registering into one
+//!   lobby (10,000 in ≤ 10 s), and the pushes one more arrival causes besides the
+//!   room's member count (none);
 //! - `webchat-local`'s RSS growth while one client reads nothing and another floods 20,000
 //!   × 4 KB broadcasts (≤ 16 MB), and the other clients' delivery latency meanwhile.
 //!
@@ -33,6 +36,7 @@ mod first_paint;
 mod lambda;
 mod local;
 mod metrics_cost;
+mod presence;
 mod push;
 mod rooms;
 mod slow_reader;
@@ -150,7 +154,7 @@ const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin
               [--throughput-secs N] [--dynamo-clients N] [--dynamo-broadcasts N]
               [--room-broadcasts N (0: none)] [--room-others N] [--room-series N]
               [--history-stored N]
-              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,metrics]";
+              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,presence,metrics]";
 
 fn options() -> Result<Options> {
     let default_root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1067,6 +1071,10 @@ async fn run(options: Options) -> Result<()> {
     if options.wants("throughput") {
         let result = throughput(&options, &mut figures).await;
         attempt("throughput", result, &mut figures);
+    }
+    if options.wants("presence") {
+        let result = presence::figures(&options.local_bin, &presence::SIZES, &mut figures).await;
+        attempt("presence", result, &mut figures);
     }
     if options.wants("slowreader") {
         let result = slow_reader_figures(&options, &mut figures).await;

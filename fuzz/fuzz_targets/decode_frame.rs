@@ -187,7 +187,7 @@ fn check_valid(valid: &ValidFrame) {
         Request::List { room, cursor } => {
             check_room(room);
             if let Some(cursor) = cursor {
-                assert!(cursor.len() % 2 == 0 && cursor.bytes().all(|b| b.is_ascii_hexdigit()));
+                assert!(cursor.len().is_multiple_of(2) && cursor.bytes().all(|b| b.is_ascii_hexdigit()));
             }
         }
         Request::Join { room } => check_room(room),

@@ -891,7 +891,7 @@ fn validate_message_id(field: &str, id: String) -> Result<String, Refusal> {
 
 fn validate_cursor(cursor: String) -> Result<String, Refusal> {
     let valid = (2..=MAX_CURSOR_CHARS).contains(&cursor.len())
-        && cursor.len() % 2 == 0
+        && cursor.len().is_multiple_of(2)
         && cursor
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));

@@ -824,7 +824,7 @@ fn list_cursors_are_what_a_list_reply_gave_or_refused() {
         r#""4c3""#,
         r#""4C30""#,
         r#""zz""#,
-        r#"12"#,
+        "12",
         &format!("\"{}\"", "ab".repeat(MAX_CURSOR_CHARS)),
     ] {
         let refused = refusal(&format!(

@@ -2233,3 +2233,62 @@ fn sign_out_goes_through_the_issuers_logout_only_when_it_has_one() {
     let bad = auth.with_logout_url(Some("javascript:alert(1)".into()));
     assert_eq!(logout_url(&bad, "https://chat.example/"), None);
 }
+
+#[test]
+fn a_big_room_shows_its_count_and_pages_its_people_on_demand() {
+    let mut chat = ChatState::new();
+    chat.join("ana");
+    let register = only_frame(&chat.socket_opened());
+    let commands = chat.frame(&reply(registered("ana", "A"), &request_id(&register)));
+    let list = frame_of(&commands, "list");
+    // The lobby is above the server's presence limit: a page, a cursor and a count.
+    chat.frame(&reply(
+        ServerEvent::List {
+            room: LOBBY.into(),
+            users: vec![user("bob", "B"), user("carol", "C")],
+            cursor: Some("43".into()),
+            count: Some(250),
+        },
+        &request_id(&list),
+    ));
+    assert_eq!(names(&chat), ["bob", "carol"]);
+    assert_eq!(
+        chat.people_count(chat.room()),
+        249,
+        "the others, not the page"
+    );
+    assert_eq!(chat.room().more_people.as_deref(), Some("43"));
+
+    // "Show more" asks for the next page of the shown room and adds it.
+    let more = only_frame(&chat.more_people());
+    assert_eq!(more["action"], "list");
+    assert_eq!(more["room"], LOBBY);
+    assert_eq!(more["cursor"], "43");
+    chat.frame(&reply(
+        ServerEvent::List {
+            room: LOBBY.into(),
+            users: vec![user("dora", "D")],
+            cursor: None,
+            count: Some(251),
+        },
+        &request_id(&more),
+    ));
+    assert_eq!(names(&chat), ["bob", "carol", "dora"]);
+    assert_eq!(chat.room().more_people, None, "the last page");
+    assert_eq!(chat.more_people(), Vec::new(), "nothing more to ask for");
+
+    // Counts pushed instead of arrivals replace the count.
+    chat.frame(&push(ServerEvent::Members {
+        room: LOBBY.into(),
+        count: 300,
+    }));
+    assert_eq!(chat.people_count(chat.room()), 299);
+}
+
+#[test]
+fn a_small_room_counts_the_people_it_lists() {
+    let chat = joined("ana", "A", &[user("bob", "B")]);
+    assert_eq!(chat.people_count(chat.room()), 1);
+    assert_eq!(chat.room().member_count, None);
+    assert_eq!(chat.room().more_people, None);
+}
