@@ -15,7 +15,9 @@ use webchat_shared_types::{
 /// the process.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    inner: Mutex<Inner>,
+    /// Boxed: a store is passed and kept by value (beside the DynamoDB store, in one
+    /// enum, in `webchat-local`), and its maps need not move with it.
+    inner: Mutex<Box<Inner>>,
 }
 
 /// Who holds a name, and the hash of the resume token that may take it over.
@@ -54,7 +56,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Box<Inner>> {
         // A panic while holding the lock cannot leave the maps half-updated (each
         // operation mutates after all its checks), so a poisoned lock is still usable.
         self.inner
