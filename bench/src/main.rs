@@ -146,6 +146,7 @@ struct Options {
     room_others: usize,
     room_series: usize,
     history_stored: usize,
+    presence_sizes: Vec<usize>,
     only: Option<Vec<String>>,
 }
 
@@ -153,7 +154,7 @@ const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin
               [--fanout-clients N] [--broadcasts N] [--throughput-clients N]
               [--throughput-secs N] [--dynamo-clients N] [--dynamo-broadcasts N]
               [--room-broadcasts N (0: none)] [--room-others N] [--room-series N]
-              [--history-stored N]
+              [--history-stored N] [--presence-sizes N,N,...]
               [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,presence,metrics]";
 
 fn options() -> Result<Options> {
@@ -179,6 +180,7 @@ fn options() -> Result<Options> {
         room_others: 1000,
         room_series: 100,
         history_stored: 550,
+        presence_sizes: presence::SIZES.to_vec(),
         only: None,
     };
     let mut args = std::env::args().skip(1);
@@ -202,6 +204,12 @@ fn options() -> Result<Options> {
             "--room-others" => options.room_others = value()?.parse()?,
             "--room-series" => options.room_series = value()?.parse()?,
             "--history-stored" => options.history_stored = value()?.parse()?,
+            "--presence-sizes" => {
+                options.presence_sizes = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
             "--only" => {
                 options.only = Some(value()?.split(',').map(str::to_string).collect());
             }
@@ -1073,7 +1081,8 @@ async fn run(options: Options) -> Result<()> {
         attempt("throughput", result, &mut figures);
     }
     if options.wants("presence") {
-        let result = presence::figures(&options.local_bin, &presence::SIZES, &mut figures).await;
+        let result =
+            presence::figures(&options.local_bin, &options.presence_sizes, &mut figures).await;
         attempt("presence", result, &mut figures);
     }
     if options.wants("slowreader") {
