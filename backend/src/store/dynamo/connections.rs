@@ -176,9 +176,9 @@ impl DynamoStore {
         let old = conditional("DeleteItem (connection taken over)", deleted)?
             .and_then(|output| output.attributes().and_then(connection_from_item));
         if let Some(old) = &old {
-            self.count_members(&old.rooms, -1).await?;
             self.delete_members(&old.connection_id, &old.partitions())
                 .await?;
+            self.count_members(&old.rooms, -1).await;
         }
         Ok(old)
     }
@@ -405,12 +405,6 @@ impl ConnectionStore for DynamoStore {
                 return Err(err);
             }
         };
-        let arrived: Vec<String> = rooms
-            .iter()
-            .filter(|room| !before.is_in(room))
-            .cloned()
-            .collect();
-        self.count_members(&arrived, 1).await?;
         // A signed-in connection is also one of its person's connections.
         let partitions: Vec<String> = rooms
             .iter()
@@ -419,6 +413,12 @@ impl ConnectionStore for DynamoStore {
             .collect();
         self.write_members(&before, claim.user_name, &partitions)
             .await?;
+        let arrived: Vec<String> = rooms
+            .iter()
+            .filter(|room| !before.is_in(room))
+            .cloned()
+            .collect();
+        self.count_members(&arrived, 1).await;
 
         if let Some(old) = before
             .user_name
@@ -484,9 +484,9 @@ impl ConnectionStore for DynamoStore {
         if let Some(name) = removed.user_name.as_deref() {
             self.release_name(name, connection_id).await?;
         }
-        self.count_members(&removed.rooms, -1).await?;
         self.delete_members(connection_id, &removed.partitions())
             .await?;
+        self.count_members(&removed.rooms, -1).await;
         Ok(Some(removed))
     }
 
@@ -537,13 +537,13 @@ impl ConnectionStore for DynamoStore {
                 };
             }
         };
-        let rooms = [room.to_string()];
-        if joined == Joined::Added {
-            self.count_members(&rooms, 1).await?;
-        }
         // Written also when it was in already: that heals a join that stopped between
         // its two writes.
+        let rooms = [room.to_string()];
         self.write_members(&connection, user_name, &rooms).await?;
+        if joined == Joined::Added {
+            self.count_members(&rooms, 1).await;
+        }
         Ok(joined)
     }
 
@@ -567,8 +567,8 @@ impl ConnectionStore for DynamoStore {
                 .attributes()
                 .is_some_and(|before| rooms_of(before).iter().any(|r| r == room));
             if was_in {
-                self.count_members(&[room.to_string()], -1).await?;
                 self.drop_member_unless_in(connection_id, room).await?;
+                self.count_members(&[room.to_string()], -1).await;
             }
             Ok(was_in)
         } else {

@@ -11,6 +11,7 @@ use crate::store::{MembersPage, StoreError};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use webchat_telemetry::Causes;
 
 /// The sort key of a room's count row, in its own partition ([`count_partition`]).
 const COUNT_ROW: &str = "count";
@@ -30,12 +31,10 @@ fn count_partition(room: &str) -> String {
 impl DynamoStore {
     /// Moves the member count of each of `rooms` by `delta`: one `ADD` each, called
     /// after the `rooms` set update that decided the connection came in or went out
-    /// (that update's old set says so exactly once, whatever races it).
-    pub(super) async fn count_members(
-        &self,
-        rooms: &[String],
-        delta: i64,
-    ) -> Result<(), StoreError> {
+    /// (that update's old set says so exactly once, whatever races it) and after the
+    /// member rows, which matter more. A count that could not be moved is logged, not
+    /// failed: the change it counts has happened, and failing would not undo it.
+    pub(super) async fn count_members(&self, rooms: &[String], delta: i64) {
         let updates = rooms.iter().map(|room| {
             self.client
                 .update_item()
@@ -46,10 +45,12 @@ impl DynamoStore {
                 .expression_attribute_values(":delta", number(delta))
                 .send()
         });
-        for updated in futures::future::join_all(updates).await {
-            updated.map_err(|e| unavailable("UpdateItem (member count)", e))?;
+        for (room, updated) in rooms.iter().zip(futures::future::join_all(updates).await) {
+            if let Err(err) = updated {
+                let err = unavailable("UpdateItem (member count)", err);
+                tracing::error!(room, delta, error = %Causes(&err), "could not move a room's member count");
+            }
         }
-        Ok(())
     }
 
     pub(super) async fn read_member_count(&self, room: &str) -> Result<u64, StoreError> {
