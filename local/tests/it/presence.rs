@@ -70,6 +70,18 @@ async fn the_presence_limit_flag_sets_where_counts_replace_arrivals() -> Result<
 }
 
 #[tokio::test]
+async fn the_presence_limit_holds_with_connections_in_dynamodb() -> Result<()> {
+    let dynalite = Dynalite::start();
+    let (_gateway, url) = common::gateway_process(&[
+        "--presence-limit",
+        "2",
+        "--dynamodb-endpoint",
+        &dynalite.endpoint(),
+    ])?;
+    a_big_lobby_hears_counts_not_arrivals(&url).await
+}
+
+#[tokio::test]
 async fn the_presence_limit_variable_sets_it_too() -> Result<()> {
     let (_gateway, url) = gateway_with(&[], &[("PRESENCE_LIMIT", "2")])?;
     a_big_lobby_hears_counts_not_arrivals(&url).await
