@@ -898,11 +898,17 @@ fn validate_cursor(cursor: String) -> Result<String, Refusal> {
     if valid {
         Ok(cursor)
     } else {
-        Err(Refusal::new(
-            ErrorCode::InvalidField,
-            "cursor must be the cursor of a list reply, as it was sent",
-        ))
+        Err(invalid_cursor())
     }
+}
+
+/// The refusal of a `list` `cursor` that no `list` reply gave: its shape here, its
+/// meaning on the server.
+pub fn invalid_cursor() -> Refusal {
+    Refusal::new(
+        ErrorCode::InvalidField,
+        "cursor must be the cursor of a list reply, as it was sent",
+    )
 }
 
 fn validate_resume_token(token: String) -> Result<String, Refusal> {

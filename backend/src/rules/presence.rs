@@ -7,11 +7,9 @@
 //! finds the interval passed: a count is stale at most until the next change after
 //! the interval, and every `list` and `joined` of a big room carries the count as it is.
 
-use super::{
-    fan_out, internal, Causes, ConnectionGateway, ConnectionStore, HistoryStore, Refusal, Rules,
-};
+use super::{internal, Causes, ConnectionGateway, ConnectionStore, HistoryStore, Refusal, Rules};
 use crate::limits::PRESENCE_INTERVAL;
-use webchat_shared_types::{ErrorCode, ServerEvent, ServerFrame, User, LIST_PAGE_SIZE};
+use webchat_shared_types::{invalid_cursor, ServerEvent, User, LIST_PAGE_SIZE};
 
 /// The cursor a `list` reply gives for the page after `connection_id`: opaque to
 /// clients (hex), which shared-types checks the shape of.
@@ -24,12 +22,7 @@ fn page_after(cursor: &str) -> Result<String, Refusal> {
     hex::decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::InvalidField,
-                "cursor must be the cursor of a list reply, as it was sent",
-            )
-        })
+        .ok_or_else(invalid_cursor)
 }
 
 /// A room's members as `list` and `joined` carry them.
@@ -86,23 +79,12 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
                 return Vec::new();
             }
         }
-        let members = match self.store.members(room).await {
-            Ok(members) => members,
-            Err(err) => {
-                tracing::error!(room, error = %Causes(&err), "could not list a room's members to push its count to");
-                return Vec::new();
-            }
-        };
-        let payload = ServerFrame::push(ServerEvent::Members {
+        // The room's one way to every member, as its announcements and messages take.
+        let event = ServerEvent::Members {
             room: room.to_string(),
             count,
-        })
-        .to_json();
-        let deliveries = members
-            .into_iter()
-            .map(|member| (member.connection_id, payload.clone()))
-            .collect();
-        fan_out(self.gateway, deliveries).await.gone
+        };
+        self.announce(room, vec![event], None).await
     }
 
     /// The members of `room` other than `connection_id`: all of them, sorted by name,
