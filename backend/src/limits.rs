@@ -255,7 +255,9 @@ impl Limits {
     };
 
     /// As high as a configuration may set them: for load tests and benches, which
-    /// measure what the chat can carry, not what one connection may send.
+    /// measure what the chat can carry, not what one connection may send. Every room is
+    /// within the presence limit, so each arrival is announced (the load tests check
+    /// every announcement).
     pub const UNLIMITED: Limits = Limits {
         message: RateLimit {
             per_second: MAX_RATE_PER_SECOND,
@@ -266,7 +268,7 @@ impl Limits {
             burst: MAX_BURST,
         },
         history_days: DEFAULT_HISTORY_DAYS,
-        presence_limit: DEFAULT_PRESENCE_LIMIT,
+        presence_limit: MAX_PRESENCE_LIMIT,
     };
 
     /// The limit of one bucket.
