@@ -35,13 +35,13 @@ pub use delivery::{
     ManagementGateways, PostError, QueueError, Retrying, RoomPush,
 };
 pub use limits::{Admission, Bucket, Clock, Limits, ManualClock, RateLimit, SystemClock};
-pub use rules::{new_message_id, Frame, Identity, Rules};
+pub use rules::{new_message_id, next_message_id, Frame, Identity, Rules};
 #[cfg(feature = "local-endpoints")]
 pub use store::dynamo::local_client;
 pub use store::{
     conversation_key, person_partition, Claim, Connection, ConnectionStore, ConversationNote,
-    DynamoStore, HistorySlice, HistoryStore, Joined, MemoryStore, Person, Registration, Shard,
-    StoreError, StoredMessage, TableNames,
+    DynamoStore, HistorySlice, HistoryStore, Joined, MembersPage, MemoryStore, Person,
+    Registration, Shard, StoreError, StoredMessage, TableNames,
 };
 #[cfg(feature = "test-support")]
 pub use testing::{counting_client, DownStore, Driver, ItemsRead, RecordingGateway};

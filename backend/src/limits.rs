@@ -93,6 +93,32 @@ pub fn parse_history_days(setting: &str, value: &str) -> Result<u32, ConfigError
         })
 }
 
+/// Rooms with at most this many members hear every arrival and departure (`newUser`,
+/// `userExit`); larger ones hear their member count instead (see [`PRESENCE_INTERVAL`]).
+pub const DEFAULT_PRESENCE_LIMIT: u32 = 200;
+/// The largest presence limit a deployment may set.
+pub const MAX_PRESENCE_LIMIT: u32 = 1_000_000;
+/// A room above the presence limit hears its member count at most this often: an
+/// arrival or departure pushes it only when this long has passed since the last push
+/// (and the count changed).
+pub const PRESENCE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A presence limit in members, as configured; `setting` names where it came from.
+pub fn parse_presence_limit(setting: &str, value: &str) -> Result<u32, ConfigError> {
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|limit| (1..=MAX_PRESENCE_LIMIT).contains(limit))
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                setting,
+                value,
+                format!("not a member count: give a whole number from 1 to {MAX_PRESENCE_LIMIT}"),
+            )
+        })
+}
+
 /// A rate in frames per second, as configured; `setting` names where it came from.
 pub fn parse_rate(setting: &str, value: &str) -> Result<f64, ConfigError> {
     value
@@ -196,6 +222,8 @@ pub struct Limits {
     pub action: RateLimit,
     /// Room messages expire this many days after they were sent.
     pub history_days: u32,
+    /// Rooms with more members than this hear counts, not each arrival and departure.
+    pub presence_limit: u32,
 }
 
 /// The environment variables (Lambda) and flags (`webchat-local`) that set each limit.
@@ -208,6 +236,8 @@ pub const ACTION_RATE_VAR: &str = "ACTION_RATE_PER_SECOND";
 pub const ACTION_BURST_VAR: &str = "ACTION_BURST";
 /// Sets [`Limits::history_days`].
 pub const HISTORY_DAYS_VAR: &str = "HISTORY_DAYS";
+/// Sets [`Limits::presence_limit`].
+pub const PRESENCE_LIMIT_VAR: &str = "PRESENCE_LIMIT";
 
 impl Limits {
     /// A person typing never meets these; a script sending as fast as it can does.
@@ -221,10 +251,13 @@ impl Limits {
             burst: 40,
         },
         history_days: DEFAULT_HISTORY_DAYS,
+        presence_limit: DEFAULT_PRESENCE_LIMIT,
     };
 
     /// As high as a configuration may set them: for load tests and benches, which
-    /// measure what the chat can carry, not what one connection may send.
+    /// measure what the chat can carry, not what one connection may send. Every room is
+    /// within the presence limit, so each arrival is announced (the load tests check
+    /// every announcement).
     pub const UNLIMITED: Limits = Limits {
         message: RateLimit {
             per_second: MAX_RATE_PER_SECOND,
@@ -235,6 +268,7 @@ impl Limits {
             burst: MAX_BURST,
         },
         history_days: DEFAULT_HISTORY_DAYS,
+        presence_limit: MAX_PRESENCE_LIMIT,
     };
 
     /// The limit of one bucket.
@@ -273,6 +307,10 @@ impl Limits {
             history_days: var(HISTORY_DAYS_VAR).map_or(Ok(default.history_days), |value| {
                 parse_history_days(HISTORY_DAYS_VAR, &value)
             })?,
+            presence_limit: var(PRESENCE_LIMIT_VAR)
+                .map_or(Ok(default.presence_limit), |value| {
+                    parse_presence_limit(PRESENCE_LIMIT_VAR, &value)
+                })?,
         })
     }
 
@@ -428,7 +466,16 @@ mod tests {
             from_pairs(&[("MESSAGE_RATE_PER_SECOND", "0.5"), ("ACTION_BURST", "7")]).unwrap();
         assert_eq!(custom.message, RateLimit::new(0.5, 20));
         assert_eq!(custom.action, RateLimit::new(20.0, 7));
+        assert_eq!(
+            from_pairs(&[("PRESENCE_LIMIT", "3")])
+                .unwrap()
+                .presence_limit,
+            3
+        );
         for (name, value) in [
+            ("PRESENCE_LIMIT", "0"),
+            ("PRESENCE_LIMIT", "many"),
+            ("PRESENCE_LIMIT", "-5"),
             ("MESSAGE_RATE_PER_SECOND", "fast"),
             ("MESSAGE_RATE_PER_SECOND", "0"),
             ("ACTION_RATE_PER_SECOND", "NaN"),

@@ -21,7 +21,7 @@ const FANOUT_INLINE: &str = "500";
 const ROW_PREFIX: &str = "big room ";
 /// Each client holds one socket in the bench and one in `webchat-local`, which also
 /// needs some for its management API; both processes inherit this process's limit.
-const SPARE_FDS: u64 = 1_024;
+pub(crate) const SPARE_FDS: u64 = 1_024;
 
 /// The row `big room {members}: {what} ({unit})`.
 pub(crate) fn row_name(members: usize, what: &str, unit: &str) -> String {
@@ -99,7 +99,7 @@ async fn settle(inbox: &Inbox) {
 
 /// Raises this process's soft limit on open files to at least `needed` (up to the hard
 /// limit), or says why the bench cannot hold that many sockets.
-fn raise_fd_limit(needed: u64) -> Result<()> {
+pub(crate) fn raise_fd_limit(needed: u64) -> Result<()> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -117,6 +117,10 @@ fn raise_fd_limit(needed: u64) -> Result<()> {
             limit.rlim_max
         );
     }
+    crate::step(&format!(
+        "raising the open-files soft limit from {} to {needed}",
+        limit.rlim_cur
+    ));
     limit.rlim_cur = needed;
     // SAFETY: setrlimit reads one rlimit through a valid pointer.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) } != 0 {

@@ -29,6 +29,9 @@
 //! - big rooms of 1,000, 5,000 and 10,000 members: broadcast p50 and p99 through the
 //!   fan-out workers (p99 ≤ 1 s at 10,000), and `target/bench/big-rooms.svg`, every
 //!   `big room` row plotted against the room's size (`big_rooms.rs`);
+//! - big rooms (`presence.rs`): 1,000 / 5,000 / 10,000 clients registering into one
+//!   lobby (10,000 in ≤ 10 s), and the pushes one more arrival causes besides the
+//!   room's member count (none);
 //! - `webchat-local`'s RSS growth while one client reads nothing and another floods 20,000
 //!   × 4 KB broadcasts (≤ 16 MB), and the other clients' delivery latency meanwhile.
 //!
@@ -42,6 +45,7 @@ mod first_paint;
 mod lambda;
 mod local;
 mod metrics_cost;
+mod presence;
 mod push;
 mod rooms;
 mod slow_reader;
@@ -159,6 +163,7 @@ struct Options {
     template_broadcasts: usize,
     big_rooms: Vec<usize>,
     big_room_broadcasts: usize,
+    presence_sizes: Vec<usize>,
     only: Option<Vec<String>>,
 }
 
@@ -169,7 +174,19 @@ const USAGE: &str = "webchat-bench [--root DIR] [--local-bin PATH] [--lambda-bin
               [--history-stored N] [--paired-dist OLD_DIST [--paired-rounds N]]
               [--template-clients N] [--template-broadcasts N]
               [--big-rooms N,N,… (members)] [--big-room-broadcasts N]
-              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,template,bigrooms,metrics]";
+              [--presence-sizes N,N,… (clients)]
+              [--only push,fanout,rooms,dynamo,throughput,lambda,sizes,firstpaint,slowreader,template,bigrooms,presence,metrics]";
+
+/// `1000,5000,10000` as room sizes.
+fn room_sizes(list: &str) -> Result<Vec<usize>> {
+    list.split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .with_context(|| format!("{n:?} is not a size"))
+        })
+        .collect()
+}
 
 fn options() -> Result<Options> {
     let default_root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -200,6 +217,7 @@ fn options() -> Result<Options> {
         template_broadcasts: 50,
         big_rooms: big_rooms::SIZES.to_vec(),
         big_room_broadcasts: 20,
+        presence_sizes: presence::SIZES.to_vec(),
         only: None,
     };
     let mut args = std::env::args().skip(1);
@@ -227,13 +245,9 @@ fn options() -> Result<Options> {
             "--paired-rounds" => options.paired_rounds = value()?.parse()?,
             "--template-clients" => options.template_clients = value()?.parse()?,
             "--template-broadcasts" => options.template_broadcasts = value()?.parse()?,
-            "--big-rooms" => {
-                options.big_rooms = value()?
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()?;
-            }
+            "--big-rooms" => options.big_rooms = room_sizes(&value()?)?,
             "--big-room-broadcasts" => options.big_room_broadcasts = value()?.parse()?,
+            "--presence-sizes" => options.presence_sizes = room_sizes(&value()?)?,
             "--only" => {
                 options.only = Some(value()?.split(',').map(str::to_string).collect());
             }
@@ -1204,6 +1218,11 @@ async fn run(options: Options) -> Result<()> {
         )
         .await;
         attempt("big rooms", result, &mut figures);
+    }
+    if options.wants("presence") {
+        let result =
+            presence::figures(&options.local_bin, &options.presence_sizes, &mut figures).await;
+        attempt("presence", result, &mut figures);
     }
     if options.wants("slowreader") {
         let result = slow_reader_figures(&options, &mut figures).await;

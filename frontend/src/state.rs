@@ -239,6 +239,11 @@ pub struct Room {
     pub unread: u32,
     /// The server has older messages than the first one shown.
     pub more: bool,
+    /// In a room above the server's presence limit: its member count (this tab
+    /// included), which the server pushes instead of each arrival and departure.
+    pub member_count: Option<u64>,
+    /// In such a room, when more members can be listed: where the next page starts.
+    pub more_people: Option<String>,
     /// An older page was asked for and has not come yet.
     loading: bool,
     /// Set at each registration: the newest message seen before it, so the room asks
@@ -256,6 +261,8 @@ impl Room {
             entries: Vec::new(),
             unread: 0,
             more: false,
+            member_count: None,
+            more_people: None,
             loading: false,
             since: None,
             marked: false,
@@ -401,6 +408,10 @@ enum Pending {
     History {
         page: Page,
     },
+    /// The next page of a big room's members.
+    People {
+        room: String,
+    },
 }
 
 /// The whole view state of the app.
@@ -496,6 +507,31 @@ impl ChatState {
 
     fn room_mut(&mut self, name: &str) -> Option<&mut Room> {
         self.rooms.iter_mut().find(|room| room.name == name)
+    }
+
+    /// How many others are in `room`: the server's count in a big room (it lists those
+    /// a page at a time), else those listed.
+    pub fn people_count(&self, room: &Room) -> usize {
+        match room.member_count {
+            Some(count) => usize::try_from(count.saturating_sub(1)).unwrap_or(usize::MAX),
+            None => self.people(room).len(),
+        }
+    }
+
+    /// Asks for the next page of the shown room's members, when a big room has one.
+    pub fn more_people(&mut self) -> Vec<Command> {
+        let room = self.room();
+        let Some(cursor) = room.more_people.clone() else {
+            return Vec::new();
+        };
+        let name = room.name.clone();
+        vec![self.request(
+            ClientAction::List {
+                room: Some(name.clone()),
+                cursor: Some(cursor),
+            },
+            Pending::People { room: name },
+        )]
     }
 
     /// The members of `room` as the page lists them. With sign-in on, each person once
@@ -629,7 +665,10 @@ impl ChatState {
         let request_id = self.next_request_id();
         Command::Send(
             ClientFrame {
-                action: ClientAction::List { room: None },
+                action: ClientAction::List {
+                    room: None,
+                    cursor: None,
+                },
                 request_id: Some(request_id),
             }
             .to_json(),
@@ -1320,11 +1359,40 @@ impl ChatState {
                 }
                 self.send_next_message()
             }
-            ServerEvent::List { room, users } => {
-                self.set_members(&room, users);
+            ServerEvent::List {
+                room,
+                users,
+                cursor,
+                count,
+            } => {
+                if matches!(pending, Some(Pending::People { .. })) {
+                    if let Some(target) = self.room_mut(&room) {
+                        for user in users {
+                            target.insert_user(user);
+                        }
+                    }
+                } else {
+                    self.set_members(&room, users);
+                }
+                self.set_paging(&room, cursor, count);
                 Vec::new()
             }
-            ServerEvent::Joined { room, users } => self.on_joined(&room, users, pending.as_ref()),
+            ServerEvent::Joined {
+                room,
+                users,
+                cursor,
+                count,
+            } => {
+                let commands = self.on_joined(&room, users, pending.as_ref());
+                self.set_paging(&room, cursor, count);
+                commands
+            }
+            ServerEvent::Members { room, count } => {
+                if let Some(target) = self.room_mut(&room) {
+                    target.member_count = Some(count);
+                }
+                Vec::new()
+            }
             ServerEvent::Left { .. } | ServerEvent::Pong {} => Vec::new(),
             ServerEvent::History {
                 room,
@@ -1565,6 +1633,8 @@ impl ChatState {
                 });
                 return vec![self.save_session()];
             }
+            // The list stays as it is; "Show more" asks again.
+            Some(Pending::People { .. }) => {}
             Some(Pending::History { .. }) => {
                 // The page stays as it is; scrolling up asks again.
                 for room in &mut self.rooms {
@@ -1579,6 +1649,14 @@ impl ChatState {
             }
         }
         Vec::new()
+    }
+
+    /// A big room's count and next page, as a `list` or `joined` reply gave them.
+    fn set_paging(&mut self, room: &str, cursor: Option<String>, count: Option<u64>) {
+        if let Some(target) = self.room_mut(room) {
+            target.more_people = cursor;
+            target.member_count = count;
+        }
     }
 
     fn set_members(&mut self, room: &str, users: Vec<User>) {
@@ -1626,6 +1704,14 @@ impl ChatState {
             return;
         };
         // A rename arrives as a `newUser` for a known connection.
+        let target = &mut self.rooms[index];
+        let known = target
+            .users
+            .iter()
+            .any(|u| u.connection_id == connection_id);
+        if let Some(count) = target.member_count.as_mut().filter(|_| !known) {
+            *count += 1;
+        }
         self.rooms[index].insert_user(User {
             user_name: user_name.to_string(),
             connection_id,
@@ -1642,7 +1728,11 @@ impl ChatState {
         let Some(index) = self.room_index(room) else {
             return;
         };
-        let users = &mut self.rooms[index].users;
+        let target = &mut self.rooms[index];
+        if let Some(count) = target.member_count.as_mut() {
+            *count = count.saturating_sub(1);
+        }
+        let users = &mut target.users;
         let before = users.len();
         users.retain(|user| user.connection_id != connection_id);
         let gone = users.len() != before;

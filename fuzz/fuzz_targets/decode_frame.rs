@@ -184,7 +184,13 @@ fn check_valid(valid: &ValidFrame) {
                 }
             }
         }
-        Request::List { room } | Request::Join { room } => check_room(room),
+        Request::List { room, cursor } => {
+            check_room(room);
+            if let Some(cursor) = cursor {
+                assert!(cursor.len().is_multiple_of(2) && cursor.bytes().all(|b| b.is_ascii_hexdigit()));
+            }
+        }
+        Request::Join { room } => check_room(room),
         Request::Leave { room } => {
             check_room(room);
             assert_ne!(room, LOBBY, "leave of the lobby accepted");
@@ -252,8 +258,9 @@ fn check_reencoding(valid: &ValidFrame) {
             user_name: user_name.clone(),
             resume_token: resume_token.clone(),
         },
-        Request::List { room } => ClientAction::List {
+        Request::List { room, cursor } => ClientAction::List {
             room: Some(room.clone()),
+            cursor: cursor.clone(),
         },
         Request::Ping => ClientAction::Ping {},
         Request::Join { room } => ClientAction::Join { room: room.clone() },

@@ -83,6 +83,12 @@ struct Args {
           default_value_t = Limits::DEFAULT.history_days,
           value_parser = |v: &str| limits::parse_history_days("--history-days", v))]
     history_days: u32,
+    /// Rooms with more members than this hear a member count every few seconds instead
+    /// of each arrival and departure, and list their members a page at a time.
+    #[arg(long, value_name = "MEMBERS", env = limits::PRESENCE_LIMIT_VAR,
+          default_value_t = Limits::DEFAULT.presence_limit,
+          value_parser = |v: &str| limits::parse_presence_limit("--presence-limit", v))]
+    presence_limit: u32,
     /// Sign-in on `$connect`: `off` (anyone connects) or `dev` (a development `OpenID`
     /// issuer on this port; `$connect` then needs `?token=` with its ID token). `dev`
     /// only listens on a loopback address.
@@ -175,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
             message: RateLimit::new(args.message_rate, args.message_burst),
             action: RateLimit::new(args.action_rate, args.action_burst),
             history_days: args.history_days,
+            presence_limit: args.presence_limit,
         },
         auth: match args.auth {
             SignInMode::Off => webchat_local::Auth::Off,

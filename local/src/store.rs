@@ -3,8 +3,8 @@
 use webchat_backend::limits::Micros;
 use webchat_backend::{
     Admission, Bucket, Claim, Connection, ConnectionStore, ConversationNote, DynamoStore,
-    HistorySlice, HistoryStore, Joined, MemoryStore, Person, RateLimit, Registration, Shard,
-    StoreError, StoredMessage,
+    HistorySlice, HistoryStore, Joined, MembersPage, MemoryStore, Person, RateLimit, Registration,
+    Shard, StoreError, StoredMessage,
 };
 use webchat_shared_types::{Conversation, HistoryPage, User};
 
@@ -84,10 +84,6 @@ impl ConnectionStore for AnyStore {
         delegate!(self, s => s.members_up_to(room, limit))
     }
 
-    async fn room_size(&self, room: &str) -> Result<usize, StoreError> {
-        delegate!(self, s => s.room_size(room))
-    }
-
     async fn shard_members(&self, room: &str, shard: Shard) -> Result<Vec<User>, StoreError> {
         delegate!(self, s => s.shard_members(room, shard))
     }
@@ -100,6 +96,37 @@ impl ConnectionStore for AnyStore {
         now: Micros,
     ) -> Result<Admission, StoreError> {
         delegate!(self, s => s.admit(connection_id, bucket, limit, now))
+    }
+
+    async fn member_count(&self, room: &str) -> Result<u64, StoreError> {
+        delegate!(self, s => s.member_count(room))
+    }
+
+    async fn members_page(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<MembersPage, StoreError> {
+        delegate!(self, s => s.members_page(room, after, limit))
+    }
+
+    async fn claim_count_push(
+        &self,
+        room: &str,
+        count: u64,
+        now_ms: i64,
+        due_ms: i64,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.claim_count_push(room, count, now_ms, due_ms))
+    }
+
+    async fn record_message_id(
+        &self,
+        connection_id: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        delegate!(self, s => s.record_message_id(connection_id, message_id))
     }
 }
 

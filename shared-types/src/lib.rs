@@ -49,6 +49,11 @@ pub const MAX_HISTORY_LIMIT: usize = 100;
 pub const MAX_RESUME_TOKEN_CHARS: usize = 128;
 /// Most conversations `registered` lists for a signed-in connection, newest first.
 pub const MAX_CONVERSATIONS: usize = 50;
+/// Members a `list` or `joined` reply carries at most when the room is paged (a room
+/// above the presence limit, or a `list` with a `cursor`).
+pub const LIST_PAGE_SIZE: usize = 100;
+/// The longest `cursor` a `list` reply gives (hex of a connection id).
+pub const MAX_CURSOR_CHARS: usize = 2 * MAX_CONNECTION_ID_CHARS;
 
 fn lobby() -> String {
     LOBBY.to_string()
@@ -87,6 +92,9 @@ pub enum ClientAction {
         /// The room to list; absent means the lobby.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
+        /// The `cursor` of the previous `list` reply: the next page of members.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
     },
     /// Sends a chat message to `receivers`, or to every member of the room (the lobby
     /// when absent) when they are absent; with `to`, to a signed-in person instead.
@@ -240,8 +248,23 @@ pub enum ServerEvent {
         /// The room listed.
         #[serde(default = "lobby")]
         room: String,
-        /// Its members, the asking connection left out.
+        /// Its members, the asking connection left out: all of them in a small room, one
+        /// page (at most [`LIST_PAGE_SIZE`]) when paged.
         users: Vec<User>,
+        /// Paged, when another page follows: send it back in `list` for that page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        /// Paged: how many members the room has (the asking connection included).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
+    },
+    /// A room above the presence limit: how many members it has now. Pushed instead of
+    /// `newUser`/`userExit`, at most once every few seconds per room, when it changed.
+    Members {
+        /// The room counted.
+        room: String,
+        /// Its members, every connection counted.
+        count: u64,
     },
     /// Reply to `register` with a `requestId`: the name is this connection's.
     Registered {
@@ -261,8 +284,14 @@ pub enum ServerEvent {
     Joined {
         /// The room joined.
         room: String,
-        /// Its other members.
+        /// Its other members; in a room above the presence limit, the first page.
         users: Vec<User>,
+        /// Above the presence limit, when more members follow: `list {room, cursor}`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        /// Above the presence limit: how many members the room has.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
     },
     /// Reply to `leave`.
     Left {
@@ -438,6 +467,8 @@ pub enum Request {
     List {
         /// A valid room name, the lobby when the frame had none.
         room: String,
+        /// The page after this one, as a `list` reply gave it (hex digits).
+        cursor: Option<String>,
     },
     /// Send a chat message in a room.
     Message {
@@ -724,8 +755,9 @@ fn validate_action(parsed: ClientAction) -> Result<Request, Refusal> {
             user_name: validate_user_name(&user_name)?,
             resume_token: resume_token.map(validate_resume_token).transpose()?,
         },
-        ClientAction::List { room } => Request::List {
+        ClientAction::List { room, cursor } => Request::List {
             room: room_or_lobby(room)?,
+            cursor: cursor.map(validate_cursor).transpose()?,
         },
         ClientAction::Ping {} => Request::Ping,
         ClientAction::Message {
@@ -855,6 +887,28 @@ fn validate_message_id(field: &str, id: String) -> Result<String, Refusal> {
             format!("{field} must be a messageId from a message event"),
         ))
     }
+}
+
+fn validate_cursor(cursor: String) -> Result<String, Refusal> {
+    let valid = (2..=MAX_CURSOR_CHARS).contains(&cursor.len())
+        && cursor.len().is_multiple_of(2)
+        && cursor
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if valid {
+        Ok(cursor)
+    } else {
+        Err(invalid_cursor())
+    }
+}
+
+/// The refusal of a `list` `cursor` that no `list` reply gave: its shape here, its
+/// meaning on the server.
+pub fn invalid_cursor() -> Refusal {
+    Refusal::new(
+        ErrorCode::InvalidField,
+        "cursor must be the cursor of a list reply, as it was sent",
+    )
 }
 
 fn validate_resume_token(token: String) -> Result<String, Refusal> {

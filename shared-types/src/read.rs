@@ -48,6 +48,8 @@ struct Wire {
     messages: Vec<Wire>,
     more: bool,
     delivered: u32,
+    cursor: Option<String>,
+    count: Option<u64>,
     code: Option<ErrorCode>,
     retry_after_ms: Option<u64>,
 }
@@ -94,6 +96,8 @@ impl<'de> serde::de::Visitor<'de> for WireVisitor {
                 "messages" => w.messages = map.next_value()?,
                 "more" => w.more = map.next_value()?,
                 "delivered" => w.delivered = map.next_value()?,
+                "cursor" => w.cursor = map.next_value()?,
+                "count" => w.count = map.next_value()?,
                 "code" => w.code = map.next_value()?,
                 "retryAfterMs" => w.retry_after_ms = map.next_value()?,
                 _ => {
@@ -147,6 +151,12 @@ impl Wire {
             "list" => ServerEvent::List {
                 room,
                 users: self.users.into_iter().map(Wire::user).collect(),
+                cursor: self.cursor,
+                count: self.count,
+            },
+            "members" => ServerEvent::Members {
+                room,
+                count: self.count?,
             },
             "registered" => ServerEvent::Registered {
                 user_name: self.user_name,
@@ -164,6 +174,8 @@ impl Wire {
             "joined" => ServerEvent::Joined {
                 room,
                 users: self.users.into_iter().map(Wire::user).collect(),
+                cursor: self.cursor,
+                count: self.count,
             },
             "left" => ServerEvent::Left { room },
             "history" => ServerEvent::History {

@@ -35,7 +35,13 @@ fn original_client_register_frame_decodes() {
 #[test]
 fn original_client_list_frame_decodes() {
     let frame = decode_client_frame(r#"{"action":"list"}"#).unwrap();
-    assert_eq!(frame.request, Request::List { room: LOBBY.into() });
+    assert_eq!(
+        frame.request,
+        Request::List {
+            room: LOBBY.into(),
+            cursor: None
+        }
+    );
 }
 
 #[test]
@@ -71,7 +77,10 @@ fn every_client_action_round_trips() {
             json!({"action":"register","userName":"alice","requestId":"r1"}),
         ),
         (
-            ClientFrame::new(ClientAction::List { room: None }),
+            ClientFrame::new(ClientAction::List {
+                room: None,
+                cursor: None,
+            }),
             json!({"action":"list"}),
         ),
         (
@@ -84,8 +93,16 @@ fn every_client_action_round_trips() {
         (
             ClientFrame::new(ClientAction::List {
                 room: Some("rust".into()),
+                cursor: None,
             }),
             json!({"action":"list","room":"rust"}),
+        ),
+        (
+            ClientFrame::new(ClientAction::List {
+                room: Some("rust".into()),
+                cursor: Some("4c30".into()),
+            }),
+            json!({"action":"list","room":"rust","cursor":"4c30"}),
         ),
         (
             ClientFrame::new(ClientAction::Join {
@@ -195,10 +212,31 @@ fn every_server_event_round_trips() {
             event: ServerEvent::List {
                 room: LOBBY.into(),
                 users: vec![alice.clone()],
+                cursor: None,
+                count: None,
             },
             request_id: None,
         },
         &json!({"action":"list","room":"lobby","users":[{"userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}]}),
+    );
+    roundtrip_server(
+        ServerFrame {
+            event: ServerEvent::List {
+                room: LOBBY.into(),
+                users: vec![alice.clone()],
+                cursor: Some("4c30".into()),
+                count: Some(250),
+            },
+            request_id: Some("r9".into()),
+        },
+        &json!({"action":"list","room":"lobby","users":[{"userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}],"cursor":"4c30","count":250,"requestId":"r9"}),
+    );
+    roundtrip_server(
+        ServerFrame::push(ServerEvent::Members {
+            room: LOBBY.into(),
+            count: 250,
+        }),
+        &json!({"action":"members","room":"lobby","count":250}),
     );
     roundtrip_server(
         ServerFrame {
@@ -216,6 +254,8 @@ fn every_server_event_round_trips() {
         ServerFrame::push(ServerEvent::Joined {
             room: "rust".into(),
             users: vec![alice.clone()],
+            cursor: None,
+            count: None,
         }),
         &json!({"action":"joined","room":"rust","users":[{"userName":"alice","connectionId":"L0SM9cOFvHcCIhw="}]}),
     );
@@ -767,4 +807,30 @@ fn person_addressed_events_round_trip_through_both_readers() {
         }),
         &json!({"action":"error","code":"unknown_user","message":"no signed-in person goes by \"Zed\""}),
     );
+}
+
+#[test]
+fn list_cursors_are_what_a_list_reply_gave_or_refused() {
+    let frame = decode_client_frame(r#"{"action":"list","room":"rust","cursor":"4c30"}"#).unwrap();
+    assert_eq!(
+        frame.request,
+        Request::List {
+            room: "rust".into(),
+            cursor: Some("4c30".into())
+        }
+    );
+    for bad in [
+        r#""""#,
+        r#""4c3""#,
+        r#""4C30""#,
+        r#""zz""#,
+        "12",
+        &format!("\"{}\"", "ab".repeat(MAX_CURSOR_CHARS)),
+    ] {
+        let refused = refusal(&format!(
+            r#"{{"action":"list","cursor":{bad},"requestId":"c"}}"#
+        ));
+        assert_eq!(refused.code, ErrorCode::InvalidField, "{bad}");
+        assert_eq!(refused.request_id.as_deref(), Some("c"), "{bad}");
+    }
 }

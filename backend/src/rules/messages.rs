@@ -33,12 +33,14 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
         let (me, sender, other) = self
             .conversation_partners(connection_id, &to, "sending a message to a person")
             .await?;
-        let stored = self.new_message(
-            conversation_key(&me.sub, &other.sub),
-            &sender,
-            message,
-            Some(other.user_name.clone()),
-        );
+        let stored = self
+            .new_stored_message(
+                conversation_key(&me.sub, &other.sub),
+                &sender,
+                message,
+                Some(other.user_name.clone()),
+            )
+            .await?;
         self.store.append(&stored).await.map_err(|e| internal(&e))?;
         metrics::counter!(m::MESSAGES_STORED).increment(1);
         let note = |sub, with| ConversationNote {
@@ -87,7 +89,14 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
         if !sender.is_in(&room) {
             return Err(not_a_member(&room));
         }
-        let sent = self.new_message(room, &sender, message, None);
+        // Only stored messages need a place in their sender's order: history sorts by id.
+        let sent = match &receivers {
+            None => {
+                self.new_stored_message(room, &sender, message, None)
+                    .await?
+            }
+            Some(_) => self.new_message(room, &sender, message, None),
+        };
         let Some(ids) = receivers else {
             // Stored before any push, so whoever gets the push (or reconnects while it
             // is under way) finds it in history.
@@ -150,7 +159,10 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
         push: &RoomPush,
         except: Option<&str>,
     ) -> Result<RoomOutcome, StoreError> {
-        let size = self.store.room_size(room).await?;
+        // The kept count, one read: it sets only how many shards the hash range is cut
+        // into, and every cut covers all members, so a count a little off costs at most
+        // an empty job or a larger one.
+        let size = usize::try_from(self.store.member_count(room).await?).unwrap_or(usize::MAX);
         let jobs: Vec<FanoutJob> = Shard::all(shard_count(size, fanout.shard_size))
             .map(|shard| FanoutJob {
                 room: room.to_string(),
@@ -159,17 +171,26 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
                 push: push.clone(),
             })
             .collect();
+        // The gone members of refused jobs pushed here go back to the caller to clean up,
+        // as the inline path's do (cleaning up announces, which can come back here).
+        let mut gone = Vec::new();
         for (job, err) in fanout.queue.enqueue(jobs).await {
             tracing::warn!(room, shard = job.shard.index, error = %Causes(&err), "pushing a fan-out job the queue refused from the handler");
-            if let Err(err) = self.deliver_shard(&job).await {
-                tracing::error!(room, shard = job.shard.index, error = %Causes(&err), "could not push a fan-out job the queue refused");
+            match self.store.shard_members(&job.room, job.shard).await {
+                Ok(members) => {
+                    let outcome = self.push_to(members, &job.push, except).await;
+                    gone.extend(outcome.gone);
+                }
+                Err(err) => {
+                    tracing::error!(room, shard = job.shard.index, error = %Causes(&err), "could not push a fan-out job the queue refused");
+                }
             }
         }
         // The sender is a member, and gets `sent` instead.
         let recipients = size.saturating_sub(usize::from(except.is_some()));
         Ok(RoomOutcome {
             reached: u32::try_from(recipients).unwrap_or(u32::MAX),
-            gone: Vec::new(),
+            gone,
         })
     }
 

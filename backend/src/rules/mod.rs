@@ -24,6 +24,7 @@ use webchat_telemetry::Causes;
 
 mod history;
 mod messages;
+mod presence;
 mod register;
 mod rooms;
 
@@ -39,9 +40,41 @@ pub enum Frame<'a> {
     Binary,
 }
 
-/// A ULID: sortable by time, unique without coordination between Lambdas.
+/// Conditional writes one message may take to get an id past its sender's last one
+/// while other Lambdas handle the same sender.
+const MESSAGE_ID_ATTEMPTS: usize = 4;
+
+/// The newest message id this process gave: every id it gives is greater.
+static LAST_MESSAGE_ID: std::sync::Mutex<ulid::Ulid> = std::sync::Mutex::new(ulid::Ulid::nil());
+
+/// Makes `id` this process's newest, or the next after it when it is not newer.
+fn advance_past(id: ulid::Ulid) -> ulid::Ulid {
+    let mut last = LAST_MESSAGE_ID
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let next = if id > *last {
+        id
+    } else {
+        // The random part's 80 bits never run out within one millisecond in practice;
+        // if they did, the id drawn is still unique.
+        last.increment().unwrap_or(id)
+    };
+    *last = next;
+    next
+}
+
+/// A ULID for `timestamp_ms`: sortable by time, unique without coordination between
+/// Lambdas. Two drawn in one millisecond sort at random; messages take
+/// [`next_message_id`].
 pub fn new_message_id(timestamp_ms: u64) -> String {
     ulid::Ulid::from_parts(timestamp_ms, rand::random()).to_string()
+}
+
+/// A ULID for `timestamp_ms` greater than every id this process gave before (the next
+/// after the newest, when that is not older), so one sender's messages sort as sent even
+/// within one millisecond.
+pub fn next_message_id(timestamp_ms: u64) -> String {
+    advance_past(ulid::Ulid::from_parts(timestamp_ms, rand::random())).to_string()
 }
 
 fn not_registered(what: &str) -> Refusal {
@@ -160,6 +193,47 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
         self.clock.now().div_euclid(1_000_000).max(0)
     }
 
+    /// An id for a message `sender_id` sends at `timestamp_ms` that is greater than any
+    /// it sent before, whichever Lambda handled those (their clocks may differ, or agree
+    /// to the millisecond): the sender's newest id is kept with its connection.
+    async fn ordered_message_id(
+        &self,
+        sender_id: &str,
+        timestamp_ms: u64,
+    ) -> Result<String, Refusal> {
+        let mut id = next_message_id(timestamp_ms);
+        for _ in 0..MESSAGE_ID_ATTEMPTS {
+            match self.store.record_message_id(sender_id, &id).await {
+                Ok(None) => return Ok(id),
+                Ok(Some(last)) => {
+                    if let Ok(last) = last.parse::<ulid::Ulid>() {
+                        id = advance_past(last).to_string();
+                    }
+                }
+                Err(err) => return Err(internal(&err)),
+            }
+        }
+        Err(internal(&StoreError::unavailable(
+            "recording a message id",
+            "the sender's newest message id kept changing",
+        )))
+    }
+
+    /// A message `sender` sends now, to be stored: an id after every one it sent before.
+    async fn new_stored_message(
+        &self,
+        room: String,
+        sender: &Connection,
+        message: String,
+        to: Option<String>,
+    ) -> Result<StoredMessage, Refusal> {
+        let mut stored = self.new_message(room, sender, message, to);
+        stored.message_id = self
+            .ordered_message_id(&sender.connection_id, stored.timestamp)
+            .await?;
+        Ok(stored)
+    }
+
     /// A message `sender` sends now: its id and time, and when it expires from history.
     fn new_message(
         &self,
@@ -171,7 +245,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
         let timestamp = self.now_ms();
         StoredMessage {
             room,
-            message_id: new_message_id(timestamp),
+            message_id: next_message_id(timestamp),
             sender: sender.user_name.clone().unwrap_or_default(),
             sender_id: sender.connection_id.clone(),
             message,
@@ -258,7 +332,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
                 self.register(connection_id, user_name, resume_token.as_deref())
                     .await
             }
-            Request::List { room } => self.list(connection_id, room).await,
+            Request::List { room, cursor } => self.list(connection_id, room, cursor).await,
             Request::Message {
                 room,
                 message,
@@ -375,7 +449,7 @@ impl<'a, S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'a, S, G
         let mut gone = Vec::new();
         for room in &connection.rooms {
             gone.extend(
-                self.announce(room, vec![user_exit(room, user.clone())], None)
+                self.announce_presence(room, vec![user_exit(room, user.clone())], None)
                     .await,
             );
         }

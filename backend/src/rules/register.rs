@@ -158,7 +158,9 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
                 });
             }
             if !events.is_empty() {
-                let gone = self.announce(room, events, Some(connection_id)).await;
+                let gone = self
+                    .announce_presence(room, events, Some(connection_id))
+                    .await;
                 self.remove_gone(gone).await;
             }
         }

@@ -11,6 +11,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
         &self,
         connection_id: &str,
         room: String,
+        cursor: Option<String>,
     ) -> Result<ServerEvent, Refusal> {
         // The lobby's list is v1's `list`, answered for any connection.
         if room != LOBBY {
@@ -23,8 +24,15 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
                 return Err(not_a_member(&room));
             }
         }
-        let users = self.others_in(&room, connection_id).await?;
-        Ok(ServerEvent::List { room, users })
+        let listing = self
+            .members_for(&room, connection_id, cursor.as_deref())
+            .await?;
+        Ok(ServerEvent::List {
+            room,
+            users: listing.users,
+            cursor: listing.cursor,
+            count: listing.count,
+        })
     }
 
     /// The members of a room but one, sorted by name as people read them.
@@ -71,11 +79,18 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
                 user_name,
                 connection_id: connection_id.to_string(),
             };
-            let gone = self.announce(&room, vec![event], Some(connection_id)).await;
+            let gone = self
+                .announce_presence(&room, vec![event], Some(connection_id))
+                .await;
             self.remove_gone(gone).await;
         }
-        let users = self.others_in(&room, connection_id).await?;
-        Ok(ServerEvent::Joined { room, users })
+        let listing = self.members_for(&room, connection_id, None).await?;
+        Ok(ServerEvent::Joined {
+            room,
+            users: listing.users,
+            cursor: listing.cursor,
+            count: listing.count,
+        })
     }
 
     pub(super) async fn leave(
@@ -94,7 +109,7 @@ impl<S: ConnectionStore + HistoryStore, G: ConnectionGateway> Rules<'_, S, G> {
         }
         if let Some(user) = connection.user() {
             let gone = self
-                .announce(&room, vec![user_exit(&room, user)], None)
+                .announce_presence(&room, vec![user_exit(&room, user)], None)
                 .await;
             self.remove_gone(gone).await;
         }

@@ -3,7 +3,7 @@
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use crate::store::{
     person_partition, Claim, Connection, ConnectionStore, ConversationNote, HistorySlice,
-    HistoryStore, Joined, Person, Registration, StoreError, StoredMessage,
+    HistoryStore, Joined, MembersPage, Person, Registration, StoreError, StoredMessage,
 };
 use crate::store::{shards::shard_hash, Shard};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -16,7 +16,9 @@ use webchat_shared_types::{
 /// the process.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    inner: Mutex<Inner>,
+    /// Boxed: a store is passed and kept by value (beside the DynamoDB store, in one
+    /// enum, in `webchat-local`), and its maps need not move with it.
+    inner: Mutex<Box<Inner>>,
 }
 
 /// Who holds a name, and the hash of the resume token that may take it over.
@@ -45,6 +47,10 @@ struct Inner {
     buckets: HashMap<String, HashMap<Bucket, Micros>>,
     /// Person (`sub`) → conversation key → (other's name, newest message id, expiry).
     conversations: HashMap<String, HashMap<String, (String, String, i64)>>,
+    /// Room → when its member count was last pushed (ms) and which count.
+    count_pushes: HashMap<String, (i64, u64)>,
+    /// Connection → the newest message id it sent.
+    last_message_ids: HashMap<String, String>,
 }
 
 impl MemoryStore {
@@ -53,7 +59,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Box<Inner>> {
         // A panic while holding the lock cannot leave the maps half-updated (each
         // operation mutates after all its checks), so a poisoned lock is still usable.
         self.inner
@@ -79,6 +85,7 @@ impl Inner {
             members.remove(connection_id);
             if members.is_empty() {
                 self.rooms.remove(room);
+                self.count_pushes.remove(room);
             }
         }
         if let Some(shards) = self.shards.get_mut(room) {
@@ -93,6 +100,7 @@ impl Inner {
     fn remove(&mut self, connection_id: &str) -> Option<Connection> {
         let removed = self.connections.remove(connection_id)?;
         self.buckets.remove(connection_id);
+        self.last_message_ids.remove(connection_id);
         if let Some(name) = &removed.user_name {
             let key = name_key(name);
             // A name bound to an identity stays bound when its connections end.
@@ -304,10 +312,6 @@ impl ConnectionStore for MemoryStore {
         ))
     }
 
-    async fn room_size(&self, room: &str) -> Result<usize, StoreError> {
-        Ok(self.lock().rooms.get(room).map_or(0, BTreeMap::len))
-    }
-
     async fn shard_members(&self, room: &str, shard: Shard) -> Result<Vec<User>, StoreError> {
         let inner = self.lock();
         let (Some(members), Some(shards)) = (inner.rooms.get(room), inner.shards.get(room)) else {
@@ -345,6 +349,75 @@ impl ConnectionStore for MemoryStore {
             }
             Err(retry_after) => Admission::Limited { retry_after },
         })
+    }
+
+    async fn member_count(&self, room: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .lock()
+            .rooms
+            .get(room)
+            .map_or(0, |members| members.len() as u64))
+    }
+
+    async fn members_page(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<MembersPage, StoreError> {
+        let inner = self.lock();
+        let Some(members) = inner.rooms.get(room) else {
+            return Ok(MembersPage::default());
+        };
+        let start = match after {
+            Some(after) => std::ops::Bound::Excluded(after.to_string()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let read = members
+            .range((start, std::ops::Bound::Unbounded))
+            .take(limit.saturating_add(1))
+            .map(|(id, name)| User {
+                user_name: name.clone(),
+                connection_id: id.clone(),
+            })
+            .collect();
+        Ok(MembersPage::from_read(read, limit))
+    }
+
+    async fn claim_count_push(
+        &self,
+        room: &str,
+        count: u64,
+        now_ms: i64,
+        due_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let last = inner.count_pushes.get(room).copied();
+        if last.is_some_and(|(at, pushed)| at > due_ms || pushed == count) {
+            return Ok(false);
+        }
+        inner.count_pushes.insert(room.to_string(), (now_ms, count));
+        Ok(true)
+    }
+
+    async fn record_message_id(
+        &self,
+        connection_id: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut inner = self.lock();
+        if !inner.connections.contains_key(connection_id) {
+            return Ok(None);
+        }
+        match inner.last_message_ids.get(connection_id) {
+            Some(last) if last.as_str() >= message_id => Ok(Some(last.clone())),
+            _ => {
+                inner
+                    .last_message_ids
+                    .insert(connection_id.to_string(), message_id.to_string());
+                Ok(None)
+            }
+        }
     }
 }
 

@@ -335,11 +335,6 @@ pub trait ConnectionStore: Send + Sync {
         }
     }
 
-    /// How many members a room has, which sets how many shards its fan-out takes.
-    fn room_size(&self, room: &str) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        async move { Ok(self.members(room).await?.len()) }
-    }
-
     /// The members of a room in one of its shards ([`Shard`]).
     fn shard_members(
         &self,
@@ -364,6 +359,82 @@ pub trait ConnectionStore: Send + Sync {
         limit: RateLimit,
         now: Micros,
     ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+
+    /// How many connections are in `room`. The stores keep the count as members come
+    /// and go, so it is one read whatever the room's size; this default counts them.
+    fn member_count(&self, room: &str) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move { Ok(self.members(room).await?.len() as u64) }
+    }
+
+    /// At most `limit` members of `room` after connection id `after` (from the first
+    /// when `None`), in connection id order. The stores read only the page; this
+    /// default reads the room.
+    fn members_page(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<MembersPage, StoreError>> + Send {
+        async move {
+            let mut users = self.members(room).await?;
+            users.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+            users.retain(|user| after.is_none_or(|after| user.connection_id.as_str() > after));
+            Ok(MembersPage::from_read(users, limit))
+        }
+    }
+
+    /// Records that `room`'s member count `count` is pushed at `now_ms`, atomically,
+    /// only if the last push was at or before `due_ms` and pushed another count: true
+    /// when this caller is to push it, and concurrent callers never both get true. This
+    /// default always says push.
+    fn claim_count_push(
+        &self,
+        room: &str,
+        count: u64,
+        now_ms: i64,
+        due_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (room, count, now_ms, due_ms);
+        async { Ok(true) }
+    }
+
+    /// Records `message_id` as the newest id `connection_id` sent, atomically, if it is
+    /// greater than the one recorded. `Ok(None)` when it was recorded (or the connection
+    /// is gone); `Ok(Some(last))` when `last`, recorded already, is not smaller: the
+    /// sender's next id must be greater. This default records nothing.
+    fn record_message_id(
+        &self,
+        connection_id: &str,
+        message_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        let _ = (connection_id, message_id);
+        async { Ok(None) }
+    }
+}
+
+/// One page of a room's members, in the store's order (by connection id).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MembersPage {
+    /// At most the page size asked for.
+    pub users: Vec<User>,
+    /// The last connection id of this page, when another page follows: the next page
+    /// starts after it.
+    pub next: Option<String>,
+}
+
+impl MembersPage {
+    /// The page from what a store read for it: at most `limit + 1` members in order; the
+    /// extra one only says that another page follows.
+    pub fn from_read(mut users: Vec<User>, limit: usize) -> Self {
+        let more = users.len() > limit;
+        users.truncate(limit);
+        let next = if more {
+            users.last().map(|user| user.connection_id.clone())
+        } else {
+            None
+        };
+        MembersPage { users, next }
+    }
 }
 
 /// Where room and conversation messages are kept for `history`.

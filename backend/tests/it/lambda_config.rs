@@ -28,6 +28,7 @@ fn an_invalid_rate_limit_fails_the_cold_start_naming_the_variable() {
         ("MESSAGE_BURST", "0", "is not a burst"),
         ("ACTION_RATE_PER_SECOND", "-5", "is not a rate"),
         ("ACTION_BURST", "many", "is not a burst"),
+        ("PRESENCE_LIMIT", "0", "is not a member count"),
     ] {
         let (succeeded, output) = cold_start(&[(name, value)]);
         assert!(!succeeded, "{name}={value} started: {output}");

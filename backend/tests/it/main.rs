@@ -9,4 +9,5 @@ mod lambda_config;
 mod layout;
 mod management_push;
 mod metrics_emf;
+mod presence;
 mod rooms;

@@ -96,6 +96,8 @@ fn joined(name: &str, id: &str, others: &[User]) -> ChatState {
         ServerEvent::List {
             room: LOBBY.into(),
             users: others.to_vec(),
+            cursor: None,
+            count: None,
         },
         &request_id(&list),
     ));
@@ -652,6 +654,8 @@ fn after_a_reconnect_it_registers_the_same_name_refreshes_the_list_and_resets_th
         ServerEvent::List {
             room: LOBBY.into(),
             users: vec![user("bob", "B2")],
+            cursor: None,
+            count: None,
         },
         &request_id(&list),
     ));
@@ -1034,6 +1038,8 @@ fn enter_room(chat: &mut ChatState, room: &str, others: &[User]) -> Value {
         ServerEvent::Joined {
             room: room.into(),
             users: others.to_vec(),
+            cursor: None,
+            count: None,
         },
         &request_id(&join),
     ));
@@ -1066,6 +1072,8 @@ fn a_room_name_is_checked_locally_then_joined_shown_with_its_members_and_its_lat
         ServerEvent::Joined {
             room: "rust".into(),
             users: vec![user("carol", "C")],
+            cursor: None,
+            count: None,
         },
         &request_id(&join),
     ));
@@ -1213,6 +1221,8 @@ fn scrolling_to_the_top_asks_for_the_page_before_the_first_message_while_there_i
         ServerEvent::Joined {
             room: "rust".into(),
             users: Vec::new(),
+            cursor: None,
+            count: None,
         },
         &request_id(&join),
     ));
@@ -1253,6 +1263,8 @@ fn reconnect(chat: &mut ChatState) -> (Value, Value) {
         ServerEvent::Joined {
             room: "rust".into(),
             users: Vec::new(),
+            cursor: None,
+            count: None,
         },
         &request_id(&join),
     ));
@@ -1497,6 +1509,8 @@ fn every_event() -> Vec<ServerEvent> {
         ServerEvent::List {
             room: LOBBY.into(),
             users: vec![user("bob", "B")],
+            cursor: None,
+            count: None,
         },
         registered("alice", "A"),
         ServerEvent::Registered {
@@ -1508,6 +1522,18 @@ fn every_event() -> Vec<ServerEvent> {
         ServerEvent::Joined {
             room: "rust".into(),
             users: vec![user("bob", "B"), user("carol", "C")],
+            cursor: None,
+            count: None,
+        },
+        ServerEvent::Joined {
+            room: "big".into(),
+            users: vec![user("bob", "B")],
+            cursor: Some("42".into()),
+            count: Some(250),
+        },
+        ServerEvent::Members {
+            room: "big".into(),
+            count: 251,
         },
         ServerEvent::Left {
             room: "rust".into(),
@@ -1546,6 +1572,7 @@ fn every_event() -> Vec<ServerEvent> {
             | ServerEvent::List { .. }
             | ServerEvent::Registered { .. }
             | ServerEvent::Joined { .. }
+            | ServerEvent::Members { .. }
             | ServerEvent::Left { .. }
             | ServerEvent::History { .. }
             | ServerEvent::Sent { .. }
@@ -2205,4 +2232,63 @@ fn sign_out_goes_through_the_issuers_logout_only_when_it_has_one() {
     // Anything but an http(s) URL is not followed.
     let bad = auth.with_logout_url(Some("javascript:alert(1)".into()));
     assert_eq!(logout_url(&bad, "https://chat.example/"), None);
+}
+
+#[test]
+fn a_big_room_shows_its_count_and_pages_its_people_on_demand() {
+    let mut chat = ChatState::new();
+    chat.join("ana");
+    let register = only_frame(&chat.socket_opened());
+    let commands = chat.frame(&reply(registered("ana", "A"), &request_id(&register)));
+    let list = frame_of(&commands, "list");
+    // The lobby is above the server's presence limit: a page, a cursor and a count.
+    chat.frame(&reply(
+        ServerEvent::List {
+            room: LOBBY.into(),
+            users: vec![user("bob", "B"), user("carol", "C")],
+            cursor: Some("43".into()),
+            count: Some(250),
+        },
+        &request_id(&list),
+    ));
+    assert_eq!(names(&chat), ["bob", "carol"]);
+    assert_eq!(
+        chat.people_count(chat.room()),
+        249,
+        "the others, not the page"
+    );
+    assert_eq!(chat.room().more_people.as_deref(), Some("43"));
+
+    // "Show more" asks for the next page of the shown room and adds it.
+    let more = only_frame(&chat.more_people());
+    assert_eq!(more["action"], "list");
+    assert_eq!(more["room"], LOBBY);
+    assert_eq!(more["cursor"], "43");
+    chat.frame(&reply(
+        ServerEvent::List {
+            room: LOBBY.into(),
+            users: vec![user("dora", "D")],
+            cursor: None,
+            count: Some(251),
+        },
+        &request_id(&more),
+    ));
+    assert_eq!(names(&chat), ["bob", "carol", "dora"]);
+    assert_eq!(chat.room().more_people, None, "the last page");
+    assert_eq!(chat.more_people(), Vec::new(), "nothing more to ask for");
+
+    // Counts pushed instead of arrivals replace the count.
+    chat.frame(&push(ServerEvent::Members {
+        room: LOBBY.into(),
+        count: 300,
+    }));
+    assert_eq!(chat.people_count(chat.room()), 299);
+}
+
+#[test]
+fn a_small_room_counts_the_people_it_lists() {
+    let chat = joined("ana", "A", &[user("bob", "B")]);
+    assert_eq!(chat.people_count(chat.room()), 1);
+    assert_eq!(chat.room().member_count, None);
+    assert_eq!(chat.room().more_people, None);
 }

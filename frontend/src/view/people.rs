@@ -5,6 +5,7 @@ use webchat_shared_types::User;
 
 use super::{flag, text, ui, yes, Ui};
 use crate::shell;
+use crate::state::ChatState;
 
 #[component]
 pub(super) fn People() -> impl IntoView {
@@ -27,7 +28,7 @@ pub(super) fn People() -> impl IntoView {
                 if c.current == 0 { "Online".to_string() } else { format!("In #{}", c.room().name) }
             }))}
             " ("
-            <span data-testid="user-count">{text(move || people().len().to_string())}</span>
+            <span data-testid="user-count">{text(move || chat.with(|c| c.people_count(c.room()).to_string()))}</span>
             ")"
         </h2>
         <p class="hint" hidden=flag(move || !people().is_empty())>
@@ -36,6 +37,12 @@ pub(super) fn People() -> impl IntoView {
         <ul data-testid="user-list" aria-labelledby="users-title">
             {move || people().into_iter().map(person_row).collect_view()}
         </ul>
+        // A big room lists its members a page at a time.
+        <button type="button" data-testid="more-people"
+            hidden=flag(move || chat.with(|c| c.room().more_people.is_none()))
+            on:click=move |_| shell::dispatch(&mut ChatState::more_people)>
+            "Show more"
+        </button>
     }
 }
 

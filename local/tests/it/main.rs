@@ -18,6 +18,7 @@ mod iam;
 mod load;
 mod management_auth;
 mod metrics;
+mod presence;
 mod rate_limit;
 mod rejoin;
 mod static_ui;

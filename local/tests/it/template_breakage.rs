@@ -259,7 +259,12 @@ async fn a_route_wired_to_the_wrong_function_meets_that_functions_role() -> Resu
         "list answered by the ping function's role fails: {reply}"
     );
     let line = gateway
-        .log_line_with(&["AccessDeniedException", "PingFunction", "dynamodb:Query"])
+        .log_line_with(&[
+            "AccessDeniedException",
+            "PingFunction",
+            // Whichever read of the room's members list makes first.
+            "is not authorized to perform: dynamodb:",
+        ])
         .await;
     assert!(
         line.is_some(),

@@ -398,6 +398,7 @@ fn environment_problems(api: &WebsocketTemplate) -> Vec<String> {
         ),
         ("ACTION_BURST", "${ActionBurst}".to_string()),
         ("HISTORY_DAYS", "${HistoryDays}".to_string()),
+        ("PRESENCE_LIMIT", "${PresenceLimit}".to_string()),
     ];
     for f in api.functions() {
         for (name, value) in &expected {
@@ -1364,6 +1365,12 @@ fn the_checks_catch_a_broken_template() {
                 .as_object_mut()
                 .unwrap()
                 .remove("HISTORY_DAYS");
+        }),
+        ("environment", "no presence limit", |d| {
+            d["Globals"]["Function"]["Environment"]["Variables"]
+                .as_object_mut()
+                .unwrap()
+                .remove("PRESENCE_LIMIT");
         }),
         ("grants", "history without its table", |d| {
             d["Resources"]["HistoryFunctionRole"]["Properties"]["Policies"][1]["PolicyDocument"]

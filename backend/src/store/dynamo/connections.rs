@@ -9,8 +9,8 @@ use super::shards::{shard_item, shard_key};
 use super::{conditional, now_secs, unavailable, DynamoStore, BATCH_ATTEMPTS};
 use crate::limits::{Admission, Bucket, Micros, RateLimit};
 use crate::store::{
-    person_partition, Claim, Connection, ConnectionStore, Joined, Person, Registration, Shard,
-    StoreError,
+    person_partition, Claim, Connection, ConnectionStore, Joined, MembersPage, Person,
+    Registration, Shard, StoreError,
 };
 use aws_sdk_dynamodb::types::{
     DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
@@ -203,6 +203,7 @@ impl DynamoStore {
         if let Some(old) = &old {
             self.delete_members(&old.connection_id, &old.partitions())
                 .await?;
+            self.count_members(&old.rooms, -1).await;
         }
         Ok(old)
     }
@@ -437,6 +438,12 @@ impl ConnectionStore for DynamoStore {
             .collect();
         self.write_members(&before, claim.user_name, &partitions)
             .await?;
+        let arrived: Vec<String> = rooms
+            .iter()
+            .filter(|room| !before.is_in(room))
+            .cloned()
+            .collect();
+        self.count_members(&arrived, 1).await;
 
         if let Some(old) = before
             .user_name
@@ -504,6 +511,7 @@ impl ConnectionStore for DynamoStore {
         }
         self.delete_members(connection_id, &removed.partitions())
             .await?;
+        self.count_members(&removed.rooms, -1).await;
         Ok(Some(removed))
     }
 
@@ -558,6 +566,9 @@ impl ConnectionStore for DynamoStore {
         // its two writes.
         let rooms = [room.to_string()];
         self.write_members(&connection, user_name, &rooms).await?;
+        if joined == Joined::Added {
+            self.count_members(&rooms, 1).await;
+        }
         Ok(joined)
     }
 
@@ -582,6 +593,7 @@ impl ConnectionStore for DynamoStore {
                 .is_some_and(|before| rooms_of(before).iter().any(|r| r == room));
             if was_in {
                 self.drop_member_unless_in(connection_id, room).await?;
+                self.count_members(&[room.to_string()], -1).await;
             }
             Ok(was_in)
         } else {
@@ -682,10 +694,6 @@ impl ConnectionStore for DynamoStore {
         self.members_if_at_most(room, limit).await
     }
 
-    async fn room_size(&self, room: &str) -> Result<usize, StoreError> {
-        self.count_members(room).await
-    }
-
     async fn shard_members(&self, room: &str, shard: Shard) -> Result<Vec<User>, StoreError> {
         self.query_shard(room, shard).await
     }
@@ -699,5 +707,38 @@ impl ConnectionStore for DynamoStore {
         now: Micros,
     ) -> Result<Admission, StoreError> {
         self.admit_frame(connection_id, bucket, limit, now).await
+    }
+
+    /// One `GetItem` of the room's count row.
+    async fn member_count(&self, room: &str) -> Result<u64, StoreError> {
+        self.read_member_count(room).await
+    }
+
+    /// One Query of the room's partition with `ExclusiveStartKey`.
+    async fn members_page(
+        &self,
+        room: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<MembersPage, StoreError> {
+        self.read_members_page(room, after, limit).await
+    }
+
+    async fn claim_count_push(
+        &self,
+        room: &str,
+        count: u64,
+        now_ms: i64,
+        due_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.claim_count_push_row(room, count, now_ms, due_ms).await
+    }
+
+    async fn record_message_id(
+        &self,
+        connection_id: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.record_sent_id(connection_id, message_id).await
     }
 }

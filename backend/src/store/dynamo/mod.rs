@@ -25,6 +25,10 @@
 //! - `Messages`, `dm:<hash of both subs>`: a conversation's messages, as a room's, each
 //!   with the name it was addressed `to`.
 //!
+//! - `Members`, `presence:<room>`: the room's count row (`memberCount`, moved by an `ADD`
+//!   with every change of a connection's `rooms` set, and when the count was last
+//!   pushed: `countPushedAt`, `countPushed`).
+//!
 //! Every rule the traits call atomic is decided by DynamoDB with a conditional write: a
 //! name by a conditional put on `Names` (free, ours, expired, or the resume token
 //! matches), the room limit by a conditional update of the `rooms` set, each rate-limit
@@ -43,6 +47,7 @@ mod admission;
 mod connections;
 mod history;
 pub(crate) mod items;
+mod presence;
 mod schema;
 pub(crate) mod shards;
 

@@ -6,11 +6,10 @@
 //! `writeId`, so every conditional delete that keeps the member rows right keeps the
 //! shard rows right too. Person and conversation partitions (keys with a `:`) have none.
 
-use super::items::{is_expired, string, to_item, Item, CONNECTION_ID, ROOM, TTL};
+use super::items::{is_expired, string, to_item, Item, CONNECTION_ID, ROOM};
 use super::{unavailable, DynamoStore};
 use crate::store::shards::shard_hash;
 use crate::store::{Shard, StoreError};
-use aws_sdk_dynamodb::types::Select;
 use std::collections::HashMap;
 use webchat_shared_types::User;
 
@@ -107,33 +106,6 @@ impl DynamoStore {
             }
         }
         Ok(members)
-    }
-
-    /// How many members a room has: a `COUNT` query of its shard partition (DynamoDB
-    /// reads the rows, but sends none).
-    pub(crate) async fn count_members(&self, room: &str) -> Result<usize, StoreError> {
-        let Some(partition) = shard_partition(room) else {
-            return Ok(0);
-        };
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.tables.members)
-            .key_condition_expression("#room = :room")
-            .filter_expression("attribute_not_exists(#ttl) OR #ttl >= :now")
-            .expression_attribute_names("#room", ROOM)
-            .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":room", string(&partition))
-            .expression_attribute_values(":now", super::items::number(super::now_secs()))
-            .select(Select::Count)
-            .into_paginator()
-            .send();
-        let mut total = 0usize;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| unavailable("Query (shard count)", e))?;
-            total += usize::try_from(page.count()).unwrap_or(0);
-        }
-        Ok(total)
     }
 
     /// The members of a room if it has at most `limit`: a `Query` of the room's
