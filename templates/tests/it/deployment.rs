@@ -108,10 +108,16 @@ fn assert_the_chat_as_deployed(d: &Deployment, table_prefix: &str) {
     }
 
     // Functions: Globals merged, their own values, every variable resolved.
-    assert_eq!(d.functions.len(), 10);
+    // Ten route functions and the fan-out function the fan-out queue feeds.
+    assert_eq!(d.functions.len(), 11);
     for f in d.functions.values() {
         assert_eq!(f.binary, "webchat-lambda", "{}", f.logical_id);
-        assert_eq!((f.timeout_seconds, f.memory_mb), (10, 128));
+        let limits = if f.logical_id == "FanoutFunction" {
+            (20, 1769)
+        } else {
+            (10, 128)
+        };
+        assert_eq!((f.timeout_seconds, f.memory_mb), limits, "{}", f.logical_id);
         assert_eq!(
             (f.handler.as_str(), f.runtime.as_str()),
             ("bootstrap", "provided.al2023")
@@ -138,6 +144,17 @@ fn assert_the_chat_as_deployed(d: &Deployment, table_prefix: &str) {
     assert!(d.functions["ConnectFunction"]
         .function_name
         .contains("-ConnectFunction-"));
+    // The fan-out queue: the message function sends to it, the fan-out function is fed by it.
+    let queue = d
+        .queues
+        .iter()
+        .find(|q| q.logical_id == "FanoutQueue")
+        .expect("the fan-out queue");
+    assert_eq!(
+        d.functions["MessageFunction"].environment["FANOUT_QUEUE_URL"],
+        queue.url
+    );
+    assert_eq!(d.functions["FanoutFunction"].queue_events, ["FanoutQueue"]);
 
     // Grants, resources resolved to the tables' and the API's ARNs.
     let grants = |function: &str, action: &str| -> Vec<String> {
