@@ -57,35 +57,35 @@ struct Args {
     #[arg(long, value_enum, default_value_t = AuthMode::Sigv4)]
     management_auth: AuthMode,
     /// `message` frames each connection may send per second, on average.
-    #[arg(long, value_name = "PER_SECOND", env = limits::MESSAGE_RATE_VAR,
+    #[arg(long, conflicts_with = "template", value_name = "PER_SECOND", env = limits::MESSAGE_RATE_VAR,
           default_value_t = Limits::DEFAULT.message.per_second(),
           value_parser = |v: &str| limits::parse_rate("--message-rate", v))]
     message_rate: f64,
     /// `message` frames each connection may send at once.
-    #[arg(long, value_name = "FRAMES", env = limits::MESSAGE_BURST_VAR,
+    #[arg(long, conflicts_with = "template", value_name = "FRAMES", env = limits::MESSAGE_BURST_VAR,
           default_value_t = Limits::DEFAULT.message.burst(),
           value_parser = |v: &str| limits::parse_burst("--message-burst", v))]
     message_burst: u32,
     /// Other frames (`register`, `list`, `ping`, unknown actions) each connection may send
     /// per second, on average.
-    #[arg(long, value_name = "PER_SECOND", env = limits::ACTION_RATE_VAR,
+    #[arg(long, conflicts_with = "template", value_name = "PER_SECOND", env = limits::ACTION_RATE_VAR,
           default_value_t = Limits::DEFAULT.action.per_second(),
           value_parser = |v: &str| limits::parse_rate("--action-rate", v))]
     action_rate: f64,
     /// Other frames each connection may send at once.
-    #[arg(long, value_name = "FRAMES", env = limits::ACTION_BURST_VAR,
+    #[arg(long, conflicts_with = "template", value_name = "FRAMES", env = limits::ACTION_BURST_VAR,
           default_value_t = Limits::DEFAULT.action.burst(),
           value_parser = |v: &str| limits::parse_burst("--action-burst", v))]
     action_burst: u32,
     /// Days room messages are kept for `history` (with `--dynamodb-endpoint` they survive
     /// a restart; in memory they last as long as the process).
-    #[arg(long, value_name = "DAYS", env = limits::HISTORY_DAYS_VAR,
+    #[arg(long, conflicts_with = "template", value_name = "DAYS", env = limits::HISTORY_DAYS_VAR,
           default_value_t = Limits::DEFAULT.history_days,
           value_parser = |v: &str| limits::parse_history_days("--history-days", v))]
     history_days: u32,
     /// Rooms with more members than this hear a member count every few seconds instead
     /// of each arrival and departure, and list their members a page at a time.
-    #[arg(long, value_name = "MEMBERS", env = limits::PRESENCE_LIMIT_VAR,
+    #[arg(long, conflicts_with = "template", value_name = "MEMBERS", env = limits::PRESENCE_LIMIT_VAR,
           default_value_t = Limits::DEFAULT.presence_limit,
           value_parser = |v: &str| limits::parse_presence_limit("--presence-limit", v))]
     presence_limit: u32,
@@ -102,7 +102,9 @@ struct Args {
     auth_token_lifetime: u64,
     /// Run the routes as this SAM template wires them (e.g. templates/root.yml): each
     /// function's real binary behind a Lambda Runtime API, its environment, its tables.
-    /// Needs --dynamodb-endpoint.
+    /// Needs --dynamodb-endpoint. The rate limits, history days, presence limit and
+    /// fan-out threshold are then the template's parameters (--parameter-overrides), not
+    /// flags.
     #[arg(long, value_name = "FILE")]
     template: Option<PathBuf>,
     /// With --template: the template's parameters, `Key=Value` as `sam deploy` takes them.
@@ -121,7 +123,7 @@ struct Args {
     functions_dir: PathBuf,
     /// Rooms with more members than this are pushed to by the fan-out workers (one job
     /// per shard of the room, on an in-process queue) instead of by the message handler.
-    #[arg(long, value_name = "MEMBERS", env = webchat_backend::delivery::FANOUT_INLINE_VAR,
+    #[arg(long, conflicts_with = "template", value_name = "MEMBERS", env = webchat_backend::delivery::FANOUT_INLINE_VAR,
           default_value_t = webchat_backend::delivery::DEFAULT_FANOUT_INLINE,
           value_parser = |v: &str| webchat_backend::delivery::parse_fanout_inline("--fanout-inline", v))]
     fanout_inline: usize,

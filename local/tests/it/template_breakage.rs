@@ -365,3 +365,23 @@ async fn with_sign_in_the_templates_own_authorizer_function_guards_connect() -> 
     );
     Ok(())
 }
+
+#[test]
+fn flags_the_template_sets_are_refused_beside_it_naming_both() {
+    // In template mode the template's parameters set these; a flag beside it would be
+    // silently ignored, so it is refused instead.
+    for flag in ["--presence-limit", "--fanout-inline", "--message-rate"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_webchat-local"))
+            .args(["--template", "templates/root.yml"])
+            .args(["--dynamodb-endpoint", "http://127.0.0.1:9"])
+            .args([flag, "5"])
+            .output()
+            .expect("webchat-local runs");
+        assert_eq!(output.status.code(), Some(2), "{flag}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(flag) && stderr.contains("--template"),
+            "{flag}: {stderr}"
+        );
+    }
+}
