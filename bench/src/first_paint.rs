@@ -1,15 +1,18 @@
 //! First paint: the time from navigation to the join form being interactive, in headless
 //! Chromium (Debian's, over its chromedriver) on the release UI as `webchat-local` serves
-//! it on 127.0.0.1.
+//! it on 127.0.0.1, and the time until the app itself runs (until then the form is the
+//! page's placeholder, which takes typing and keeps a Join for the app).
 //!
 //! Every run is a new browser with an empty profile, so nothing comes from a cache: the
 //! figure is a first visit's download, compile and mount. The clock is the page's own
 //! (`performance.now()`, zero at navigation start); a `MutationObserver` in the page notes
 //! the moment the form is there with its button enabled, so WebDriver round trips do not
-//! count.
+//! count; it is installed before the page's own scripts run, so it sees a form that is in
+//! the page from the start.
 
 use crate::local::LocalGateway;
 use anyhow::{bail, Context, Result};
+use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -48,25 +51,91 @@ impl Browser {
     }
 }
 
-/// Resolves once the join form is interactive; returns `performance.now()` at that moment,
-/// or null while the browser is not yet on the page (`arguments[0]`).
-const READY_JS: &str = r"
-const done = arguments[arguments.length - 1];
-if (location.href !== arguments[0]) { done(null); return; }
-const ready = () => {
-  const input = document.querySelector('[data-testid=name-input]');
-  const button = document.querySelector('[data-testid=join-button]');
-  return input !== null && button !== null && !button.disabled;
-};
-if (ready()) { done(performance.now()); return; }
-new MutationObserver((_, observer) => {
-  if (ready()) { observer.disconnect(); done(performance.now()); }
-}).observe(document, { childList: true, subtree: true, attributes: true });
+/// The two moments of one visit, in `performance.now()` milliseconds from navigation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Visit {
+    /// The join form is there with its button enabled: a person can type and press Join.
+    pub form: f64,
+    /// The app runs and the form is its own: the page's placeholder form, if it has one
+    /// (`index.html`'s `data-placeholder`), is gone. For a UI without one, the same moment.
+    pub app: f64,
+}
+
+/// The moments of a [`Visit`], as the bench names them; [`Visit::at`] reads them.
+pub(crate) const MOMENTS: [&str; 2] = [
+    "first paint (an interactive join form)",
+    "app running (the form is the app's)",
+];
+
+impl Visit {
+    /// The moment named `MOMENTS[index]`.
+    pub(crate) fn at(&self, index: usize) -> f64 {
+        [self.form, self.app][index]
+    }
+}
+
+/// Watches the page from before its own scripts run (Chrome's
+/// `Page.addScriptToEvaluateOnNewDocument`), noting on `window.__firstPaint` when the join
+/// form is first interactive and when the app's own form is, as the DOM changes.
+const OBSERVER_JS: &str = r"
+(() => {
+  const seen = (window.__firstPaint = {});
+  const formReady = () => {
+    const input = document.querySelector('[data-testid=name-input]');
+    const button = document.querySelector('[data-testid=join-button]');
+    return input !== null && button !== null && !button.disabled;
+  };
+  const observer = new MutationObserver(() => {
+    if (!formReady()) return;
+    const now = performance.now();
+    seen.form ??= now;
+    if (document.querySelector('[data-placeholder]') === null) {
+      seen.app = now;
+      observer.disconnect();
+    }
+  });
+  observer.observe(document, { childList: true, subtree: true, attributes: true });
+})();
 ";
 
-/// One cold visit: a new browser with an empty profile opens `page`; milliseconds from
-/// navigation start to the join form being interactive.
-async fn visit(driver: &Driver, chromium: &Path, profile: &Path, page: &str) -> Result<f64> {
+/// `[form, app]` once both moments are known and the page has painted content, else
+/// null. A form is seen only once painted: neither moment is before the first contentful
+/// paint (the stylesheet may still hold painting back when a form is in the page).
+const READ_JS: &str = r"
+const seen = window.__firstPaint;
+const paint = performance.getEntriesByName('first-contentful-paint')[0];
+if (location.href !== arguments[0] || !seen || seen.app === undefined || !paint) return null;
+return [Math.max(seen.form, paint.startTime), Math.max(seen.app, paint.startTime)];
+";
+
+/// A Chrome `DevTools` command through chromedriver's `goog/cdp/execute`: the one way a
+/// WebDriver session can run a script in a page before the page's own do.
+#[derive(Debug)]
+struct DevTools {
+    command: &'static str,
+    params: Value,
+}
+
+impl WebDriverCompatibleCommand for DevTools {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({ "cmd": self.command, "params": self.params });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// One cold visit: a new browser with an empty profile opens `page`.
+async fn visit(driver: &Driver, chromium: &Path, profile: &Path, page: &str) -> Result<Visit> {
     let caps = json!({
         // Return from navigation at once: the page itself times the start-up.
         "pageLoadStrategy": "none",
@@ -85,15 +154,22 @@ async fn visit(driver: &Driver, chromium: &Path, profile: &Path, page: &str) -> 
             .await
             .context("opening a Chromium session")?;
     let result = async {
+        client
+            .issue_cmd(DevTools {
+                command: "Page.addScriptToEvaluateOnNewDocument",
+                params: json!({ "source": OBSERVER_JS }),
+            })
+            .await
+            .context("installing the page observer over chromedriver's DevTools command")?;
         client.goto(page).await?;
         let deadline = Instant::now() + WAIT;
         loop {
-            let ready = client.execute_async(READY_JS, vec![json!(page)]).await?;
-            if let Some(ms) = ready.as_f64() {
-                return Ok(ms);
+            let ready = client.execute(READ_JS, vec![json!(page)]).await?;
+            if let [Some(form), Some(app)] = [0, 1].map(|i| ready.get(i).and_then(Value::as_f64)) {
+                return Ok(Visit { form, app });
             }
             if Instant::now() > deadline {
-                bail!("the join form was not interactive within {WAIT:?}");
+                bail!("the app's join form was not interactive within {WAIT:?}");
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -113,11 +189,14 @@ fn check_built(dist: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The figure's runs, sorted: [`RUNS`] cold visits of the UI in `dist`.
-pub(crate) async fn measure(local_bin: &Path, dist: &Path, browser: &Browser) -> Result<Vec<f64>> {
-    let [mut times] = interleaved(local_bin, [dist], RUNS, browser).await?;
-    times.sort_by(f64::total_cmp);
-    Ok(times)
+/// [`RUNS`] cold visits of the UI in `dist`.
+pub(crate) async fn measure(
+    local_bin: &Path,
+    dist: &Path,
+    browser: &Browser,
+) -> Result<Vec<Visit>> {
+    let [visits] = interleaved(local_bin, [dist], RUNS, browser).await?;
+    Ok(visits)
 }
 
 /// Two builds of the UI measured in one run, so that both see the same machine: `rounds`
@@ -130,7 +209,7 @@ pub(crate) async fn measure_paired(
     new: &Path,
     rounds: usize,
     browser: &Browser,
-) -> Result<[Vec<f64>; 2]> {
+) -> Result<[Vec<Visit>; 2]> {
     interleaved(local_bin, [old, new], rounds, browser).await
 }
 
@@ -141,7 +220,7 @@ async fn interleaved<const N: usize>(
     dists: [&Path; N],
     rounds: usize,
     browser: &Browser,
-) -> Result<[Vec<f64>; N]> {
+) -> Result<[Vec<Visit>; N]> {
     for dist in dists {
         check_built(dist)?;
     }
@@ -152,7 +231,7 @@ async fn interleaved<const N: usize>(
     let pages: Vec<String> = gateways.iter().map(LocalGateway::page_url).collect();
     let driver = Driver::start(&browser.chromedriver, None)?;
     let profiles = std::env::temp_dir().join(format!("webchat-first-paint-{}", std::process::id()));
-    let mut times: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(rounds));
+    let mut times: [Vec<Visit>; N] = std::array::from_fn(|_| Vec::with_capacity(rounds));
     let mut outcome = Ok(());
     'rounds: for round in 0..rounds {
         for turn in 0..N {
@@ -160,14 +239,19 @@ async fn interleaved<const N: usize>(
             let profile = profiles.join(format!("{round}-{which}"));
             std::fs::create_dir_all(&profile)?;
             match visit(&driver, &browser.chromium, &profile, &pages[which]).await {
-                Ok(ms) => {
+                Ok(visit) => {
                     let label = if N == 1 {
                         String::new()
                     } else {
                         format!(" ({})", dists[which].display())
                     };
-                    println!("    run {}{label}: {ms:.1} ms", round + 1);
-                    times[which].push(ms);
+                    println!(
+                        "    run {}{label}: form {:.1} ms, app {:.1} ms",
+                        round + 1,
+                        visit.form,
+                        visit.app
+                    );
+                    times[which].push(visit);
                 }
                 Err(err) => {
                     outcome = Err(err.context(format!(

@@ -1016,32 +1016,41 @@ async fn first_paint(options: &Options, figures: &mut Vec<Figure>) -> Result<()>
     if let Some(old) = &options.paired_dist {
         return first_paint_paired(options, old, figures).await;
     }
-    let name = format!(
-        "UI first paint: navigation to an interactive join form, headless Chromium (median of {})",
-        first_paint::RUNS
-    );
+    let name = |moment: &str| {
+        format!(
+            "UI {moment}: from navigation, headless Chromium (median of {})",
+            first_paint::RUNS
+        )
+    };
     let browser = first_paint::Browser::from_env();
     if let Some(why) = browser.missing() {
-        figures.push(unmeasured(&name, &why, "ms", Goal::None));
+        for moment in first_paint::MOMENTS {
+            figures.push(unmeasured(&name(moment), &why, "ms", Goal::None));
+        }
         return Ok(());
     }
     step(&format!(
         "first paint: {} cold visits of the release UI in headless Chromium",
         first_paint::RUNS
     ));
-    let times =
+    let visits =
         first_paint::measure(&options.local_bin, &options.root.join("dist"), &browser).await?;
-    figures.push(measured(
-        &name,
-        round(percentile(&times, 50.0), 1),
-        "ms",
-        Goal::None,
-    ));
+    for (index, moment) in first_paint::MOMENTS.into_iter().enumerate() {
+        let mut times: Vec<f64> = visits.iter().map(|v| v.at(index)).collect();
+        times.sort_by(f64::total_cmp);
+        figures.push(measured(
+            &name(moment),
+            round(percentile(&times, 50.0), 1),
+            "ms",
+            Goal::None,
+        ));
+    }
     Ok(())
 }
 
-/// `--paired-dist OLD`: first paint of `OLD` and of `dist/` in one interleaved run (see
-/// [`first_paint::measure_paired`]): median, p90 and the range of each.
+/// `--paired-dist OLD`: first paint and app running of `OLD` and of `dist/` in one
+/// interleaved run (see [`first_paint::measure_paired`]): the median and p90 of each, and
+/// the median of the difference within a round.
 async fn first_paint_paired(
     options: &Options,
     old: &Path,
@@ -1050,11 +1059,18 @@ async fn first_paint_paired(
     let new = options.root.join("dist");
     let rounds = options.paired_rounds;
     let browser = first_paint::Browser::from_env();
-    let label = |which: &str, what: &str| {
-        format!("UI first paint, paired ({rounds} interleaved cold visits each): {which} {what}")
+    let label = |moment: &str, which: &str, what: &str| {
+        format!("UI {moment}, paired ({rounds} interleaved cold visits each): {which} {what}")
     };
     if let Some(why) = browser.missing() {
-        figures.push(unmeasured(&label("old", "median"), &why, "ms", Goal::None));
+        for moment in first_paint::MOMENTS {
+            figures.push(unmeasured(
+                &label(moment, "old", "median"),
+                &why,
+                "ms",
+                Goal::None,
+            ));
+        }
         return Ok(());
     }
     step(&format!(
@@ -1062,60 +1078,48 @@ async fn first_paint_paired(
         old.display(),
         new.display()
     ));
-    let [mut old_times, mut new_times] =
+    let [old_visits, new_visits] =
         first_paint::measure_paired(&options.local_bin, old, &new, rounds, &browser).await?;
-    // Each round's two visits saw the same moment of a shared machine.
-    let mut differences: Vec<f64> = new_times
-        .iter()
-        .zip(&old_times)
-        .map(|(new, old)| new - old)
-        .collect();
-    differences.sort_by(f64::total_cmp);
-    old_times.sort_by(f64::total_cmp);
-    new_times.sort_by(f64::total_cmp);
-    for (which, times) in [("old", &old_times), ("new", &new_times)] {
-        let (median, p90) = (percentile(times, 50.0), percentile(times, 90.0));
-        let (min, max) = (times[0], times[times.len() - 1]);
+    for (index, moment) in first_paint::MOMENTS.into_iter().enumerate() {
+        let mut old_times: Vec<f64> = old_visits.iter().map(|v| v.at(index)).collect();
+        let mut new_times: Vec<f64> = new_visits.iter().map(|v| v.at(index)).collect();
+        // Each round's two visits saw the same moment of a shared machine.
+        let mut differences: Vec<f64> = new_times
+            .iter()
+            .zip(&old_times)
+            .map(|(new, old)| new - old)
+            .collect();
+        differences.sort_by(f64::total_cmp);
+        old_times.sort_by(f64::total_cmp);
+        new_times.sort_by(f64::total_cmp);
+        for (which, times) in [("old", &old_times), ("new", &new_times)] {
+            let (median, p90) = (percentile(times, 50.0), percentile(times, 90.0));
+            let (min, max) = (times[0], times[times.len() - 1]);
+            step(&format!(
+                "{moment}, {which}: median {median:.1} ms, p90 {p90:.1} ms, range {min:.1} to {max:.1} ms"
+            ));
+            for (what, value) in [("median", median), ("p90", p90)] {
+                figures.push(measured(
+                    &label(moment, which, what),
+                    round(value, 1),
+                    "ms",
+                    Goal::None,
+                ));
+            }
+        }
+        let median_difference = percentile(&differences, 50.0);
+        let slower = differences.iter().filter(|d| **d > 0.0).count();
         step(&format!(
-            "first paint, {which}: median {median:.1} ms, p90 {p90:.1} ms, range {min:.1} to {max:.1} ms"
+            "{moment}, new minus old in the same round: median {median_difference:+.1} ms, \
+             new slower in {slower} of {rounds} rounds"
         ));
         figures.push(measured(
-            &label(which, "median"),
-            round(median, 1),
-            "ms",
-            Goal::None,
-        ));
-        figures.push(measured(
-            &label(which, "p90"),
-            round(p90, 1),
-            "ms",
-            Goal::None,
-        ));
-        figures.push(measured(
-            &label(which, "fastest"),
-            round(min, 1),
-            "ms",
-            Goal::None,
-        ));
-        figures.push(measured(
-            &label(which, "slowest"),
-            round(max, 1),
+            &label(moment, "new minus old in the same round:", "median"),
+            round(median_difference, 1),
             "ms",
             Goal::None,
         ));
     }
-    let median_difference = percentile(&differences, 50.0);
-    let slower = differences.iter().filter(|d| **d > 0.0).count();
-    step(&format!(
-        "first paint, new minus old in the same round: median {median_difference:+.1} ms, \
-         new slower in {slower} of {rounds} rounds"
-    ));
-    figures.push(measured(
-        &label("new minus old in the same round:", "median"),
-        round(median_difference, 1),
-        "ms",
-        Goal::None,
-    ));
     Ok(())
 }
 

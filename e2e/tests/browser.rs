@@ -291,6 +291,10 @@ impl User {
     }
 
     async fn join(&self, name: &str) -> Result<()> {
+        // The page's placeholder form takes typing until the app runs, but the app then
+        // puts its own field in its place, and WebDriver would type into the old one: a
+        // person just goes on typing (a test of its own covers the hand-over).
+        self.app_running().await?;
         let input = self
             .client
             .wait()
@@ -303,6 +307,27 @@ impl User {
             .await?
             .click()
             .await?;
+        Ok(())
+    }
+
+    /// Waits until the app runs: the page's placeholder join form is gone.
+    async fn app_running(&self) -> Result<()> {
+        let deadline = Instant::now() + WAIT;
+        while self
+            .client
+            .execute(PLACEHOLDER_SHOWN_JS, Vec::new())
+            .await?
+            .as_bool()
+            .unwrap_or(true)
+        {
+            if Instant::now() > deadline {
+                bail!(
+                    "{}: the app did not take over the join form within {WAIT:?}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         Ok(())
     }
 
@@ -621,6 +646,115 @@ impl Drop for Setup {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.profiles);
     }
+}
+
+/// Whether the page still shows `index.html`'s placeholder join form.
+const PLACEHOLDER_SHOWN_JS: &str = "return document.querySelector('[data-placeholder]') !== null;";
+
+/// Holds the app back until the test calls `window.releaseApp()`: copies `dist` to `to`
+/// with its loader (trunk's module script) waiting before it starts the wasm.
+fn hold_app(dist: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(dist)? {
+        let entry = entry?;
+        fs::copy(entry.path(), to.join(entry.file_name()))?;
+    }
+    // webchat-local would serve the precompressed pages, which still start the app.
+    for compressed in ["index.html.br", "index.html.gz"] {
+        let _ = fs::remove_file(to.join(compressed));
+    }
+    let index = fs::read_to_string(dist.join("index.html"))?;
+    let start = "const wasm = await init(";
+    if !index.contains(start) {
+        bail!("dist/index.html has no `{start}`: trunk's loader changed; update this test");
+    }
+    let held = index.replacen(
+        start,
+        &format!("await new Promise((resolve) => {{ window.releaseApp = resolve; }});\n{start}"),
+        1,
+    );
+    fs::write(to.join("index.html"), held)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_typed_before_the_app_runs_joins_once_it_runs() -> Result<()> {
+    let _turn = BROWSERS.lock().await;
+    let setup = Setup::new("target/e2e-placeholder", "e2e-placeholder")?;
+    let held = setup.out.join("dist-held");
+    hold_app(&setup.dist, &held)?;
+    let gateway = Gateway::start(
+        &setup.local_bin,
+        &held,
+        "127.0.0.1:0",
+        &setup.gateway_log(),
+        None,
+    )?;
+    let driver = Driver::start(
+        &setup.chromedriver,
+        Some(&setup.out.join("chromedriver.log")),
+    )?;
+    let dana = setup.open(&driver, "dana", "dana").await?;
+    let result = async {
+        dana.client.goto(&gateway.page_url()).await?;
+        step(
+            "the form shows and takes a Join before the app runs",
+            || async {
+                let shown = dana
+                    .client
+                    .execute(PLACEHOLDER_SHOWN_JS, Vec::new())
+                    .await?;
+                if shown.as_bool() != Some(true) {
+                    bail!("the page shows no placeholder join form while the app is held back");
+                }
+                check_accessibility(&dana, "join screen before the app runs").await?;
+                let input = dana
+                    .client
+                    .find(Locator::Css("[data-testid=name-input]"))
+                    .await?;
+                input.send_keys("dana").await?;
+                let button = dana
+                    .client
+                    .find(Locator::Css("[data-testid=join-button]"))
+                    .await?;
+                button.click().await?;
+                let label = button.text().await?;
+                if label != "Joining…" || button.attr("disabled").await?.is_none() {
+                    bail!("after Join the button reads {label:?} and is not disabled");
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        step("the app runs and joins with the name typed", || async {
+            dana.client
+                .execute("window.releaseApp();", Vec::new())
+                .await?;
+            dana.wait_for("the chat screen as dana", WAIT, |v| {
+                (v.screen == "chat"
+                    && v.me.as_deref() == Some("dana")
+                    && v.status.as_deref() == Some("online"))
+                .then_some(())
+            })
+            .await?;
+            let shown = dana
+                .client
+                .execute(PLACEHOLDER_SHOWN_JS, Vec::new())
+                .await?;
+            if shown.as_bool() != Some(false) {
+                bail!("the placeholder form is still on the page beside the app");
+            }
+            Ok(())
+        })
+        .await
+    }
+    .await;
+    if result.is_err() {
+        let _ = dana.screenshot(&setup.out, "placeholder-failure.png").await;
+    }
+    let _ = dana.client.close().await;
+    gateway.stop();
+    result
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,11 @@
 //! The browser side of the app, by concern: the WebSocket ([`socket`]), timers and the
 //! clock ([`timers`]), localStorage and sessionStorage ([`storage`]) and the sign-in's
-//! redirects, crypto and token requests ([`sign_in`]). It feeds events into the state
+//! redirects, crypto and token requests ([`sign_in`]), and the join form `index.html`
+//! shows before the app runs ([`placeholder`]). It feeds events into the state
 //! through the update function the app hands to [`start`], and carries out the
 //! [`Command`]s the state returns. It decides nothing and never touches the view.
 
+pub mod placeholder;
 pub mod sign_in;
 pub mod socket;
 pub mod storage;

@@ -44,10 +44,15 @@ fn ui() -> Ui {
 pub fn App() -> impl IntoView {
     let chat = RwSignal::new(ChatState::new());
     let now = RwSignal::new(timers::now_ms());
+    let placeholder = shell::placeholder::take();
+    let name = match &placeholder {
+        Some(placeholder) => placeholder.name.clone(),
+        None => shell::storage::load_name().unwrap_or_default(),
+    };
     provide_context(Ui {
         chat,
         now,
-        name_draft: RwSignal::new(shell::storage::load_name().unwrap_or_default()),
+        name_draft: RwSignal::new(name.clone()),
         draft: RwSignal::new(String::new()),
         following: RwSignal::new(true),
     });
@@ -57,6 +62,9 @@ pub fn App() -> impl IntoView {
         commands
     }));
     timers::every(Box::new(move || now.set(timers::now_ms())), 1000);
+    if placeholder.is_some_and(|p| p.join_requested) {
+        shell::dispatch(&mut |c| c.join(&name));
+    }
     let on_join = Memo::new(move |_| chat.with(|c| c.screen == Screen::Join));
     view! {
         <main class="app">
