@@ -13,11 +13,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The most the UI may download, gzip bytes: what the Leptos build reaches (144.0 KB,
+/// The most the UI may download, gzip bytes: what the Leptos build reaches (144.1 KB,
 /// with the hand-over from `index.html`'s placeholder join form) plus 3 KB, so it cannot
 /// grow unnoticed. `cargo xtask` fails a release build over it.
 /// This is a guard, not the goal ([`GOAL_GZIP`]). KB in every UI figure are 1,000 bytes.
-pub const BUDGET_GZIP: u64 = 147_000;
+pub const BUDGET_GZIP: u64 = 147_100;
 
 /// The goal for the UI's download, gzip bytes: no more than the React client it replaces
 /// (92 KB). `cargo xtask bench` reports the UI against it; docs/frontend.md says where

@@ -34,15 +34,16 @@ pub fn window() -> web_sys::Window {
 
 /// Starts the shell with the function that applies updates to the app's state: resumes
 /// this tab's session, finds the WebSocket URL (and with sign-in on, who is signed in),
-/// and starts the ping and the online/offline listeners. Called once.
-pub fn start(apply: Apply) {
+/// then calls `configured`, and starts the ping and the online/offline listeners. Called
+/// once.
+pub fn start(apply: Apply, configured: Box<dyn FnOnce()>) {
     APPLY.with(|cell| {
         let _ = cell.set(apply);
     });
     if let Some(saved) = storage::load(SESSION_STORAGE_KEY) {
         dispatch(&mut |c| c.resume(&saved));
     }
-    wasm_bindgen_futures::spawn_local(async {
+    wasm_bindgen_futures::spawn_local(async move {
         let location = window().location();
         let config = fetch_text("config.json").await;
         let url = ws_url(
@@ -55,6 +56,7 @@ pub fn start(apply: Apply) {
             sign_in::load(auth).await;
         }
         socket::set_url(url);
+        configured();
     });
     timers::every(
         Box::new(|| dispatch(&mut ChatState::ping)),

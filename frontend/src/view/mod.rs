@@ -56,15 +56,22 @@ pub fn App() -> impl IntoView {
         draft: RwSignal::new(String::new()),
         following: RwSignal::new(true),
     });
-    shell::start(Box::new(move |update| {
-        let mut commands = Vec::<Command>::new();
-        chat.update(|c| commands = update(c));
-        commands
-    }));
+    let join_requested = placeholder.is_some_and(|p| p.join_requested);
+    shell::start(
+        Box::new(move |update| {
+            let mut commands = Vec::<Command>::new();
+            chat.update(|c| commands = update(c));
+            commands
+        }),
+        // A Join pressed on the placeholder form goes through once sign-in is known to
+        // be off; with it on, the name form was never the way in.
+        Box::new(move || {
+            if join_requested && !chat.with_untracked(|c| c.auth) {
+                shell::dispatch(&mut |c| c.join(&name));
+            }
+        }),
+    );
     timers::every(Box::new(move || now.set(timers::now_ms())), 1000);
-    if placeholder.is_some_and(|p| p.join_requested) {
-        shell::dispatch(&mut |c| c.join(&name));
-    }
     let on_join = Memo::new(move |_| chat.with(|c| c.screen == Screen::Join));
     view! {
         <main class="app">
