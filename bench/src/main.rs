@@ -6,7 +6,7 @@
 //! - broadcast fan-out on `webchat-local` with 1,000 clients, 50 broadcasts: p50 and p99 of
 //!   the time until every client has each one;
 //! - the same with 200 clients × 20 broadcasts and connections in DynamoDB (dynalite), as
-//!   a deployment keeps them: p99 and deliveries per second of broadcasting;
+//!   a deployment keeps them: p50, p99 and deliveries per second of broadcasting;
 //! - the same 1,000 clients all in one room besides the lobby, 50 broadcasts to the room:
 //!   p50, p99 and deliveries per second, beside the lobby's;
 //! - on dynalite, through the handlers: DynamoDB items read and handler time per
@@ -333,6 +333,24 @@ impl Timed {
         let busy: f64 = self.completions.iter().sum::<f64>() / 1000.0;
         (self.completions.len() * recipients) as f64 / busy
     }
+
+    /// The rows of a series of broadcasts to `recipients` each: completion p50 and p99
+    /// (against `p99_goal`) and deliveries per second, named `label: …`.
+    fn push_figures(
+        &self,
+        figures: &mut Vec<Figure>,
+        label: &str,
+        recipients: usize,
+        p99_goal: Goal,
+    ) {
+        latency_figures(figures, label, self.p50_p99(), p99_goal);
+        figures.push(measured(
+            &format!("{label}: deliveries per second of broadcasting"),
+            self.rate(recipients).round(),
+            "deliveries/s",
+            Goal::None,
+        ));
+    }
 }
 
 /// `broadcasts` broadcasts (to the lobby, or to `room` when every peer is in it), one at
@@ -426,13 +444,7 @@ async fn fanout(options: &Options, figures: &mut Vec<Figure>) -> Result<()> {
     let timed = one_at_a_time(&mut peers, &inbox, broadcasts, "fanout", None).await?;
     let (hwm, _) = gateway.memory()?;
     let label = format!("broadcast to {clients} clients, all delivered");
-    latency_figures(figures, &label, timed.p50_p99(), BROADCAST_P99_GOAL);
-    figures.push(measured(
-        &format!("{label}: deliveries per second of broadcasting"),
-        timed.rate(clients - 1).round(),
-        "deliveries/s",
-        Goal::None,
-    ));
+    timed.push_figures(figures, &label, clients - 1, BROADCAST_P99_GOAL);
     figures.push(measured(
         "single delivery latency within a broadcast: p50",
         round(percentile(&timed.deliveries, 50.0), 1),
@@ -522,13 +534,7 @@ async fn room_fanout(
     ));
     let timed = one_at_a_time(peers, inbox, broadcasts, "room", Some(ROOM)).await?;
     let label = format!("broadcast to a {clients}-member room (not the lobby), all delivered");
-    latency_figures(figures, &label, timed.p50_p99(), Goal::None);
-    figures.push(measured(
-        &format!("{label}: deliveries per second of broadcasting"),
-        timed.rate(clients - 1).round(),
-        "deliveries/s",
-        Goal::None,
-    ));
+    timed.push_figures(figures, &label, clients - 1, Goal::None);
     Ok(())
 }
 
@@ -665,18 +671,7 @@ async fn fanout_on_dynamo(options: &Options, figures: &mut Vec<Figure>) -> Resul
         "fan-out on dynalite: {broadcasts} broadcasts, one at a time"
     ));
     let timed = one_at_a_time(&mut peers, &inbox, broadcasts, "dynamo", None).await?;
-    figures.push(measured(
-        &format!("{label}: p99"),
-        round(percentile(&timed.completions, 99.0), 1),
-        "ms",
-        Goal::None,
-    ));
-    figures.push(measured(
-        &format!("{label}: deliveries per second of broadcasting"),
-        timed.rate(clients - 1).round(),
-        "deliveries/s",
-        Goal::None,
-    ));
+    timed.push_figures(figures, &label, clients - 1, Goal::None);
     drop(gateway);
     for peer in peers {
         peer.close().await;

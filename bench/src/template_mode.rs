@@ -197,26 +197,8 @@ pub(crate) async fn figures(options: &Options, figures: &mut Vec<Figure>) -> Res
     ));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let timed = one_at_a_time(&mut peers, &inbox, broadcasts, "template", None).await?;
-    let (p50, p99) = timed.p50_p99();
     let label = format!("template mode: broadcast to {clients} clients, all delivered");
-    figures.push(measured(
-        &format!("{label}: p50"),
-        round(p50, 1),
-        "ms",
-        Goal::None,
-    ));
-    figures.push(measured(
-        &format!("{label}: p99"),
-        round(p99, 1),
-        "ms",
-        Goal::None,
-    ));
-    figures.push(measured(
-        &format!("{label}: deliveries per second of broadcasting"),
-        timed.rate(clients - 1).round(),
-        "deliveries/s",
-        Goal::None,
-    ));
+    timed.push_figures(figures, &label, clients - 1, Goal::None);
     drop(gateway);
     for peer in peers {
         peer.close().await;
