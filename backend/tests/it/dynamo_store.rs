@@ -1,5 +1,6 @@
 //! The DynamoDB store with the real SDK client against dynalite on a free port.
 
+use crate::stores;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -12,31 +13,13 @@ use webchat_backend::new_message_id;
 use webchat_backend::{
     Admission, Bucket, Claim, Connection, ConnectionStore, DynamoStore, Frame, HistorySlice,
     HistoryStore, Joined, Limits, RateLimit, RecordingGateway, Registration, Retrying, Rules,
-    StoreError, StoredMessage, TableNames,
+    StoreError, StoredMessage,
 };
 use webchat_shared_types::{HistoryPage, Route, User, LOBBY};
 use webchat_testkit::Dynalite;
 
-fn tables() -> TableNames {
-    TableNames {
-        connections: "Connections".into(),
-        names: "Names".into(),
-        members: "Members".into(),
-        messages: "Messages".into(),
-    }
-}
-
 async fn store(dynalite: &Dynalite) -> DynamoStore {
-    store_on(local_client(&dynalite.endpoint())).await
-}
-
-async fn store_on(client: aws_sdk_dynamodb::Client) -> DynamoStore {
-    let store = DynamoStore::new(client, tables());
-    store
-        .create_tables_if_missing()
-        .await
-        .expect("tables are created");
-    store
+    stores::dynamo_store(dynalite).await
 }
 
 fn connection(id: &str, connected_at: i64) -> Connection {
@@ -1011,7 +994,7 @@ async fn a_message_to_a_small_room_reads_its_members_not_everyone() {
     const EVERYONE: usize = 10_000;
     let dynalite = Dynalite::start();
     let (client, counter) = counting_client(&dynalite.endpoint());
-    let store = store_on(client).await;
+    let store = stores::dynamo_store_on(client).await;
 
     let started = std::time::Instant::now();
     let ids = store.seed_registered(EVERYONE).await.unwrap();
@@ -1217,7 +1200,7 @@ async fn a_refused_update_that_returns_the_row_limits_with_one_request() {
         "Item": {"connectionId": {"S": "a"}, "messageTat": {"N": tat.to_string()}},
     });
     let (endpoint, requests) = canned_dynamodb(refusal.to_string()).await;
-    let store = DynamoStore::new(local_client(&endpoint), tables());
+    let store = DynamoStore::new(local_client(&endpoint), stores::tables());
     assert_eq!(
         store.admit("a", Bucket::Message, limit, now).await.unwrap(),
         Admission::Limited {

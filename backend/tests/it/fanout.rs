@@ -3,6 +3,7 @@
 //! with the route's 410 cleanup; on both stores (memory and dynalite), and the fan-out
 //! function's handling of an SQS batch.
 
+use crate::stores;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
@@ -11,9 +12,8 @@ use std::sync::Mutex;
 use webchat_backend::fanout_edge::{handle_sqs, is_sqs_event};
 use webchat_backend::store::shards::shard_count;
 use webchat_backend::{
-    local_client, ConnectionStore, DownStore, DynamoStore, Fanout, FanoutJob, FanoutQueue, Frame,
-    HistoryStore, Limits, MemoryStore, QueueError, RecordingGateway, RoomPush, Rules, Shard,
-    TableNames,
+    ConnectionStore, DownStore, DynamoStore, Fanout, FanoutJob, FanoutQueue, Frame, HistoryStore,
+    Limits, MemoryStore, QueueError, RecordingGateway, RoomPush, Rules, Shard,
 };
 use webchat_shared_types::{HistoryPage, Route, ServerEvent};
 use webchat_testkit::Dynalite;
@@ -284,19 +284,8 @@ where
     }
 }
 
-fn tables() -> TableNames {
-    TableNames {
-        connections: "Connections".into(),
-        names: "Names".into(),
-        members: "Members".into(),
-        messages: "Messages".into(),
-    }
-}
-
 async fn dynamo(dynalite: &Dynalite) -> DynamoStore {
-    let store = DynamoStore::new(local_client(&dynalite.endpoint()), tables());
-    store.create_tables_if_missing().await.unwrap();
-    store
+    stores::dynamo_store(dynalite).await
 }
 
 #[tokio::test]

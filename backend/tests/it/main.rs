@@ -11,3 +11,4 @@ mod management_push;
 mod metrics_emf;
 mod presence;
 mod rooms;
+mod stores;

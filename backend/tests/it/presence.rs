@@ -4,28 +4,16 @@
 //! before, big ones a throttled member count, `list` pages through big rooms, and one
 //! sender's messages come back from `history` in the order sent.
 
+use crate::stores::{self, on_every_store};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use webchat_backend::limits::PRESENCE_INTERVAL;
-use webchat_backend::local_client;
-use webchat_backend::{
-    ConnectionStore, Driver, DynamoStore, HistoryStore, Limits, MemoryStore, RecordingGateway,
-    TableNames,
-};
+use webchat_backend::{ConnectionStore, Driver, DynamoStore, HistoryStore, Limits, MemoryStore};
 use webchat_shared_types::{ServerEvent, LIST_PAGE_SIZE, LOBBY};
 
 /// Rooms of more than this many members are big in these tests.
 const LIMIT: u32 = 3;
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is past 1970")
-        .as_micros()
-        .try_into()
-        .expect("the clock is before the year 294,000")
-}
 
 fn limits() -> Limits {
     Limits {
@@ -35,47 +23,11 @@ fn limits() -> Limits {
 }
 
 fn memory() -> Driver<MemoryStore> {
-    Driver::over(MemoryStore::new(), RecordingGateway::new())
-        .with_limits(limits())
-        .with_clock_at(now_micros())
+    stores::memory_driver(limits())
 }
 
 async fn dynamo() -> Driver<DynamoStore> {
-    let dynalite = webchat_testkit::Dynalite::start();
-    let store = DynamoStore::new(
-        local_client(&dynalite.endpoint()),
-        TableNames {
-            connections: "Connections".into(),
-            names: "Names".into(),
-            members: "Members".into(),
-            messages: "Messages".into(),
-        },
-    );
-    store
-        .create_tables_if_missing()
-        .await
-        .expect("tables are created");
-    Driver::over(store, RecordingGateway::new())
-        .with_limits(limits())
-        .with_clock_at(now_micros())
-        .keeping(dynalite)
-}
-
-macro_rules! on_every_store {
-    ($($rule:ident),* $(,)?) => {
-        mod memory_store {
-            $(#[tokio::test]
-            async fn $rule() {
-                super::$rule(super::memory()).await
-            })*
-        }
-        mod dynamo_store {
-            $(#[tokio::test]
-            async fn $rule() {
-                super::$rule(super::dynamo().await).await
-            })*
-        }
-    };
+    stores::dynamo_driver(limits()).await
 }
 
 on_every_store!(
@@ -322,7 +274,7 @@ where
     // Another Lambda, whose clock is ahead, gave the sender's last id: the next one
     // from here still sorts after it.
     let ahead = webchat_backend::new_message_id(
-        u64::try_from(now_micros() / 1000).expect("after 1970") + 60_000,
+        u64::try_from(stores::now_micros() / 1000).expect("after 1970") + 60_000,
     );
     assert_eq!(
         rig.store

@@ -2,24 +2,14 @@
 //! in-memory store and on the DynamoDB store (real SDK client against dynalite), through
 //! the same chat rules and a gateway that records pushes.
 
+use crate::stores::{self, on_every_store};
 use serde_json::{json, Value};
 use std::time::Duration;
-use webchat_backend::local_client;
 use webchat_backend::{
     conversation_key, person_partition, ConnectionStore, Driver, DynamoStore, HistoryStore, Limits,
-    MemoryStore, RecordingGateway, TableNames,
+    MemoryStore,
 };
 use webchat_shared_types::{validate_room, ServerEvent, User, LOBBY, MAX_ROOMS_PER_CONNECTION};
-
-/// Now: DynamoDB rows carry TTLs, which the store checks against the system clock.
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is past 1970")
-        .as_micros()
-        .try_into()
-        .expect("the clock is before the year 294,000")
-}
 
 fn error_code(reply: &Value) -> &str {
     assert_eq!(reply["action"], "error", "{reply}");
@@ -46,50 +36,13 @@ fn texts(history: &Value) -> Vec<String> {
 
 /// The rules over the in-memory store, with no rate limits in the way.
 fn memory() -> Driver<MemoryStore> {
-    Driver::over(MemoryStore::new(), RecordingGateway::new())
-        .with_limits(Limits::UNLIMITED)
-        .with_clock_at(now_micros())
+    stores::memory_driver(Limits::UNLIMITED)
 }
 
 /// The rules over the DynamoDB store (a real SDK client against dynalite), with no rate
 /// limits in the way.
 async fn dynamo() -> Driver<DynamoStore> {
-    let dynalite = webchat_testkit::Dynalite::start();
-    let store = DynamoStore::new(
-        local_client(&dynalite.endpoint()),
-        TableNames {
-            connections: "Connections".into(),
-            names: "Names".into(),
-            members: "Members".into(),
-            messages: "Messages".into(),
-        },
-    );
-    store
-        .create_tables_if_missing()
-        .await
-        .expect("tables are created");
-    Driver::over(store, RecordingGateway::new())
-        .with_limits(Limits::UNLIMITED)
-        .with_clock_at(now_micros())
-        .keeping(dynalite)
-}
-
-/// Runs one rule on every store.
-macro_rules! on_every_store {
-    ($($rule:ident),* $(,)?) => {
-        mod memory_store {
-            $(#[tokio::test]
-            async fn $rule() {
-                super::$rule(super::memory()).await
-            })*
-        }
-        mod dynamo_store {
-            $(#[tokio::test]
-            async fn $rule() {
-                super::$rule(super::dynamo().await).await
-            })*
-        }
-    };
+    stores::dynamo_driver(Limits::UNLIMITED).await
 }
 
 on_every_store!(
