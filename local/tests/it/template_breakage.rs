@@ -314,6 +314,63 @@ async fn a_removed_grant_answers_the_request_with_an_error_and_logs_access_denie
 }
 
 #[tokio::test]
+async fn a_message_function_denied_the_fanout_queue_still_delivers_to_a_big_room() -> Result<()> {
+    let copy = TemplateCopy::new("no-send-message", |file, text| {
+        if file == "websocket.yml" {
+            edit_values(
+                file,
+                &text,
+                &["Resources", "MessageFunctionRole"],
+                "sqs:SendMessage",
+                "sqs:GetQueueAttributes",
+            )
+        } else {
+            text
+        }
+    })?;
+    // Three members are a big room: the message function queues its job.
+    let gateway = Broken::start_with(copy, &["--parameter-overrides", "FanoutInline=2"])?;
+    let mut members = Vec::new();
+    for name in ["ana", "ben", "cy"] {
+        let mut client = registered(&gateway.url, name).await?;
+        let joined = client
+            .request(json!({"action": "join", "room": "big", "requestId": "j"}))
+            .await?;
+        assert_eq!(joined["action"], "joined", "{joined}");
+        members.push(client);
+    }
+    let sent = members[0]
+        .request(json!({"action": "message", "room": "big", "message": "still here", "requestId": "m"}))
+        .await?;
+    assert_eq!(sent["action"], "sent", "{sent}");
+    // SQS refused the job; the handler pushed it itself.
+    for member in &mut members[1..] {
+        let frame = member
+            .recv_where("the message", |f: &Value| f["action"] == "message")
+            .await?;
+        assert_eq!(frame["message"], "still here", "{frame}");
+    }
+    let denied = gateway
+        .log_line_with(&["AccessDenied", "MessageFunction", "sqs:SendMessage"])
+        .await;
+    // The function met SQS's AccessDenied, naming the action, and pushed the job itself.
+    let pushed = gateway
+        .log_line_with(&[
+            "MessageFunction",
+            "pushing a fan-out job the queue refused from the handler",
+            "AccessDenied",
+            "is not authorized to perform: sqs:SendMessage",
+        ])
+        .await;
+    assert!(
+        denied.is_some() && pushed.is_some(),
+        "the log names AccessDenied, the function and the action:\n{}",
+        gateway.log_text()
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_table_whose_sort_key_changed_fails_the_writes_that_use_the_old_one() -> Result<()> {
     let copy = TemplateCopy::new("sort-key", |file, text| {
         if file == "dynamodb.yml" {
