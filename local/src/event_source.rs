@@ -54,7 +54,9 @@ pub(crate) fn start(
     let max_instances = function.config().max_instances.max(1);
     let pollers = spec
         .maximum_concurrency
-        .map_or(max_instances, |c| usize::try_from(c).unwrap_or(max_instances))
+        .map_or(max_instances, |c| {
+            usize::try_from(c).unwrap_or(max_instances)
+        })
         .clamp(1, max_instances);
     tracing::info!(
         target: REPORT_TARGET,
@@ -92,7 +94,9 @@ pub(crate) fn start(
 
 /// One batch: receive, invoke, delete what succeeded.
 async fn poll_once(spec: &EventSourceSpec, queues: &Queues, queue: &Queue, function: &Function) {
-    let want = usize::try_from(spec.batch_size).unwrap_or(BATCH_LIMIT).max(1);
+    let want = usize::try_from(spec.batch_size)
+        .unwrap_or(BATCH_LIMIT)
+        .max(1);
     let mut batch = queues
         .receive(queue, want.min(BATCH_LIMIT), None, Some(MAX_WAIT))
         .await;
@@ -246,7 +250,9 @@ mod tests {
             failed_items(br#"{"batchItemFailures":[{"itemIdentifier":"b"}]}"#, &batch).unwrap(),
             ["b"]
         );
-        assert!(failed_items(br#"{"batchItemFailures":[{"itemIdentifier":"z"}]}"#, &batch).is_err());
+        assert!(
+            failed_items(br#"{"batchItemFailures":[{"itemIdentifier":"z"}]}"#, &batch).is_err()
+        );
         assert!(failed_items(br#"{"batchItemFailures":[{}]}"#, &batch).is_err());
         assert!(failed_items(b"not json", &batch).is_err());
     }

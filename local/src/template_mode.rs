@@ -72,7 +72,10 @@ pub(crate) struct Dispatcher {
     /// With IAM enforced: the DynamoDB endpoint the functions are given.
     proxy: Option<crate::iam::dynamodb::RunningProxy>,
     /// The template's queues, and the SQS endpoint serving them.
-    sqs: Option<(Arc<crate::sqs::Queues>, crate::sqs::endpoint::RunningEndpoint)>,
+    sqs: Option<(
+        Arc<crate::sqs::Queues>,
+        crate::sqs::endpoint::RunningEndpoint,
+    )>,
     /// The event source mappings' pollers.
     pollers: std::sync::Mutex<Vec<crate::event_source::Pollers>>,
 }
@@ -573,9 +576,12 @@ pub(crate) async fn prepare(
                 source.function
             ))
         })?;
-        let queue = queues
-            .by_logical_id(&source.queue)
-            .ok_or_else(|| refuse(format!("queue {} is not one of the template's", source.queue)))?;
+        let queue = queues.by_logical_id(&source.queue).ok_or_else(|| {
+            refuse(format!(
+                "queue {} is not one of the template's",
+                source.queue
+            ))
+        })?;
         if options.enforce_iam {
             // Lambda polls with the function's role: without these the mapping is refused.
             if let Some(identity) = identities.for_function(&source.function) {

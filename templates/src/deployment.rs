@@ -422,7 +422,8 @@ pub fn resolve(
                     }
                 }
                 "AWS::Serverless::Function" | "AWS::Lambda::Function" => {
-                    event_sources.extend(sam_sqs_events(&resolver, index, id).map_err(|e| at(id, e))?);
+                    event_sources
+                        .extend(sam_sqs_events(&resolver, index, id).map_err(|e| at(id, e))?);
                     let spec = function(&resolver, index, id).map_err(|e| at(id, e))?;
                     if functions.insert(id.to_string(), spec).is_some() {
                         return Err(fail(format!(
@@ -923,8 +924,8 @@ fn queue(resolver: &Resolver<'_>, stack: usize, id: &str) -> Eval<QueueSpec> {
             }
             let target = scalar(&policy["deadLetterTargetArn"])
                 .ok_or("RedrivePolicy: no deadLetterTargetArn")?;
-            let count = scalar(&policy["maxReceiveCount"])
-                .ok_or("RedrivePolicy: no maxReceiveCount")?;
+            let count =
+                scalar(&policy["maxReceiveCount"]).ok_or("RedrivePolicy: no maxReceiveCount")?;
             let max_receive_count = count
                 .parse::<u32>()
                 .ok()
@@ -983,7 +984,10 @@ fn event_source_from(
                 .ok_or_else(|| format!("BatchSize: {n:?} is not 1 to 10000"))?
         }
     };
-    let maximum_concurrency = match p.get("ScalingConfig").and_then(|s| s.get("MaximumConcurrency")) {
+    let maximum_concurrency = match p
+        .get("ScalingConfig")
+        .and_then(|s| s.get("MaximumConcurrency"))
+    {
         None => None,
         Some(v) => {
             let n = text("ScalingConfig.MaximumConcurrency", v)?;

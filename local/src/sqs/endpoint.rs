@@ -385,11 +385,12 @@ fn queue_for<'a>(
 fn authorize(caller: &Caller, operation: &str, resource: &str) -> Result<(), Refused> {
     match caller {
         Caller::Operator => Ok(()),
-        Caller::Function(identity) => match Denial::check(identity, &iam_action(operation), resource)
-        {
-            None => Ok(()),
-            Some(denial) => Err(Refused::Denied(denial)),
-        },
+        Caller::Function(identity) => {
+            match Denial::check(identity, &iam_action(operation), resource) {
+                None => Ok(()),
+                Some(denial) => Err(Refused::Denied(denial)),
+            }
+        }
     }
 }
 

@@ -490,8 +490,9 @@ impl Queues {
             while index < messages.len() && out.len() < max {
                 let message = &mut messages[index];
                 if message.visible_at > now {
-                    next_visible =
-                        Some(next_visible.map_or(message.visible_at, |n| n.min(message.visible_at)));
+                    next_visible = Some(
+                        next_visible.map_or(message.visible_at, |n| n.min(message.visible_at)),
+                    );
                     index += 1;
                     continue;
                 }
@@ -655,10 +656,7 @@ impl Queues {
                 "MessageRetentionPeriod",
                 queue.retention.as_secs().to_string(),
             ),
-            (
-                "MaximumMessageSize",
-                queue.maximum_message_size.to_string(),
-            ),
+            ("MaximumMessageSize", queue.maximum_message_size.to_string()),
             ("DelaySeconds", queue.delay.as_secs().to_string()),
             (
                 "ReceiveMessageWaitTimeSeconds",
@@ -755,26 +753,33 @@ mod tests {
         assert!(q
             .by_url("https://sqs.us-east-1.amazonaws.com/123456789012/stack-Jobs")
             .is_ok());
-        assert!(q.by_url("http://127.0.0.1:4000/123456789012/stack-Jobs").is_ok());
+        assert!(q
+            .by_url("http://127.0.0.1:4000/123456789012/stack-Jobs")
+            .is_ok());
         assert_eq!(
             q.by_url("https://sqs.us-east-1.amazonaws.com/999999999999/stack-Jobs")
                 .unwrap_err()
                 .code,
             "QueueDoesNotExist"
         );
-        assert_eq!(q.by_url("stack-Jobs").unwrap_err().code, "QueueDoesNotExist");
+        assert_eq!(
+            q.by_url("stack-Jobs").unwrap_err().code,
+            "QueueDoesNotExist"
+        );
     }
 
     #[tokio::test]
-    async fn a_message_comes_back_after_its_visibility_timeout_then_moves_to_the_dead_letter_queue(
-    ) {
+    async fn a_message_comes_back_after_its_visibility_timeout_then_moves_to_the_dead_letter_queue()
+    {
         let q = queues(Duration::from_millis(50));
         let jobs = q.by_logical_id("Jobs").unwrap().clone();
         let dead = q.by_logical_id("Dead").unwrap().clone();
         let (id, md5) = q.send(&jobs, body("job"), "sender").unwrap();
         assert_eq!(md5, "9dddd5ce1b1375bc497feeb871842d4b");
         for receive in 1..=2 {
-            let got = q.receive(&jobs, 10, None, Some(Duration::from_secs(1))).await;
+            let got = q
+                .receive(&jobs, 10, None, Some(Duration::from_secs(1)))
+                .await;
             assert_eq!(got.len(), 1);
             assert_eq!(got[0].message_id, id);
             assert_eq!(got[0].receive_count, receive);
@@ -784,7 +789,9 @@ mod tests {
             );
         }
         // The third receive finds it received twice (maxReceiveCount): it moves.
-        let got = q.receive(&jobs, 10, None, Some(Duration::from_millis(200))).await;
+        let got = q
+            .receive(&jobs, 10, None, Some(Duration::from_millis(200)))
+            .await;
         assert!(got.is_empty(), "{got:?}");
         let moved = q.receive(&dead, 10, None, None).await;
         assert_eq!(moved.len(), 1);
@@ -818,7 +825,9 @@ mod tests {
         let q = queues(Duration::from_secs(1));
         let jobs = q.by_logical_id("Jobs").unwrap();
         assert_eq!(
-            q.send(jobs, body("seventeen bytes!!"), "s").unwrap_err().code,
+            q.send(jobs, body("seventeen bytes!!"), "s")
+                .unwrap_err()
+                .code,
             "InvalidParameterValue"
         );
         assert_eq!(

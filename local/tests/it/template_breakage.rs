@@ -340,7 +340,9 @@ async fn a_message_function_denied_the_fanout_queue_still_delivers_to_a_big_room
         members.push(client);
     }
     let sent = members[0]
-        .request(json!({"action": "message", "room": "big", "message": "still here", "requestId": "m"}))
+        .request(
+            json!({"action": "message", "room": "big", "message": "still here", "requestId": "m"}),
+        )
         .await?;
     assert_eq!(sent["action"], "sent", "{sent}");
     // SQS refused the job; the handler pushed it itself.
