@@ -820,6 +820,36 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_long_poll_returns_when_a_message_arrives_and_visibility_can_be_changed() {
+        let q = Arc::new(queues(Duration::from_secs(30)));
+        let jobs = q.by_logical_id("Jobs").unwrap().clone();
+        let started = Instant::now();
+        let waiting = {
+            let (q, jobs) = (q.clone(), jobs.clone());
+            tokio::spawn(async move { q.receive(&jobs, 10, None, Some(MAX_WAIT)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        q.send(&jobs, body("late"), "sender").unwrap();
+        let got = waiting.await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "woken, not timed out"
+        );
+        // Shown again at once: received a second time.
+        q.change_visibility(&jobs, &got[0].receipt_handle, 0)
+            .unwrap();
+        let again = q.receive(&jobs, 10, None, None).await;
+        assert_eq!(again[0].receive_count, 2);
+        assert_eq!(
+            q.change_visibility(&jobs, &again[0].receipt_handle, 50_000)
+                .unwrap_err()
+                .code,
+            "InvalidParameterValue"
+        );
+    }
+
     #[test]
     fn bodies_are_checked_as_sqs_checks_them() {
         let q = queues(Duration::from_secs(1));

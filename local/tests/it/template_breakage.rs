@@ -1,7 +1,7 @@
 //! `--template` catches what would otherwise show up only on AWS: each test runs
 //! `webchat-local --template` on a copy of the templates with one mistake in it, and a
-//! client (and the log) sees it as it would after a deploy; and the unbroken template's
-//! authorizer guards `$connect` with sign-in on.
+//! client (and the log) sees it as it would after a deploy (a missing SQS grant among
+//! them); and the unbroken template's authorizer guards `$connect` with sign-in on.
 
 use crate::common::{self, template_options};
 use anyhow::{Context, Result};
@@ -370,6 +370,46 @@ async fn a_message_function_denied_the_fanout_queue_still_delivers_to_a_big_room
         gateway.log_text()
     );
     Ok(())
+}
+
+#[tokio::test]
+async fn a_fanout_role_that_may_not_receive_from_its_queue_stops_the_start_naming_the_mapping() {
+    // Lambda polls with the function's role: CreateEventSourceMapping (and the deploy)
+    // fails without sqs:ReceiveMessage on the queue.
+    let copy = TemplateCopy::new("no-receive-message", |file, text| {
+        if file == "websocket.yml" {
+            edit_values(
+                file,
+                &text,
+                &["Resources", "FanoutFunctionRole"],
+                "sqs:ReceiveMessage",
+                "sqs:ListQueues",
+            )
+        } else {
+            text
+        }
+    })
+    .expect("a copy");
+    let dynalite = Dynalite::start();
+    let mut options = template_options(&Config::default());
+    options.path = copy.root();
+    let started = webchat_local::start(Config {
+        addr: "127.0.0.1:0".parse().expect("an address"),
+        dynamodb_endpoint: Some(dynalite.endpoint()),
+        template: Some(options),
+        ..Config::default()
+    })
+    .await;
+    let Err(err) = started else {
+        panic!("the start is refused");
+    };
+    let message = format!("{:#}", anyhow::Error::new(err));
+    assert!(
+        message.contains("event source FanoutEventSource")
+            && message.contains("does not have permissions to call ReceiveMessage on SQS")
+            && message.contains("sqs:ReceiveMessage"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
