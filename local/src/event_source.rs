@@ -224,6 +224,124 @@ fn failed_items(response: &[u8], batch: &[Received]) -> Result<Vec<String>, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lambda::tests::FakeRuntime;
+    use crate::sqs::tests::{body, queues};
+    use std::time::{Duration, Instant};
+
+    fn mapping(batch_size: u32, concurrency: u32, report: bool) -> EventSourceSpec {
+        EventSourceSpec {
+            logical_id: "Mapping".into(),
+            function: "Worker".into(),
+            queue: "Jobs".into(),
+            batch_size,
+            maximum_concurrency: Some(concurrency),
+            report_batch_item_failures: report,
+            enabled: true,
+        }
+    }
+
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let started = Instant::now();
+        while !done() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "waited for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_reach_the_function_as_sqs_events_and_only_reported_failures_come_back() {
+        let fake = FakeRuntime::new();
+        let record = fake.dir().join("records.jsonl");
+        let function = Arc::new(fake.function_with(
+            "sqs",
+            Duration::from_secs(10),
+            10,
+            &[
+                ("FAKE_RECORD", record.to_str().unwrap()),
+                ("FAKE_DELAY", "0.1"),
+            ],
+        ));
+        let queues = Arc::new(queues(Duration::from_secs(1)));
+        let jobs = queues.by_logical_id("Jobs").unwrap().clone();
+        for _ in 0..7 {
+            queues.send(&jobs, body("ok"), "sender").unwrap();
+        }
+        queues.send(&jobs, body("fail"), "sender").unwrap();
+        let mut pollers = start(&mapping(3, 2, true), &queues, &jobs, &function);
+        until("the good ones deleted and the bad one moved", || {
+            let c = jobs.counters();
+            c.deleted == 7 && c.moved_to_dead_letter == 1
+        })
+        .await;
+        until("both of the bad one's invocations recorded", || {
+            std::fs::read_to_string(&record)
+                .unwrap_or_default()
+                .matches(r#""body": "fail""#)
+                .count()
+                == 2
+        })
+        .await;
+        pollers.stop();
+        assert!(function.instances() <= 2, "MaximumConcurrency 2");
+        function.stop();
+
+        // Message id → its body and the receive counts it reached the function with.
+        let mut seen: std::collections::BTreeMap<String, (String, Vec<String>)> =
+            std::collections::BTreeMap::new();
+        for line in std::fs::read_to_string(&record).unwrap().lines() {
+            let records: Vec<Value> = serde_json::from_str(line).unwrap();
+            assert!((1..=3).contains(&records.len()), "BatchSize 3: {line}");
+            for r in records {
+                assert_eq!(r["eventSource"], "aws:sqs");
+                assert_eq!(r["eventSourceARN"], jobs.arn.as_str());
+                assert_eq!(r["awsRegion"], "us-east-1");
+                assert!(r["receiptHandle"].as_str().is_some_and(|h| !h.is_empty()));
+                assert!(r["attributes"]["SentTimestamp"].as_str().is_some());
+                let entry = seen
+                    .entry(r["messageId"].as_str().unwrap().to_string())
+                    .or_insert_with(|| (r["body"].as_str().unwrap().to_string(), Vec::new()));
+                entry.1.push(
+                    r["attributes"]["ApproximateReceiveCount"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+        }
+        assert_eq!(
+            seen.len(),
+            8,
+            "every message reached the function: {seen:?}"
+        );
+        // The bad one maxReceiveCount times; the good ones at least once (a standard
+        // queue's promise: one that outlives its visibility timeout, say in a slow cold
+        // start, is handed out again).
+        let bad: Vec<_> = seen.values().filter(|(body, _)| body == "fail").collect();
+        assert_eq!(
+            bad,
+            [&("fail".to_string(), vec!["1".to_string(), "2".to_string()])]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_function_error_returns_the_whole_batch() {
+        let fake = FakeRuntime::new();
+        let function = Arc::new(fake.function("error", Duration::from_secs(10), 10));
+        let queues = Arc::new(queues(Duration::from_millis(100)));
+        let jobs = queues.by_logical_id("Jobs").unwrap().clone();
+        queues.send(&jobs, body("a"), "sender").unwrap();
+        queues.send(&jobs, body("b"), "sender").unwrap();
+        let _pollers = start(&mapping(10, 2, true), &queues, &jobs, &function);
+        until("both moved to the dead-letter queue", || {
+            jobs.counters().moved_to_dead_letter == 2
+        })
+        .await;
+        assert_eq!(jobs.counters().deleted, 0);
+        function.stop();
+    }
 
     fn message(id: &str) -> Received {
         Received {

@@ -707,7 +707,7 @@ impl Queues {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use webchat_templates::deployment::RedrivePolicy;
 
@@ -727,7 +727,9 @@ mod tests {
         }
     }
 
-    fn queues(visibility: Duration) -> Queues {
+    /// Queue `Jobs` (messages of at most 16 bytes, moved to `Dead` after two receives)
+    /// and `Dead`, hiding received messages for `visibility`.
+    pub(crate) fn queues(visibility: Duration) -> Queues {
         let redrive = RedrivePolicy {
             dead_letter_target_arn: "arn:aws:sqs:us-east-1:123456789012:stack-Dead".into(),
             max_receive_count: 2,
@@ -740,7 +742,7 @@ mod tests {
         )
     }
 
-    fn body(text: &str) -> Outgoing {
+    pub(crate) fn body(text: &str) -> Outgoing {
         Outgoing {
             body: text.to_string(),
             delay_seconds: None,
