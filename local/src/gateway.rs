@@ -234,6 +234,24 @@ impl Running {
         format!("http://{}/{}", self.addr, self.stage)
     }
 
+    /// In template mode: the SQS endpoint serving the template's queues (the one the
+    /// functions are given as `AWS_ENDPOINT_URL_SQS`).
+    pub fn sqs_endpoint(&self) -> Option<String> {
+        match &self.gateway.handlers {
+            Handlers::Template(dispatcher) => dispatcher.sqs_endpoint(),
+            Handlers::InProcess => None,
+        }
+    }
+
+    /// In template mode: the template's queue with this logical id (its URL, ARN and
+    /// counters).
+    pub fn queue(&self, logical_id: &str) -> Option<std::sync::Arc<crate::sqs::Queue>> {
+        match &self.gateway.handlers {
+            Handlers::Template(dispatcher) => dispatcher.queue(logical_id),
+            Handlers::InProcess => None,
+        }
+    }
+
     /// How many sockets are open right now.
     pub fn open_connections(&self) -> usize {
         self.gateway.lock_connections().len()

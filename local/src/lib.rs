@@ -12,6 +12,7 @@
 
 mod config;
 pub mod dev_issuer;
+pub mod event_source;
 mod events;
 mod fanout;
 mod gateway;
@@ -23,6 +24,7 @@ mod metrics;
 pub mod outbox;
 pub mod sigv4;
 mod socket;
+pub mod sqs;
 mod store;
 pub mod template_mode;
 pub mod template_tables;

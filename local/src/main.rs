@@ -117,6 +117,12 @@ struct Args {
     /// With --template: functions reach DynamoDB and @connections only as their roles allow.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     enforce_iam: bool,
+    /// With --template: every SQS queue's visibility timeout is this many seconds instead
+    /// of the template's (the fan-out queue's is 120 s), so a failed job comes back, and
+    /// reaches the dead-letter queue, sooner. For trying failures out; the log says so.
+    #[arg(long, value_name = "SECS", requires = "template",
+          value_parser = clap::value_parser!(u64).range(0..=43_200))]
+    queue_visibility_timeout: Option<u64>,
     /// With --template: where the functions' binaries are (DIR/<binary>/bootstrap, as
     /// `cargo xtask lambdas --host` builds them, or DIR/<binary>).
     #[arg(long, value_name = "DIR", default_value = "target/lambda-host")]
@@ -203,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
                 enforce_iam: args.enforce_iam,
                 functions_dir: args.functions_dir,
                 stack_name: webchat_local::template_mode::LOCAL_STACK_NAME.to_string(),
+                queue_visibility_timeout: args.queue_visibility_timeout.map(Duration::from_secs),
             }),
         },
         fanout_inline: args.fanout_inline,
@@ -275,6 +282,12 @@ async fn main() -> anyhow::Result<()> {
             "rate limits per connection: message {}, other frames {}",
             config_limits.message, config_limits.action
         ),
+    }
+    if let Some(sqs) = running.sqs_endpoint() {
+        println!(
+            "SQS endpoint of the template's queues: {sqs} (JSON protocol; the functions get it \
+             as AWS_ENDPOINT_URL_SQS; e.g. aws --endpoint-url {sqs} sqs list-queues)"
+        );
     }
     if let Some(issuer) = running.issuer_url() {
         println!(

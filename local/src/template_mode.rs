@@ -71,6 +71,13 @@ pub(crate) struct Dispatcher {
     functions: BTreeMap<String, Arc<Function>>,
     /// With IAM enforced: the DynamoDB endpoint the functions are given.
     proxy: Option<crate::iam::dynamodb::RunningProxy>,
+    /// The template's queues, and the SQS endpoint serving them.
+    sqs: Option<(
+        Arc<crate::sqs::Queues>,
+        crate::sqs::endpoint::RunningEndpoint,
+    )>,
+    /// The event source mappings' pollers.
+    pollers: std::sync::Mutex<Vec<crate::event_source::Pollers>>,
 }
 
 impl Dispatcher {
@@ -102,7 +109,21 @@ impl Dispatcher {
             authorizer,
             functions,
             proxy: None,
+            sqs: None,
+            pollers: std::sync::Mutex::default(),
         })
+    }
+
+    /// The SQS endpoint the functions are given (`AWS_ENDPOINT_URL_SQS`).
+    pub(crate) fn sqs_endpoint(&self) -> Option<String> {
+        self.sqs.as_ref().map(|(_, running)| running.endpoint())
+    }
+
+    /// The template's queue with this logical id.
+    pub(crate) fn queue(&self, logical_id: &str) -> Option<Arc<crate::sqs::Queue>> {
+        self.sqs
+            .as_ref()
+            .and_then(|(queues, _)| queues.by_logical_id(logical_id).cloned())
     }
 
     /// The route that serves `key`: its own, else `$default`, else none (as on AWS).
@@ -224,8 +245,16 @@ impl Dispatcher {
         }
     }
 
-    /// Ends every idle instance.
+    /// Stops the event sources' polling and ends every idle instance.
     pub(crate) fn stop(&self) {
+        for mut pollers in std::mem::take(
+            &mut *self
+                .pollers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ) {
+            pollers.stop();
+        }
         for function in self.functions.values() {
             function.stop();
         }
@@ -289,6 +318,10 @@ pub struct TemplateOptions {
     /// The stack name it is deployed as: physical names (tables, functions) derive from
     /// it, so two gateways with different ones share a DynamoDB without meeting.
     pub stack_name: String,
+    /// `--queue-visibility-timeout`: every queue's `VisibilityTimeout` is this instead
+    /// of the template's, so a failed job comes back (and reaches the dead-letter queue)
+    /// in seconds rather than the template's minutes. `None` keeps the template's.
+    pub queue_visibility_timeout: Option<Duration>,
 }
 
 impl TemplateOptions {
@@ -302,6 +335,7 @@ impl TemplateOptions {
             enforce_iam: true,
             functions_dir: functions_dir.into(),
             stack_name: LOCAL_STACK_NAME.to_string(),
+            queue_visibility_timeout: None,
         }
     }
 }
@@ -344,6 +378,18 @@ pub enum TemplateModeError {
     /// The DynamoDB proxy could not listen.
     #[error("cannot start the DynamoDB proxy the functions call through: {0}")]
     Proxy(#[source] std::io::Error),
+    /// The SQS endpoint could not listen.
+    #[error("cannot start the SQS endpoint the functions call: {0}")]
+    Sqs(#[source] std::io::Error),
+    /// An event source mapping cannot run: as `CreateEventSourceMapping` (and the
+    /// deploy) would fail.
+    #[error("event source {mapping}: {problem}")]
+    EventSource {
+        /// The mapping's logical id.
+        mapping: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// Template mode keeps everything in DynamoDB.
     #[error("--template needs --dynamodb-endpoint (the functions keep their state in DynamoDB; `cargo xtask dev --template` starts dynalite)")]
     NoDynamoDb,
@@ -420,6 +466,31 @@ pub(crate) async fn prepare(
         || endpoints.dynamodb.to_string(),
         crate::iam::dynamodb::RunningProxy::endpoint,
     );
+    let queues = Arc::new(crate::sqs::Queues::new(
+        &deployment.queues,
+        &local.region,
+        &local.account_id,
+        options.queue_visibility_timeout,
+    ));
+    if let Some(timeout) = options.queue_visibility_timeout {
+        for queue in &deployment.queues {
+            tracing::info!(
+                target: "webchat_local::sqs",
+                "queue {}: VisibilityTimeout {} s (--queue-visibility-timeout), where the template says {} s",
+                queue.logical_id,
+                timeout.as_secs(),
+                queue.visibility_timeout_seconds
+            );
+        }
+    }
+    let sqs = crate::sqs::endpoint::SqsEndpoint::new(
+        queues.clone(),
+        options.enforce_iam.then(|| identities.clone()),
+        endpoints.credentials.clone(),
+    )
+    .start(SocketAddr::from(([127, 0, 0, 1], 0)))
+    .await
+    .map_err(TemplateModeError::Sqs)?;
     let deployed_management = api.management_endpoint(&local);
     let local_management = format!("{}/{}", endpoints.gateway, api.stage);
     let mut wiring = Wiring::default();
@@ -450,6 +521,9 @@ pub(crate) async fn prepare(
         environment
             .entry("AWS_ENDPOINT_URL_DYNAMODB".to_string())
             .or_insert_with(|| dynamodb_for_functions.clone());
+        environment
+            .entry("AWS_ENDPOINT_URL_SQS".to_string())
+            .or_insert_with(|| sqs.endpoint());
         let credentials = match identities.for_function(id) {
             Some(identity) if options.enforce_iam => identity.key.clone(),
             _ => endpoints.credentials.clone(),
@@ -490,6 +564,42 @@ pub(crate) async fn prepare(
     let tables = table_names(&wiring);
     let mut dispatcher = Dispatcher::new(wiring)?;
     dispatcher.proxy = proxy;
+    let mut pollers = Vec::new();
+    for source in deployment.event_sources.iter().filter(|s| s.enabled) {
+        let refuse = |problem: String| TemplateModeError::EventSource {
+            mapping: source.logical_id.clone(),
+            problem,
+        };
+        let function = dispatcher.functions.get(&source.function).ok_or_else(|| {
+            refuse(format!(
+                "function {} is not one of the template's",
+                source.function
+            ))
+        })?;
+        let queue = queues.by_logical_id(&source.queue).ok_or_else(|| {
+            refuse(format!(
+                "queue {} is not one of the template's",
+                source.queue
+            ))
+        })?;
+        if options.enforce_iam {
+            // Lambda polls with the function's role: without these the mapping is refused.
+            if let Some(identity) = identities.for_function(&source.function) {
+                for action in crate::event_source::POLLING_ACTIONS {
+                    if let Some(denial) = crate::iam::Denial::check(identity, action, &queue.arn) {
+                        return Err(refuse(format!(
+                            "the function's execution role does not have permissions to call {} on SQS ({})",
+                            action.trim_start_matches("sqs:"),
+                            denial.message()
+                        )));
+                    }
+                }
+            }
+        }
+        pollers.push(crate::event_source::start(source, &queues, queue, function));
+    }
+    dispatcher.pollers = std::sync::Mutex::new(pollers);
+    dispatcher.sqs = Some((queues, sqs));
     Ok(Prepared {
         dispatcher,
         api_id: api.api_id.clone(),

@@ -72,12 +72,20 @@ pub struct Deployment {
     pub tables: Vec<TableSpec>,
     /// Every SQS queue.
     pub queues: Vec<QueueSpec>,
+    /// Every SQS event source mapping (`AWS::Lambda::EventSourceMapping`, or the one SAM
+    /// makes for an `Events` entry of type `SQS`), in stack then logical-id order.
+    pub event_sources: Vec<EventSourceSpec>,
 }
 
 impl Deployment {
     /// The table with this physical name.
     pub fn table(&self, table_name: &str) -> Option<&TableSpec> {
         self.tables.iter().find(|t| t.table_name == table_name)
+    }
+
+    /// The queue with this logical id.
+    pub fn queue(&self, logical_id: &str) -> Option<&QueueSpec> {
+        self.queues.iter().find(|q| q.logical_id == logical_id)
     }
 }
 
@@ -255,6 +263,57 @@ pub struct QueueSpec {
     pub url: String,
     /// Its ARN.
     pub arn: String,
+    /// `VisibilityTimeout` in seconds (SQS's default: 30).
+    pub visibility_timeout_seconds: u64,
+    /// `MessageRetentionPeriod` in seconds (SQS's default: 345,600, four days).
+    pub message_retention_seconds: u64,
+    /// `MaximumMessageSize` in bytes (SQS's default and most: 1,048,576).
+    pub maximum_message_size: u64,
+    /// `DelaySeconds` (default 0).
+    pub delay_seconds: u64,
+    /// `ReceiveMessageWaitTimeSeconds` (default 0).
+    pub receive_wait_seconds: u64,
+    /// `FifoQueue`.
+    pub fifo: bool,
+    /// `RedrivePolicy`: where a message goes after too many receives.
+    pub redrive: Option<RedrivePolicy>,
+}
+
+/// A queue's `RedrivePolicy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedrivePolicy {
+    /// `deadLetterTargetArn`: the dead-letter queue's ARN.
+    pub dead_letter_target_arn: String,
+    /// `maxReceiveCount`: receives before a message moves there.
+    pub max_receive_count: u32,
+}
+
+/// SQS's defaults for what a queue's template leaves out.
+pub const SQS_DEFAULT_VISIBILITY_TIMEOUT: u64 = 30;
+/// Four days.
+pub const SQS_DEFAULT_RETENTION: u64 = 345_600;
+/// 1 MiB, also the most SQS takes.
+pub const SQS_DEFAULT_MAXIMUM_MESSAGE_SIZE: u64 = 1_048_576;
+/// Lambda's default `BatchSize` for an SQS source.
+pub const SQS_DEFAULT_BATCH_SIZE: u32 = 10;
+
+/// Lambda polling a queue and invoking a function with its messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSourceSpec {
+    /// The mapping's logical id (SAM's is `{Function}{EventName}`).
+    pub logical_id: String,
+    /// The function's logical id.
+    pub function: String,
+    /// The queue's logical id.
+    pub queue: String,
+    /// `BatchSize` (default 10): messages per invocation at most.
+    pub batch_size: u32,
+    /// `ScalingConfig.MaximumConcurrency`: invocations at once at most.
+    pub maximum_concurrency: Option<u32>,
+    /// `FunctionResponseTypes` has `ReportBatchItemFailures`.
+    pub report_batch_item_failures: bool,
+    /// `Enabled` (default true).
+    pub enabled: bool,
 }
 
 /// Reads `Key=Value` arguments as `sam deploy --parameter-overrides` takes them: one or
@@ -346,6 +405,7 @@ pub fn resolve(
     let mut functions = BTreeMap::new();
     let mut tables = Vec::new();
     let mut queues = Vec::new();
+    let mut event_sources = Vec::new();
     // Stacks may be added while this runs (an import made a stack beside the template).
     let mut index = 0;
     while index < resolver.stack_count() {
@@ -362,6 +422,8 @@ pub fn resolve(
                     }
                 }
                 "AWS::Serverless::Function" | "AWS::Lambda::Function" => {
+                    event_sources
+                        .extend(sam_sqs_events(&resolver, index, id).map_err(|e| at(id, e))?);
                     let spec = function(&resolver, index, id).map_err(|e| at(id, e))?;
                     if functions.insert(id.to_string(), spec).is_some() {
                         return Err(fail(format!(
@@ -374,6 +436,13 @@ pub fn resolve(
                 }
                 "AWS::SQS::Queue" => {
                     queues.push(queue(&resolver, index, id).map_err(|e| at(id, e))?);
+                }
+                "AWS::Lambda::EventSourceMapping" => {
+                    if let Some(mapping) =
+                        event_source_mapping(&resolver, index, id).map_err(|e| at(id, e))?
+                    {
+                        event_sources.push(mapping);
+                    }
                 }
                 _ => {}
             }
@@ -397,11 +466,20 @@ pub fn resolve(
             )));
         }
     }
+    for source in &event_sources {
+        if !queues.iter().any(|q| q.logical_id == source.queue) {
+            return Err(fail(format!(
+                "event source {} reads queue {}, which is not a queue of this deployment",
+                source.logical_id, source.queue
+            )));
+        }
+    }
     Ok(Deployment {
         api,
         functions,
         tables,
         queues,
+        event_sources,
     })
 }
 
@@ -818,6 +896,53 @@ fn queue(resolver: &Resolver<'_>, stack: usize, id: &str) -> Eval<QueueSpec> {
     let url = resolver.physical_id(stack, id)?;
     let local = resolver.local;
     let queue_name = url.rsplit('/').next().unwrap_or_default().to_string();
+    let s = resolver.stack(stack);
+    let raw = s
+        .template
+        .resource(id)
+        .map_or(&Value::Null, |r| &r["Properties"]);
+    let number = |key: &str, default: u64| -> Eval<u64> {
+        match raw.get(key) {
+            None => Ok(default),
+            Some(v) => {
+                let text = resolver.text(stack, v).map_err(|e| format!("{key}: {e}"))?;
+                text.parse()
+                    .map_err(|_| format!("{key}: {text:?} is not a whole number"))
+            }
+        }
+    };
+    let redrive = match raw.get("RedrivePolicy") {
+        None => None,
+        Some(policy) => {
+            let mut policy = resolver
+                .eval(stack, policy)
+                .map_err(|e| format!("RedrivePolicy: {e}"))?;
+            // CloudFormation takes it as a map or as its JSON text.
+            if let Value::String(text) = &policy {
+                policy = serde_json::from_str(text)
+                    .map_err(|e| format!("RedrivePolicy: not JSON: {e}"))?;
+            }
+            let target = scalar(&policy["deadLetterTargetArn"])
+                .ok_or("RedrivePolicy: no deadLetterTargetArn")?;
+            let count =
+                scalar(&policy["maxReceiveCount"]).ok_or("RedrivePolicy: no maxReceiveCount")?;
+            let max_receive_count = count
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    format!("RedrivePolicy: maxReceiveCount {count:?} is not 1 to 1000")
+                })?;
+            Some(RedrivePolicy {
+                dead_letter_target_arn: target,
+                max_receive_count,
+            })
+        }
+    };
+    let fifo = match raw.get("FifoQueue") {
+        None => false,
+        Some(v) => resolver.text(stack, v)? == "true",
+    };
     Ok(QueueSpec {
         logical_id: id.to_string(),
         arn: format!(
@@ -828,7 +953,138 @@ fn queue(resolver: &Resolver<'_>, stack: usize, id: &str) -> Eval<QueueSpec> {
         ),
         queue_name,
         url,
+        visibility_timeout_seconds: number("VisibilityTimeout", SQS_DEFAULT_VISIBILITY_TIMEOUT)?,
+        message_retention_seconds: number("MessageRetentionPeriod", SQS_DEFAULT_RETENTION)?,
+        maximum_message_size: number("MaximumMessageSize", SQS_DEFAULT_MAXIMUM_MESSAGE_SIZE)?,
+        delay_seconds: number("DelaySeconds", 0)?,
+        receive_wait_seconds: number("ReceiveMessageWaitTimeSeconds", 0)?,
+        fifo,
+        redrive,
     })
+}
+
+/// What an SQS event source's properties say, for `function` reading `queue`
+/// (the properties of an `AWS::Lambda::EventSourceMapping`, or of a SAM `SQS` event).
+fn event_source_from(
+    resolver: &Resolver<'_>,
+    stack: usize,
+    logical_id: String,
+    function: String,
+    queue: String,
+    p: &Value,
+) -> Eval<EventSourceSpec> {
+    let text = |key: &str, v: &Value| resolver.text(stack, v).map_err(|e| format!("{key}: {e}"));
+    let batch_size = match p.get("BatchSize") {
+        None => SQS_DEFAULT_BATCH_SIZE,
+        Some(v) => {
+            let n = text("BatchSize", v)?;
+            n.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| format!("BatchSize: {n:?} is not 1 to 10000"))?
+        }
+    };
+    let maximum_concurrency = match p
+        .get("ScalingConfig")
+        .and_then(|s| s.get("MaximumConcurrency"))
+    {
+        None => None,
+        Some(v) => {
+            let n = text("ScalingConfig.MaximumConcurrency", v)?;
+            Some(
+                n.parse::<u32>()
+                    .ok()
+                    .filter(|n| (2..=1000).contains(n))
+                    .ok_or_else(|| {
+                        format!("ScalingConfig.MaximumConcurrency: {n:?} is not 2 to 1000")
+                    })?,
+            )
+        }
+    };
+    let mut report_batch_item_failures = false;
+    if let Some(types) = p.get("FunctionResponseTypes") {
+        let types = resolver
+            .eval(stack, types)
+            .map_err(|e| format!("FunctionResponseTypes: {e}"))?;
+        report_batch_item_failures = as_list(&types)
+            .into_iter()
+            .filter_map(scalar)
+            .any(|t| t == "ReportBatchItemFailures");
+    }
+    let enabled = match p.get("Enabled") {
+        None => true,
+        Some(v) => text("Enabled", v)? != "false",
+    };
+    Ok(EventSourceSpec {
+        logical_id,
+        function,
+        queue,
+        batch_size,
+        maximum_concurrency,
+        report_batch_item_failures,
+        enabled,
+    })
+}
+
+/// An `AWS::Lambda::EventSourceMapping` that reads a queue of this stack into a function
+/// of it; `None` for other sources (streams, Kafka).
+fn event_source_mapping(
+    resolver: &Resolver<'_>,
+    stack: usize,
+    id: &str,
+) -> Eval<Option<EventSourceSpec>> {
+    let s = resolver.stack(stack);
+    let p = s
+        .template
+        .resource(id)
+        .map_or(&Value::Null, |r| &r["Properties"]);
+    let Some(queue) = referenced_id(&p["EventSourceArn"])
+        .filter(|q| s.resource(q).is_some_and(|(ty, _)| ty == "AWS::SQS::Queue"))
+    else {
+        return Ok(None);
+    };
+    let function = referenced_id(&p["FunctionName"])
+        .filter(|f| s.resource(f).is_some())
+        .ok_or("FunctionName: not a function of this template")?;
+    event_source_from(resolver, stack, id.to_string(), function, queue, p).map(Some)
+}
+
+/// The event source mappings SAM makes for a function's `Events` of type `SQS`.
+fn sam_sqs_events(resolver: &Resolver<'_>, stack: usize, id: &str) -> Eval<Vec<EventSourceSpec>> {
+    let s = resolver.stack(stack);
+    let Some((ty, _)) = s.resource(id) else {
+        return Ok(Vec::new());
+    };
+    if ty != "AWS::Serverless::Function" {
+        return Ok(Vec::new());
+    }
+    let props = s.template.function_properties(id);
+    let mut out = Vec::new();
+    for (name, event) in props
+        .get("Events")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        if event["Type"] != "SQS" {
+            continue;
+        }
+        let p = &event["Properties"];
+        let queue = referenced_id(&p["Queue"])
+            .ok_or_else(|| format!("Events.{name}.Queue: not a queue of this template"))?;
+        out.push(
+            event_source_from(
+                resolver,
+                stack,
+                format!("{id}{name}"),
+                id.to_string(),
+                queue,
+                p,
+            )
+            .map_err(|e| format!("Events.{name}: {e}"))?,
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

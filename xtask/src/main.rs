@@ -53,8 +53,15 @@ tasks:
 }
 
 /// The local test suites that run in template mode too: the protocol, rooms and rejoin,
-/// rate limits, sign-in and the management API.
-const TEMPLATE_MODE_SUITES: &[&str] = &["gateway::", "rejoin::", "rate_limit::", "auth::"];
+/// rate limits, sign-in and the management API, and big rooms (through the template's
+/// SQS queue and fan-out function).
+const TEMPLATE_MODE_SUITES: &[&str] = &[
+    "gateway::",
+    "rejoin::",
+    "rate_limit::",
+    "auth::",
+    "fanout::",
+];
 
 /// dynalite, the DynamoDB implementation the tests run against.
 const DYNALITE: &str = "dynalite@3.2.2";

@@ -321,6 +321,7 @@ mod tests {
             functions: std::collections::BTreeMap::default(),
             tables: Vec::new(),
             queues: Vec::new(),
+            event_sources: Vec::new(),
         };
         Identities::from_deployment(&deployment, &LocalValues::default())
     }

@@ -242,7 +242,7 @@ pub(crate) fn trace_id() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The Runtime API and the instances with a tiny fake runtime (a Python script); the
     //! real `webchat-lambda` runs behind them in the `template_breakage` tests and every
     //! suite's template mode.
@@ -256,7 +256,9 @@ mod tests {
     /// Polls `next`, then does what `FAKE_MODE` says: `echo` answers with the event and
     /// the headers it came with (after `FAKE_DELAY` seconds), `error` reports a handler
     /// error, `exit` exits 3 mid-invocation, `hang` never answers, `init-error` reports
-    /// a failed start.
+    /// a failed start, `sqs` appends the batch's records to the file `FAKE_RECORD` (a JSON
+    /// line), waits `FAKE_DELAY` seconds and reports the records whose body is `fail` as
+    /// batch item failures.
     const FAKE_RUNTIME: &str = r#"#!/usr/bin/env python3
 import json, os, sys, time, urllib.request
 api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
@@ -277,6 +279,12 @@ while True:
         post("/invocation/" + rid + "/response", {"event": event, "headers": headers, "name": os.environ["AWS_LAMBDA_FUNCTION_NAME"], "memory": os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "home": os.environ.get("HOME")})
     elif mode == "error":
         post("/invocation/" + rid + "/error", {"errorType": "Boom", "errorMessage": "bad"}, {"Lambda-Runtime-Function-Error-Type": "Boom"})
+    elif mode == "sqs":
+        records = json.loads(event)["Records"]
+        with open(os.environ["FAKE_RECORD"], "a") as f:
+            f.write(json.dumps(records) + "\n")
+        time.sleep(float(os.environ.get("FAKE_DELAY", "0")))
+        post("/invocation/" + rid + "/response", {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records if r["body"] == "fail"]})
     elif mode == "exit":
         sys.exit(3)
     elif mode == "hang":
@@ -284,10 +292,10 @@ while True:
 "#;
 
     /// The fake runtime as an executable file, removed when dropped.
-    struct FakeRuntime(PathBuf);
+    pub(crate) struct FakeRuntime(PathBuf);
 
     impl FakeRuntime {
-        fn new() -> FakeRuntime {
+        pub(crate) fn new() -> FakeRuntime {
             use std::os::unix::fs::PermissionsExt;
             let dir = std::env::temp_dir().join(format!(
                 "webchat-fake-runtime-{}-{}",
@@ -301,11 +309,21 @@ while True:
             FakeRuntime(path)
         }
 
-        fn function(&self, mode: &str, timeout: Duration, max_instances: usize) -> Function {
+        pub(crate) fn function(
+            &self,
+            mode: &str,
+            timeout: Duration,
+            max_instances: usize,
+        ) -> Function {
             self.function_with(mode, timeout, max_instances, &[])
         }
 
-        fn function_with(
+        /// The directory the script is in (removed with it).
+        pub(crate) fn dir(&self) -> &std::path::Path {
+            self.0.parent().unwrap_or(&self.0)
+        }
+
+        pub(crate) fn function_with(
             &self,
             mode: &str,
             timeout: Duration,

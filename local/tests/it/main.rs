@@ -24,6 +24,7 @@ mod rejoin;
 mod static_ui;
 mod template;
 mod template_breakage;
+mod template_sqs;
 
 // As in the `webchat-local` binary (src/main.rs says why): the gateway runs in this
 // process here.

@@ -1,7 +1,7 @@
 //! `--template` catches what would otherwise show up only on AWS: each test runs
 //! `webchat-local --template` on a copy of the templates with one mistake in it, and a
-//! client (and the log) sees it as it would after a deploy; and the unbroken template's
-//! authorizer guards `$connect` with sign-in on.
+//! client (and the log) sees it as it would after a deploy (a missing SQS grant among
+//! them); and the unbroken template's authorizer guards `$connect` with sign-in on.
 
 use crate::common::{self, template_options};
 use anyhow::{Context, Result};
@@ -311,6 +311,105 @@ async fn a_removed_grant_answers_the_request_with_an_error_and_logs_access_denie
         gateway.log_text()
     );
     Ok(())
+}
+
+#[tokio::test]
+async fn a_message_function_denied_the_fanout_queue_still_delivers_to_a_big_room() -> Result<()> {
+    let copy = TemplateCopy::new("no-send-message", |file, text| {
+        if file == "websocket.yml" {
+            edit_values(
+                file,
+                &text,
+                &["Resources", "MessageFunctionRole"],
+                "sqs:SendMessage",
+                "sqs:GetQueueAttributes",
+            )
+        } else {
+            text
+        }
+    })?;
+    // Three members are a big room: the message function queues its job.
+    let gateway = Broken::start_with(copy, &["--parameter-overrides", "FanoutInline=2"])?;
+    let mut members = Vec::new();
+    for name in ["ana", "ben", "cy"] {
+        let mut client = registered(&gateway.url, name).await?;
+        let joined = client
+            .request(json!({"action": "join", "room": "big", "requestId": "j"}))
+            .await?;
+        assert_eq!(joined["action"], "joined", "{joined}");
+        members.push(client);
+    }
+    let sent = members[0]
+        .request(
+            json!({"action": "message", "room": "big", "message": "still here", "requestId": "m"}),
+        )
+        .await?;
+    assert_eq!(sent["action"], "sent", "{sent}");
+    // SQS refused the job; the handler pushed it itself.
+    for member in &mut members[1..] {
+        let frame = member
+            .recv_where("the message", |f: &Value| f["action"] == "message")
+            .await?;
+        assert_eq!(frame["message"], "still here", "{frame}");
+    }
+    let denied = gateway
+        .log_line_with(&["AccessDenied", "MessageFunction", "sqs:SendMessage"])
+        .await;
+    // The function met SQS's AccessDenied, naming the action, and pushed the job itself.
+    let pushed = gateway
+        .log_line_with(&[
+            "MessageFunction",
+            "pushing a fan-out job the queue refused from the handler",
+            "AccessDenied",
+            "is not authorized to perform: sqs:SendMessage",
+        ])
+        .await;
+    assert!(
+        denied.is_some() && pushed.is_some(),
+        "the log names AccessDenied, the function and the action:\n{}",
+        gateway.log_text()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_fanout_role_that_may_not_receive_from_its_queue_stops_the_start_naming_the_mapping() {
+    // Lambda polls with the function's role: CreateEventSourceMapping (and the deploy)
+    // fails without sqs:ReceiveMessage on the queue.
+    let copy = TemplateCopy::new("no-receive-message", |file, text| {
+        if file == "websocket.yml" {
+            edit_values(
+                file,
+                &text,
+                &["Resources", "FanoutFunctionRole"],
+                "sqs:ReceiveMessage",
+                "sqs:ListQueues",
+            )
+        } else {
+            text
+        }
+    })
+    .expect("a copy");
+    let dynalite = Dynalite::start();
+    let mut options = template_options(&Config::default());
+    options.path = copy.root();
+    let started = webchat_local::start(Config {
+        addr: "127.0.0.1:0".parse().expect("an address"),
+        dynamodb_endpoint: Some(dynalite.endpoint()),
+        template: Some(options),
+        ..Config::default()
+    })
+    .await;
+    let Err(err) = started else {
+        panic!("the start is refused");
+    };
+    let message = format!("{:#}", anyhow::Error::new(err));
+    assert!(
+        message.contains("event source FanoutEventSource")
+            && message.contains("does not have permissions to call ReceiveMessage on SQS")
+            && message.contains("sqs:ReceiveMessage"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use webchat_templates::deployment::{
-    parse_parameter_overrides, resolve, Deployment, KeyElement, LocalValues,
+    parse_parameter_overrides, resolve, Deployment, EventSourceSpec, KeyElement, LocalValues,
+    RedrivePolicy,
 };
 use webchat_templates::{templates_dir, TemplateError};
 
@@ -155,6 +156,34 @@ fn assert_the_chat_as_deployed(d: &Deployment, table_prefix: &str) {
         queue.url
     );
     assert_eq!(d.functions["FanoutFunction"].queue_events, ["FanoutQueue"]);
+    // What the event source mapping and the queue's redrive need.
+    let dead_letters = d
+        .queue("FanoutDeadLetterQueue")
+        .expect("the dead-letter queue");
+    assert_eq!(queue.visibility_timeout_seconds, 120);
+    assert_eq!(queue.message_retention_seconds, 3600);
+    assert_eq!(
+        queue.redrive,
+        Some(RedrivePolicy {
+            dead_letter_target_arn: dead_letters.arn.clone(),
+            max_receive_count: 3,
+        })
+    );
+    assert_eq!(dead_letters.redrive, None);
+    assert_eq!(dead_letters.visibility_timeout_seconds, 30, "SQS's default");
+    assert_eq!(dead_letters.message_retention_seconds, 1_209_600);
+    assert_eq!(
+        d.event_sources,
+        [EventSourceSpec {
+            logical_id: "FanoutEventSource".into(),
+            function: "FanoutFunction".into(),
+            queue: "FanoutQueue".into(),
+            batch_size: 10,
+            maximum_concurrency: Some(100),
+            report_batch_item_failures: true,
+            enabled: true,
+        }]
+    );
 
     // Grants, resources resolved to the tables' and the API's ARNs.
     let grants = |function: &str, action: &str| -> Vec<String> {
@@ -440,4 +469,105 @@ Resources:
         worker.opaque_policies
     );
     assert_eq!(d.api.function_for("$default"), Some("Front"));
+}
+
+#[test]
+fn event_sources_take_their_batch_concurrency_and_response_types_and_queues_their_redrive() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("event-source-stack");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("stack.yml"),
+        r#"
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Concurrency: { Type: Number, Default: 7 }
+Resources:
+  Api:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: { ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action }
+  Stage:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties: { ApiId: !Ref Api, StageName: Prod }
+  Jobs:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 45
+      MaximumMessageSize: 2048
+      DelaySeconds: 2
+      RedrivePolicy: !Sub '{"deadLetterTargetArn": "${Dead.Arn}", "maxReceiveCount": "5"}'
+  Dead:
+    Type: AWS::SQS::Queue
+  Worker:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: worker } }
+    Properties:
+      Events:
+        FromJobs:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Jobs.Arn
+            BatchSize: 4
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig: { MaximumConcurrency: !Ref Concurrency }
+  Other:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: worker } }
+  Mapping:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties: { FunctionName: !Ref Other, EventSourceArn: !GetAtt Dead.Arn, Enabled: false }
+"#,
+    )
+    .unwrap();
+    let d = resolve(&dir.join("stack.yml"), &[], &local()).unwrap();
+    let jobs = d.queue("Jobs").unwrap();
+    let dead = d.queue("Dead").unwrap();
+    assert_eq!(jobs.visibility_timeout_seconds, 45);
+    assert_eq!(jobs.maximum_message_size, 2048);
+    assert_eq!(jobs.delay_seconds, 2);
+    assert_eq!(jobs.message_retention_seconds, 345_600, "SQS's default");
+    assert_eq!(
+        jobs.redrive,
+        Some(RedrivePolicy {
+            dead_letter_target_arn: dead.arn.clone(),
+            max_receive_count: 5
+        })
+    );
+    assert_eq!(dead.maximum_message_size, 1_048_576, "SQS's default");
+    assert_eq!(
+        d.event_sources,
+        [
+            EventSourceSpec {
+                logical_id: "Mapping".into(),
+                function: "Other".into(),
+                queue: "Dead".into(),
+                batch_size: 10,
+                maximum_concurrency: None,
+                report_batch_item_failures: false,
+                enabled: false,
+            },
+            EventSourceSpec {
+                logical_id: "WorkerFromJobs".into(),
+                function: "Worker".into(),
+                queue: "Jobs".into(),
+                batch_size: 4,
+                maximum_concurrency: Some(7),
+                report_batch_item_failures: true,
+                enabled: true,
+            },
+        ]
+    );
+
+    // A redrive count SQS refuses is an error naming the queue.
+    let text = std::fs::read_to_string(dir.join("stack.yml")).unwrap();
+    std::fs::write(
+        dir.join("bad.yml"),
+        text.replace(r#""maxReceiveCount": "5""#, r#""maxReceiveCount": "0""#),
+    )
+    .unwrap();
+    let err = resolve(&dir.join("bad.yml"), &[], &local()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Jobs: RedrivePolicy: maxReceiveCount \"0\" is not 1 to 1000"),
+        "{err}"
+    );
 }

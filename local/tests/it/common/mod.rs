@@ -109,6 +109,8 @@ pub(crate) fn template_options(config: &Config) -> TemplateOptions {
         ),
         ("ActionBurst".into(), limits.action.burst().to_string()),
         ("HistoryDays".into(), limits.history_days.to_string()),
+        // Big rooms go through the template's queue and fan-out function.
+        ("FanoutInline".into(), config.fanout_inline.to_string()),
     ];
     options.stack_name = format!("t{:08x}", rand::random::<u32>());
     options
