@@ -26,11 +26,13 @@ struct TemplateGateway {
 }
 
 impl TemplateGateway {
+    /// `fanout_inline` overrides the template's `FanoutInline`.
     fn start(
         options: &Options,
         functions: &Path,
         dynalite: &Dynalite,
         log: PathBuf,
+        fanout_inline: Option<usize>,
     ) -> Result<Self> {
         use webchat_backend::limits::{MAX_BURST, MAX_RATE_PER_SECOND};
         if !options.local_bin.is_file() {
@@ -56,6 +58,7 @@ impl TemplateGateway {
             .arg(format!("ActionRatePerSecond={MAX_RATE_PER_SECOND}"))
             .arg(format!("ActionBurst={MAX_BURST}"))
             .arg("LogLevel=warn")
+            .args(fanout_inline.map(|n| format!("FanoutInline={n}")))
             // The REPORT lines only; logging every route would measure the disk.
             .env("RUST_LOG", "warn,webchat_local::lambda=info");
         let process = Launch::new("webchat-local --template", command)
@@ -139,7 +142,7 @@ pub(crate) async fn figures(options: &Options, figures: &mut Vec<Figure>) -> Res
     let (mut inits, mut warm_durations, mut warm_round_trips) =
         (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUNS {
-        let gateway = TemplateGateway::start(options, &functions, &dynalite, log.clone())?;
+        let gateway = TemplateGateway::start(options, &functions, &dynalite, log.clone(), None)?;
         let mut client = Client::connect(&gateway.url).await?;
         client
             .request(json!({"action":"ping","requestId":"cold"}))
@@ -185,7 +188,7 @@ pub(crate) async fn figures(options: &Options, figures: &mut Vec<Figure>) -> Res
     step(&format!(
         "template mode: registering {clients} clients, then {broadcasts} broadcasts one at a time"
     ));
-    let gateway = TemplateGateway::start(options, &functions, &dynalite, log)?;
+    let gateway = TemplateGateway::start(options, &functions, &dynalite, log.clone(), None)?;
     let inbox = Inbox::new();
     let started = Instant::now();
     let mut peers = join_many(&gateway.url, clients, "tpl", 16, &inbox).await?;
@@ -199,6 +202,28 @@ pub(crate) async fn figures(options: &Options, figures: &mut Vec<Figure>) -> Res
     let timed = one_at_a_time(&mut peers, &inbox, broadcasts, "template", None).await?;
     let label = format!("template mode: broadcast to {clients} clients, all delivered");
     timed.push_figures(figures, &label, clients - 1, Goal::None);
+    drop(gateway);
+    for peer in peers {
+        peer.close().await;
+    }
+
+    // The same through the big rooms' path as deployed: every message queued on SQS, one
+    // job per shard, and pushed by the fan-out function its event source mapping feeds.
+    step(&format!(
+        "template mode, through SQS (FanoutInline=0): registering {clients} clients, then {broadcasts} broadcasts"
+    ));
+    let gateway = TemplateGateway::start(options, &functions, &dynalite, log, Some(0))?;
+    let inbox = Inbox::new();
+    let mut peers = join_many(&gateway.url, clients, "sqs", 16, &inbox).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let timed = one_at_a_time(&mut peers, &inbox, broadcasts, "template-sqs", None).await?;
+    let label = format!(
+        "template mode: broadcast to {clients} clients through SQS and the fan-out function, all delivered"
+    );
+    timed.push_figures(figures, &label, clients - 1, Goal::None);
+    if gateway.reports("FanoutFunction").is_empty() {
+        bail!("the fan-out function wrote no REPORT line: the broadcasts did not go through SQS");
+    }
     drop(gateway);
     for peer in peers {
         peer.close().await;
