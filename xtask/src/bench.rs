@@ -12,7 +12,8 @@ use std::time::{Instant, SystemTime};
 const START: &str = "<!-- bench:start -->";
 const END: &str = "<!-- bench:end -->";
 
-pub(crate) fn run(root: &Path) -> Result<()> {
+/// `extra` goes to `webchat-bench` as it is (`--paired-dist OLD_DIST`, `--only …`).
+pub(crate) fn run(root: &Path, extra: &[String]) -> Result<()> {
     let started = Instant::now();
     let mut build = crate::tools::cargo(root);
     build.args([
@@ -44,6 +45,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         .arg(root)
         .arg("--out")
         .arg(&results)
+        .args(extra)
         .current_dir(root)
         .status()
         .context("starting target/release/webchat-bench")?;
@@ -55,7 +57,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         .with_context(|| format!("reading {}", results.display()))?;
     let figures: Vec<serde_json::Value> =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", results.display()))?;
-    let section = readme_section(&figures, &today(), &machine());
+    let section = readme_section(&figures, &today(), &machine(), extra);
 
     let readme_path = root.join("README.md");
     let readme = std::fs::read_to_string(&readme_path).context("reading README.md")?;
@@ -79,7 +81,12 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 }
 
 /// The README text between the markers: a table and the line saying where it ran.
-fn readme_section(figures: &[serde_json::Value], date: &str, machine: &str) -> String {
+fn readme_section(
+    figures: &[serde_json::Value],
+    date: &str,
+    machine: &str,
+    extra: &[String],
+) -> String {
     let mut out = String::from("| figure | value | goal | meets |\n|---|---:|---|:---:|\n");
     for figure in figures {
         let text = |key: &str| match &figure[key] {
@@ -115,9 +122,13 @@ fn readme_section(figures: &[serde_json::Value], date: &str, machine: &str) -> S
             with_unit(text("goal")),
         );
     }
+    let command = std::iter::once("cargo xtask bench")
+        .chain(extra.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
     let _ = writeln!(
         out,
-        "\nMeasured {date} on {machine} with `cargo xtask bench` (release builds; \
+        "\nMeasured {date} on {machine} with `{command}` (release builds; \
          `webchat-local` as a child process, clients on 127.0.0.1)."
     );
     out
@@ -207,7 +218,7 @@ mod tests {
                 {"name":"rate","value":100,"unit":"deliveries/s","goal":"≥ 50000","meets":false}]"#,
         )
         .unwrap();
-        let section = readme_section(&figures, "2025-11-28", "2 cores (X)");
+        let section = readme_section(&figures, "2025-11-28", "2 cores (X)", &[]);
         assert!(
             section.contains("| p99 | 12.5 ms | < 50 ms | yes |"),
             "{section}"

@@ -42,6 +42,7 @@ tasks:
   ui        build the release UI into dist/ (with .br and .gz copies to serve) and check its size
             against the budget
   bench     measure speed and size figures into target/bench/results.json and the README
+            (arguments after it go to webchat-bench, e.g. --paired-dist OLD_DIST)
   lambdas   build the Lambda binaries (webchat-lambda, webchat-authorizer) for arm64 with
             cargo-lambda (zips in target/lambda/<binary>/); --host: for this machine, for
             webchat-local --template (target/lambda-host/<binary>/bootstrap; --debug: unoptimised)
@@ -79,7 +80,7 @@ fn main() -> Result<()> {
             ui::ensure_ui_tools(&root)?;
             ui::build_ui(&root, true).map(drop)
         }
-        Some("bench") => bench::run(&root),
+        Some("bench") => bench::run(&root, &rest),
         Some("lambdas") if rest.iter().any(|arg| arg == "--host") => {
             let release = !rest.iter().any(|arg| arg == "--debug");
             lambdas::build_host_lambdas(&root, release).map(drop)
