@@ -188,6 +188,9 @@ pub(crate) async fn figures(options: &Options, figures: &mut Vec<Figure>) -> Res
     step(&format!(
         "template mode: registering {clients} clients, then {broadcasts} broadcasts one at a time"
     ));
+    // Each series on tables of its own: a gateway stopped before leaves its connections
+    // behind (no `$disconnect`), and the next series' arrivals would clean them up.
+    let dynalite = Dynalite::start();
     let gateway = TemplateGateway::start(options, &functions, &dynalite, log.clone(), None)?;
     let inbox = Inbox::new();
     let started = Instant::now();
@@ -212,6 +215,7 @@ pub(crate) async fn figures(options: &Options, figures: &mut Vec<Figure>) -> Res
     step(&format!(
         "template mode, through SQS (FanoutInline=0): registering {clients} clients, then {broadcasts} broadcasts"
     ));
+    let dynalite = Dynalite::start();
     let gateway = TemplateGateway::start(options, &functions, &dynalite, log, Some(0))?;
     let inbox = Inbox::new();
     let mut peers = join_many(&gateway.url, clients, "sqs", 16, &inbox).await?;

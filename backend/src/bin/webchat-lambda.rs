@@ -35,7 +35,8 @@ async fn main() -> Result<(), Error> {
         TableNames::from_env().inspect_err(|err| tracing::error!("{err}"))?,
     );
     let gateways = ManagementGateways::new(&sdk_config, std::env::var("MANAGEMENT_ENDPOINT").ok());
-    // Only the message route's function has a queue to send to.
+    // The functions that push to rooms have a queue (a big room's messages and member
+    // counts); the fan-out function has none, so its cleanups never queue more jobs.
     let queue = std::env::var(FANOUT_QUEUE_URL_VAR)
         .ok()
         .filter(|url| !url.is_empty())

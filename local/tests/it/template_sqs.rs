@@ -106,6 +106,36 @@ async fn a_big_rooms_message_reaches_every_member_once_through_sqs_and_the_fanou
 }
 
 #[tokio::test]
+async fn a_big_rooms_member_count_reaches_its_members_through_sqs_and_the_fanout_function(
+) -> Result<()> {
+    // Above two members the lobby hears counts, and above one it is fanned out: the
+    // register function queues the count, as the message function queues messages.
+    let (gateway, _dynalite) = start(&[("PresenceLimit", "2"), ("FanoutInline", "1")], None).await;
+    let url = gateway.websocket_url();
+    let mut ana = Client::join(&url, "ana").await?;
+    let mut bia = Client::join(&url, "bia").await?;
+    let arrival = ana.recv_action("newUser").await?;
+    assert_eq!(arrival["userName"], "bia", "{arrival}");
+    let _caio = Client::join(&url, "caio").await?;
+    for client in [&mut ana, &mut bia] {
+        let count = client
+            .recv_where("the lobby's count", |f: &Value| f["action"] == "members")
+            .await?;
+        assert_eq!(
+            count,
+            json!({"action": "members", "room": "lobby", "count": 3})
+        );
+    }
+    let counters = gateway
+        .queue("FanoutQueue")
+        .context("the fan-out queue")?
+        .counters();
+    assert_eq!(counters.sent, 1, "one job, the count: {counters:?}");
+    gateway.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_job_the_function_fails_is_received_max_receive_count_times_then_waits_in_the_dead_letter_queue(
 ) -> Result<()> {
     // A second's visibility timeout instead of the template's 120 s: three receives take

@@ -67,9 +67,11 @@ pub(crate) fn recorded() -> &'static Record {
 
 /// The one call into the chat core: API Gateway's event for `route` in, the reply out;
 /// from a connection signed in as `person` (`sub`, `userName`) when there is one.
+#[allow(clippy::too_many_arguments)]
 async fn invoke(
     store: &DynamoStore,
     gateway: &Management,
+    limits: &webchat_backend::Limits,
     fanout: Fanout<'_>,
     route: Route,
     connection_id: &str,
@@ -87,14 +89,8 @@ async fn invoke(
         fields.insert("sub".into(), json!(sub));
         fields.insert("userName".into(), json!(user_name));
     }
-    let response = webchat_backend::handle_with_fanout(
-        store,
-        gateway,
-        &webchat_backend::Limits::DEFAULT,
-        Some(fanout),
-        &event,
-    )
-    .await;
+    let response =
+        webchat_backend::handle_with_fanout(store, gateway, limits, Some(fanout), &event).await;
     assert_eq!(response.status_code, 200, "{route} for {connection_id}");
     match response.body {
         Some(Body::Text(text)) => Some(serde_json::from_str(&text).expect("replies are JSON")),
@@ -275,6 +271,8 @@ struct World {
     queue: Queue,
     /// Rooms with more members than this go to the fan-out queue.
     fanout_inline: usize,
+    /// Rooms with more members than this hear counts, not each arrival.
+    presence_limit: u32,
     record: Record,
     /// Connections signed in, and as whom (`sub`, `userName`).
     people: BTreeMap<String, (String, String)>,
@@ -292,9 +290,14 @@ impl World {
             .get(connection_id)
             .map(|(sub, name)| (sub.as_str(), name.as_str()));
         let fanout = Fanout::new(&self.queue, self.fanout_inline);
+        let limits = webchat_backend::Limits {
+            presence_limit: self.presence_limit,
+            ..webchat_backend::Limits::DEFAULT
+        };
         let reply = invoke(
             &self.store,
             &self.management,
+            &limits,
             fanout,
             route,
             connection_id,
@@ -428,6 +431,7 @@ async fn record() -> Record {
         management: Management::default(),
         queue: Queue::default(),
         fanout_inline: webchat_backend::delivery::DEFAULT_FANOUT_INLINE,
+        presence_limit: webchat_backend::Limits::DEFAULT.presence_limit,
         record: Record::new(),
         people: BTreeMap::new(),
     };
@@ -494,6 +498,7 @@ async fn record() -> Record {
 
     rooms(&mut w).await;
     people(&mut w).await;
+    big_rooms(&mut w).await;
 
     for route in Route::ALL {
         assert!(
@@ -502,6 +507,47 @@ async fn record() -> Record {
         );
     }
     w.record
+}
+
+/// Big rooms: above the presence limit a room hears its member count (claimed on its
+/// count row, at most every few seconds), and above the fan-out threshold that push is
+/// queued for the fan-out function like a message, so every route that changes a room's
+/// members needs the queue.
+async fn big_rooms(w: &mut World) {
+    w.connect(&["S1", "S2", "S3", "S4", "S5"]).await;
+    for (id, name) in [("S1", "sal"), ("S2", "sam"), ("S3", "sia"), ("S4", "sol")] {
+        assert_eq!(w.register(id, name).await, "registered");
+    }
+    for (id, room) in [
+        ("S1", "big"),
+        ("S2", "big"),
+        ("S3", "big"),
+        ("S1", "big2"),
+        ("S2", "big2"),
+        ("S3", "big2"),
+        ("S1", "big3"),
+        ("S4", "big3"),
+    ] {
+        assert_eq!(w.join(id, room).await, "joined");
+    }
+    // Every room above both limits from here on. A count push first claims the room's
+    // count row, once every few seconds at most: each step is in a room not yet claimed.
+    w.fanout_inline = 1;
+    w.presence_limit = 1;
+    assert_eq!(
+        w.register("S5", "sue").await,
+        "registered",
+        "the lobby's count"
+    );
+    assert_eq!(w.join("S3", "big3").await, "joined", "big3's count");
+    assert_eq!(w.leave("S1", "big2").await, "left", "big2's count");
+    assert_eq!(
+        w.send(Route::Disconnect, "S2", None).await,
+        None,
+        "big's count"
+    );
+    w.fanout_inline = webchat_backend::delivery::DEFAULT_FANOUT_INLINE;
+    w.presence_limit = webchat_backend::Limits::DEFAULT.presence_limit;
 }
 
 /// The v2 routes and paths: rooms, room messages and private ones, each page kind of
