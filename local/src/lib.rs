@@ -22,6 +22,7 @@ pub mod lambda;
 mod management;
 mod metrics;
 pub mod outbox;
+pub mod served;
 pub mod sigv4;
 mod socket;
 pub mod sqs;

@@ -64,15 +64,7 @@ async fn require_signature(
             &format!("the request body is over {SIGNED_BODY_LIMIT} bytes"),
         );
     };
-    let signed = sigv4::Request {
-        method: parts.method.as_str(),
-        path_and_query: parts
-            .uri
-            .path_and_query()
-            .map_or("/", http::uri::PathAndQuery::as_str),
-        headers: &parts.headers,
-        body: &body,
-    };
+    let signed = sigv4::Request::new(&parts.method, &parts.uri, &parts.headers, &body);
     let now = std::time::SystemTime::now();
     let operator = key
         .filter(|key| sigv4::access_key_id(&parts.headers).is_ok_and(|id| id == key.access_key_id));

@@ -185,6 +185,26 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
+impl<'a> Request<'a> {
+    /// A request as an HTTP server received it: `uri` as the client sent it (before any
+    /// nesting under a path took a prefix off).
+    pub fn new(
+        method: &'a http::Method,
+        uri: &'a http::Uri,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+    ) -> Request<'a> {
+        Request {
+            method: method.as_str(),
+            path_and_query: uri
+                .path_and_query()
+                .map_or("/", http::uri::PathAndQuery::as_str),
+            headers,
+            body,
+        }
+    }
+}
+
 /// Checks the request's `SigV4` signature against `key`, for `region` and the management
 /// API's service, at time `now`.
 pub fn verify(

@@ -70,12 +70,9 @@ pub(crate) struct Dispatcher {
     authorizer: Option<Arc<Function>>,
     functions: BTreeMap<String, Arc<Function>>,
     /// With IAM enforced: the DynamoDB endpoint the functions are given.
-    proxy: Option<crate::iam::dynamodb::RunningProxy>,
+    proxy: Option<crate::served::Served>,
     /// The template's queues, and the SQS endpoint serving them.
-    sqs: Option<(
-        Arc<crate::sqs::Queues>,
-        crate::sqs::endpoint::RunningEndpoint,
-    )>,
+    sqs: Option<(Arc<crate::sqs::Queues>, crate::served::Served)>,
     /// The event source mappings' pollers.
     pollers: std::sync::Mutex<Vec<crate::event_source::Pollers>>,
 }
@@ -464,7 +461,7 @@ pub(crate) async fn prepare(
     };
     let dynamodb_for_functions = proxy.as_ref().map_or_else(
         || endpoints.dynamodb.to_string(),
-        crate::iam::dynamodb::RunningProxy::endpoint,
+        crate::served::Served::endpoint,
     );
     let queues = Arc::new(crate::sqs::Queues::new(
         &deployment.queues,

@@ -26,6 +26,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use super::{Denial, Identities};
+use crate::served::Served;
 use crate::sigv4;
 
 /// The signing name of DynamoDB.
@@ -51,27 +52,6 @@ impl std::fmt::Debug for DynamoProxy {
     }
 }
 
-/// A proxy serving on its own port; it stops when dropped.
-#[derive(Debug)]
-pub struct RunningProxy {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RunningProxy {
-    /// The endpoint URL the functions are given (`AWS_ENDPOINT_URL_DYNAMODB`).
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for RunningProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 impl DynamoProxy {
     /// A proxy that checks calls against `identities` and forwards the allowed ones to
     /// `upstream` (an `http://` endpoint, e.g. dynalite's).
@@ -90,16 +70,8 @@ impl DynamoProxy {
     }
 
     /// Serves the proxy on `addr` (port 0 picks a free one).
-    pub async fn start(self: Arc<Self>, addr: SocketAddr) -> std::io::Result<RunningProxy> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let router = self.router();
-        let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                tracing::error!(%error, "the DynamoDB proxy stopped");
-            }
-        });
-        Ok(RunningProxy { addr, task })
+    pub async fn start(self: Arc<Self>, addr: SocketAddr) -> std::io::Result<Served> {
+        Served::start(self.router(), addr, "the DynamoDB proxy").await
     }
 }
 
@@ -134,14 +106,7 @@ async fn handle(State(proxy): State<Arc<DynamoProxy>>, request: Request) -> Resp
         .extensions
         .get::<OriginalUri>()
         .map_or(&parts.uri, |original| &original.0);
-    let signed = sigv4::Request {
-        method: parts.method.as_str(),
-        path_and_query: uri
-            .path_and_query()
-            .map_or("/", http::uri::PathAndQuery::as_str),
-        headers: &parts.headers,
-        body: &body,
-    };
+    let signed = sigv4::Request::new(&parts.method, uri, &parts.headers, &body);
     let identity = match proxy.identities.verify(&signed, SERVICE, SystemTime::now()) {
         Ok(identity) => identity,
         Err(refusal) => {

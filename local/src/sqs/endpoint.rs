@@ -24,6 +24,7 @@ use serde_json::{json, Map, Value};
 
 use super::{Outgoing, Queue, Queues, SqsError, BATCH_LIMIT, MAX_WAIT};
 use crate::iam::{Denial, Identities, Identity};
+use crate::served::Served;
 use crate::sigv4::{self, AccessKey};
 
 /// The signing name of SQS.
@@ -54,27 +55,6 @@ impl std::fmt::Debug for SqsEndpoint {
     }
 }
 
-/// The endpoint serving on its own port; it stops when dropped.
-#[derive(Debug)]
-pub struct RunningEndpoint {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RunningEndpoint {
-    /// The endpoint URL (`AWS_ENDPOINT_URL_SQS`).
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for RunningEndpoint {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 impl SqsEndpoint {
     /// An endpoint for `queues`, holding function keys to their roles when `identities`
     /// is given, and accepting `operator`'s key unchecked.
@@ -96,16 +76,8 @@ impl SqsEndpoint {
     }
 
     /// Serves on `addr` (port 0 picks a free one).
-    pub async fn start(self: Arc<Self>, addr: SocketAddr) -> std::io::Result<RunningEndpoint> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let router = self.router();
-        let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                tracing::error!(%error, "the SQS endpoint stopped");
-            }
-        });
-        Ok(RunningEndpoint { addr, task })
+    pub async fn start(self: Arc<Self>, addr: SocketAddr) -> std::io::Result<Served> {
+        Served::start(self.router(), addr, "the SQS endpoint").await
     }
 }
 
@@ -180,15 +152,7 @@ async fn handle(State(endpoint): State<Arc<SqsEndpoint>>, request: Request) -> R
         )
         .into_response();
     };
-    let signed = sigv4::Request {
-        method: parts.method.as_str(),
-        path_and_query: parts
-            .uri
-            .path_and_query()
-            .map_or("/", http::uri::PathAndQuery::as_str),
-        headers: &parts.headers,
-        body: &body,
-    };
+    let signed = sigv4::Request::new(&parts.method, &parts.uri, &parts.headers, &body);
     let caller = match verify(&endpoint, &signed) {
         Ok(caller) => caller,
         Err(refusal) => {

@@ -183,9 +183,10 @@ async fn a_function_past_its_timeout_is_killed_and_the_client_gets_internal_serv
         }
         replace_once(
             &text,
-            "      Role: !GetAtt RegisterFunctionRole.Arn\n",
+            "        LogGroup: !Ref RegisterFunctionLogGroup\n      Environment:\n        \
+             Variables:\n",
             &format!(
-                "      Role: !GetAtt RegisterFunctionRole.Arn\n      Timeout: 1\n      \
+                "        LogGroup: !Ref RegisterFunctionLogGroup\n      Timeout: 1\n      \
                  Environment:\n        Variables:\n          AWS_ENDPOINT_URL_DYNAMODB: \
                  {silent_endpoint}\n"
             ),
