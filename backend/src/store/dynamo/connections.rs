@@ -3,7 +3,7 @@
 use super::items::{
     connection_from_item, count, is_expired, member_from_item, member_key, number, rooms_of,
     string, string_of, string_set, to_item, Item, MemberRow, CONNECTED_AT, CONNECTION_ID, NAME_KEY,
-    OWNER, ROOM, TOKEN_HASH, TTL, USER_NAME, WRITE_ID,
+    OWNER, TOKEN_HASH, TTL, USER_NAME, WRITE_ID,
 };
 use super::shards::{shard_item, shard_key};
 use super::{conditional, now_secs, unavailable, DynamoStore, BATCH_ATTEMPTS};
@@ -607,27 +607,13 @@ impl ConnectionStore for DynamoStore {
     /// A paginated Query of the room's partition of `Members`: it reads the room's
     /// members and nothing else, whatever else is open.
     async fn members(&self, room: &str) -> Result<Vec<User>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.tables.members)
-            .key_condition_expression("#room = :room")
-            .expression_attribute_names("#room", ROOM)
-            .expression_attribute_values(":room", string(room))
-            .consistent_read(true)
-            .set_limit(self.page_size)
-            .into_paginator()
-            .items()
-            .send();
-        let now = now_secs();
-        let mut members = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| unavailable("Query (members)", e))?;
-            if !is_expired(&item, now) {
-                members.extend(member_from_item(&item));
-            }
-        }
-        Ok(members)
+        self.live_items(
+            self.query_members_partition(room),
+            "Query (members)",
+            now_secs(),
+            member_from_item,
+        )
+        .await
     }
 
     async fn members_among(&self, room: &str, ids: &[String]) -> Result<Vec<User>, StoreError> {

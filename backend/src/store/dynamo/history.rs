@@ -130,33 +130,19 @@ impl HistoryStore for DynamoStore {
         limit: usize,
         now_secs: i64,
     ) -> Result<Vec<Conversation>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.tables.members)
-            .key_condition_expression("#room = :room")
-            .expression_attribute_names("#room", ROOM)
-            .expression_attribute_values(":room", string(&conversations_partition(sub)))
-            .consistent_read(true)
-            .set_limit(self.page_size)
-            .into_paginator()
-            .items()
-            .send();
-        let mut found = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| unavailable("Query (conversations)", e))?;
-            if is_expired(&item, now_secs) {
-                continue;
-            }
-            if let (Some(with), Some(last_message_id)) =
-                (string_of(&item, WITH), string_of(&item, LAST_MESSAGE_ID))
-            {
-                found.push(Conversation {
-                    with,
-                    last_message_id,
-                });
-            }
-        }
+        let mut found = self
+            .live_items(
+                self.query_members_partition(&conversations_partition(sub)),
+                "Query (conversations)",
+                now_secs,
+                |item| {
+                    Some(Conversation {
+                        with: string_of(item, WITH)?,
+                        last_message_id: string_of(item, LAST_MESSAGE_ID)?,
+                    })
+                },
+            )
+            .await?;
         found.sort_by(|a, b| b.last_message_id.cmp(&a.last_message_id));
         found.truncate(limit);
         Ok(found)

@@ -54,8 +54,10 @@ pub(crate) mod shards;
 use crate::config::{required_var, ConfigError};
 use crate::store::StoreError;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::WriteRequest;
 use aws_sdk_dynamodb::Client;
+use items::{is_expired, string, Item, ROOM};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Requests one batch may take while DynamoDB leaves part of it unprocessed.
@@ -153,6 +155,43 @@ impl DynamoStore {
     /// The tables it reads and writes.
     pub fn tables(&self) -> &TableNames {
         &self.tables
+    }
+
+    /// A consistent `Query` of one whole partition of `Members`: a room's members, a
+    /// room's shard rows, a person's connections or conversations.
+    pub(crate) fn query_members_partition(&self, partition: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.tables.members)
+            .key_condition_expression("#room = :room")
+            .expression_attribute_names("#room", ROOM)
+            .expression_attribute_values(":room", string(partition))
+            .consistent_read(true)
+    }
+
+    /// Every item `query` finds that has not expired by `now` (seconds), over all its
+    /// pages of `page_size`, each read with `read`: one it cannot read is left out.
+    /// `operation` names the call in an error.
+    pub(crate) async fn live_items<T>(
+        &self,
+        query: QueryFluentBuilder,
+        operation: &str,
+        now: i64,
+        read: impl Fn(&Item) -> Option<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut pages = query
+            .set_limit(self.page_size)
+            .into_paginator()
+            .items()
+            .send();
+        let mut found = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| unavailable(operation, e))?;
+            if !is_expired(&item, now) {
+                found.extend(read(&item));
+            }
+        }
+        Ok(found)
     }
 
     /// Writes (puts and deletes) to one table in batches of 25, asking again for what

@@ -4,7 +4,7 @@
 
 use super::items::{
     is_expired, member_from_item, member_key, number, number_of, string, string_of, Item,
-    CONNECTION_ID, ROOM,
+    CONNECTION_ID,
 };
 use super::{conditional, now_secs, unavailable, DynamoStore};
 use crate::store::{MembersPage, StoreError};
@@ -84,13 +84,7 @@ impl DynamoStore {
         let now = now_secs();
         loop {
             let output = self
-                .client
-                .query()
-                .table_name(&self.tables.members)
-                .key_condition_expression("#room = :room")
-                .expression_attribute_names("#room", ROOM)
-                .expression_attribute_values(":room", string(room))
-                .consistent_read(true)
+                .query_members_partition(room)
                 .limit(i32::try_from(want - found.len()).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start.take())
                 .send()

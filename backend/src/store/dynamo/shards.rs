@@ -81,7 +81,7 @@ impl DynamoStore {
             return Ok(Vec::new());
         };
         let (low, high) = shard.hash_range();
-        let mut pages = self
+        let query = self
             .client
             .query()
             .table_name(&self.tables.members)
@@ -92,20 +92,14 @@ impl DynamoStore {
             .expression_attribute_values(":low", string(&format!("{low:08x}")))
             // `~` sorts after every character of a connection id.
             .expression_attribute_values(":high", string(&format!("{high:08x}~")))
-            .consistent_read(true)
-            .set_limit(self.page_size)
-            .into_paginator()
-            .items()
-            .send();
-        let now = super::now_secs();
-        let mut members = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| unavailable("Query (shard)", e))?;
-            if !is_expired(&item, now) {
-                members.extend(member_of_shard_row(&item));
-            }
-        }
-        Ok(members)
+            .consistent_read(true);
+        self.live_items(
+            query,
+            "Query (shard)",
+            super::now_secs(),
+            member_of_shard_row,
+        )
+        .await
     }
 
     /// The members of a room if it has at most `limit`: a `Query` of the room's
@@ -117,13 +111,7 @@ impl DynamoStore {
     ) -> Result<Option<Vec<User>>, StoreError> {
         let page = i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX);
         let mut pages = self
-            .client
-            .query()
-            .table_name(&self.tables.members)
-            .key_condition_expression("#room = :room")
-            .expression_attribute_names("#room", ROOM)
-            .expression_attribute_values(":room", string(room))
-            .consistent_read(true)
+            .query_members_partition(room)
             .limit(self.page_size.map_or(page, |size| size.min(page)))
             .into_paginator()
             .items()
