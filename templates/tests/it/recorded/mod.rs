@@ -98,12 +98,34 @@ async fn invoke(
     }
 }
 
+/// Calls noted as they happen, taken out after each route.
+#[derive(Debug, Clone, Default)]
+struct Calls(Arc<Mutex<Vec<Call>>>);
+
+impl Calls {
+    fn note(&self, calls: impl IntoIterator<Item = Call>) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(calls);
+    }
+
+    fn take(&self) -> Vec<Call> {
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
 /// Records, per operation the SDK sends, `dynamodb:<operation>` on each table it names:
 /// DynamoDB's IAM actions are its operation names. Transactions are the exception: IAM
 /// authorizes each of their items as the single-item action it is (`Put` as `PutItem`,
 /// `ConditionCheck` as `ConditionCheckItem`, `Get` as `GetItem`, ...) on its own table.
 #[derive(Debug, Clone, Default)]
-struct DynamoCalls(Arc<Mutex<Vec<Call>>>);
+struct DynamoCalls(Calls);
 
 impl Intercept for DynamoCalls {
     fn name(&self) -> &'static str {
@@ -122,11 +144,7 @@ impl Intercept for DynamoCalls {
             .name();
         let body: Value =
             serde_json::from_slice(context.request().body().bytes().unwrap_or(b"{}"))?;
-        let found = calls_of(operation, &body)?;
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(found);
+        self.0.note(calls_of(operation, &body)?);
         Ok(())
     }
 }
@@ -173,42 +191,19 @@ fn calls_of(operation: &str, body: &Value) -> Result<Vec<Call>, BoxError> {
     Ok(calls)
 }
 
-impl DynamoCalls {
-    fn take(&self) -> Vec<Call> {
-        std::mem::take(
-            &mut *self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-    }
-}
-
 /// A [`RecordingGateway`] that also records each management API call as the permission it
 /// needs: `execute-api:ManageConnections` on `POST` (post), `GET` (`is_open`) or `DELETE`
 /// (delete).
 #[derive(Debug, Default)]
 struct Management {
     gateway: RecordingGateway,
-    calls: Mutex<Vec<Call>>,
+    calls: Calls,
 }
 
 impl Management {
     fn note(&self, method: &str) {
-        let call = Call::new("execute-api:ManageConnections", method);
         self.calls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(call);
-    }
-
-    fn take(&self) -> Vec<Call> {
-        std::mem::take(
-            &mut *self
-                .calls
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
+            .note([Call::new("execute-api:ManageConnections", method)]);
     }
 }
 
@@ -217,7 +212,7 @@ impl Management {
 /// are kept, not run.
 #[derive(Debug, Default)]
 struct Queue {
-    calls: Mutex<Vec<Call>>,
+    calls: Calls,
 }
 
 impl FanoutQueue for Queue {
@@ -227,22 +222,9 @@ impl FanoutQueue for Queue {
     ) -> std::pin::Pin<Box<dyn Future<Output = Vec<(FanoutJob, QueueError)>> + Send + '_>> {
         if !jobs.is_empty() {
             self.calls
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(Call::new("sqs:SendMessage", "FanoutQueue"));
+                .note([Call::new("sqs:SendMessage", "FanoutQueue")]);
         }
         Box::pin(std::future::ready(Vec::new()))
-    }
-}
-
-impl Queue {
-    fn take(&self) -> Vec<Call> {
-        std::mem::take(
-            &mut *self
-                .calls
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
     }
 }
 
@@ -307,10 +289,11 @@ impl World {
         .await;
         let calls = self
             .dynamo
+            .0
             .take()
             .into_iter()
-            .chain(self.management.take())
-            .chain(self.queue.take());
+            .chain(self.management.calls.take())
+            .chain(self.queue.calls.take());
         self.record.entry(route).or_default().extend(calls);
         reply
     }
@@ -424,7 +407,7 @@ async fn record() -> Record {
         .create_tables_if_missing()
         .await
         .expect("tables on dynalite");
-    dynamo.take();
+    dynamo.0.take();
     let mut w = World {
         store,
         dynamo,
