@@ -21,7 +21,7 @@ const FANOUT_INLINE: &str = "500";
 const ROW_PREFIX: &str = "big room ";
 /// Each client holds one socket in the bench and one in `webchat-local`, which also
 /// needs some for its management API; both processes inherit this process's limit.
-pub(crate) const SPARE_FDS: u64 = 1_024;
+const SPARE_FDS: u64 = 1_024;
 
 /// The row `big room {members}: {what} ({unit})`.
 pub(crate) fn row_name(members: usize, what: &str, unit: &str) -> String {
@@ -36,8 +36,7 @@ pub(crate) async fn figures(
     broadcasts: usize,
     figures: &mut Vec<Figure>,
 ) -> Result<()> {
-    let largest = sizes.iter().copied().max().unwrap_or(0);
-    raise_fd_limit(u64::try_from(largest).unwrap_or(u64::MAX) + SPARE_FDS)?;
+    raise_fd_limit_for_clients(sizes)?;
     for &members in sizes {
         step(&format!(
             "big room {members}: starting webchat-local (--fanout-inline {FANOUT_INLINE}), registering {members} clients"
@@ -97,9 +96,19 @@ async fn settle(inbox: &Inbox) {
     }
 }
 
+/// Room for the largest of `sizes` clients at once (see [`SPARE_FDS`]).
+pub(crate) fn raise_fd_limit_for_clients(sizes: &[usize]) -> Result<()> {
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    raise_fd_limit(
+        u64::try_from(largest)
+            .unwrap_or(u64::MAX)
+            .saturating_add(SPARE_FDS),
+    )
+}
+
 /// Raises this process's soft limit on open files to at least `needed` (up to the hard
 /// limit), or says why the bench cannot hold that many sockets.
-pub(crate) fn raise_fd_limit(needed: u64) -> Result<()> {
+fn raise_fd_limit(needed: u64) -> Result<()> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

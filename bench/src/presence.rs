@@ -5,7 +5,7 @@
 //! and registering N clients costs O(N), where announcing each arrival to everyone cost
 //! N²/2 pushes (1,000 clients took 19 s to register).
 
-use super::big_rooms::{raise_fd_limit, row_name, SPARE_FDS};
+use super::big_rooms::{raise_fd_limit_for_clients, row_name};
 use super::{local, measured, round, step, Figure, Goal};
 use anyhow::Result;
 use std::path::Path;
@@ -59,8 +59,7 @@ pub(crate) async fn figures(
     sizes: &[usize],
     figures: &mut Vec<Figure>,
 ) -> Result<()> {
-    let largest = sizes.iter().copied().max().unwrap_or(0);
-    raise_fd_limit(u64::try_from(largest).unwrap_or(u64::MAX) + SPARE_FDS)?;
+    raise_fd_limit_for_clients(sizes)?;
     for &members in sizes {
         step(&format!(
             "presence: starting webchat-local, registering {members} clients"

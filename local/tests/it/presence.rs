@@ -14,28 +14,6 @@ use webchat_testkit::{Client, Dynalite};
 
 const QUIET: Duration = Duration::from_millis(500);
 
-/// `webchat-local` as its own process with `args` and the environment `vars`.
-fn gateway_with(
-    args: &[&str],
-    vars: &[(&str, &str)],
-) -> Result<(webchat_testkit::Process, String)> {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_webchat-local"));
-    command
-        .args(["--addr", "127.0.0.1:0"])
-        .args(args)
-        .envs(vars.iter().copied());
-    let process = webchat_testkit::Launch::new("webchat-local", command)
-        .until_ready(webchat_local::READY_LINE_PREFIX, Duration::from_secs(30))
-        .context("webchat-local starts")?;
-    let url = process
-        .ready_line()
-        .split_whitespace()
-        .find(|word| word.starts_with("ws://"))
-        .context("the ready line names the WebSocket URL")?
-        .to_string();
-    Ok((process, url))
-}
-
 /// With a presence limit of 2: two people hear each other arrive as before; the third
 /// takes the lobby over it, so everyone hears the count instead, and the fourth,
 /// within the interval, pushes nothing to anyone.
@@ -83,7 +61,7 @@ async fn the_presence_limit_holds_with_connections_in_dynamodb() -> Result<()> {
 
 #[tokio::test]
 async fn the_presence_limit_variable_sets_it_too() -> Result<()> {
-    let (_gateway, url) = gateway_with(&[], &[("PRESENCE_LIMIT", "2")])?;
+    let (_gateway, url) = common::gateway_process_with(&[], &[("PRESENCE_LIMIT", "2")])?;
     a_big_lobby_hears_counts_not_arrivals(&url).await
 }
 

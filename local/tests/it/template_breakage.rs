@@ -94,12 +94,7 @@ impl Broken {
         let process = webchat_testkit::Launch::new("webchat-local --template", command)
             .log_to(&log)
             .until_ready(webchat_local::READY_LINE_PREFIX, Duration::from_secs(30))?;
-        let url = process
-            .ready_line()
-            .split_whitespace()
-            .find(|word| word.starts_with("ws://"))
-            .context("the ready line names the WebSocket URL")?
-            .to_string();
+        let url = crate::common::websocket_url(&process)?;
         Ok(Broken {
             _process: process,
             url,

@@ -158,9 +158,20 @@ pub(crate) async fn handshake(url: &str) -> Handshake {
 /// The `webchat-local` binary as its own process on a free port with these further
 /// arguments, once its ready line is out; and the WebSocket URL that line names.
 pub(crate) fn gateway_process(args: &[&str]) -> anyhow::Result<(webchat_testkit::Process, String)> {
+    gateway_process_with(args, &[])
+}
+
+/// [`gateway_process`] with these environment variables too.
+pub(crate) fn gateway_process_with(
+    args: &[&str],
+    vars: &[(&str, &str)],
+) -> anyhow::Result<(webchat_testkit::Process, String)> {
     use anyhow::Context;
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_webchat-local"));
-    command.args(["--addr", "127.0.0.1:0"]).args(args);
+    command
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .envs(vars.iter().copied());
     // Template mode keeps its state in DynamoDB: with an endpoint, run the template.
     if template_mode() && args.contains(&"--dynamodb-endpoint") {
         let options = template_options(&Config::default());
@@ -176,11 +187,17 @@ pub(crate) fn gateway_process(args: &[&str]) -> anyhow::Result<(webchat_testkit:
             std::time::Duration::from_secs(30),
         )
         .context("webchat-local starts")?;
-    let url = process
+    let url = websocket_url(&process)?;
+    Ok((process, url))
+}
+
+/// The WebSocket URL a started `webchat-local`'s ready line names.
+pub(crate) fn websocket_url(process: &webchat_testkit::Process) -> anyhow::Result<String> {
+    use anyhow::Context;
+    Ok(process
         .ready_line()
         .split_whitespace()
         .find(|word| word.starts_with("ws://"))
         .context("the ready line names the WebSocket URL")?
-        .to_string();
-    Ok((process, url))
+        .to_string())
 }
