@@ -120,7 +120,7 @@ async fn poll_once(spec: &EventSourceSpec, queues: &Queues, queue: &Queue, funct
     }
     let name = &function.config().function_name;
     let event = sqs_event(&batch, queue, &queues.region);
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = crate::lambda::request_id();
     let returned: Vec<&Received> = match function
         .invoke(&request_id, Bytes::from(event.to_string()))
         .await

@@ -178,7 +178,7 @@ impl Dispatcher {
                 return gateway_error(500, "Internal server error", event);
             }
         };
-        match function.invoke(&lambda_request_id(), payload).await {
+        match function.invoke(&crate::lambda::request_id(), payload).await {
             Ok(invoked) => {
                 match serde_json::from_slice::<ApiGatewayProxyResponse>(&invoked.response) {
                     Ok(response) => response,
@@ -217,7 +217,7 @@ impl Dispatcher {
         let payload =
             serde_json::to_vec(request).map_err(|_| http::StatusCode::INTERNAL_SERVER_ERROR)?;
         match function
-            .invoke(&lambda_request_id(), Bytes::from(payload))
+            .invoke(&crate::lambda::request_id(), Bytes::from(payload))
             .await
         {
             Ok(invoked) => serde_json::from_slice(&invoked.response).map_err(|err| {
@@ -281,21 +281,6 @@ fn gateway_error(
     response.status_code = status;
     response.body = Some(aws_lambda_events::encodings::Body::Text(body.to_string()));
     response
-}
-
-/// A Lambda request id: a UUID (version 4 layout).
-fn lambda_request_id() -> String {
-    use rand::Rng;
-    let bits: u128 = rand::rng().random();
-    let hex = format!("{bits:032x}");
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    )
 }
 
 /// What `--template` asks for.

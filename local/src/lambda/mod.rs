@@ -227,6 +227,12 @@ impl Function {
     }
 }
 
+/// A Lambda request id (`Lambda-Runtime-Aws-Request-Id`, the `REPORT` line's): a
+/// version 4 UUID, as Lambda's are.
+pub(crate) fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 /// An X-Ray trace header, as Lambda passes one (`Lambda-Runtime-Trace-Id`).
 pub(crate) fn trace_id() -> String {
     use rand::Rng;

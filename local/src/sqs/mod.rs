@@ -15,7 +15,7 @@ pub mod endpoint;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use md5::{Digest, Md5};
@@ -231,10 +231,9 @@ pub struct Queues {
     pub region: String,
 }
 
+/// The gateway's clock, as SQS's timestamps count it (ms since the epoch).
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    u64::try_from(crate::events::now_ms()).unwrap_or(0)
 }
 
 /// The characters SQS takes in a message body.
