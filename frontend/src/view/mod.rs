@@ -45,14 +45,14 @@ pub fn App() -> impl IntoView {
     let chat = RwSignal::new(ChatState::new());
     let now = RwSignal::new(timers::now_ms());
     let placeholder = shell::placeholder::take();
-    let name = match &placeholder {
+    let name_draft = RwSignal::new(match &placeholder {
         Some(placeholder) => placeholder.name.clone(),
         None => shell::storage::load_name().unwrap_or_default(),
-    };
+    });
     provide_context(Ui {
         chat,
         now,
-        name_draft: RwSignal::new(name.clone()),
+        name_draft,
         draft: RwSignal::new(String::new()),
         following: RwSignal::new(true),
     });
@@ -64,9 +64,11 @@ pub fn App() -> impl IntoView {
             commands
         }),
         // A Join pressed on the placeholder form goes through once sign-in is known to
-        // be off; with it on, the name form was never the way in.
+        // be off (with the name field as it is then, as the form's own Join would); with
+        // sign-in on, the name form was never the way in.
         Box::new(move || {
             if join_requested && !chat.with_untracked(|c| c.auth) {
+                let name = name_draft.get_untracked();
                 shell::dispatch(&mut |c| c.join(&name));
             }
         }),
