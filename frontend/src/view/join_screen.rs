@@ -7,6 +7,13 @@ use webchat_shared_types::MAX_NAME_CHARS;
 use super::{flag, text, ui, yes, Ui};
 use crate::shell::{self, sign_in};
 
+// The form's changing words; `index.html`'s placeholder form shows them as the form
+// first reads, and a test below keeps the two alike. (The static ones stay literals in
+// `view!`, which builds them into its template: as constants they cost the download.)
+const PICK_A_NAME: &str = "Pick a name to join the chat.";
+const JOIN: &str = "Join";
+const JOINING: &str = "Joining…";
+
 #[component]
 pub(super) fn JoinScreen() -> impl IntoView {
     let Ui {
@@ -29,7 +36,7 @@ pub(super) fn JoinScreen() -> impl IntoView {
             <h1 id="join-title">"Webchat"</h1>
             <p class="lead">
                 {text(move || {
-                    if auth() { "Sign in to join the chat." } else { "Pick a name to join the chat." }
+                    if auth() { "Sign in to join the chat." } else { PICK_A_NAME }
                         .to_string()
                 })}
             </p>
@@ -62,7 +69,7 @@ pub(super) fn JoinScreen() -> impl IntoView {
                         on:input=move |event| name_draft.set(event_target_value(&event))
                     />
                     <button type="submit" data-testid="join-button" disabled=flag(joining)>
-                        {text(move || if joining() { "Joining…" } else { "Join" }.to_string())}
+                        {text(move || if joining() { JOINING } else { JOIN }.to_string())}
                     </button>
                 </div>
                 <p id="join-error" class="error" role="alert" data-testid="join-error">
@@ -70,5 +77,20 @@ pub(super) fn JoinScreen() -> impl IntoView {
                 </p>
             </form>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{JOIN, JOINING, PICK_A_NAME};
+
+    const INDEX_HTML: &str = include_str!("../../../index.html");
+
+    #[test]
+    fn the_placeholder_form_in_index_html_reads_as_the_apps_join_form() {
+        for text in [PICK_A_NAME, JOIN] {
+            assert!(INDEX_HTML.contains(&format!(">{text}<")), "{text}");
+        }
+        assert!(INDEX_HTML.contains(&format!("\"{JOINING}\"")), "{JOINING}");
     }
 }
