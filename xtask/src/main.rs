@@ -21,12 +21,14 @@ mod bench;
 mod deploy;
 mod fuzz;
 mod lambdas;
+mod test_build;
 mod tools;
 mod ui;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use test_build::TestBuild;
 use tools::{cargo, step};
 
 fn usage() -> String {
@@ -156,13 +158,15 @@ fn test(root: &Path) -> Result<()> {
     // The frame decoder under libFuzzer from the committed seeds; a crash fails the run.
     fuzz::fuzz(root, fuzz::DEFAULT_SECONDS)?;
 
+    let built = TestBuild::build(root)?;
     // The Lambda binaries that template mode runs (its suites below, and the breakage
-    // tests among the others): debug builds, run from the target directory.
-    let mut functions = cargo(root);
-    functions.args(["build", "-p", "webchat-backend", "--bin", "webchat-lambda"]);
-    functions.args(["-p", "webchat-authorizer", "--bin", "webchat-authorizer"]);
-    step("the Lambda binaries for this machine (debug)", functions)?;
-    let functions = tools::target_dir(root).join("debug");
+    // tests among the others), from the target directory.
+    let functions = built
+        .bin("webchat-lambda")?
+        .parent()
+        .context("the Lambda binary has no directory")?
+        .to_path_buf();
+    built.bin("webchat-authorizer")?;
     let mut tests = cargo(root);
     tests
         .args(["test", "--workspace", "--exclude", "webchat-e2e"])
@@ -171,10 +175,8 @@ fn test(root: &Path) -> Result<()> {
 
     // The suites that matter once more, with the template's functions behind the routes
     // (`webchat-local --template`): the same test bodies, another launcher.
-    let mut template_mode = cargo(root);
+    let mut template_mode = built.test_command("webchat-local", "it", TEMPLATE_MODE_SUITES)?;
     template_mode
-        .args(["test", "-p", "webchat-local", "--test", "it", "--"])
-        .args(TEMPLATE_MODE_SUITES)
         .env("WEBCHAT_LOCAL_MODE", "template")
         .env("WEBCHAT_FUNCTIONS_DIR", &functions);
     step(
@@ -200,7 +202,7 @@ fn test(root: &Path) -> Result<()> {
     ]);
     step("full-size load tests (load-test profile)", load)?;
 
-    ui::browser_test(root)?;
+    ui::browser_test(root, &built)?;
     println!(
         "xtask: test: every check passed in {:.0} s",
         started.elapsed().as_secs_f64()

@@ -22,6 +22,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use webchat_testkit::ui_bundle;
 
+use crate::test_build::TestBuild;
 use crate::tools::{
     cargo, ensure_rust_target, npm_install, output, path_with, run, step, target_dir,
 };
@@ -335,35 +336,29 @@ fn list_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// The real-browser test: tools, browser, release UI, `webchat-local`, then
-/// `cargo test -p webchat-e2e` against them.
-pub(crate) fn browser_test(root: &Path) -> Result<()> {
+/// The real-browser test: tools, browser and release UI, then webchat-e2e's `browser`
+/// test from the workspace's test build, with its `webchat-local`.
+pub(crate) fn browser_test(root: &Path, built: &TestBuild) -> Result<()> {
     ensure_ui_tools(root)?;
     ensure_browser(root)?;
     let dist = build_ui(root, true)?;
 
-    let mut build = cargo(root);
-    build.args(["build", "-p", "webchat-local", "--bin", "webchat-local"]);
-    step("cargo build --bin webchat-local", build)?;
-    let local_bin = target_dir(root).join("debug").join("webchat-local");
-
-    println!("xtask: cargo test -p webchat-e2e (three headless Chromium users; screenshots in target/e2e/)");
-    let status = cargo(root)
-        .args(["test", "-p", "webchat-e2e", "--", "--nocapture"])
+    let mut browser = built.test_command("webchat-e2e", "browser", &["--nocapture"])?;
+    browser
         .env("WEBCHAT_DIST", &dist)
-        .env("WEBCHAT_LOCAL_BIN", &local_bin)
-        .env("WEBCHAT_AXE", axe_script(root))
-        .stdin(Stdio::null())
-        .status()
-        .context("running cargo test")?;
-    if !status.success() {
-        bail!(
-            "the browser test failed (see above). Screenshots and the chromedriver and \
-             webchat-local logs are in {}",
+        .env("WEBCHAT_LOCAL_BIN", built.bin("webchat-local")?)
+        .env("WEBCHAT_AXE", axe_script(root));
+    step(
+        "the browser test (three headless Chromium users; screenshots in target/e2e/)",
+        browser,
+    )
+    .with_context(|| {
+        format!(
+            "the browser test failed. Screenshots and the chromedriver and webchat-local \
+             logs are in {}",
             target_dir(root).join("e2e").display()
-        );
-    }
-    Ok(())
+        )
+    })
 }
 
 fn ensure_trunk(root: &Path) -> Result<()> {
