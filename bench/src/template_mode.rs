@@ -11,7 +11,6 @@ use crate::{
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 use webchat_testkit::{Client, Dynalite, Launch, Process};
 
@@ -39,18 +38,13 @@ impl TemplateGateway {
             bail!("{} not found", options.local_bin.display());
         }
         let _ = std::fs::remove_file(&log);
-        let mut command = Command::new(&options.local_bin);
+        let mut command = webchat_testkit::template_gateway_command(
+            &options.local_bin,
+            &options.root.join("templates/root.yml"),
+            functions,
+            &dynalite.endpoint(),
+        );
         command
-            .args([
-                "--addr",
-                "127.0.0.1:0",
-                "--dynamodb-endpoint",
-                &dynalite.endpoint(),
-            ])
-            .arg("--template")
-            .arg(options.root.join("templates/root.yml"))
-            .arg("--functions-dir")
-            .arg(functions)
             // As the other figures: every connection's rate limit lifted as far as it goes.
             .arg("--parameter-overrides")
             .arg(format!("MessageRatePerSecond={MAX_RATE_PER_SECOND}"))

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use webchat_templates::deployment::EventSourceSpec;
 
 use crate::lambda::{Function, REPORT_TARGET};
-use crate::sqs::{Queue, Queues, Received, BATCH_LIMIT, MAX_WAIT};
+use crate::sqs::{attributes, Queue, Queues, Received, BATCH_LIMIT, MAX_WAIT};
 
 /// What Lambda's role needs to poll a queue for a function.
 pub const POLLING_ACTIONS: [&str; 3] = [
@@ -180,7 +180,8 @@ pub fn sqs_event(batch: &[Received], queue: &Queue, region: &str) -> Value {
                 "receiptHandle": m.receipt_handle,
                 "body": m.body,
                 "attributes": m.attributes(),
-                "messageAttributes": {},
+                "messageAttributes": attributes::to_event_json(&m.message_attributes),
+                "md5OfMessageAttributes": attributes::md5(&m.message_attributes),
                 "md5OfBody": m.md5_of_body,
                 "eventSource": "aws:sqs",
                 "eventSourceARN": queue.arn,
@@ -249,6 +250,33 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn an_event_record_carries_the_message_attributes_and_their_digest() {
+        let queues = queues(Duration::from_secs(1));
+        let jobs = queues.by_logical_id("Jobs").unwrap().clone();
+        let mut message = body("job");
+        // Small: the test queue takes 16 bytes, attributes included.
+        message.attributes = crate::sqs::attributes::parse(Some(&json!({
+            "n": {"StringValue": "1", "DataType": "Number"},
+        })))
+        .unwrap();
+        let digest = crate::sqs::attributes::md5(&message.attributes);
+        queues.send(&jobs, message, "sender").unwrap();
+        queues.send(&jobs, body("plain"), "sender").unwrap();
+        let batch = queues.receive(&jobs, 10, None, None).await;
+        let event = sqs_event(&batch, &jobs, "us-east-1");
+        let [with, plain] = event["Records"].as_array().unwrap().as_slice() else {
+            panic!("two records: {event}");
+        };
+        assert_eq!(
+            with["messageAttributes"],
+            json!({"n": {"stringValue": "1", "stringListValues": [], "binaryListValues": [], "dataType": "Number"}})
+        );
+        assert_eq!(with["md5OfMessageAttributes"], json!(digest));
+        assert_eq!(plain["messageAttributes"], json!({}));
+        assert_eq!(plain["md5OfMessageAttributes"], Value::Null);
     }
 
     #[tokio::test]
@@ -349,6 +377,7 @@ mod tests {
             receipt_handle: format!("h-{id}"),
             body: "{}".to_string(),
             md5_of_body: String::new(),
+            message_attributes: crate::sqs::attributes::MessageAttributes::new(),
             receive_count: 1,
             sent_timestamp: 1,
             first_receive_timestamp: 2,

@@ -10,6 +10,8 @@ pub mod http;
 mod stalled;
 pub use stalled::StalledReader;
 pub mod process;
+mod template_gateway;
+pub use template_gateway::template_gateway_command;
 
 pub use client::{join_many, Client, ClientError, Delivery, Inbox, Incoming, Seen};
 pub use dynalite::{dynalite_modules, Dynalite};

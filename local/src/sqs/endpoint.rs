@@ -5,11 +5,10 @@
 //!
 //! Every call's `SigV4` signature (service `sqs`) is checked. A function's key is held to
 //! its role as IAM would hold it (with `--enforce-iam`): the action is `sqs:<Operation>`
-//! (`SendMessageBatch` as `sqs:SendMessage`, `DeleteMessageBatch` as
-//! `sqs:DeleteMessage`), the resource the queue's ARN (`*` for `ListQueues`); a denial is
-//! SQS's `AccessDenied`. The operator's key (the one the gateway prints, or
-//! `AWS_ACCESS_KEY_ID` from its environment) is accepted unchecked, as an
-//! administrator's would be.
+//! (a batch as its single call: `SendMessageBatch` as `sqs:SendMessage`), the resource
+//! the queue's ARN (`*` for `ListQueues`); a denial is SQS's `AccessDenied`. The
+//! operator's key (the one the gateway prints, or `AWS_ACCESS_KEY_ID` from its
+//! environment) is accepted unchecked, as an administrator's would be.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -22,7 +21,7 @@ use axum::Router;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
-use super::{Outgoing, Queue, Queues, SqsError, BATCH_LIMIT, MAX_WAIT};
+use super::{attributes, Outgoing, Queue, Queues, Sent, SqsError, BATCH_LIMIT, MAX_WAIT};
 use crate::iam::{Denial, Identities, Identity};
 use crate::served::Served;
 use crate::sigv4::{self, AccessKey};
@@ -358,6 +357,35 @@ fn authorize(caller: &Caller, operation: &str, resource: &str) -> Result<(), Ref
     }
 }
 
+/// A send's message from its input (`SendMessage`'s, or one entry of a batch).
+fn outgoing(input: &Map<String, Value>) -> Result<Outgoing, SqsError> {
+    Ok(Outgoing {
+        body: string(input, "MessageBody")?.to_string(),
+        attributes: attributes::parse(input.get("MessageAttributes"))?,
+        delay_seconds: integer(input, "DelaySeconds")?,
+    })
+}
+
+/// What `SendMessage` answers, and each successful entry of a batch besides its `Id`.
+fn sent_json(sent: Sent) -> Value {
+    let mut answer = json!({"MessageId": sent.message_id, "MD5OfMessageBody": sent.md5_of_body});
+    if let Some(md5) = sent.md5_of_attributes {
+        answer["MD5OfMessageAttributes"] = json!(md5);
+    }
+    answer
+}
+
+/// `ChangeMessageVisibility`'s input, or one entry of a batch.
+fn change_visibility(
+    queues: &Queues,
+    queue: &Queue,
+    input: &Map<String, Value>,
+) -> Result<(), SqsError> {
+    let seconds = integer(input, "VisibilityTimeout")?
+        .ok_or_else(|| SqsError::missing_parameter("VisibilityTimeout"))?;
+    queues.change_visibility(queue, string(input, "ReceiptHandle")?, seconds)
+}
+
 async fn call(
     endpoint: &SqsEndpoint,
     caller: &Caller,
@@ -369,15 +397,7 @@ async fn call(
     Ok(match operation {
         "SendMessage" => {
             let queue = queue_for(endpoint, caller, operation, input)?;
-            let (id, md5) = queues.send(
-                queue,
-                Outgoing {
-                    body: string(input, "MessageBody")?.to_string(),
-                    delay_seconds: integer(input, "DelaySeconds")?,
-                },
-                &sender(),
-            )?;
-            json!({"MessageId": id, "MD5OfMessageBody": md5})
+            sent_json(queues.send(queue, outgoing(input)?, &sender())?)
         }
         "SendMessageBatch" => {
             let queue = queue_for(endpoint, caller, operation, input)?;
@@ -385,6 +405,8 @@ async fn call(
             let mut total = 0;
             for entry in &entries {
                 total += string(entry, "MessageBody").map_or(0, str::len);
+                total += attributes::parse(entry.get("MessageAttributes"))
+                    .map_or(0, |a| attributes::size(&a));
             }
             if total > BATCH_BYTES {
                 return Err(SqsError::new(
@@ -397,20 +419,12 @@ async fn call(
             let (mut successful, mut failures) = (Vec::new(), Vec::new());
             for entry in entries {
                 let id = string(entry, "Id")?;
-                let sent = string(entry, "MessageBody").and_then(|body| {
-                    queues.send(
-                        queue,
-                        Outgoing {
-                            body: body.to_string(),
-                            delay_seconds: integer(entry, "DelaySeconds")?,
-                        },
-                        &sender(),
-                    )
-                });
-                match sent {
-                    Ok((message_id, md5)) => successful.push(
-                        json!({"Id": id, "MessageId": message_id, "MD5OfMessageBody": md5}),
-                    ),
+                match outgoing(entry).and_then(|message| queues.send(queue, message, &sender())) {
+                    Ok(sent) => {
+                        let mut answer = sent_json(sent);
+                        answer["Id"] = json!(id);
+                        successful.push(answer);
+                    }
                     Err(error) => failures.push(failed(id, &error)),
                 }
             }
@@ -450,6 +464,7 @@ async fn call(
             let mut wanted = names(input, "AttributeNames");
             wanted.extend(names(input, "MessageSystemAttributeNames"));
             let all = wanted.iter().any(|n| n == "All");
+            let wanted_attributes = names(input, "MessageAttributeNames");
             let messages: Vec<Value> = queues
                 .receive(queue, max, visibility, wait)
                 .await
@@ -469,6 +484,12 @@ async fn call(
                     });
                     if !attributes.is_empty() {
                         message["Attributes"] = Value::Object(attributes);
+                    }
+                    // As SQS: only the attributes asked for, and the digest of those.
+                    let chosen = attributes::selected(&m.message_attributes, &wanted_attributes);
+                    if let Some(md5) = attributes::md5(&chosen) {
+                        message["MessageAttributes"] = attributes::to_json(&chosen);
+                        message["MD5OfMessageAttributes"] = json!(md5);
                     }
                     message
                 })
@@ -498,10 +519,20 @@ async fn call(
         }
         "ChangeMessageVisibility" => {
             let queue = queue_for(endpoint, caller, operation, input)?;
-            let seconds = integer(input, "VisibilityTimeout")?
-                .ok_or_else(|| SqsError::missing_parameter("VisibilityTimeout"))?;
-            queues.change_visibility(queue, string(input, "ReceiptHandle")?, seconds)?;
+            change_visibility(queues, queue, input)?;
             json!({})
+        }
+        "ChangeMessageVisibilityBatch" => {
+            let queue = queue_for(endpoint, caller, operation, input)?;
+            let (mut successful, mut failures) = (Vec::new(), Vec::new());
+            for entry in entries(input, operation)? {
+                let id = string(entry, "Id")?;
+                match change_visibility(queues, queue, entry) {
+                    Ok(()) => successful.push(json!({"Id": id})),
+                    Err(error) => failures.push(failed(id, &error)),
+                }
+            }
+            json!({"Successful": successful, "Failed": failures})
         }
         "GetQueueUrl" => {
             let name = string(input, "QueueName")?;

@@ -10,6 +10,7 @@
 //! the dead-letter queue instead; messages older than the retention period are dropped;
 //! `DelaySeconds` hides a new message for a while; `WaitTimeSeconds` long-polls.
 
+pub mod attributes;
 pub mod endpoint;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,8 @@ use base64::Engine;
 use md5::{Digest, Md5};
 use serde_json::json;
 use webchat_templates::deployment::QueueSpec;
+
+use attributes::MessageAttributes;
 
 /// Entries a batch call takes at most.
 pub const BATCH_LIMIT: usize = 10;
@@ -116,6 +119,7 @@ struct Stored {
     id: String,
     body: String,
     md5_of_body: String,
+    attributes: MessageAttributes,
     sender_id: String,
     sent_at_ms: u64,
     arrived: Instant,
@@ -137,6 +141,8 @@ pub struct Received {
     pub body: String,
     /// `MD5OfBody`.
     pub md5_of_body: String,
+    /// Every `MessageAttributes` it was sent with.
+    pub message_attributes: MessageAttributes,
     /// `ApproximateReceiveCount`, this receive included.
     pub receive_count: u32,
     /// `SentTimestamp` (ms since the epoch).
@@ -241,13 +247,35 @@ fn allowed_in_body(c: char) -> bool {
     matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
-/// A message to send: its body, delay and who sends it.
+/// What a send answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// `MessageId`.
+    pub message_id: String,
+    /// `MD5OfMessageBody`.
+    pub md5_of_body: String,
+    /// `MD5OfMessageAttributes`, when it has any.
+    pub md5_of_attributes: Option<String>,
+}
+
+/// SQS's answer to a body or attribute value with characters XML cannot carry.
+fn invalid_characters() -> SqsError {
+    SqsError::new(
+        "InvalidMessageContents",
+        "InvalidMessageContents",
+        "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
+    )
+}
+
+/// A message to send: its body, attributes and delay.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     /// `MessageBody`.
     pub body: String,
     /// `DelaySeconds`, when given.
     pub delay_seconds: Option<i64>,
+    /// `MessageAttributes`, checked.
+    pub attributes: MessageAttributes,
 }
 
 impl Queues {
@@ -356,23 +384,24 @@ impl Queues {
         self.by_name.get(name).ok_or_else(SqsError::no_queue)
     }
 
-    /// Checks a body as SQS does, before anything is stored.
-    pub fn check_body(queue: &Queue, body: &str) -> Result<(), SqsError> {
+    /// Checks a body as SQS does, before anything is stored; the attributes count
+    /// towards the size.
+    fn check_body(
+        queue: &Queue,
+        body: &str,
+        attributes: &MessageAttributes,
+    ) -> Result<(), SqsError> {
         if body.is_empty() {
             return Err(SqsError::missing_parameter("MessageBody"));
         }
-        if body.len() > queue.maximum_message_size {
+        if body.len() + attributes::size(attributes) > queue.maximum_message_size {
             return Err(SqsError::invalid_parameter(format!(
                 "One or more parameters are invalid. Reason: Message must be shorter than {} bytes.",
                 queue.maximum_message_size
             )));
         }
         if !body.chars().all(allowed_in_body) {
-            return Err(SqsError::new(
-                "InvalidMessageContents",
-                "InvalidMessageContents",
-                "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
-            ));
+            return Err(invalid_characters());
         }
         Ok(())
     }
@@ -392,20 +421,21 @@ impl Queues {
         }
     }
 
-    /// Sends one message: its `MessageId` and `MD5OfMessageBody`.
+    /// Sends one message.
     pub fn send(
         &self,
         queue: &Queue,
         message: Outgoing,
         sender_id: &str,
-    ) -> Result<(String, String), SqsError> {
-        Queues::check_body(queue, &message.body)?;
+    ) -> Result<Sent, SqsError> {
+        Queues::check_body(queue, &message.body, &message.attributes)?;
         let delay = Queues::delay_of(queue, message.delay_seconds)?;
         let now = Instant::now();
         let stored = Stored {
             id: uuid::Uuid::new_v4().to_string(),
             md5_of_body: hex::encode(Md5::digest(message.body.as_bytes())),
             body: message.body,
+            attributes: message.attributes,
             sender_id: sender_id.to_string(),
             sent_at_ms: now_ms(),
             arrived: now,
@@ -414,11 +444,15 @@ impl Queues {
             first_receive_ms: None,
             receipt: None,
         };
-        let answer = (stored.id.clone(), stored.md5_of_body.clone());
+        let sent = Sent {
+            message_id: stored.id.clone(),
+            md5_of_body: stored.md5_of_body.clone(),
+            md5_of_attributes: attributes::md5(&stored.attributes),
+        };
         queue.lock().push(stored);
         queue.counters.sent.fetch_add(1, Ordering::Relaxed);
         queue.arrived.notify_waiters();
-        Ok(answer)
+        Ok(sent)
     }
 
     fn receipt_handle(queue: &Queue, message_id: &str) -> String {
@@ -512,6 +546,7 @@ impl Queues {
                     receipt_handle: handle,
                     body: message.body.clone(),
                     md5_of_body: message.md5_of_body.clone(),
+                    message_attributes: message.attributes.clone(),
                     receive_count: message.receives,
                     sent_timestamp: message.sent_at_ms,
                     first_receive_timestamp: first,
@@ -744,6 +779,7 @@ pub(crate) mod tests {
     pub(crate) fn body(text: &str) -> Outgoing {
         Outgoing {
             body: text.to_string(),
+            attributes: MessageAttributes::new(),
             delay_seconds: None,
         }
     }
@@ -775,7 +811,8 @@ pub(crate) mod tests {
         let q = queues(Duration::from_millis(50));
         let jobs = q.by_logical_id("Jobs").unwrap().clone();
         let dead = q.by_logical_id("Dead").unwrap().clone();
-        let (id, md5) = q.send(&jobs, body("job"), "sender").unwrap();
+        let sent = q.send(&jobs, body("job"), "sender").unwrap();
+        let (id, md5) = (sent.message_id, sent.md5_of_body);
         assert_eq!(md5, "9dddd5ce1b1375bc497feeb871842d4b");
         for receive in 1..=2 {
             let got = q
@@ -875,5 +912,20 @@ pub(crate) mod tests {
             attributes["RedrivePolicy"],
             r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:stack-Dead","maxReceiveCount":2}"#
         );
+    }
+
+    #[test]
+    fn attributes_count_towards_the_size_a_queue_takes() {
+        let q = queues(Duration::from_secs(1));
+        let jobs = q.by_logical_id("Jobs").unwrap();
+        let mut message = body("tiny");
+        message.attributes = attributes::parse(Some(&json!({
+            "name": {"DataType": "String", "StringValue": "value"},
+        })))
+        .unwrap();
+        let refused = q.send(jobs, message, "s").unwrap_err();
+        assert_eq!(refused.code, "InvalidParameterValue");
+        assert!(refused.message.contains("16 bytes"), "{refused}");
+        assert_eq!(jobs.counters().sent, 0);
     }
 }

@@ -6,7 +6,7 @@
 use crate::common::{self, template_options};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use webchat_local::Config;
 use webchat_testkit::{Client, Dynalite};
@@ -78,19 +78,13 @@ impl Broken {
         let dynalite = Dynalite::start();
         let options = template_options(&Config::default());
         let log = copy.dir.join("webchat-local.log");
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_webchat-local"));
-        command
-            .args([
-                "--addr",
-                "127.0.0.1:0",
-                "--dynamodb-endpoint",
-                &dynalite.endpoint(),
-            ])
-            .arg("--template")
-            .arg(copy.root())
-            .arg("--functions-dir")
-            .arg(&options.functions_dir)
-            .args(args);
+        let mut command = webchat_testkit::template_gateway_command(
+            Path::new(env!("CARGO_BIN_EXE_webchat-local")),
+            &copy.root(),
+            &options.functions_dir,
+            &dynalite.endpoint(),
+        );
+        command.args(args);
         let process = webchat_testkit::Launch::new("webchat-local --template", command)
             .log_to(&log)
             .until_ready(webchat_local::READY_LINE_PREFIX, Duration::from_secs(30))?;

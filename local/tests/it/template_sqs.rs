@@ -256,6 +256,161 @@ async fn a_job_the_function_fails_is_received_max_receive_count_times_then_waits
 }
 
 #[tokio::test]
+async fn message_attributes_travel_with_a_message_and_visibility_changes_in_batches() -> Result<()>
+{
+    use aws_sdk_sqs::primitives::Blob;
+    use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
+    let (gateway, _dynalite) = start(&[], None).await;
+    let sqs = sqs_client(&gateway);
+    // The dead-letter queue: no event source mapping takes from it.
+    let dead = gateway
+        .queue("FanoutDeadLetterQueue")
+        .context("the dead-letter queue")?;
+    let text = |data_type: &str, value: &str| {
+        MessageAttributeValue::builder()
+            .data_type(data_type)
+            .string_value(value)
+            .build()
+            .expect("an attribute")
+    };
+    // The attributes of an SQS response botocore's tests record, with SQS's digest.
+    let sent = sqs
+        .send_message()
+        .queue_url(&dead.url)
+        .message_body("with attributes")
+        .message_attributes("Hello", text("String", "There"))
+        .message_attributes("General", text("String", "Kenobi"))
+        .send()
+        .await?;
+    assert_eq!(
+        sent.md5_of_message_attributes(),
+        Some("fca026605781cb4126a1e9044df24232")
+    );
+    let batch = sqs
+        .send_message_batch()
+        .queue_url(&dead.url)
+        .entries(
+            SendMessageBatchRequestEntry::builder()
+                .id("typed")
+                .message_body("typed")
+                .message_attributes("trace.id", text("String", "t-1"))
+                .message_attributes("attempt", text("Number.int", "2"))
+                .message_attributes(
+                    "blob",
+                    MessageAttributeValue::builder()
+                        .data_type("Binary")
+                        .binary_value(Blob::new(vec![0_u8, 159, 255]))
+                        .build()?,
+                )
+                .build()?,
+        )
+        .entries(
+            SendMessageBatchRequestEntry::builder()
+                .id("bad")
+                .message_body("bad")
+                .message_attributes("n", text("Number", "ten"))
+                .build()?,
+        )
+        .send()
+        .await?;
+    assert_eq!(batch.successful().len(), 1, "{batch:?}");
+    let [refused] = batch.failed() else {
+        panic!("the bad entry fails alone: {batch:?}");
+    };
+    assert_eq!(
+        (refused.id(), refused.code()),
+        ("bad", "InvalidParameterValue")
+    );
+    assert!(batch.successful()[0].md5_of_message_attributes().is_some());
+
+    // A receive gets the attributes it names, with the digest of those.
+    let received = sqs
+        .receive_message()
+        .queue_url(&dead.url)
+        .max_number_of_messages(10)
+        .message_attribute_names("trace.*")
+        .message_attribute_names("blob")
+        .send()
+        .await?;
+    let messages = received.messages();
+    assert_eq!(messages.len(), 2, "{received:?}");
+    let by_body = |body: &str| {
+        messages
+            .iter()
+            .find(|m| m.body() == Some(body))
+            .expect("the message")
+    };
+    let typed = by_body("typed")
+        .message_attributes()
+        .context("attributes")?;
+    let mut names: Vec<&String> = typed.keys().collect();
+    names.sort();
+    assert_eq!(names, ["blob", "trace.id"]);
+    assert_eq!(typed["trace.id"].string_value(), Some("t-1"));
+    assert_eq!(
+        typed["blob"].binary_value().map(Blob::as_ref),
+        Some(&[0_u8, 159, 255][..])
+    );
+    assert!(by_body("typed").md5_of_message_attributes().is_some());
+    let plain = by_body("with attributes");
+    assert!(
+        plain.message_attributes().is_none(),
+        "none asked: {plain:?}"
+    );
+    assert_eq!(plain.md5_of_message_attributes(), None);
+
+    // Both back at once: a batch makes them visible again; a bad handle fails alone.
+    let entry = |id: &str, handle: &str| {
+        ChangeMessageVisibilityBatchRequestEntry::builder()
+            .id(id)
+            .receipt_handle(handle)
+            .visibility_timeout(0)
+            .build()
+            .expect("an entry")
+    };
+    let changed = sqs
+        .change_message_visibility_batch()
+        .queue_url(&dead.url)
+        .set_entries(Some(
+            messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| entry(&format!("m{i}"), m.receipt_handle().unwrap_or_default()))
+                .chain([entry("forged", "not-a-handle")])
+                .collect(),
+        ))
+        .send()
+        .await?;
+    assert_eq!(changed.successful().len(), 2, "{changed:?}");
+    let [forged] = changed.failed() else {
+        panic!("the forged handle fails: {changed:?}");
+    };
+    assert_eq!(
+        (forged.id(), forged.code()),
+        ("forged", "ReceiptHandleIsInvalid")
+    );
+    let again = sqs
+        .receive_message()
+        .queue_url(&dead.url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await?;
+    assert_eq!(again.messages().len(), 2, "visible again: {again:?}");
+    let plain = again
+        .messages()
+        .iter()
+        .find(|m| m.body() == Some("with attributes"))
+        .context("the message")?;
+    assert_eq!(
+        plain.md5_of_message_attributes(),
+        Some("fca026605781cb4126a1e9044df24232")
+    );
+    gateway.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn bad_calls_get_sqs_own_errors() -> Result<()> {
     let (gateway, _dynalite) = start(&[], None).await;
     let sqs = sqs_client(&gateway);
