@@ -220,17 +220,58 @@ async fn close(
 
 /// The close frame a read error deserves (RFC 6455 §7.4): 1009 for frames over 32 KB
 /// and messages over 128 KB, 1007 for text that is not UTF-8, 1002 for other protocol
-/// violations; `None` when the connection itself is gone.
+/// violations; `None` when the connection itself is gone, closed without a close frame
+/// included (RFC 6455 §7.1.5: that is 1006, not a violation to answer).
 fn close_for(err: &axum::Error) -> Option<(u16, &'static str)> {
+    use tungstenite::error::ProtocolError;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(current) = source {
         match current.downcast_ref::<tungstenite::Error>() {
             Some(tungstenite::Error::Capacity(_)) => return Some((1009, "Message too big")),
             Some(tungstenite::Error::Utf8(_)) => return Some((1007, "Invalid frame payload data")),
+            Some(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+                return None
+            }
             Some(tungstenite::Error::Protocol(_)) => return Some((1002, "Protocol error")),
             _ => {}
         }
         source = current.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::close_for;
+    use tungstenite::error::{CapacityError, ProtocolError};
+
+    fn read_error(error: tungstenite::Error) -> axum::Error {
+        axum::Error::new(error)
+    }
+
+    #[test]
+    fn a_client_gone_without_a_close_frame_is_a_lost_connection_not_a_violation() {
+        assert_eq!(
+            close_for(&read_error(tungstenite::Error::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+            ))),
+            None,
+            "`$disconnect` says 1006 Connection lost"
+        );
+        assert_eq!(
+            close_for(&read_error(tungstenite::Error::Protocol(
+                ProtocolError::UnmaskedFrameFromClient
+            ))),
+            Some((1002, "Protocol error"))
+        );
+        assert_eq!(
+            close_for(&read_error(tungstenite::Error::Capacity(
+                CapacityError::MessageTooLong {
+                    size: 2,
+                    max_size: 1
+                }
+            ))),
+            Some((1009, "Message too big"))
+        );
+    }
 }
