@@ -258,11 +258,11 @@ mod tests {
         let jobs = queues.by_logical_id("Jobs").unwrap().clone();
         let mut message = body("job");
         // Small: the test queue takes 16 bytes, attributes included.
-        message.attributes = crate::sqs::attributes::parse(Some(&json!({
+        message.attributes = attributes::parse(Some(&json!({
             "n": {"StringValue": "1", "DataType": "Number"},
         })))
         .unwrap();
-        let digest = crate::sqs::attributes::md5(&message.attributes);
+        let digest = attributes::md5(&message.attributes);
         queues.send(&jobs, message, "sender").unwrap();
         queues.send(&jobs, body("plain"), "sender").unwrap();
         let batch = queues.receive(&jobs, 10, None, None).await;
@@ -377,7 +377,7 @@ mod tests {
             receipt_handle: format!("h-{id}"),
             body: "{}".to_string(),
             md5_of_body: String::new(),
-            message_attributes: crate::sqs::attributes::MessageAttributes::new(),
+            message_attributes: attributes::MessageAttributes::new(),
             receive_count: 1,
             sent_timestamp: 1,
             first_receive_timestamp: 2,

@@ -21,7 +21,8 @@ use axum::Router;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
-use super::{attributes, Outgoing, Queue, Queues, Sent, SqsError, BATCH_LIMIT, MAX_WAIT};
+use super::attributes::{self, MessageAttributes};
+use super::{Outgoing, Queue, Queues, Sent, SqsError, BATCH_LIMIT, MAX_WAIT};
 use crate::iam::{Denial, Identities, Identity};
 use crate::served::Served;
 use crate::sigv4::{self, AccessKey};
@@ -357,11 +358,20 @@ fn authorize(caller: &Caller, operation: &str, resource: &str) -> Result<(), Ref
     }
 }
 
-/// A send's message from its input (`SendMessage`'s, or one entry of a batch).
-fn outgoing(input: &Map<String, Value>) -> Result<Outgoing, SqsError> {
+/// A message's attributes as its input (`SendMessage`'s, or one entry of a batch) gives them.
+fn attributes_of(input: &Map<String, Value>) -> Result<MessageAttributes, SqsError> {
+    attributes::parse(input.get("MessageAttributes"))
+}
+
+/// A send's message from its input and its attributes as read from it; a missing body is
+/// reported before bad attributes, and those before a bad delay.
+fn outgoing(
+    input: &Map<String, Value>,
+    attributes: Result<MessageAttributes, SqsError>,
+) -> Result<Outgoing, SqsError> {
     Ok(Outgoing {
         body: string(input, "MessageBody")?.to_string(),
-        attributes: attributes::parse(input.get("MessageAttributes"))?,
+        attributes: attributes?,
         delay_seconds: integer(input, "DelaySeconds")?,
     })
 }
@@ -397,17 +407,23 @@ async fn call(
     Ok(match operation {
         "SendMessage" => {
             let queue = queue_for(endpoint, caller, operation, input)?;
-            sent_json(queues.send(queue, outgoing(input)?, &sender())?)
+            let message = outgoing(input, attributes_of(input))?;
+            sent_json(queues.send(queue, message, &sender())?)
         }
         "SendMessageBatch" => {
             let queue = queue_for(endpoint, caller, operation, input)?;
             let entries = entries(input, operation)?;
-            let mut total = 0;
-            for entry in &entries {
-                total += string(entry, "MessageBody").map_or(0, str::len);
-                total += attributes::parse(entry.get("MessageAttributes"))
-                    .map_or(0, |a| attributes::size(&a));
-            }
+            // Each entry's attributes are read once: they count towards the batch's size
+            // and then go with its message.
+            let read: Vec<_> = entries.iter().map(|entry| attributes_of(entry)).collect();
+            let total: usize = entries
+                .iter()
+                .zip(&read)
+                .map(|(entry, attributes)| {
+                    string(entry, "MessageBody").map_or(0, str::len)
+                        + attributes.as_ref().map_or(0, attributes::size)
+                })
+                .sum();
             if total > BATCH_BYTES {
                 return Err(SqsError::new(
                     "BatchRequestTooLong",
@@ -417,9 +433,11 @@ async fn call(
                 .into());
             }
             let (mut successful, mut failures) = (Vec::new(), Vec::new());
-            for entry in entries {
+            for (entry, attributes) in entries.into_iter().zip(read) {
                 let id = string(entry, "Id")?;
-                match outgoing(entry).and_then(|message| queues.send(queue, message, &sender())) {
+                let sent = outgoing(entry, attributes)
+                    .and_then(|message| queues.send(queue, message, &sender()));
+                match sent {
                     Ok(sent) => {
                         let mut answer = sent_json(sent);
                         answer["Id"] = json!(id);
