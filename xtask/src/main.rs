@@ -166,6 +166,7 @@ fn test(root: &Path) -> Result<()> {
         .parent()
         .context("the Lambda binary has no directory")?
         .to_path_buf();
+    // Template mode starts the authorizer from the same directory: it must be there too.
     built.bin("webchat-authorizer")?;
     let mut tests = cargo(root);
     tests

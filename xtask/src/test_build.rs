@@ -8,12 +8,11 @@
 //! rebuilt much of the graph: on a fresh clone some 3.5 minutes and 4 GB of `target/` more.
 //! So `cargo test --workspace --no-run` builds once, and the steps run its executables.
 
-use crate::tools::{cargo, output};
+use crate::tools::{cargo, step_output};
 use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 /// The executables one `cargo test --workspace --no-run` built.
 pub(crate) struct TestBuild {
@@ -33,21 +32,18 @@ struct Artifact {
 impl TestBuild {
     /// Builds every test and binary of the workspace (no-op when up to date).
     pub(crate) fn build(root: &Path) -> Result<Self> {
-        let name = "build the workspace's tests and binaries (cargo test --workspace --no-run)";
-        println!("xtask: {name}");
-        let started = Instant::now();
-        let json = output(cargo(root).args([
+        let mut build = cargo(root);
+        build.args([
             "test",
             "--workspace",
             "--no-run",
             "--message-format=json-render-diagnostics",
-        ]))
-        .with_context(|| format!("`{name}` failed; see its output above"))?;
+        ]);
+        let json = step_output(
+            "build the workspace's tests and binaries (cargo test --workspace --no-run)",
+            build,
+        )?;
         let artifacts = json.lines().filter_map(artifact).collect();
-        println!(
-            "xtask: {name}: ok in {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
         Ok(Self { artifacts })
     }
 

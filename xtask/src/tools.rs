@@ -16,14 +16,23 @@ pub(crate) fn cargo(root: &Path) -> Command {
 /// Runs a named step with its output shown, printing how long it took; fails with its
 /// name.
 pub(crate) fn step(name: &str, mut command: Command) -> Result<()> {
+    timed(name, || run(&mut command))
+}
+
+/// [`step`] for a command whose standard output is read, not shown: it is returned.
+pub(crate) fn step_output(name: &str, mut command: Command) -> Result<String> {
+    timed(name, || output(&mut command))
+}
+
+fn timed<T>(name: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
     println!("xtask: {name}");
     let started = Instant::now();
-    run(&mut command).with_context(|| format!("`{name}` failed; see its output above"))?;
+    let done = work().with_context(|| format!("`{name}` failed; see its output above"))?;
     println!(
         "xtask: {name}: ok in {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(done)
 }
 
 /// Runs a command with its output shown; fails on a non-zero exit.
